@@ -1,0 +1,49 @@
+"""Telemetry and governance for Python gRPC services, from one call.
+
+    import telemetry
+    tel = telemetry.init(service_name="order")
+    server = tel.server()                     # sync; tel.aio_server() for grpc.aio
+    channel = tel.channel("inventory:50051")  # tel.aio_channel(...) for grpc.aio
+    log = telemetry.get_logger(__name__)      # JSON lines with trace_id / span_id
+
+Everything public is re-exported here; ``__all__`` is the API.
+"""
+
+from telemetry.config import ConfigError, TelemetryConfig
+from telemetry.deadline import deadline_scope, remaining
+from telemetry.handle import Telemetry, current, init
+from telemetry.logging.pipeline import add_log_fields, get_logger
+from telemetry.rpc.aio_client import AioClientInterceptor
+from telemetry.rpc.aio_server import AioServerInterceptor
+from telemetry.rpc.call import CallState, MethodInfo, RejectCall, RpcKind, Side
+from telemetry.rpc.client import ClientInterceptor, FailedCall
+from telemetry.rpc.concern import Concern
+from telemetry.rpc.server import ServerInterceptor
+from telemetry.tracing.samplers import RateLimitingSampler
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AioClientInterceptor",
+    "AioServerInterceptor",
+    "CallState",
+    "Concern",
+    "ConfigError",
+    "ClientInterceptor",
+    "FailedCall",
+    "MethodInfo",
+    "RateLimitingSampler",
+    "RejectCall",
+    "RpcKind",
+    "ServerInterceptor",
+    "Side",
+    "Telemetry",
+    "TelemetryConfig",
+    "__version__",
+    "add_log_fields",
+    "current",
+    "deadline_scope",
+    "get_logger",
+    "init",
+    "remaining",
+]

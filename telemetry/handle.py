@@ -1,0 +1,320 @@
+"""The :class:`Telemetry` handle: tracing, metrics and logging for one service, and the interceptors,
+servers and channels built from them. :func:`init` creates one, installs it process-wide, and
+registers its shutdown at exit.
+
+Several handles can live in one process (tests run three services in one); each has its own tracer
+provider and metric registry, while logging is process-wide and tells services apart per call.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import grpc.aio
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from prometheus_client import REGISTRY, CollectorRegistry, ProcessCollector
+
+from telemetry import deadline
+from telemetry.config import TelemetryConfig
+from telemetry.logging import pipeline as log_pipeline
+from telemetry.logging.access import AccessLog
+from telemetry.metrics.exposition import MetricsServer, serve_metrics
+from telemetry.metrics.rpc import RpcMetricsConcern, SideMetrics
+from telemetry.metrics.runtime import LogDropsCollector
+from telemetry.rpc.aio_client import AioClientInterceptor
+from telemetry.rpc.aio_server import AioServerInterceptor
+from telemetry.rpc.call import Side
+from telemetry.rpc.client import ClientInterceptor
+from telemetry.rpc.concern import Concern
+from telemetry.rpc.server import ServerInterceptor
+from telemetry.tracing.concern import ClientTracing, ServerTracing
+from telemetry.tracing.setup import build_propagator, build_tracer_provider
+
+_log = logging.getLogger("telemetry")
+
+
+class Telemetry:
+    """Observability for one service. Prefer :func:`telemetry.init`; build directly in tests."""
+
+    def __init__(
+        self,
+        config: TelemetryConfig,
+        *,
+        registry: CollectorRegistry | None = None,
+        span_exporter: SpanExporter | None = None,
+        span_processors: Sequence[SpanProcessor] = (),
+    ) -> None:
+        self.config = config
+        self.propagator = build_propagator(config.propagators)
+        self.tracer_provider: TracerProvider | None = None
+        # With tracing disabled (OTEL_SDK_DISABLED) user code still gets a tracer: a no-op one.
+        self.tracer: trace.Tracer = trace.NoOpTracer()
+        if config.tracing_enabled:
+            self.tracer_provider = build_tracer_provider(config, span_exporter, tuple(span_processors))
+            self.tracer = self.tracer_provider.get_tracer("telemetry")
+
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._collectors: list[Any] = []
+        self.server_metrics: SideMetrics | None = None
+        self.client_metrics: SideMetrics | None = None
+        if config.metrics_enabled:
+            buckets, cap = config.latency_buckets, config.max_method_labels
+            self.server_metrics = SideMetrics("server", self.registry, buckets, cap)
+            self.client_metrics = SideMetrics("client", self.registry, buckets, cap)
+            if self.registry is not REGISTRY:  # the global one already has process metrics
+                self._register(ProcessCollector(registry=None))
+            self._register(LogDropsCollector())
+        self.metrics_server: MetricsServer | None = None
+        if config.metrics_enabled and config.metrics_port is not None:
+            self.metrics_server = serve_metrics(self.registry, config.metrics_host, config.metrics_port)
+        self._shutdown_lock = threading.Lock()
+        self._is_shut_down = False
+
+    # -- concerns: the building blocks of every interceptor -------------------------------------
+
+    def server_concerns(
+        self,
+        *,
+        tracing: bool = True,
+        metrics: bool = True,
+        logging: bool = True,
+        deadlines: bool = True,
+    ) -> list[Concern]:
+        cfg = self.config
+        concerns: list[Concern] = []
+        if tracing and self.tracer_provider is not None:
+            concerns.append(ServerTracing(self.tracer, self.propagator, cfg.untraced_services))
+        if logging:
+            concerns.append(self._access_log(Side.SERVER, cfg.access_log))
+        if metrics and self.server_metrics is not None:
+            concerns.append(RpcMetricsConcern(self.server_metrics))
+        if deadlines and cfg.deadline_propagation:
+            concerns.append(deadline.ServerDeadline())
+        return concerns
+
+    def client_concerns(
+        self,
+        target: str = "",
+        *,
+        tracing: bool = True,
+        metrics: bool = True,
+        logging: bool = True,
+        deadlines: bool = True,
+    ) -> list[Concern]:
+        cfg = self.config
+        concerns: list[Concern] = []
+        if tracing and self.tracer_provider is not None:
+            concerns.append(ClientTracing(self.tracer, self.propagator, cfg.untraced_services, target))
+        if logging:
+            concerns.append(self._access_log(Side.CLIENT, cfg.client_access_log))
+        if metrics and self.client_metrics is not None:
+            concerns.append(RpcMetricsConcern(self.client_metrics))
+        if deadlines and cfg.deadline_propagation:
+            concerns.append(deadline.ClientDeadline())
+        return concerns
+
+    def _access_log(self, side: Side, enabled: bool) -> AccessLog:
+        cfg = self.config
+        return AccessLog(
+            cfg.service_name,
+            side,
+            enabled=enabled,
+            excluded_services=cfg.untraced_services,
+            log_metadata=cfg.log_metadata,
+            log_payloads=cfg.log_payloads,
+            payload_max_chars=cfg.payload_max_chars,
+            sensitive_keys=cfg.sensitive_keys,
+        )
+
+    # -- interceptors: one per side and flavour, running the selected concerns ------------------
+
+    def server_interceptor(self, **select: bool) -> ServerInterceptor:
+        """Sync server interceptor; pass e.g. ``metrics=False`` to leave a concern out."""
+        return ServerInterceptor(self.server_concerns(**select))
+
+    def aio_server_interceptor(self, **select: bool) -> AioServerInterceptor:
+        return AioServerInterceptor(self.server_concerns(**select))
+
+    def client_interceptor(self, target: str = "", **select: bool) -> ClientInterceptor:
+        return ClientInterceptor(self.client_concerns(target, **select), target)
+
+    def aio_client_interceptors(self, target: str = "", **select: bool) -> list[Any]:
+        """For ``grpc.aio.*_channel(interceptors=...)``: one per RPC kind (grpc.aio needs that)."""
+        return AioClientInterceptor(self.client_concerns(target, **select), target).split()
+
+    # -- shortcuts: fully instrumented servers and channels -------------------------------------
+
+    def server(
+        self,
+        *,
+        max_workers: int = 16,
+        interceptors: Sequence[Any] = (),
+        options: Sequence[tuple[str, Any]] = (),
+        maximum_concurrent_rpcs: int | None = None,
+    ) -> grpc.Server:
+        """A sync ``grpc.Server``; telemetry runs first, then ``interceptors``."""
+        return grpc.server(
+            ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-handler"),
+            interceptors=[self.server_interceptor(), *interceptors],
+            options=list(options),
+            maximum_concurrent_rpcs=maximum_concurrent_rpcs,
+        )
+
+    def aio_server(
+        self,
+        *,
+        interceptors: Sequence[Any] = (),
+        options: Sequence[tuple[str, Any]] = (),
+        maximum_concurrent_rpcs: int | None = None,
+    ) -> grpc.aio.Server:
+        return grpc.aio.server(
+            interceptors=[self.aio_server_interceptor(), *interceptors],
+            options=list(options),
+            maximum_concurrent_rpcs=maximum_concurrent_rpcs,
+        )
+
+    def channel(
+        self,
+        target: str,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+        interceptors: Sequence[Any] = (),
+    ) -> grpc.Channel:
+        """A sync channel (TLS when ``credentials`` are given); telemetry runs first."""
+        if credentials is not None:
+            channel = grpc.secure_channel(target, credentials, options=list(options))
+        else:
+            channel = grpc.insecure_channel(target, options=list(options))
+        return grpc.intercept_channel(channel, self.client_interceptor(target), *interceptors)
+
+    def aio_channel(
+        self,
+        target: str,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+        interceptors: Sequence[Any] = (),
+    ) -> grpc.aio.Channel:
+        chain = [*self.aio_client_interceptors(target), *interceptors]
+        if credentials is not None:
+            return grpc.aio.secure_channel(
+                target, credentials, options=list(options), interceptors=chain
+            )
+        return grpc.aio.insecure_channel(target, options=list(options), interceptors=chain)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def metrics_url(self) -> str | None:
+        return self.metrics_server.url if self.metrics_server is not None else None
+
+    def force_flush(self, timeout: float = 5.0) -> bool:
+        ok = True
+        if self.tracer_provider is not None:
+            ok = self.tracer_provider.force_flush(int(timeout * 1000))
+        return log_pipeline.flush(timeout) and ok
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Flush spans and logs, stop the metrics endpoint. Idempotent; bounded by ``timeout``."""
+        with self._shutdown_lock:
+            if self._is_shut_down:
+                return
+            self._is_shut_down = True
+        if self.tracer_provider is not None:
+            _bounded(lambda: self.tracer_provider.shutdown() if self.tracer_provider else None, timeout)
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+        for collector in self._collectors:
+            with contextlib.suppress(KeyError):
+                self.registry.unregister(collector)
+        for side in (self.server_metrics, self.client_metrics):
+            if side is not None:
+                side.unregister(self.registry)
+        log_pipeline.flush(timeout)
+
+    def _register(self, collector: Any) -> None:
+        self.registry.register(collector)
+        self._collectors.append(collector)
+
+
+def _bounded(fn: Any, timeout: float) -> None:
+    """Run ``fn`` but give up waiting after ``timeout``: a dead collector must not hang exit."""
+    worker = threading.Thread(target=fn, name="telemetry-shutdown", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        _log.warning("telemetry shutdown did not finish within %.1fs; giving up on it", timeout)
+
+
+_current: Telemetry | None = None
+_current_lock = threading.Lock()
+
+
+def init(
+    service_name: str | None = None,
+    *,
+    config: TelemetryConfig | None = None,
+    registry: CollectorRegistry | None = None,
+    span_exporter: SpanExporter | None = None,
+    **settings: Any,
+) -> Telemetry:
+    """Configure tracing, metrics and logging for this process, from the environment and arguments.
+
+    Keyword arguments are :class:`TelemetryConfig` fields and win over environment variables. The
+    handle is installed as the global tracer provider and propagator and returned; its
+    :meth:`~Telemetry.shutdown` runs at exit. Calling ``init`` again replaces the previous handle.
+    """
+    global _current
+    if config is None:
+        config = TelemetryConfig.from_env(service_name=service_name, **settings)
+    elif service_name is not None or settings:
+        config = config.replace(**({"service_name": service_name} if service_name else {}), **settings)
+    with _current_lock:
+        previous, _current = _current, None
+    if previous is not None:
+        previous.shutdown()
+    log_pipeline.configure(
+        service_name=config.service_name,
+        level=config.log_level,
+        fmt=config.log_format,
+        stream=config.log_stream,
+        queue_size=config.log_queue_size,
+        capture_stdlib=config.capture_stdlib_logging,
+        sensitive_keys=config.sensitive_keys,
+    )
+    handle = Telemetry(
+        config,
+        registry=registry if registry is not None else REGISTRY,
+        span_exporter=span_exporter,
+    )
+    if handle.tracer_provider is not None:
+        _set_global_tracer_provider(handle.tracer_provider)
+    propagate.set_global_textmap(handle.propagator)
+    with _current_lock:
+        _current = handle
+    atexit.register(handle.shutdown)
+    return handle
+
+
+def _set_global_tracer_provider(provider: TracerProvider) -> None:
+    # The API allows setting the global provider once; later inits (tests, reloads) swap it directly.
+    trace._TRACER_PROVIDER_SET_ONCE._done = False
+    trace.set_tracer_provider(provider)
+
+
+def current() -> Telemetry:
+    """The handle installed by :func:`init`."""
+    handle = _current
+    if handle is None:
+        raise RuntimeError("telemetry is not initialised: call telemetry.init(service_name=...) first")
+    return handle

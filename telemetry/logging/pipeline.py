@@ -1,0 +1,212 @@
+"""One process-wide log pipeline for structlog, stdlib ``logging`` and the access-log concern.
+
+Every event, whatever its source, gets the same fields (timestamp, level, service, and ``trace_id`` /
+``span_id`` when a span is current), has sensitive keys redacted, and is handed to the sinks: the
+non-blocking writer in production, captures in tests. Logging is process-global by nature (structlog
+and the root logger are), so this module owns that global state and nothing else does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, MutableMapping
+from contextvars import ContextVar
+from typing import Any, TextIO
+
+import structlog
+from opentelemetry import trace
+
+from telemetry.config import DEFAULT_SENSITIVE_KEYS
+from telemetry.logging.render import render_console, render_json
+from telemetry.logging.writer import AsyncLineWriter
+from telemetry.rpc.call import CallState
+
+Sink = Callable[[dict[str, Any]], None]
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+REDACTED = "[REDACTED]"
+
+# The call being served in this context: its service name and the fields handlers add to its line.
+current_call: ContextVar[CallState | None] = ContextVar("telemetry_current_call", default=None)
+
+
+class LogPipeline:
+    def __init__(self) -> None:
+        self.sinks: tuple[Sink, ...] = ()
+        self.default_service = "unknown_service"
+        self.sensitive: frozenset[str] = frozenset(DEFAULT_SENSITIVE_KEYS)
+        self.min_level = LEVELS["info"]
+        self.writer: AsyncLineWriter | None = None
+
+    def enabled_for(self, level: str) -> bool:
+        return LEVELS.get(level, 20) >= self.min_level
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Redact and hand ``event`` to every sink. Never raises."""
+        if self.sensitive and not self.sensitive.isdisjoint(event):
+            for key in self.sensitive.intersection(event):
+                event[key] = REDACTED
+        for sink in self.sinks:
+            with contextlib.suppress(Exception):  # a broken sink must not break the caller
+                sink(event)
+
+    def add_sink(self, sink: Sink) -> None:
+        self.sinks = (*self.sinks, sink)
+
+    def remove_sink(self, sink: Sink) -> None:
+        self.sinks = tuple(s for s in self.sinks if s is not sink)
+
+
+PIPELINE = LogPipeline()
+
+
+def add_context_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """Timestamp, service and the current span's ids (what every line carries)."""
+    event.setdefault("timestamp", time.time())
+    if "service" not in event:
+        call = current_call.get()
+        event["service"] = (call.service if call is not None else None) or PIPELINE.default_service
+    if "trace_id" not in event:
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            event["trace_id"] = format(ctx.trace_id, "032x")
+            event["span_id"] = format(ctx.span_id, "016x")
+    return event
+
+
+def _structlog_context(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
+    return add_context_fields(dict(event) if not isinstance(event, dict) else event)
+
+
+def _structlog_to_pipeline(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
+    PIPELINE.emit(dict(event) if not isinstance(event, dict) else event)
+    raise structlog.DropEvent
+
+
+class _StdlibHandler(logging.Handler):
+    """Routes stdlib records (grpc, libraries) into the pipeline, correlated like structlog lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event: dict[str, Any] = {
+                "event": record.getMessage(),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "timestamp": record.created,
+            }
+            if record.exc_info and record.exc_info[1] is not None:
+                event["exception"] = "".join(traceback.format_exception(*record.exc_info))
+            PIPELINE.emit(add_context_fields(event))
+        except Exception:
+            self.handleError(record)
+
+
+_stdlib_handler: _StdlibHandler | None = None
+
+
+def configure(
+    *,
+    service_name: str,
+    level: str = "info",
+    fmt: str = "json",
+    stream: TextIO | None = None,
+    queue_size: int = 10_000,
+    capture_stdlib: bool = True,
+    sensitive_keys: Iterable[str] = DEFAULT_SENSITIVE_KEYS,
+) -> LogPipeline:
+    """(Re)configure the process's logging. Idempotent; replaces the previous writer."""
+    global _stdlib_handler, _generation
+    PIPELINE.default_service = service_name
+    PIPELINE.min_level = LEVELS[level]
+    PIPELINE.sensitive = frozenset(k.lower() for k in sensitive_keys)
+    old_writer = PIPELINE.writer
+    writer = AsyncLineWriter(
+        stream if stream is not None else sys.stdout,
+        render_json if fmt == "json" else render_console,
+        queue_size,
+    )
+    PIPELINE.writer = writer
+    PIPELINE.sinks = (*(s for s in PIPELINE.sinks if s is not old_writer), writer)
+    if old_writer is not None:
+        old_writer.close(timeout=1.0)
+
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            _structlog_context,
+            structlog.processors.format_exc_info,
+            _structlog_to_pipeline,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
+        logger_factory=structlog.ReturnLoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+    _generation += 1
+    root = logging.getLogger()
+    if _stdlib_handler is not None:
+        root.removeHandler(_stdlib_handler)
+        _stdlib_handler = None
+    if capture_stdlib:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        _stdlib_handler = _StdlibHandler()
+        root.addHandler(_stdlib_handler)
+        root.setLevel(LEVELS[level])
+    return PIPELINE
+
+
+def flush(timeout: float = 5.0) -> bool:
+    writer = PIPELINE.writer
+    return True if writer is None else writer.flush(timeout)
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    writer = PIPELINE.writer
+    if writer is not None:
+        writer.close(timeout)
+        PIPELINE.remove_sink(writer)
+        PIPELINE.writer = None
+
+
+class _LazyLogger:
+    """Binds its initial fields on first use after each (re)configuration, so a logger created at
+    import time, before :func:`telemetry.init`, still follows the configuration made later."""
+
+    __slots__ = ("_bound", "_generation", "_initial")
+
+    def __init__(self, initial: dict[str, Any]) -> None:
+        self._initial = initial
+        self._bound: Any = None
+        self._generation = -1
+
+    def __getattr__(self, name: str) -> Any:
+        if self._generation != _generation:
+            self._bound = structlog.get_logger().bind(**self._initial)
+            self._generation = _generation
+        return getattr(self._bound, name)
+
+
+_generation = 0
+
+
+def get_logger(name: str | None = None, **initial: Any) -> Any:
+    """A structlog logger whose lines carry service, trace_id and span_id (safe at import time)."""
+    if name:
+        initial["logger"] = name
+    return _LazyLogger(initial)
+
+
+def add_log_fields(**fields: Any) -> bool:
+    """Add fields to the access line of the call being served. False when no call is being served."""
+    call = current_call.get()
+    if call is None:
+        return False
+    if call.fields is None:
+        call.fields = {}
+    call.fields.update(fields)
+    return True

@@ -1,0 +1,1 @@
+"""Prometheus metrics: go-grpc-prometheus RPC families and their HTTP exposition."""

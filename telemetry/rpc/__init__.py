@@ -1,0 +1,1 @@
+"""The transport-facing layer: call model, concern chain, and the four interceptor adapters."""

@@ -1,0 +1,49 @@
+"""What the sync and aio client adapters share: method info cache and call-state creation."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from time import perf_counter
+from typing import Any
+
+from telemetry.rpc.call import CallState, MethodInfo, RpcKind, Side
+from telemetry.rpc.concern import Concern, ConcernChain
+
+_MAX_CACHED_METHODS = 10_000
+
+
+class ClientAdapterBase:
+    def __init__(self, concerns: Iterable[Concern], target: str = "") -> None:
+        self.chain = ConcernChain(concerns)
+        self.target = target
+        self._methods: dict[tuple[str | bytes, RpcKind], MethodInfo] = {}
+        self._lock = threading.Lock()
+
+    def method_info(self, method: str | bytes, kind: RpcKind) -> MethodInfo:
+        info = self._methods.get((method, kind))
+        if info is None:
+            name = method.decode() if isinstance(method, bytes) else method
+            info = self.chain.prepare(MethodInfo(name, kind, Side.CLIENT))
+            with self._lock:
+                if len(self._methods) >= _MAX_CACHED_METHODS:
+                    self._methods.clear()
+                self._methods[(method, kind)] = info
+        return info
+
+    def start(self, details: Any, kind: RpcKind) -> CallState:
+        """Create the call state and start the chain; RejectCall propagates to the adapter."""
+        state = CallState(self.method_info(details.method, kind), perf_counter(), details.metadata, "")
+        state.target = self.target
+        state.timeout = details.timeout
+        self.chain.start(state)
+        return state
+
+
+def outgoing_metadata(details: Any, state: CallState) -> Sequence[tuple[str, Any]] | None:
+    """The caller's metadata plus what concerns added (trace context, baggage ...)."""
+    if not state.outgoing_metadata:
+        return details.metadata  # type: ignore[no-any-return]
+    if details.metadata is None:
+        return tuple(state.outgoing_metadata)
+    return (*tuple(details.metadata), *state.outgoing_metadata)

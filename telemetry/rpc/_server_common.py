@@ -1,0 +1,124 @@
+"""What the sync and aio server adapters share: method caching, state creation, error mapping."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from time import perf_counter
+from typing import Any
+
+import grpc
+
+from telemetry.rpc.call import CallState, MethodInfo, RpcKind, Side
+from telemetry.rpc.concern import Concern, ConcernChain
+
+_log = logging.getLogger("telemetry")
+
+INTERNAL_ERROR_DETAILS = "internal error"
+_MAX_CACHED_METHODS = 10_000
+
+HandlerFactory = Callable[[grpc.RpcMethodHandler, MethodInfo], grpc.RpcMethodHandler]
+
+
+class ServerAdapterBase:
+    """Wraps each method handler once and caches it, keyed by method and the handler it wraps."""
+
+    def __init__(self, concerns: Iterable[Concern]) -> None:
+        self.chain = ConcernChain(concerns)
+        # Someone must log an unexpected handler exception with its stack; the access log does.
+        self._logs_exceptions = any(getattr(c, "logs_exceptions", False) for c in self.chain.concerns)
+        self._cache: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._lock = threading.Lock()
+
+    def wrapped_handler(
+        self, handler: grpc.RpcMethodHandler | None, method: str
+    ) -> grpc.RpcMethodHandler | None:
+        if handler is None:  # unknown method: grpc answers UNIMPLEMENTED itself
+            return None
+        cached = self._cache.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        kind = RpcKind.of(handler.request_streaming, handler.response_streaming)
+        info = self.chain.prepare(MethodInfo(method, kind, Side.SERVER))
+        wrapped = self.wrap(handler, info)
+        with self._lock:
+            if len(self._cache) >= _MAX_CACHED_METHODS:
+                self._cache.clear()
+            self._cache[method] = (handler, wrapped)
+        return wrapped
+
+    def wrap(self, handler: grpc.RpcMethodHandler, info: MethodInfo) -> grpc.RpcMethodHandler:
+        raise NotImplementedError
+
+    @staticmethod
+    def new_state(info: MethodInfo, context: Any) -> CallState:
+        state = CallState(info, perf_counter(), context.invocation_metadata(), context.peer())
+        state.context = context
+        return state
+
+    def record_failure(self, state: CallState, exc: BaseException, aborted_code: Any) -> bool:
+        """Map a handler exception to the call's status. Returns True when it was unexpected.
+
+        ``aborted_code`` is the status the handler set through ``context.abort`` (None otherwise).
+        Unexpected exceptions become INTERNAL: the client never sees the message or stack.
+        """
+        if aborted_code is not None and aborted_code != grpc.StatusCode.OK:
+            state.code = aborted_code
+            return False
+        if isinstance(exc, grpc.RpcError) and _rpc_error_code(exc) in _PASS_THROUGH:
+            # A downstream call ran out of the propagated deadline: the whole chain did.
+            state.code = _rpc_error_code(exc)
+            state.details = "downstream call: deadline exceeded"
+            return False
+        state.code = grpc.StatusCode.INTERNAL
+        state.details = INTERNAL_ERROR_DETAILS
+        state.exception = exc
+        if not self._logs_exceptions:
+            _log.error("unhandled exception in %s", state.info.full_method, exc_info=exc)
+        return True
+
+
+_PASS_THROUGH = (grpc.StatusCode.DEADLINE_EXCEEDED,)
+
+
+def _rpc_error_code(exc: grpc.RpcError) -> Any:
+    code = getattr(exc, "code", None)
+    try:
+        return code() if callable(code) else None
+    except Exception:
+        return None
+
+
+def new_handler(
+    handler: grpc.RpcMethodHandler, kind: RpcKind, behavior: Callable[..., Any]
+) -> grpc.RpcMethodHandler:
+    """A method handler like ``handler`` but running ``behavior``."""
+    factory = {
+        RpcKind.UNARY: grpc.unary_unary_rpc_method_handler,
+        RpcKind.SERVER_STREAM: grpc.unary_stream_rpc_method_handler,
+        RpcKind.CLIENT_STREAM: grpc.stream_unary_rpc_method_handler,
+        RpcKind.BIDI_STREAM: grpc.stream_stream_rpc_method_handler,
+    }[kind]
+    return factory(
+        behavior,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def original_behavior(handler: grpc.RpcMethodHandler, kind: RpcKind) -> Callable[..., Any]:
+    return {  # type: ignore[no-any-return]
+        RpcKind.UNARY: handler.unary_unary,
+        RpcKind.SERVER_STREAM: handler.unary_stream,
+        RpcKind.CLIENT_STREAM: handler.stream_unary,
+        RpcKind.BIDI_STREAM: handler.stream_stream,
+    }[kind]
+
+
+def status_details(context: Any) -> str | None:
+    """The details string a handler set (sync contexts keep bytes, aio ones str)."""
+    details = context.details()
+    if isinstance(details, bytes):
+        return details.decode("utf-8", "replace")
+    return details  # type: ignore[no-any-return]

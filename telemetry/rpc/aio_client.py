@@ -1,0 +1,175 @@
+"""grpc.aio client adapter: the same concern chain, for ``grpc.aio.*_channel(interceptors=...)``.
+
+grpc.aio files each interceptor under the first RPC kind it implements, so one object cannot serve all
+four: pass ``AioClientInterceptor(...).split()``, four per-kind facades over one adapter.
+
+Unary-response calls with a single request are awaited inside the interceptor (the cheapest way to
+learn their status). Calls with a request stream are not: a caller using ``call.write()`` waits for the
+interceptor, so those finish from a done-callback instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from telemetry.rpc._client_common import ClientAdapterBase, outgoing_metadata
+from telemetry.rpc.call import CallState, RejectCall, RpcKind
+from telemetry.rpc.concern import Concern, ConcernChain
+
+
+class AioClientInterceptor(
+    ClientAdapterBase,
+    grpc.aio.UnaryUnaryClientInterceptor,
+    grpc.aio.UnaryStreamClientInterceptor,
+    grpc.aio.StreamUnaryClientInterceptor,
+    grpc.aio.StreamStreamClientInterceptor,
+):
+    """Runs ``concerns`` around every call made through a ``grpc.aio`` channel (see ``split``)."""
+
+    def __init__(self, concerns: Iterable[Concern], target: str = "") -> None:
+        super().__init__(concerns, target)
+
+    def split(self) -> list[Any]:
+        """One interceptor per RPC kind, all delegating here: what ``grpc.aio`` channels need."""
+        return [
+            _UnaryUnary(self),
+            _UnaryStream(self),
+            _StreamUnary(self),
+            _StreamStream(self),
+        ]
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        state, new_details = self._begin(details, RpcKind.UNARY, request)
+        call = await continuation(new_details, request)
+        try:
+            await call
+        except asyncio.CancelledError:
+            state.code = grpc.StatusCode.CANCELLED
+            self.chain.finish(state)
+            raise
+        except grpc.aio.AioRpcError:
+            pass  # the status is read below; the caller sees the error when it awaits the call
+        await self._finish(state, call, streaming_out=False)
+        return call
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        state, new_details = self._begin(details, RpcKind.SERVER_STREAM, request)
+        call = await continuation(new_details, request)
+        self._finish_when_done(state, call, streaming_out=True)
+        return _count_received(call, state, self.chain)
+
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        state, new_details = self._begin(details, RpcKind.CLIENT_STREAM, requests)
+        call = await continuation(new_details, _maybe_count_sent(requests, state, self.chain))
+        self._finish_when_done(state, call, streaming_out=False)
+        return call
+
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        state, new_details = self._begin(details, RpcKind.BIDI_STREAM, requests)
+        call = await continuation(new_details, _maybe_count_sent(requests, state, self.chain))
+        self._finish_when_done(state, call, streaming_out=True)
+        return _count_received(call, state, self.chain)
+
+    def _begin(self, details: Any, kind: RpcKind, request: Any) -> tuple[CallState, Any]:
+        try:
+            state = self.start(details, kind)
+        except RejectCall as reject:
+            raise grpc.aio.AioRpcError(
+                reject.code,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(*reject.trailing_metadata),
+                reject.details,
+            ) from None
+        if kind is RpcKind.UNARY or kind is RpcKind.SERVER_STREAM:
+            state.request = request
+            self.chain.message(state, False)
+        new_details = grpc.aio.ClientCallDetails(
+            details.method,
+            state.timeout,
+            outgoing_metadata(details, state),
+            details.credentials,
+            details.wait_for_ready,
+        )
+        return state, new_details
+
+    async def _finish(self, state: CallState, call: Any, streaming_out: bool) -> None:
+        state.code = await call.code()
+        if state.code == grpc.StatusCode.OK:
+            if not streaming_out:
+                self.chain.message(state, True)
+        else:
+            state.details = await call.details()
+        self.chain.finish(state)
+
+    def _finish_when_done(self, state: CallState, call: Any, streaming_out: bool) -> None:
+        loop = asyncio.get_running_loop()
+
+        def done(_call: Any) -> None:
+            task = loop.create_task(self._finish(state, call, streaming_out))
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
+
+        call.add_done_callback(done)
+
+
+class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, core: AioClientInterceptor) -> None:
+        self._core = core
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await self._core.intercept_unary_unary(continuation, details, request)
+
+
+class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+    def __init__(self, core: AioClientInterceptor) -> None:
+        self._core = core
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await self._core.intercept_unary_stream(continuation, details, request)
+
+
+class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
+    def __init__(self, core: AioClientInterceptor) -> None:
+        self._core = core
+
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await self._core.intercept_stream_unary(continuation, details, requests)
+
+
+class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
+    def __init__(self, core: AioClientInterceptor) -> None:
+        self._core = core
+
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await self._core.intercept_stream_stream(continuation, details, requests)
+
+
+# Strong references to finishing tasks, so they are not garbage-collected mid-flight.
+_pending: set[asyncio.Task[None]] = set()
+
+
+def _maybe_count_sent(requests: Any, state: CallState, chain: ConcernChain) -> Any:
+    # None means the caller uses call.write(); grpc must still see None to allow that style.
+    return None if requests is None else _count_sent(requests, state, chain)
+
+
+async def _count_sent(requests: Any, state: CallState, chain: ConcernChain) -> AsyncIterator[Any]:
+    if hasattr(requests, "__aiter__"):
+        async for request in requests:
+            chain.message(state, False)
+            yield request
+    else:
+        for request in requests:
+            chain.message(state, False)
+            yield request
+
+
+async def _count_received(call: Any, state: CallState, chain: ConcernChain) -> AsyncIterator[Any]:
+    async for response in call:
+        chain.message(state, True)
+        yield response

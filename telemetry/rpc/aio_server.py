@@ -1,0 +1,164 @@
+"""grpc.aio server adapter: the same concern chain as the sync adapter, with async wrappers.
+
+Streaming handlers come in two styles: async generators, and coroutines that call
+``await context.write()``. Both are supported (opentelemetry-instrumentation-grpc breaks the second);
+for the write style a thin context proxy counts the messages written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from telemetry.rpc._server_common import (
+    INTERNAL_ERROR_DETAILS,
+    ServerAdapterBase,
+    new_handler,
+    original_behavior,
+    status_details,
+)
+from telemetry.rpc.call import CallState, MethodInfo, RejectCall, RpcKind
+from telemetry.rpc.concern import Concern, ConcernChain
+
+
+class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
+    """Runs ``concerns`` around every RPC of a ``grpc.aio.Server``."""
+
+    def __init__(self, concerns: Iterable[Concern]) -> None:
+        super().__init__(concerns)
+
+    async def intercept_service(
+        self, continuation: Any, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        return self.wrapped_handler(handler, handler_call_details.method)
+
+    def wrap(self, handler: grpc.RpcMethodHandler, info: MethodInfo) -> grpc.RpcMethodHandler:
+        behavior = original_behavior(handler, info.kind)
+        streaming_in = handler.request_streaming
+        if handler.response_streaming and inspect.isasyncgenfunction(behavior):
+
+            async def stream_response(request: Any, context: Any) -> AsyncIterator[Any]:
+                async for item in self._stream_response(behavior, info, streaming_in, request, context):
+                    yield item
+
+            return new_handler(handler, info.kind, stream_response)
+
+        async def single_call(request: Any, context: Any) -> Any:
+            return await self._single_call(behavior, info, streaming_in, request, context)
+
+        return new_handler(handler, info.kind, single_call)
+
+    async def _begin(
+        self, info: MethodInfo, streaming_in: bool, request: Any, context: Any
+    ) -> tuple[CallState, Any]:
+        state = self.new_state(info, context)
+        try:
+            self.chain.start(state)
+        except RejectCall as reject:
+            if reject.trailing_metadata:
+                context.set_trailing_metadata(reject.trailing_metadata)
+            await context.abort(reject.code, reject.details)  # raises AbortError
+        if streaming_in:
+            request = _count_requests(request, state, self.chain)
+        else:
+            state.request = request
+            self.chain.message(state, True)
+        return state, request
+
+    async def _single_call(
+        self, behavior: Any, info: MethodInfo, streaming_in: bool, request: Any, context: Any
+    ) -> Any:
+        """Unary and client-stream handlers, and streaming handlers that use context.write()."""
+        state, request = await self._begin(info, streaming_in, request, context)
+        writes_responses = info.kind in (RpcKind.SERVER_STREAM, RpcKind.BIDI_STREAM)
+        call_context = _CountingWriteContext(context, state, self.chain) if writes_responses else context
+        try:
+            response = behavior(request, call_context)
+            if inspect.isawaitable(response):
+                response = await response
+        except asyncio.CancelledError:  # deadline passed or client went away: grpc cancels us
+            state.code = _cancellation_code(context)
+            self.chain.finish(state)
+            raise
+        except Exception as exc:
+            await self._fail(state, exc, context)  # raises
+        state.code = context.code() or grpc.StatusCode.OK
+        if state.code != grpc.StatusCode.OK:
+            state.details = status_details(context)
+        elif not writes_responses:
+            state.response = response
+            self.chain.message(state, False)
+        self.chain.finish(state)
+        return response
+
+    async def _stream_response(
+        self, behavior: Any, info: MethodInfo, streaming_in: bool, request: Any, context: Any
+    ) -> AsyncIterator[Any]:
+        state, request = await self._begin(info, streaming_in, request, context)
+        finished = False
+        try:
+            async for response in behavior(request, context):
+                self.chain.message(state, False)
+                yield response
+        except (GeneratorExit, asyncio.CancelledError):
+            state.code = _cancellation_code(context)
+            raise
+        except Exception as exc:
+            finished = True
+            await self._fail(state, exc, context)  # raises
+        else:
+            state.code = context.code() or grpc.StatusCode.OK
+            if state.code != grpc.StatusCode.OK:
+                state.details = status_details(context)
+        finally:
+            if not finished:
+                self.chain.finish(state)
+
+    async def _fail(self, state: CallState, exc: Exception, context: Any) -> None:
+        aborted = context.code() if isinstance(exc, grpc.aio.AbortError) else None
+        unexpected = self.record_failure(state, exc, aborted)
+        if not unexpected and state.details is None:
+            state.details = status_details(context)
+        self.chain.finish(state)
+        if unexpected:
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR_DETAILS)
+        raise exc
+
+
+def _cancellation_code(context: Any) -> grpc.StatusCode:
+    left = context.time_remaining()
+    if left is not None and left <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED
+
+
+async def _count_requests(
+    requests: AsyncIterator[Any], state: CallState, chain: ConcernChain
+) -> AsyncIterator[Any]:
+    async for request in requests:
+        chain.message(state, True)
+        yield request
+
+
+class _CountingWriteContext:
+    """Delegates to the real context; counts ``write()`` calls as messages sent."""
+
+    __slots__ = ("_chain", "_context", "_state")
+
+    def __init__(self, context: Any, state: CallState, chain: ConcernChain) -> None:
+        self._context = context
+        self._state = state
+        self._chain = chain
+
+    async def write(self, message: Any) -> None:
+        await self._context.write(message)
+        self._chain.message(self._state, False)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)

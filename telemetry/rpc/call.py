@@ -1,0 +1,170 @@
+"""One normalized description of an RPC, shared by every concern and every adapter.
+
+A :class:`MethodInfo` is built once per method (per side) and cached; a :class:`CallState` is the only
+per-call allocation the adapters make. Concerns read the method info and write their own slots on the
+call state, so the sync and aio adapters for all four RPC kinds drive the same code.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+
+class RpcKind(enum.StrEnum):
+    """The four gRPC arities, spelled as go-grpc-prometheus labels them (``grpc_type``)."""
+
+    UNARY = "unary"
+    CLIENT_STREAM = "client_stream"
+    SERVER_STREAM = "server_stream"
+    BIDI_STREAM = "bidi_stream"
+
+    @classmethod
+    def of(cls, request_streaming: bool, response_streaming: bool) -> RpcKind:
+        if request_streaming:
+            return cls.BIDI_STREAM if response_streaming else cls.CLIENT_STREAM
+        return cls.SERVER_STREAM if response_streaming else cls.UNARY
+
+
+class Side(enum.StrEnum):
+    SERVER = "server"
+    CLIENT = "client"
+
+
+# Status codes in Go spelling (grpc_code label values community dashboards expect).
+_GO_CODE_NAMES = {
+    grpc.StatusCode.OK: "OK",
+    grpc.StatusCode.CANCELLED: "Canceled",
+    grpc.StatusCode.UNKNOWN: "Unknown",
+    grpc.StatusCode.INVALID_ARGUMENT: "InvalidArgument",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "DeadlineExceeded",
+    grpc.StatusCode.NOT_FOUND: "NotFound",
+    grpc.StatusCode.ALREADY_EXISTS: "AlreadyExists",
+    grpc.StatusCode.PERMISSION_DENIED: "PermissionDenied",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "ResourceExhausted",
+    grpc.StatusCode.FAILED_PRECONDITION: "FailedPrecondition",
+    grpc.StatusCode.ABORTED: "Aborted",
+    grpc.StatusCode.OUT_OF_RANGE: "OutOfRange",
+    grpc.StatusCode.UNIMPLEMENTED: "Unimplemented",
+    grpc.StatusCode.INTERNAL: "Internal",
+    grpc.StatusCode.UNAVAILABLE: "Unavailable",
+    grpc.StatusCode.DATA_LOSS: "DataLoss",
+    grpc.StatusCode.UNAUTHENTICATED: "Unauthenticated",
+}
+
+
+def go_code_name(code: grpc.StatusCode) -> str:
+    return _GO_CODE_NAMES.get(code, "Unknown")
+
+
+def split_method(full_method: str) -> tuple[str, str]:
+    """``/pkg.Service/Method`` -> (``pkg.Service``, ``Method``); anything else -> ("unknown", ...)."""
+    parts = full_method.split("/")
+    if len(parts) == 3 and not parts[0] and parts[1] and parts[2]:
+        return parts[1], parts[2]
+    return "unknown", full_method.strip("/") or "unknown"
+
+
+class MethodInfo:
+    """What is fixed for one method on one side; built once and cached by the adapters."""
+
+    __slots__ = ("extras", "full_method", "kind", "method", "rpc_method", "service", "side")
+
+    def __init__(self, full_method: str, kind: RpcKind, side: Side) -> None:
+        self.full_method = full_method
+        self.service, self.method = split_method(full_method)
+        self.rpc_method = f"{self.service}/{self.method}"  # OTel `rpc.method` and span name
+        self.kind = kind
+        self.side = side
+        # Per-method precomputed data owned by concerns (e.g. metric children), keyed by concern.
+        self.extras: dict[object, Any] = {}
+
+
+class RejectCall(Exception):  # noqa: N818 - it is a signal, not an error
+    """Raised by a concern's ``on_start`` to refuse a call before it runs (or, for clients, is sent).
+
+    The adapter finishes the concerns that already started with ``code`` and fails the call with it.
+    """
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        details: str,
+        trailing_metadata: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+        self.trailing_metadata = tuple(trailing_metadata)
+
+
+class CallState:
+    """Per-call scratchpad. Adapters fill the common slots; each concern owns its own slots."""
+
+    __slots__ = (
+        "code",
+        "context",
+        "deadline_token",
+        "details",
+        "duration",
+        "exception",
+        "extras",
+        "fields",
+        "info",
+        "metadata",
+        "msgs_received",
+        "msgs_sent",
+        "outgoing_metadata",
+        "peer",
+        "request",
+        "response",
+        "service",
+        "service_token",
+        "span",
+        "span_token",
+        "start",
+        "target",
+        "timeout",
+        "trace_ids",
+    )
+
+    def __init__(
+        self,
+        info: MethodInfo,
+        start: float,
+        metadata: Sequence[tuple[str, Any]] | None,
+        peer: str,
+    ) -> None:
+        self.info = info
+        self.context: Any = None  # server side: the grpc servicer context
+        self.start = start
+        self.metadata = metadata or ()
+        self.peer = peer
+        self.code = grpc.StatusCode.OK
+        self.details: str | None = None
+        self.duration = 0.0  # seconds, set when the chain finishes
+        self.exception: BaseException | None = None
+        self.msgs_received = 0
+        self.msgs_sent = 0
+        # Client only: the timeout to send and metadata concerns add (trace context, ...).
+        self.timeout: float | None = None
+        self.outgoing_metadata: list[tuple[str, str]] | None = None
+        self.target = ""
+        self.span: Any = None
+        self.span_token: Any = None
+        self.deadline_token: Any = None
+        self.service: str | None = None  # the serving service, for log lines in the handler
+        self.service_token: Any = None
+        self.trace_ids: tuple[str, str] | None = None
+        self.fields: dict[str, Any] | None = None  # access-log fields added by handler code
+        self.request: Any = None
+        self.response: Any = None
+        self.extras: dict[object, Any] | None = None
+
+    def add_outgoing_metadata(self, key: str, value: str) -> None:
+        if self.outgoing_metadata is None:
+            self.outgoing_metadata = []
+        self.outgoing_metadata.append((key, value))

@@ -1,0 +1,249 @@
+"""Sync client adapter: one interceptor for all four kinds, for ``grpc.intercept_channel``."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import grpc
+
+from telemetry.rpc._client_common import ClientAdapterBase, outgoing_metadata
+from telemetry.rpc.call import CallState, RejectCall, RpcKind
+from telemetry.rpc.concern import Concern, ConcernChain
+
+
+class _ClientCallDetails(
+    collections.namedtuple(
+        "_ClientCallDetails",
+        ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"),
+    ),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+class ClientInterceptor(
+    ClientAdapterBase,
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Runs ``concerns`` around every call made through an intercepted sync channel."""
+
+    def __init__(self, concerns: Iterable[Concern], target: str = "") -> None:
+        super().__init__(concerns, target)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return self._call(continuation, details, request, RpcKind.UNARY)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return self._call(continuation, details, request, RpcKind.SERVER_STREAM)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return self._call(continuation, details, requests, RpcKind.CLIENT_STREAM)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return self._call(continuation, details, requests, RpcKind.BIDI_STREAM)
+
+    def _call(self, continuation: Any, details: Any, request: Any, kind: RpcKind) -> Any:
+        try:
+            state = self.start(details, kind)
+        except RejectCall as reject:
+            return FailedCall(reject.code, reject.details, reject.trailing_metadata)
+        if kind is RpcKind.UNARY or kind is RpcKind.SERVER_STREAM:
+            state.request = request
+            self.chain.message(state, False)
+        else:
+            request = _count_sent(request, state, self.chain)
+        new_details = _ClientCallDetails(
+            details.method,
+            state.timeout,
+            outgoing_metadata(details, state),
+            details.credentials,
+            details.wait_for_ready,
+            details.compression,
+        )
+        try:
+            call = continuation(new_details, request)
+        except Exception as exc:  # grpc reports failures as calls; this is a bug below us
+            state.code = grpc.StatusCode.UNKNOWN
+            state.exception = exc
+            self.chain.finish(state)
+            raise
+        streaming_out = kind is RpcKind.SERVER_STREAM or kind is RpcKind.BIDI_STREAM
+
+        def done(finished: Any) -> None:
+            self._done(state, finished, streaming_out)
+
+        call.add_done_callback(done)
+        if streaming_out:
+            return _CountingResponses(call, state, self.chain)
+        return call
+
+    def _done(self, state: CallState, call: Any, streaming_out: bool) -> None:
+        code = call.code()
+        state.code = grpc.StatusCode.OK if code is None else code
+        if state.code == grpc.StatusCode.OK:
+            if not streaming_out:
+                self.chain.message(state, True)
+        else:
+            state.details = call.details()
+        self.chain.finish(state)
+
+
+def _count_sent(requests: Iterator[Any], state: CallState, chain: ConcernChain) -> Iterator[Any]:
+    for request in requests:
+        chain.message(state, False)
+        yield request
+
+
+class _CallProxy(grpc.RpcError, grpc.Call, grpc.Future):
+    """Forwards the Call/Future interface to ``self._call``."""
+
+    _call: Any
+
+    def initial_metadata(self) -> Any:
+        return self._call.initial_metadata()
+
+    def trailing_metadata(self) -> Any:
+        return self._call.trailing_metadata()
+
+    def code(self) -> Any:
+        return self._call.code()
+
+    def details(self) -> Any:
+        return self._call.details()
+
+    def is_active(self) -> bool:
+        return bool(self._call.is_active())
+
+    def time_remaining(self) -> Any:
+        return self._call.time_remaining()
+
+    def cancel(self) -> bool:
+        return bool(self._call.cancel())
+
+    def add_callback(self, callback: Any) -> Any:
+        return self._call.add_callback(callback)
+
+    def cancelled(self) -> bool:
+        return bool(self._call.cancelled())
+
+    def running(self) -> bool:
+        return bool(self._call.running())
+
+    def done(self) -> bool:
+        return bool(self._call.done())
+
+    def result(self, timeout: float | None = None) -> Any:
+        return self._call.result(timeout)
+
+    def exception(self, timeout: float | None = None) -> Any:
+        return self._call.exception(timeout)
+
+    def traceback(self, timeout: float | None = None) -> Any:
+        return self._call.traceback(timeout)
+
+    def add_done_callback(self, fn: Any) -> None:
+        self._call.add_done_callback(lambda _call: fn(self))
+
+    def debug_error_string(self) -> Any:
+        return self._call.debug_error_string()
+
+    def __str__(self) -> str:
+        return str(self._call)
+
+
+class _CountingResponses(_CallProxy):
+    """A response stream that counts messages received and is still the grpc call object."""
+
+    def __init__(self, call: Any, state: CallState, chain: ConcernChain) -> None:
+        self._call = call
+        self._state = state
+        self._chain = chain
+
+    def __iter__(self) -> _CountingResponses:
+        return self
+
+    def __next__(self) -> Any:
+        response = next(self._call)
+        self._chain.message(self._state, True)
+        return response
+
+
+class FailedCall(grpc.RpcError, grpc.Call, grpc.Future):
+    """A call refused before it reached the network (no deadline left, open breaker, ...).
+
+    It is what grpc hands back for a failed call: an ``RpcError`` that is also the Call and Future,
+    and an iterator that raises itself, so unary and streaming callers see the usual error.
+    """
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        details: str,
+        trailing_metadata: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(details)
+        self._code = code
+        self._details = details
+        self._trailing = trailing_metadata
+
+    def initial_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._trailing
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def debug_error_string(self) -> str:
+        return f"refused locally by telemetry: {self._code.name}: {self._details}"
+
+    def is_active(self) -> bool:
+        return False
+
+    def time_remaining(self) -> float:
+        return 0.0
+
+    def cancel(self) -> bool:
+        return False
+
+    def add_callback(self, callback: Any) -> bool:
+        return False
+
+    def cancelled(self) -> bool:
+        return False
+
+    def running(self) -> bool:
+        return False
+
+    def done(self) -> bool:
+        return True
+
+    def result(self, timeout: float | None = None) -> Any:
+        raise self
+
+    def exception(self, timeout: float | None = None) -> FailedCall:
+        return self
+
+    def traceback(self, timeout: float | None = None) -> None:
+        return None
+
+    def add_done_callback(self, fn: Any) -> None:
+        fn(self)
+
+    def __iter__(self) -> FailedCall:
+        return self
+
+    def __next__(self) -> Any:
+        raise self
+
+    def __str__(self) -> str:
+        return f"<FailedCall code={self._code.name} details={self._details!r}>"

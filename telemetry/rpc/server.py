@@ -1,0 +1,125 @@
+"""Sync server adapter: one ``grpc.ServerInterceptor`` running a concern chain for all four kinds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import grpc
+
+from telemetry.rpc._server_common import (
+    INTERNAL_ERROR_DETAILS,
+    ServerAdapterBase,
+    new_handler,
+    original_behavior,
+    status_details,
+)
+from telemetry.rpc.call import CallState, MethodInfo, RejectCall
+from telemetry.rpc.concern import Concern
+
+
+class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
+    """Runs ``concerns`` around every RPC of a sync ``grpc.Server``."""
+
+    def __init__(self, concerns: Iterable[Concern]) -> None:
+        super().__init__(concerns)
+
+    def intercept_service(
+        self, continuation: Any, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        return self.wrapped_handler(continuation(handler_call_details), handler_call_details.method)
+
+    def wrap(self, handler: grpc.RpcMethodHandler, info: MethodInfo) -> grpc.RpcMethodHandler:
+        behavior = original_behavior(handler, info.kind)
+        streaming_in = handler.request_streaming
+        if handler.response_streaming:
+
+            def stream_response(request: Any, context: Any) -> Iterator[Any]:
+                return self._stream_response(behavior, info, streaming_in, request, context)
+
+            return new_handler(handler, info.kind, stream_response)
+
+        def single_response(request: Any, context: Any) -> Any:
+            return self._single_response(behavior, info, streaming_in, request, context)
+
+        return new_handler(handler, info.kind, single_response)
+
+    def _begin(self, info: MethodInfo, streaming_in: bool, request: Any, context: Any) -> CallState:
+        state = self.new_state(info, context)
+        try:
+            self.chain.start(state)
+        except RejectCall as reject:
+            if reject.trailing_metadata:
+                context.set_trailing_metadata(reject.trailing_metadata)
+            context.abort(reject.code, reject.details)  # raises
+        if not streaming_in:
+            state.request = request
+            self.chain.message(state, True)
+        return state
+
+    def _single_response(
+        self, behavior: Any, info: MethodInfo, streaming_in: bool, request: Any, context: Any
+    ) -> Any:
+        state = self._begin(info, streaming_in, request, context)
+        if streaming_in:
+            request = self._count_requests(request, state)
+        try:
+            response = behavior(request, context)
+        except Exception as exc:
+            self._fail(state, exc, context)  # raises
+        state.code = context.code() or grpc.StatusCode.OK
+        if state.code == grpc.StatusCode.OK:
+            state.response = response
+            self.chain.message(state, False)
+        else:
+            state.details = status_details(context)
+        self.chain.finish(state)
+        return response
+
+    def _stream_response(
+        self, behavior: Any, info: MethodInfo, streaming_in: bool, request: Any, context: Any
+    ) -> Iterator[Any]:
+        state = self._begin(info, streaming_in, request, context)
+        if streaming_in:
+            request = self._count_requests(request, state)
+        finished = False
+        try:
+            for response in behavior(request, context):
+                self.chain.message(state, False)
+                yield response
+        except GeneratorExit:  # grpc stopped iterating: the client went away
+            state.code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as exc:
+            finished = True
+            self._fail(state, exc, context)  # raises
+        else:
+            state.code = context.code() or grpc.StatusCode.OK
+            if state.code != grpc.StatusCode.OK:
+                state.details = status_details(context)
+        finally:
+            if not finished:
+                self.chain.finish(state)
+
+    def _count_requests(self, requests: Iterator[Any], state: CallState) -> Iterator[Any]:
+        for request in requests:
+            self.chain.message(state, True)
+            yield request
+
+    def _fail(self, state: CallState, exc: Exception, context: Any) -> None:
+        unexpected = self.record_failure(state, exc, _aborted_code(exc, context))
+        if not unexpected and state.details is None:
+            state.details = status_details(context)
+        self.chain.finish(state)
+        if unexpected:
+            context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR_DETAILS)
+        raise exc
+
+
+def _aborted_code(exc: Exception, context: Any) -> Any:
+    """The status set by ``context.abort`` when ``exc`` is the exception abort raised, else None."""
+    rpc_state = getattr(context, "_state", None)
+    aborted = getattr(rpc_state, "aborted", None)
+    if aborted is None:  # private attribute gone: abort raises a bare Exception()
+        aborted = type(exc) is Exception and not exc.args
+    return context.code() if aborted else None

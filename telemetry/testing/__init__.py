@@ -1,0 +1,8 @@
+"""Public test helpers: span and log capture, a fake clock, and an OTLP receiver."""
+
+from telemetry.testing.clock import FakeClock
+from telemetry.testing.logs import LogCapture, capture_logs
+from telemetry.testing.otlp_receiver import OtlpReceiver, ReceivedSpan
+from telemetry.testing.spans import SpanCapture
+
+__all__ = ["FakeClock", "LogCapture", "OtlpReceiver", "ReceivedSpan", "SpanCapture", "capture_logs"]

@@ -1,0 +1,51 @@
+"""Capture log events (after redaction, before rendering) from the process-wide pipeline."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from telemetry.logging.pipeline import PIPELINE
+
+
+class LogCapture:
+    def __init__(self) -> None:
+        self._events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            self._events.append(dict(event))
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._events)
+
+    def matching(self, **fields: Any) -> list[dict[str, Any]]:
+        return [e for e in self.events if all(e.get(k) == v for k, v in fields.items())]
+
+    def wait_for(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.events
+            if predicate(events):
+                return events
+            if time.monotonic() > deadline:
+                raise AssertionError(f"log events did not match within {timeout}s; got {events}")
+            time.sleep(0.01)
+
+
+@contextmanager
+def capture_logs() -> Iterator[LogCapture]:
+    capture = LogCapture()
+    PIPELINE.add_sink(capture)
+    try:
+        yield capture
+    finally:
+        PIPELINE.remove_sink(capture)

@@ -1,0 +1,52 @@
+"""The public API is what ``telemetry.__all__`` says, and each name is importable."""
+
+from __future__ import annotations
+
+import telemetry
+import telemetry.testing
+
+
+def test_all_names_exist_and_are_unique() -> None:
+    assert len(set(telemetry.__all__)) == len(telemetry.__all__)
+    for name in telemetry.__all__:
+        assert hasattr(telemetry, name), name
+    for name in telemetry.testing.__all__:
+        assert hasattr(telemetry.testing, name), name
+
+
+def test_public_api_is_exactly_this() -> None:
+    assert set(telemetry.__all__) == {
+        "AioClientInterceptor",
+        "AioServerInterceptor",
+        "CallState",
+        "Concern",
+        "ConfigError",
+        "ClientInterceptor",
+        "FailedCall",
+        "MethodInfo",
+        "RateLimitingSampler",
+        "RejectCall",
+        "RpcKind",
+        "ServerInterceptor",
+        "Side",
+        "Telemetry",
+        "TelemetryConfig",
+        "__version__",
+        "add_log_fields",
+        "current",
+        "deadline_scope",
+        "get_logger",
+        "init",
+        "remaining",
+    }
+
+
+def test_current_before_init_explains_itself(monkeypatch: object) -> None:
+    import pytest
+
+    from telemetry import handle
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(handle, "_current", None)
+        with pytest.raises(RuntimeError, match=r"call telemetry.init\(service_name=...\) first"):
+            telemetry.current()
