@@ -19,6 +19,7 @@ from urllib.parse import unquote
 OtlpProtocol = Literal["grpc", "http/protobuf"]
 TracesExporter = Literal["otlp", "console", "none"]
 LogFormat = Literal["json", "console"]
+ClientAccessLog = Literal["all", "errors", "off"]
 
 SAMPLERS = (
     "always_on",
@@ -78,6 +79,7 @@ class TelemetryConfig:
     otlp_endpoint: str | None = None
     otlp_protocol: OtlpProtocol = "grpc"
     otlp_insecure: bool | None = None
+    otlp_headers: Mapping[str, str] = field(default_factory=dict)
     export_timeout: float = 5.0
     span_queue_size: int = 2048
     span_batch_size: int = 512
@@ -94,7 +96,9 @@ class TelemetryConfig:
     log_queue_size: int = 10_000
     capture_stdlib_logging: bool = True
     access_log: bool = True
-    client_access_log: bool = True
+    # The server's line covers a successful RPC; clients log failures they saw (including calls
+    # refused locally, which no server logged). "all" logs every client call too.
+    client_access_log: ClientAccessLog = "errors"
     log_metadata: bool = False
     log_payloads: bool = False
     payload_max_chars: int = 512
@@ -164,6 +168,10 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:  # noqa: PLR0915 - one 
         if (insecure := get(var)) is not None:
             out["otlp_insecure"] = _parse_bool(var, insecure)
             break
+    for var in ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
+        if (headers := get(var)) is not None:
+            out["otlp_headers"] = _parse_key_values(var, headers)
+            break
     for var in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
         if (timeout := get(var)) is not None:
             out["export_timeout"] = _parse_float(var, timeout, minimum=1) / 1000.0  # spec: ms
@@ -189,6 +197,10 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:  # noqa: PLR0915 - one 
         out["log_level"] = _choice("TELEMETRY_LOG_LEVEL", level.lower(), LOG_LEVELS)
     if (fmt := get("TELEMETRY_LOG_FORMAT")) is not None:
         out["log_format"] = _choice("TELEMETRY_LOG_FORMAT", fmt.lower(), ("json", "console"))
+    if (client_log := get("TELEMETRY_CLIENT_ACCESS_LOG")) is not None:
+        out["client_access_log"] = _choice(
+            "TELEMETRY_CLIENT_ACCESS_LOG", client_log.lower(), ("all", "errors", "off")
+        )
     if (port := get("TELEMETRY_METRICS_PORT")) is not None:
         out["metrics_port"] = (
             None if port.lower() == "none" else _parse_int("TELEMETRY_METRICS_PORT", port, 0, 65535)
@@ -209,6 +221,7 @@ def _validate(cfg: TelemetryConfig) -> None:
     _choice("sampler", cfg.sampler, SAMPLERS)
     _choice("log_level", cfg.log_level, LOG_LEVELS)
     _choice("log_format", cfg.log_format, ("json", "console"))
+    _choice("client_access_log", cfg.client_access_log, ("all", "errors", "off"))
     for p in cfg.propagators:
         _choice("propagators", p, PROPAGATORS)
     if cfg.otlp_endpoint is not None:

@@ -37,7 +37,7 @@ from telemetry.rpc.client import ClientInterceptor
 from telemetry.rpc.concern import Concern
 from telemetry.rpc.server import ServerInterceptor
 from telemetry.tracing.concern import ClientTracing, ServerTracing
-from telemetry.tracing.setup import build_propagator, build_tracer_provider
+from telemetry.tracing.setup import Tracing, build_propagator, build_tracing
 
 _log = logging.getLogger("telemetry")
 
@@ -54,12 +54,15 @@ class Telemetry:
         span_processors: Sequence[SpanProcessor] = (),
     ) -> None:
         self.config = config
-        self.propagator = build_propagator(config.propagators)
+        self.tracing: Tracing | None = None
         self.tracer_provider: TracerProvider | None = None
+        self.propagator = build_propagator(config.propagators)
         # With tracing disabled (OTEL_SDK_DISABLED) user code still gets a tracer: a no-op one.
         self.tracer: trace.Tracer = trace.NoOpTracer()
         if config.tracing_enabled:
-            self.tracer_provider = build_tracer_provider(config, span_exporter, tuple(span_processors))
+            self.tracing = build_tracing(config, span_exporter, tuple(span_processors))
+            self.tracer_provider = self.tracing.provider
+            self.propagator = self.tracing.propagator
             self.tracer = self.tracer_provider.get_tracer("telemetry")
 
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -91,10 +94,12 @@ class Telemetry:
     ) -> list[Concern]:
         cfg = self.config
         concerns: list[Concern] = []
-        if tracing and self.tracer_provider is not None:
-            concerns.append(ServerTracing(self.tracer, self.propagator, cfg.untraced_services))
+        if tracing and self.tracing is not None:
+            concerns.append(
+                ServerTracing(self.tracing.rpc_tracer, self.tracing.propagation, cfg.untraced_services)
+            )
         if logging:
-            concerns.append(self._access_log(Side.SERVER, cfg.access_log))
+            concerns.append(self._access_log(Side.SERVER, "all" if cfg.access_log else "off"))
         if metrics and self.server_metrics is not None:
             concerns.append(RpcMetricsConcern(self.server_metrics))
         if deadlines and cfg.deadline_propagation:
@@ -112,8 +117,12 @@ class Telemetry:
     ) -> list[Concern]:
         cfg = self.config
         concerns: list[Concern] = []
-        if tracing and self.tracer_provider is not None:
-            concerns.append(ClientTracing(self.tracer, self.propagator, cfg.untraced_services, target))
+        if tracing and self.tracing is not None:
+            concerns.append(
+                ClientTracing(
+                    self.tracing.rpc_tracer, self.tracing.propagation, cfg.untraced_services, target
+                )
+            )
         if logging:
             concerns.append(self._access_log(Side.CLIENT, cfg.client_access_log))
         if metrics and self.client_metrics is not None:
@@ -122,12 +131,12 @@ class Telemetry:
             concerns.append(deadline.ClientDeadline())
         return concerns
 
-    def _access_log(self, side: Side, enabled: bool) -> AccessLog:
+    def _access_log(self, side: Side, lines: str) -> AccessLog:
         cfg = self.config
         return AccessLog(
             cfg.service_name,
             side,
-            enabled=enabled,
+            lines=lines,
             excluded_services=cfg.untraced_services,
             log_metadata=cfg.log_metadata,
             log_payloads=cfg.log_payloads,
@@ -219,9 +228,7 @@ class Telemetry:
         return self.metrics_server.url if self.metrics_server is not None else None
 
     def force_flush(self, timeout: float = 5.0) -> bool:
-        ok = True
-        if self.tracer_provider is not None:
-            ok = self.tracer_provider.force_flush(int(timeout * 1000))
+        ok = self.tracing.force_flush(timeout) if self.tracing is not None else True
         return log_pipeline.flush(timeout) and ok
 
     def shutdown(self, timeout: float = 5.0) -> None:
@@ -230,8 +237,9 @@ class Telemetry:
             if self._is_shut_down:
                 return
             self._is_shut_down = True
-        if self.tracer_provider is not None:
-            _bounded(lambda: self.tracer_provider.shutdown() if self.tracer_provider else None, timeout)
+        if self.tracing is not None:
+            tracing = self.tracing
+            _bounded(lambda: tracing.shutdown(timeout), timeout + 1)
         if self.metrics_server is not None:
             self.metrics_server.close()
         for collector in self._collectors:

@@ -1,4 +1,7 @@
-"""The access-log concern: exactly one line per RPC (per side), aggregated.
+"""The access-log concern: exactly one line per RPC, aggregated.
+
+The server writes the line of every call. A client writes lines for calls that failed (by default:
+including calls refused locally, which no server saw), or for every call with ``lines="all"``.
 
 Handler code adds fields to its call's line with :func:`telemetry.add_log_fields` while it runs (the
 seed notes' "aggregate fields into one access log"). Levels follow go-grpc-middleware's code-to-level
@@ -63,7 +66,7 @@ class AccessLog:
         service_name: str,
         side: Side,
         *,
-        enabled: bool = True,
+        lines: str = "all",
         excluded_services: tuple[str, ...] = (),
         log_metadata: bool = False,
         log_payloads: bool = False,
@@ -72,7 +75,8 @@ class AccessLog:
     ) -> None:
         self._service = service_name
         self._side = side
-        self._enabled = enabled
+        self._all = lines == "all"
+        self._errors = lines in ("all", "errors")
         self._excluded = frozenset(excluded_services)
         self._log_metadata = log_metadata
         self._log_payloads = log_payloads
@@ -98,7 +102,8 @@ class AccessLog:
                 current_call.reset(state.service_token)
         code = state.code
         level = _SERVER_LEVELS.get(code, "error") if self._side is Side.SERVER else _client_level(code)
-        quiet = not self._enabled or state.info.service in self._excluded
+        wanted = self._all or (self._errors and code != grpc.StatusCode.OK)
+        quiet = not wanted or state.info.service in self._excluded
         if state.exception is None and (quiet or not PIPELINE.enabled_for(level)):
             return
         PIPELINE.emit(self._line(state, level))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime
-import json
 from typing import Any
+
+import orjson
 
 _FIRST = ("timestamp", "level", "service", "event", "trace_id", "span_id")
 
@@ -22,7 +23,7 @@ def render_json(event: dict[str, Any]) -> str:
     for key, value in event.items():
         if key not in ordered:
             ordered[key] = value
-    return json.dumps(ordered, default=repr, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(ordered, default=repr).decode()
 
 
 def render_console(event: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ Names and attributes follow the current OpenTelemetry RPC conventions: span name
 ``pkg.Service/Method``, ``rpc.system.name=grpc``, ``rpc.method``, ``rpc.response.status_code`` and
 ``error.type``; server errors are the codes the gRPC conventions list, client errors any non-OK code.
 An uncaught handler exception sets status ERROR with exactly one exception event. A malformed
-``traceparent`` is ignored by the propagator: the call starts a new trace.
+``traceparent`` is ignored: the call starts a new trace.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from typing import Any
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.propagators.textmap import TextMapPropagator
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from telemetry.rpc.call import CallState, MethodInfo
+from telemetry.rpc.call import CallState, MethodInfo, Side
+from telemetry.tracing.otlp_encoding import SpanTemplate
+from telemetry.tracing.rpcspan import RpcTracer
 
 _SERVER_ERROR_CODES = frozenset(
     {
@@ -45,7 +46,7 @@ def is_sampled(state: CallState) -> bool:
     return state.span is not None and bool(state.span.get_span_context().trace_flags.sampled)
 
 
-def _split_host_port(address: str) -> tuple[str, int | None]:
+def split_host_port(address: str) -> tuple[str, int | None]:
     """Host and port from a peer (``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``) or a target (``dns:///h:5``)."""
     for prefix in ("ipv4:", "ipv6:", "dns:///", "dns:", "unix:", "unix-abstract:"):
         if address.startswith(prefix):
@@ -60,20 +61,29 @@ def _split_host_port(address: str) -> tuple[str, int | None]:
 
 
 class _Tracing:
+    _kind = "INTERNAL"
+
     def __init__(
-        self, tracer: Tracer, propagator: TextMapPropagator, untraced_services: tuple[str, ...]
+        self,
+        tracer: RpcTracer,
+        propagation: Any,
+        untraced_services: tuple[str, ...],
+        attributes: dict[str, Any] | None = None,
     ) -> None:
         self._tracer = tracer
-        self._propagator = propagator
+        self._propagation = propagation
         self._untraced = frozenset(untraced_services)
+        self._attributes = attributes or {}
 
     def prepare(self, info: MethodInfo) -> None:
         if info.service in self._untraced:
             info.extras[self] = None
-        else:
-            info.extras[self] = {"rpc.system.name": "grpc", "rpc.method": info.rpc_method}
+            return
+        attributes = {"rpc.system.name": "grpc", "rpc.method": info.rpc_method, **self._attributes}
+        info.extras[self] = SpanTemplate(info.rpc_method, self._kind, attributes)
 
-    def _end(self, state: CallState, error_codes: frozenset[Any] | None) -> None:
+    @staticmethod
+    def _end(state: CallState, error_codes: frozenset[Any] | None) -> None:
         span = state.span
         code = state.code
         span.set_attribute("rpc.response.status_code", code.name)
@@ -88,27 +98,21 @@ class _Tracing:
 class ServerTracing(_Tracing):
     """Continues the incoming trace; the span is current while the handler runs."""
 
+    _kind = Side.SERVER.name
+
     def on_start(self, state: CallState) -> None:
-        base = state.info.extras.get(self)
-        if base is None:
+        template = state.info.extras.get(self)
+        if template is None:
             return
-        carrier = {k: v for k, v in state.metadata if isinstance(v, str)}
-        parent = self._propagator.extract(carrier)
-        attributes = dict(base)
-        host, port = _split_host_port(state.peer)
-        attributes["network.peer.address"] = host
-        if port is not None:
-            attributes["network.peer.port"] = port
-        span = self._tracer.start_span(
-            state.info.rpc_method,
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
+        parent, context = self._propagation.extract(state.metadata)
+        span = self._tracer.start(template, parent, context, SpanKind.SERVER)
+        if span.is_recording():
+            host, port = split_host_port(state.peer)
+            span.set_attribute("network.peer.address", host)
+            if port is not None:
+                span.set_attribute("network.peer.port", port)
         state.span = span
-        state.span_token = otel_context.attach(trace.set_span_in_context(span, parent))
+        state.span_token = otel_context.attach(trace.set_span_in_context(span, context))
 
     def on_finish(self, state: CallState) -> None:
         if state.span is None:
@@ -120,43 +124,28 @@ class ServerTracing(_Tracing):
 class ClientTracing(_Tracing):
     """Starts a CLIENT span under the current span and injects its context and baggage."""
 
-    def __init__(
-        self,
-        tracer: Tracer,
-        propagator: TextMapPropagator,
-        untraced_services: tuple[str, ...],
-        target: str = "",
-    ) -> None:
-        super().__init__(tracer, propagator, untraced_services)
-        self._server_attributes: dict[str, Any] = {}
-        if target:
-            host, port = _split_host_port(target)
-            self._server_attributes["server.address"] = host
-            if port is not None:
-                self._server_attributes["server.port"] = port
+    _kind = Side.CLIENT.name
 
-    def prepare(self, info: MethodInfo) -> None:
-        super().prepare(info)
-        base = info.extras[self]
-        if base is not None:
-            base.update(self._server_attributes)
+    def __init__(
+        self, tracer: RpcTracer, propagation: Any, untraced_services: tuple[str, ...], target: str = ""
+    ) -> None:
+        attributes: dict[str, Any] = {}
+        if target:
+            host, port = split_host_port(target)
+            attributes["server.address"] = host
+            if port is not None:
+                attributes["server.port"] = port
+        super().__init__(tracer, propagation, untraced_services, attributes)
 
     def on_start(self, state: CallState) -> None:
-        base = state.info.extras.get(self)
-        if base is None:
+        template = state.info.extras.get(self)
+        if template is None:
             return
-        span = self._tracer.start_span(
-            state.info.rpc_method,
-            kind=SpanKind.CLIENT,
-            attributes=base,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
+        current = otel_context.get_current()
+        parent = trace.get_current_span(current).get_span_context()
+        span = self._tracer.start(template, parent, current, SpanKind.CLIENT)
         state.span = span
-        carrier: dict[str, str] = {}
-        self._propagator.inject(carrier, context=trace.set_span_in_context(span))
-        for key, value in carrier.items():
-            state.add_outgoing_metadata(key, value)
+        self._propagation.inject(span.get_span_context(), state.add_outgoing_metadata)
 
     def on_finish(self, state: CallState) -> None:
         if state.span is not None:

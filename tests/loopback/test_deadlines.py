@@ -60,7 +60,7 @@ def test_no_deadline_means_none_downstream(sync_service: Any) -> None:
     assert 29 < reply.hops[1].remaining_seconds <= 30 * 1.05
 
 
-def test_sync_expired_deadline_fails_fast_without_network(sync_service: Any) -> None:
+def test_sync_expired_deadline_fails_fast_without_network(sync_service: Any, logs: Any) -> None:
     b = sync_service("b")
     a = sync_service("a")
     # A sleeps 0.3 s with a 0.2 s deadline, then calls B: nothing is left, so B is never reached.
@@ -77,6 +77,9 @@ def test_sync_expired_deadline_fails_fast_without_network(sync_service: Any) -> 
         message="A's refused downstream call counted",
     )
     assert metric_value(b.registry, "grpc_server_started_total", **labels) == 0
+    # The refused call never reached a server, so the client's error line is its only record.
+    (refused,) = logs.matching(event="finished call", service="a", **{"grpc.component": "client"})
+    assert refused["grpc.code"] == "DeadlineExceeded" and refused["level"] == "warning"
 
 
 async def test_aio_expired_deadline_cancels_handler_and_finishes_its_call(

@@ -141,7 +141,7 @@ def test_tls_through_the_helpers(tmp_path: Path, logs: Any) -> None:
     echo_pb2_grpc.add_EchoServicer_to_server(SyncEcho(server_tel), server)
     port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, cert)]))
     server.start()
-    client_tel = telemetry.Telemetry(make_config("tls-client"))
+    client_tel = telemetry.Telemetry(make_config("tls-client", client_access_log="all"))
     with client_tel.channel(
         f"localhost:{port}", credentials=grpc.ssl_channel_credentials(root_certificates=cert)
     ) as ch:

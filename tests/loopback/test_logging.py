@@ -59,7 +59,7 @@ def test_blocked_stdout_does_not_stall_handlers(sync_service: Any, reconfigure: 
     assert pipeline.flush(timeout=10)
     # Nothing is lost silently: every line emitted was either written or counted as dropped.
     assert len(stream.lines) + writer.dropped == len(logs.events)
-    assert len(stream.lines) < 40  # the bounded queue plus the batch being written
+    assert len(stream.lines) <= 2 * 20  # a full queue plus the batch the writer held when it blocked
     assert json.loads(stream.lines[0])["service"] in ("a", "tests")
 
 

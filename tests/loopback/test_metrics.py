@@ -125,8 +125,7 @@ def test_method_label_cardinality_is_bounded(side: str) -> None:
     registry = CollectorRegistry()
     metrics = SideMetrics(side, registry, (0.1, 1.0), max_methods=2)
     for i in range(5):
-        children = metrics.children(MethodInfo(f"/svc.S/M{i}", RpcKind.UNARY, Side(side)))
-        children.started.inc()
+        metrics.stats(MethodInfo(f"/svc.S/M{i}", RpcKind.UNARY, Side(side))).start()
     sample = registry.get_sample_value
     labels = {"grpc_type": "unary", "grpc_service": "svc.S"}
     assert sample(f"grpc_{side}_started_total", {**labels, "grpc_method": "M0"}) == 1

@@ -85,6 +85,7 @@ def test_keyword_arguments_override_the_environment() -> None:
         ("OTEL_BSP_MAX_QUEUE_SIZE", "0", "OTEL_BSP_MAX_QUEUE_SIZE: must be >= 1"),
         ("TELEMETRY_METRICS_PORT", "70000", "TELEMETRY_METRICS_PORT: must be within 0..65535"),
         ("TELEMETRY_LOG_LEVEL", "loud", "TELEMETRY_LOG_LEVEL: 'loud' is not one of"),
+        ("TELEMETRY_CLIENT_ACCESS_LOG", "some", "TELEMETRY_CLIENT_ACCESS_LOG: 'some' is not one of"),
     ],
 )
 def test_bad_values_name_the_variable(variable: str, value: str, message: str) -> None:

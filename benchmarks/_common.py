@@ -1,0 +1,116 @@
+"""Helpers the benchmarks share: stubs, free ports, child processes, a span sink, and output."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def stubs_dir() -> Path:
+    """Compile benchmarks/protos once per process tree (children inherit the directory)."""
+    existing = os.environ.get("BENCH_STUBS")
+    if existing:
+        sys.path.insert(0, existing)
+        return Path(existing)
+    from telemetry.testing.protoc import compile_protos
+
+    out = compile_protos(HERE / "protos", Path(tempfile.mkdtemp(prefix="bench-stubs-")))
+    os.environ["BENCH_STUBS"] = str(out)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def spawn(
+    args: Sequence[str], ready_line: str | None = None, timeout: float = 30
+) -> subprocess.Popen[str]:
+    """Start a child python process; wait for ``ready_line`` on its stdout."""
+    proc = subprocess.Popen(
+        [sys.executable, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT, env=os.environ.copy()
+    )
+    if ready_line is not None:
+        deadline = time.monotonic() + timeout
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.strip() == ready_line:
+                break
+            if time.monotonic() > deadline:
+                break
+        else:
+            proc.kill()
+            raise RuntimeError(f"{args} exited before printing {ready_line!r}")
+    return proc
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+class SpanSink:
+    """An OTLP trace endpoint that accepts and discards batches without decoding them, so the
+    collector side costs as little CPU as possible on a 2-core machine."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.server = grpc.server(futures.ThreadPoolExecutor(2))
+
+        def export(request: bytes, context: Any) -> bytes:
+            self.batches += 1
+            return b""  # an empty ExportTraceServiceResponse
+
+        handler = grpc.unary_unary_rpc_method_handler(export)  # bytes in, bytes out
+        self.server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    "opentelemetry.proto.collector.trace.v1.TraceService", {"Export": handler}
+                ),
+            )
+        )
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    print(f"\n{title}")
+    print("  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+def emit_json(figures: dict[str, Any]) -> None:
+    print(json.dumps(figures, sort_keys=True))

@@ -1,0 +1,171 @@
+"""OTLP/protobuf wire encoding for RPC spans, written directly.
+
+The SDK's encoder builds a message object per span, attribute and value: about 47 us per span on the
+export thread, which holds the GIL while RPC threads wait. RPC spans are regular, so the parts fixed
+per method (name, kind, constant attributes) are encoded once and each span only adds its ids, times,
+dynamic attributes, events and status: a few microseconds. A test decodes the output with the official
+``opentelemetry-proto`` classes.
+
+Field numbers are from opentelemetry/proto/trace/v1/trace.proto and common/v1/common.proto.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+_pack_fixed64 = struct.Struct("<Q").pack
+_pack_double = struct.Struct("<d").pack
+
+SPAN_KIND = {"INTERNAL": 1, "SERVER": 2, "CLIENT": 3, "PRODUCER": 4, "CONSUMER": 5}
+STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
+
+
+_ONE_BYTE = tuple(bytes((i,)) for i in range(128))
+
+
+def varint(value: int) -> bytes:
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
+    if 0 < value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
+    if value < 0:
+        value += 1 << 64  # int64 two's complement: ten bytes
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def field_bytes(field: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return varint(field << 3 | 2) + varint(len(payload)) + payload
+
+
+def field_varint(field: int, value: int) -> bytes:
+    return varint(field << 3) + varint(value)
+
+
+def field_fixed64(field: int, value: int) -> bytes:
+    return varint(field << 3 | 1) + _pack_fixed64(value)
+
+
+def field_string(field: int, value: str) -> bytes:
+    return field_bytes(field, value.encode("utf-8"))
+
+
+def any_value(value: Any) -> bytes:
+    """An ``AnyValue`` message for a str, bool, int, float, bytes or a sequence of those."""
+    if isinstance(value, str):
+        return field_string(1, value)
+    if isinstance(value, bool):  # before int: bool is an int
+        return field_varint(2, int(value))
+    if isinstance(value, int):
+        return field_varint(3, value)
+    if isinstance(value, float):
+        return varint(4 << 3 | 1) + _pack_double(value)
+    if isinstance(value, bytes):
+        return field_bytes(7, value)
+    if isinstance(value, Sequence):
+        return field_bytes(5, b"".join(field_bytes(1, any_value(v)) for v in value))
+    return field_string(1, str(value))
+
+
+# Encoded KeyValue entries for attribute values that repeat (status codes, peer hosts, ports).
+_kv_cache: dict[tuple[int, str, Any], bytes] = {}
+_KV_CACHE_SIZE = 4096
+
+
+def key_value(field: int, key: str, value: Any) -> bytes:
+    cacheable = type(value) in (str, int, bool)
+    if cacheable:
+        cached = _kv_cache.get((field, key, value))
+        if cached is not None:
+            return cached
+    encoded = field_bytes(field, field_string(1, key) + field_bytes(2, any_value(value)))
+    if cacheable:
+        if len(_kv_cache) >= _KV_CACHE_SIZE:
+            _kv_cache.clear()
+        _kv_cache[(field, key, value)] = encoded
+    return encoded
+
+
+def key_values(field: int, attributes: Mapping[str, Any]) -> bytes:
+    """Repeated ``KeyValue`` entries as ``field`` of the enclosing message."""
+    return b"".join(key_value(field, key, value) for key, value in attributes.items())
+
+
+class SpanTemplate:
+    """What one method's spans share, encoded once: name, kind and the constant attributes."""
+
+    __slots__ = ("attributes", "encoded", "kind", "name")
+
+    def __init__(self, name: str, kind: str, attributes: Mapping[str, Any]) -> None:
+        self.name = name
+        self.kind = kind
+        self.attributes = dict(attributes)
+        self.encoded = (
+            field_string(5, name) + field_varint(6, SPAN_KIND[kind]) + key_values(9, attributes)
+        )
+
+
+def encode_span(
+    template: SpanTemplate,
+    trace_id: int,
+    span_id: int,
+    parent_span_id: int | None,
+    trace_state: str,
+    trace_flags: int,
+    start_ns: int,
+    end_ns: int,
+    attributes: Mapping[str, Any] | None,
+    events: Iterable[tuple[str, int, Mapping[str, Any] | None]] | None,
+    status_code: int,
+    status_message: str | None,
+) -> bytes:
+    """One ``Span`` message (not yet wrapped as a field)."""
+    parts = [
+        b"\x0a\x10" + trace_id.to_bytes(16, "big"),
+        b"\x12\x08" + span_id.to_bytes(8, "big"),
+    ]
+    if trace_state:
+        parts.append(field_string(3, trace_state))
+    if parent_span_id:
+        parts.append(b"\x22\x08" + parent_span_id.to_bytes(8, "big"))
+    parts.append(template.encoded)
+    parts.append(b"\x39" + _pack_fixed64(start_ns))  # field 7, fixed64
+    parts.append(b"\x41" + _pack_fixed64(end_ns))  # field 8, fixed64
+    if attributes:
+        parts.append(key_values(9, attributes))
+    if events:
+        for name, time_ns, event_attributes in events:
+            event = b"\x09" + _pack_fixed64(time_ns) + field_string(2, name)
+            if event_attributes:
+                event += key_values(3, event_attributes)
+            parts.append(field_bytes(11, event))
+    if status_code:
+        status = field_varint(3, status_code)
+        if status_message:
+            status = field_string(2, status_message) + status
+        parts.append(field_bytes(15, status))
+    parts.append(b"\x85\x01" + (trace_flags & 0xFF).to_bytes(4, "little"))  # field 16, fixed32
+    return b"".join(parts)
+
+
+def encode_resource_header(resource_attributes: Mapping[str, Any]) -> bytes:
+    """The ``Resource`` field of a ResourceSpans message, encoded once per process."""
+    return field_bytes(1, key_values(1, resource_attributes))
+
+
+def encode_request(resource_header: bytes, scope: bytes, spans: Iterable[bytes]) -> bytes:
+    """An ExportTraceServiceRequest with one ResourceSpans holding one ScopeSpans."""
+    scope_spans = field_bytes(1, scope) + b"".join(field_bytes(2, span) for span in spans)
+    resource_spans = resource_header + field_bytes(2, scope_spans)
+    return field_bytes(1, resource_spans)
+
+
+def encode_scope(name: str, version: str) -> bytes:
+    return field_string(1, name) + field_string(2, version)

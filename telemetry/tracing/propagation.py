@@ -1,0 +1,105 @@
+"""Trace-context propagation through gRPC metadata.
+
+With the default propagators (W3C ``tracecontext`` and ``baggage``) the ``traceparent`` header is parsed
+and formatted directly, with the same validation rules as the SDK's propagator (a malformed header is
+ignored, so the call starts a new trace); baggage goes through the SDK's W3C codec only when present.
+Any other configuration goes through the configured ``TextMapPropagator`` unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry import baggage as otel_baggage
+from opentelemetry import trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+
+_TRACEPARENT = re.compile(r"^\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\s*$")
+_EMPTY = Context()
+
+AddMetadata = Callable[[str, str], None]
+
+
+def parse_traceparent(header: str, tracestate: str | None) -> SpanContext | None:
+    match = _TRACEPARENT.match(header)
+    if match is None:
+        return None
+    version, trace_hex, span_hex, flags_hex, rest = match.groups()
+    if version == "ff" or (version == "00" and rest):
+        return None
+    trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
+    if not trace_id or not span_id:
+        return None
+    state = TraceState.from_header([tracestate]) if tracestate else TraceState()
+    return SpanContext(trace_id, span_id, True, TraceFlags(int(flags_hex, 16)), state)
+
+
+class W3CPropagation:
+    """The default: tracecontext (+ baggage when enabled), without a generic carrier."""
+
+    def __init__(self, baggage: bool = True) -> None:
+        self._baggage = W3CBaggagePropagator() if baggage else None
+
+    def extract(self, metadata: Sequence[tuple[str, Any]]) -> tuple[SpanContext | None, Context]:
+        traceparent = tracestate = baggage_header = None
+        for key, value in metadata:
+            if key == "traceparent":
+                traceparent = value
+            elif key == "tracestate":
+                tracestate = value
+            elif key == "baggage":
+                baggage_header = value
+        context = _EMPTY
+        if baggage_header and self._baggage is not None:
+            context = self._baggage.extract({"baggage": baggage_header}, context)
+        parent = parse_traceparent(traceparent, tracestate) if traceparent else None
+        if parent is not None:
+            context = trace.set_span_in_context(NonRecordingSpan(parent), context)
+        return parent, context
+
+    def inject(self, span_context: SpanContext, add: AddMetadata) -> None:
+        add(
+            "traceparent",
+            f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
+            f"{int(span_context.trace_flags):02x}",
+        )
+        if span_context.trace_state:
+            add("tracestate", span_context.trace_state.to_header())
+        if self._baggage is not None and otel_baggage.get_all():
+            carrier: dict[str, str] = {}
+            self._baggage.inject(carrier)
+            if "baggage" in carrier:
+                add("baggage", carrier["baggage"])
+
+
+class GenericPropagation:
+    """Any configured TextMapPropagator (for example tracecontext only, or none)."""
+
+    def __init__(self, propagator: TextMapPropagator) -> None:
+        self._propagator = propagator
+
+    def extract(self, metadata: Sequence[tuple[str, Any]]) -> tuple[SpanContext | None, Context]:
+        carrier = {k: v for k, v in metadata if isinstance(v, str)}
+        context = self._propagator.extract(carrier, context=_EMPTY)
+        parent = trace.get_current_span(context).get_span_context()
+        return (parent if parent.is_valid else None), context
+
+    def inject(self, span_context: SpanContext, add: AddMetadata) -> None:
+        carrier: dict[str, str] = {}
+        context = trace.set_span_in_context(NonRecordingSpan(span_context))
+        self._propagator.inject(carrier, context=context)
+        for key, value in carrier.items():
+            add(key, value)
+
+
+def propagation_for(names: tuple[str, ...], propagator: TextMapPropagator) -> Any:
+    if names in (("tracecontext", "baggage"), ("baggage", "tracecontext")):
+        return W3CPropagation(baggage=True)
+    if names == ("tracecontext",):
+        return W3CPropagation(baggage=False)
+    return GenericPropagation(propagator)
