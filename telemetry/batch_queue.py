@@ -8,6 +8,7 @@ in the common case, so it costs well under a microsecond.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -80,10 +81,8 @@ class BatchQueue(Generic[T]):
                 batch: list[T] = []
                 while queue and len(batch) < self._batch_size:
                     batch.append(queue.popleft())
-                try:
+                with contextlib.suppress(Exception):  # handlers report their own failures
                     self._handle(batch)
-                except Exception:  # the handler reports its own failures; the thread survives
-                    pass
                 with self._done:
                     self._busy = False
                     self._done.notify_all()

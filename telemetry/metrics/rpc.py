@@ -14,6 +14,7 @@ distinct methods per side, new ones are counted under ``grpc_service="other", gr
 from __future__ import annotations
 
 import bisect
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -124,10 +125,8 @@ class SideMetrics(Collector):
             registry.register(self)
 
     def unregister(self, registry: CollectorRegistry) -> None:
-        try:
+        with contextlib.suppress(KeyError):
             registry.unregister(self)
-        except KeyError:
-            pass
 
     def stats(self, info: MethodInfo) -> MethodStats:
         """The stats object for a method (shared by all callers of the same labels)."""

@@ -46,6 +46,19 @@ def is_sampled(state: CallState) -> bool:
     return state.span is not None and bool(state.span.get_span_context().trace_flags.sampled)
 
 
+_peer_cache: dict[str, tuple[str, int | None]] = {}
+
+
+def peer_host_port(peer: str) -> tuple[str, int | None]:
+    """:func:`split_host_port` for peers, cached: every call on a connection has the same peer."""
+    cached = _peer_cache.get(peer)
+    if cached is None:
+        if len(_peer_cache) >= 4096:
+            _peer_cache.clear()
+        cached = _peer_cache[peer] = split_host_port(peer)
+    return cached
+
+
 def split_host_port(address: str) -> tuple[str, int | None]:
     """Host and port from a peer (``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``) or a target (``dns:///h:5``)."""
     for prefix in ("ipv4:", "ipv6:", "dns:///", "dns:", "unix:", "unix-abstract:"):
@@ -107,7 +120,7 @@ class ServerTracing(_Tracing):
         parent, context = self._propagation.extract(state.metadata)
         span = self._tracer.start(template, parent, context, SpanKind.SERVER)
         if span.is_recording():
-            host, port = split_host_port(state.peer)
+            host, port = peer_host_port(state.peer)
             span.set_attribute("network.peer.address", host)
             if port is not None:
                 span.set_attribute("network.peer.port", port)

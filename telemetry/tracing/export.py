@@ -58,7 +58,7 @@ class HttpTransport:
 
     def send(self, payload: bytes, timeout: float) -> None:
         request = urllib.request.Request(self._url, data=payload, headers=self._headers, method="POST")
-        with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 - configured URL
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
             reply.read()
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Trace
 
 _TRACEPARENT = re.compile(r"^\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\s*$")
 _EMPTY = Context()
+_EMPTY_TRACE_STATE = TraceState()
 
 AddMetadata = Callable[[str, str], None]
 
@@ -35,7 +36,7 @@ def parse_traceparent(header: str, tracestate: str | None) -> SpanContext | None
     trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
     if not trace_id or not span_id:
         return None
-    state = TraceState.from_header([tracestate]) if tracestate else TraceState()
+    state = TraceState.from_header([tracestate]) if tracestate else _EMPTY_TRACE_STATE
     return SpanContext(trace_id, span_id, True, TraceFlags(int(flags_hex, 16)), state)
 
 

@@ -9,6 +9,7 @@ when SDK span processors are registered (tests, user processors), to them as ``R
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 import traceback
@@ -28,6 +29,7 @@ from opentelemetry.trace import (
     Status,
     StatusCode,
     TraceFlags,
+    TraceState,
 )
 from opentelemetry.util.types import Attributes
 
@@ -42,6 +44,7 @@ from telemetry.tracing.otlp_encoding import (
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _EMPTY_CONTEXT = Context()
+_EMPTY_TRACE_STATE = TraceState()
 _STATUS_CODES = {
     StatusCode.UNSET: STATUS_UNSET,
     StatusCode.OK: STATUS_OK,
@@ -136,7 +139,7 @@ class RpcSpan(trace.Span):
         timestamp: int | None = None,
         escaped: bool = False,
     ) -> None:
-        event = {
+        event: dict[str, Any] = {
             "exception.type": type(exception).__qualname__,
             "exception.message": str(exception),
             "exception.stacktrace": "".join(
@@ -210,8 +213,12 @@ class RpcTracer:
         resource: Resource,
         export: Any | None,
         processors: Sequence[SpanProcessor] = (),
+        *,
+        follows_parent_else_samples: bool = False,
     ) -> None:
         self._sampler = sampler
+        # The default sampler (parentbased_always_on) decides inline: follow the parent, else sample.
+        self._fast_sampling = follows_parent_else_samples
         self._resource = resource
         self._export = export  # SpanExportPipeline, or None
         self._processors = tuple(processors)
@@ -231,6 +238,14 @@ class RpcTracer:
             parent = None
             trace_id = self._getrandbits(128)
         span_id = self._getrandbits(64)
+        if self._fast_sampling:
+            if parent is None or parent.trace_flags & TraceFlags.SAMPLED:
+                state = parent.trace_state if parent is not None else _EMPTY_TRACE_STATE
+                context = SpanContext(trace_id, span_id, False, _SAMPLED, state)
+                return RpcSpan(self, template, context, parent, None)
+            return NonRecordingSpan(
+                SpanContext(trace_id, span_id, False, _NOT_SAMPLED, parent.trace_state)
+            )
         result = self._sampler.should_sample(
             parent_context if parent_context is not None else _EMPTY_CONTEXT,
             trace_id,
@@ -253,7 +268,5 @@ class RpcTracer:
         if self._processors:
             readable = span.to_readable(self._resource)
             for processor in self._processors:
-                try:
+                with contextlib.suppress(Exception):  # a user processor must not fail the RPC
                     processor.on_end(readable)
-                except Exception:  # a user processor must not fail the RPC
-                    pass

@@ -122,7 +122,13 @@ def build_tracing(
     propagator = build_propagator(config.propagators)
     return Tracing(
         provider=provider,
-        rpc_tracer=RpcTracer(sampler, resource, pipeline, extra),
+        rpc_tracer=RpcTracer(
+            sampler,
+            resource,
+            pipeline,
+            extra,
+            follows_parent_else_samples=config.sampler == "parentbased_always_on",
+        ),
         pipeline=pipeline,
         propagator=propagator,
         propagation=propagation_for(config.propagators, propagator),

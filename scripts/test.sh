@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: set-up, lint, types, tests. Non-zero on any failure.
+# Extra arguments go to pytest (e.g. scripts/test.sh -k deadline).
+source "$(dirname "$0")/_setup.sh"
+
+ensure_tool openssl openssl  # the TLS test makes a throwaway certificate
+
+echo "== ruff"
+ruff check .
+ruff format --check .
+echo "== mypy"
+mypy telemetry tests benchmarks examples
+echo "== pytest"
+python -m pytest -q "$@"
