@@ -20,7 +20,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
-from opentelemetry.sdk.trace.sampling import Sampler
+from opentelemetry.sdk.trace.sampling import Decision, Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
     NonRecordingSpan,
@@ -253,7 +253,7 @@ class RpcTracer:
             kind,
             template.attributes,
         )
-        if not result.decision.is_sampled():
+        if result.decision is not Decision.RECORD_AND_SAMPLE:  # RECORD_ONLY spans are not kept
             return NonRecordingSpan(
                 SpanContext(trace_id, span_id, False, _NOT_SAMPLED, result.trace_state)
             )
