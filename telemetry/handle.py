@@ -29,10 +29,12 @@ from telemetry.logging import pipeline as log_pipeline
 from telemetry.logging.access import AccessLog
 from telemetry.metrics.exposition import MetricsServer, serve_metrics
 from telemetry.metrics.rpc import RpcMetricsConcern, SideMetrics
-from telemetry.metrics.runtime import LogDropsCollector
+from telemetry.metrics.runtime import SelfMonitoringCollector
 from telemetry.rpc.aio_client import AioClientInterceptor
+from telemetry.rpc._server_common import wrap_registrations
 from telemetry.rpc.aio_server import AioServerInterceptor
 from telemetry.rpc.call import Side
+from telemetry.rpc.channel import InstrumentedChannel
 from telemetry.rpc.client import ClientInterceptor
 from telemetry.rpc.concern import Concern
 from telemetry.rpc.server import ServerInterceptor
@@ -75,7 +77,7 @@ class Telemetry:
             self.client_metrics = SideMetrics("client", self.registry, buckets, cap)
             if self.registry is not REGISTRY:  # the global one already has process metrics
                 self._register(ProcessCollector(registry=None))
-            self._register(LogDropsCollector())
+            self._register(SelfMonitoringCollector(self.tracing.pipeline if self.tracing else None))
         self.metrics_server: MetricsServer | None = None
         if config.metrics_enabled and config.metrics_port is not None:
             self.metrics_server = serve_metrics(self.registry, config.metrics_host, config.metrics_port)
@@ -170,13 +172,15 @@ class Telemetry:
         options: Sequence[tuple[str, Any]] = (),
         maximum_concurrent_rpcs: int | None = None,
     ) -> grpc.Server:
-        """A sync ``grpc.Server``; telemetry runs first, then ``interceptors``."""
-        return grpc.server(
+        """A sync ``grpc.Server`` whose registered handlers are wrapped with the concern chain
+        (cheaper per call than an interceptor); ``interceptors`` run before the chain."""
+        server = grpc.server(
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-handler"),
-            interceptors=[self.server_interceptor(), *interceptors],
+            interceptors=list(interceptors) or None,
             options=list(options),
             maximum_concurrent_rpcs=maximum_concurrent_rpcs,
         )
+        return wrap_registrations(server, self.server_interceptor())
 
     def aio_server(
         self,
@@ -185,11 +189,12 @@ class Telemetry:
         options: Sequence[tuple[str, Any]] = (),
         maximum_concurrent_rpcs: int | None = None,
     ) -> grpc.aio.Server:
-        return grpc.aio.server(
-            interceptors=[self.aio_server_interceptor(), *interceptors],
+        server = grpc.aio.server(
+            interceptors=list(interceptors) or None,
             options=list(options),
             maximum_concurrent_rpcs=maximum_concurrent_rpcs,
         )
+        return wrap_registrations(server, self.aio_server_interceptor())
 
     def channel(
         self,
@@ -199,12 +204,15 @@ class Telemetry:
         options: Sequence[tuple[str, Any]] = (),
         interceptors: Sequence[Any] = (),
     ) -> grpc.Channel:
-        """A sync channel (TLS when ``credentials`` are given); telemetry runs first."""
+        """A sync channel (TLS when ``credentials`` are given); telemetry runs first, then
+        ``interceptors``. Calls skip grpc's interceptor machinery (see telemetry.rpc.channel)."""
         if credentials is not None:
             channel = grpc.secure_channel(target, credentials, options=list(options))
         else:
             channel = grpc.insecure_channel(target, options=list(options))
-        return grpc.intercept_channel(channel, self.client_interceptor(target), *interceptors)
+        if interceptors:
+            channel = grpc.intercept_channel(channel, *interceptors)
+        return InstrumentedChannel(channel, self.client_interceptor(target))
 
     def aio_channel(
         self,

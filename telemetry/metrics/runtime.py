@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
@@ -10,8 +11,12 @@ from prometheus_client.registry import Collector
 from telemetry.logging.pipeline import PIPELINE
 
 
-class LogDropsCollector(Collector):
-    """``telemetry_log_lines_dropped_total``: lines dropped because the log stream was too slow."""
+class SelfMonitoringCollector(Collector):
+    """``telemetry_log_lines_dropped_total``, ``telemetry_spans_dropped_total`` (queue full) and
+    ``telemetry_spans_export_failed_total`` (collector unreachable or refusing)."""
+
+    def __init__(self, span_pipeline: Any | None) -> None:
+        self._spans = span_pipeline
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         writer = PIPELINE.writer
@@ -20,3 +25,14 @@ class LogDropsCollector(Collector):
             "Log lines dropped because the output stream could not keep up.",
             value=writer.dropped if writer is not None else 0,
         )
+        if self._spans is not None:
+            yield CounterMetricFamily(
+                "telemetry_spans_dropped",
+                "Spans dropped because the export queue was full.",
+                value=self._spans.dropped,
+            )
+            yield CounterMetricFamily(
+                "telemetry_spans_export_failed",
+                "Spans lost because their export batch failed.",
+                value=self._spans.failed,
+            )

@@ -31,19 +31,19 @@ class ClientAdapterBase:
                 self._methods[(method, kind)] = info
         return info
 
-    def start(self, details: Any, kind: RpcKind) -> CallState:
+    def start(self, info: MethodInfo, timeout: float | None, metadata: Any) -> CallState:
         """Create the call state and start the chain; RejectCall propagates to the adapter."""
-        state = CallState(self.method_info(details.method, kind), perf_counter(), details.metadata, "")
+        state = CallState(info, perf_counter(), metadata, "")
         state.target = self.target
-        state.timeout = details.timeout
+        state.timeout = timeout
         self.chain.start(state)
         return state
 
 
-def outgoing_metadata(details: Any, state: CallState) -> Sequence[tuple[str, Any]] | None:
+def outgoing_metadata(metadata: Any, state: CallState) -> Sequence[tuple[str, Any]] | None:
     """The caller's metadata plus what concerns added (trace context, baggage ...)."""
     if not state.outgoing_metadata:
-        return details.metadata  # type: ignore[no-any-return]
-    if details.metadata is None:
+        return metadata  # type: ignore[no-any-return]
+    if metadata is None:
         return tuple(state.outgoing_metadata)
-    return (*tuple(details.metadata), *state.outgoing_metadata)
+    return (*tuple(metadata), *state.outgoing_metadata)

@@ -122,3 +122,39 @@ def status_details(context: Any) -> str | None:
     if isinstance(details, bytes):
         return details.decode("utf-8", "replace")
     return details  # type: ignore[no-any-return]
+
+
+def wrap_registrations(server: Any, adapter: ServerAdapterBase) -> Any:
+    """Make ``server`` wrap each method handler once, as it is registered, so calls reach the
+    concern chain without grpc's per-call interceptor pipeline. Works for sync and aio servers.
+    Interceptors given to the server itself run before the chain."""
+    add_generic = server.add_generic_rpc_handlers
+    add_registered = getattr(server, "add_registered_method_handlers", None)
+
+    def add_generic_rpc_handlers(handlers: Any) -> None:
+        add_generic(tuple(_WrappingGenericHandler(handler, adapter) for handler in handlers))
+
+    def add_registered_method_handlers(service_name: str, method_handlers: Any) -> None:
+        assert add_registered is not None
+        add_registered(
+            service_name,
+            {
+                name: adapter.wrapped_handler(handler, f"/{service_name}/{name}")
+                for name, handler in method_handlers.items()
+            },
+        )
+
+    server.add_generic_rpc_handlers = add_generic_rpc_handlers
+    if add_registered is not None:
+        server.add_registered_method_handlers = add_registered_method_handlers
+    return server
+
+
+class _WrappingGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
+    def __init__(self, inner: Any, adapter: ServerAdapterBase) -> None:
+        self._inner = inner
+        self._adapter = adapter
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
+        handler = self._inner.service(handler_call_details)
+        return self._adapter.wrapped_handler(handler, handler_call_details.method)

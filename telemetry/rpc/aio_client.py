@@ -77,7 +77,7 @@ class AioClientInterceptor(
 
     def _begin(self, details: Any, kind: RpcKind, request: Any) -> tuple[CallState, Any]:
         try:
-            state = self.start(details, kind)
+            state = self.start(self.method_info(details.method, kind), details.timeout, details.metadata)
         except RejectCall as reject:
             raise grpc.aio.AioRpcError(
                 reject.code,
@@ -91,7 +91,7 @@ class AioClientInterceptor(
         new_details = grpc.aio.ClientCallDetails(
             details.method,
             state.timeout,
-            outgoing_metadata(details, state),
+            outgoing_metadata(details.metadata, state),
             details.credentials,
             details.wait_for_ready,
         )

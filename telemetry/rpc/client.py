@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 
 from telemetry.rpc._client_common import ClientAdapterBase, outgoing_metadata
-from telemetry.rpc.call import CallState, RejectCall, RpcKind
+from telemetry.rpc.call import CallState, MethodInfo, RejectCall, RpcKind
 from telemetry.rpc.concern import Concern, ConcernChain
 
 
@@ -47,20 +47,28 @@ class ClientInterceptor(
     def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
         return self._call(continuation, details, requests, RpcKind.BIDI_STREAM)
 
-    def _call(self, continuation: Any, details: Any, request: Any, kind: RpcKind) -> Any:
-        try:
-            state = self.start(details, kind)
-        except RejectCall as reject:
-            return FailedCall(reject.code, reject.details, reject.trailing_metadata)
-        if kind is RpcKind.UNARY or kind is RpcKind.SERVER_STREAM:
+    def begin(
+        self, info: MethodInfo, timeout: float | None, metadata: Any, request: Any
+    ) -> tuple[CallState, Any]:
+        """Start a call; returns its state and the request (a counting iterator for streams)."""
+        state = self.start(info, timeout, metadata)
+        if info.kind is RpcKind.UNARY or info.kind is RpcKind.SERVER_STREAM:
             state.request = request
             self.chain.message(state, False)
-        else:
-            request = _count_sent(request, state, self.chain)
+            return state, request
+        return state, count_sent(request, state, self.chain)
+
+    def _call(self, continuation: Any, details: Any, request: Any, kind: RpcKind) -> Any:
+        try:
+            state, request = self.begin(
+                self.method_info(details.method, kind), details.timeout, details.metadata, request
+            )
+        except RejectCall as reject:
+            return FailedCall(reject.code, reject.details, reject.trailing_metadata)
         new_details = _ClientCallDetails(
             details.method,
             state.timeout,
-            outgoing_metadata(details, state),
+            outgoing_metadata(details.metadata, state),
             details.credentials,
             details.wait_for_ready,
             details.compression,
@@ -75,14 +83,15 @@ class ClientInterceptor(
         streaming_out = kind is RpcKind.SERVER_STREAM or kind is RpcKind.BIDI_STREAM
 
         def done(finished: Any) -> None:
-            self._done(state, finished, streaming_out)
+            self.finish(state, finished, streaming_out)
 
         call.add_done_callback(done)
         if streaming_out:
-            return _CountingResponses(call, state, self.chain)
+            return CountingResponses(call, state, self.chain)
         return call
 
-    def _done(self, state: CallState, call: Any, streaming_out: bool) -> None:
+    def finish(self, state: CallState, call: Any, streaming_out: bool) -> None:
+        """Record how a call ended (``call`` is the grpc Call, or the RpcError it raised)."""
         code = call.code()
         state.code = grpc.StatusCode.OK if code is None else code
         if state.code == grpc.StatusCode.OK:
@@ -93,7 +102,7 @@ class ClientInterceptor(
         self.chain.finish(state)
 
 
-def _count_sent(requests: Iterator[Any], state: CallState, chain: ConcernChain) -> Iterator[Any]:
+def count_sent(requests: Iterator[Any], state: CallState, chain: ConcernChain) -> Iterator[Any]:
     for request in requests:
         chain.message(state, False)
         yield request
@@ -156,7 +165,7 @@ class _CallProxy(grpc.RpcError, grpc.Call, grpc.Future):
         return str(self._call)
 
 
-class _CountingResponses(_CallProxy):
+class CountingResponses(_CallProxy):
     """A response stream that counts messages received and is still the grpc call object."""
 
     def __init__(self, call: Any, state: CallState, chain: ConcernChain) -> None:
@@ -164,7 +173,7 @@ class _CountingResponses(_CallProxy):
         self._state = state
         self._chain = chain
 
-    def __iter__(self) -> _CountingResponses:
+    def __iter__(self) -> CountingResponses:
         return self
 
     def __next__(self) -> Any:

@@ -16,7 +16,7 @@ import echo_pb2_grpc
 import grpc
 import pytest
 from calls import INCOMING, TRACE_ID, call_sync, requests_for
-from helpers import make_config
+from helpers import make_config, metric_value
 
 import telemetry
 from telemetry.testing import OtlpReceiver
@@ -81,6 +81,9 @@ def test_dead_collector_fails_no_rpc_and_shutdown_is_bounded(sync_service: Any) 
         stub = echo_pb2_grpc.EchoStub(channel)
         for _ in range(50):
             assert call_sync(stub, "unary", requests_for("unary", []), timeout=5)
+    assert a.tel.tracing is not None and a.tel.tracing.pipeline is not None
+    assert a.tel.tracing.pipeline.force_flush(10)
+    assert metric_value(a.registry, "telemetry_spans_export_failed_total") >= 50
     started = time.monotonic()
     a.tel.shutdown(timeout=3.0)
     assert time.monotonic() - started < 10  # bounded by the timeout, never hangs on the collector
