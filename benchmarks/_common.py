@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import statistics
 import subprocess
@@ -41,24 +42,32 @@ def free_port() -> int:
 
 
 def spawn(
-    args: Sequence[str], ready_line: str | None = None, timeout: float = 30
+    args: Sequence[str], ready_line: str | None = None, timeout: float = 60, stdin: bool = False
 ) -> subprocess.Popen[str]:
-    """Start a child python process; wait for ``ready_line`` on its stdout."""
+    """Start a child python process; wait (bounded) for ``ready_line`` on its stdout."""
     proc = subprocess.Popen(
-        [sys.executable, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT, env=os.environ.copy()
+        [sys.executable, *args],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE if stdin else None,
+        text=True,
+        cwd=ROOT,
+        env=os.environ.copy(),
     )
-    if ready_line is not None:
-        deadline = time.monotonic() + timeout
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.strip() == ready_line:
-                break
-            if time.monotonic() > deadline:
-                break
-        else:
-            proc.kill()
-            raise RuntimeError(f"{args} exited before printing {ready_line!r}")
-    return proc
+    if ready_line is None:
+        return proc
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not readable:
+            break
+        line = proc.stdout.readline()
+        if not line:  # the child exited
+            break
+        if line.strip() == ready_line:
+            return proc
+    proc.kill()
+    raise RuntimeError(f"{args} did not print {ready_line!r} within {timeout}s")
 
 
 def stop(proc: subprocess.Popen[str]) -> None:

@@ -1,9 +1,11 @@
 """Interceptor overhead: unary calls/s over loopback, server and client in separate processes.
 
-Modes, all measured in one run. Machines here are shared and noisy (bare grpcio alone varies 2x
-between minutes), so every mode runs next to its own bare run in each round and the figure is the
-median over rounds of those paired ratios. CPU time per call of the server and client processes,
-sampled over the measured window only, is reported as a steadier view of what each mode adds.
+All modes are measured in one run. Machines here are shared and noisy (bare grpcio alone swings
+2x between minutes), so every mode keeps its server and client processes up, warmed and idle between
+turns, and the run interleaves short slices: bare, mode, bare, mode ... Each mode slice is compared
+with the bare slices on either side of it, so slow drift cancels, and the figure is the median of
+many such ratios. CPU time per call of the server and client processes (psutil, over each slice)
+is reported as a second, steadier view of what each mode adds.
 
   bare       plain grpcio
   peer       opentelemetry-instrumentation-grpc server + client interceptors (tracing only)
@@ -11,8 +13,8 @@ sampled over the measured window only, is reported as a steadier view of what ea
   full       this package's full chain: tracing + metrics + access logs + deadlines, 100% sampling
   full_dead  the full chain with the span exporter pointed at a dead collector
 
-Spans go through the real OTLP/gRPC exporter and BatchSpanProcessor to a sink process that discards
-them; access logs go to a file. Run: ``python benchmarks/overhead.py`` (``--quick`` for a smoke run).
+Spans go through the real OTLP/gRPC exporters to a sink that discards them; access logs go to a file.
+Run: ``python benchmarks/overhead.py`` (``--quick`` for a smoke run, ``--slices N`` for precision).
 """
 
 from __future__ import annotations
@@ -39,7 +41,15 @@ from _common import (
     stubs_dir,
 )
 
-MODES = ("bare", "peer", "tracing", "full", "full_dead")
+MODES = ("bare", "peer", "tracing", "full", "full_dead", "no_log", "no_metrics", "no_deadline")
+# Concerns each mode of this package leaves out (the last three are diagnostics, not in the default run).
+SELECT: dict[str, dict[str, bool]] = {
+    "tracing": {"metrics": False, "logging": False, "deadlines": False},
+    "no_log": {"logging": False},
+    "no_metrics": {"metrics": False},
+    "no_deadline": {"deadlines": False},
+}
+DEFAULT_MODES = ("bare", "peer", "tracing", "full", "full_dead")
 CONCURRENCY = (1, 4)
 
 
@@ -99,13 +109,7 @@ def serve(mode: str, port: int, endpoint: str, log_path: str) -> None:
         server = grpc.server(ThreadPoolExecutor(16), interceptors=[server_interceptor()])
     else:
         tel = _init_telemetry("bench-server", mode, endpoint, log_path)
-        if mode == "tracing":
-            server = grpc.server(
-                ThreadPoolExecutor(16),
-                interceptors=[tel.server_interceptor(metrics=False, logging=False, deadlines=False)],
-            )
-        else:
-            server = tel.server()
+        server = tel.server(max_workers=16, **SELECT.get(mode, {}))
     bench_pb2_grpc.add_BenchServicer_to_server(Bench(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
@@ -113,15 +117,8 @@ def serve(mode: str, port: int, endpoint: str, log_path: str) -> None:
     server.wait_for_termination()
 
 
-def client(
-    mode: str,
-    target: str,
-    endpoint: str,
-    log_path: str,
-    seconds: float,
-    warmup: float,
-    server_pid: int,
-) -> None:
+def client(mode: str, target: str, endpoint: str, log_path: str, server_pid: int) -> None:
+    """A worker: connects once, then runs slices on command (``run CONCURRENCY SECONDS``)."""
     import bench_pb2
     import bench_pb2_grpc
     import grpc
@@ -137,11 +134,7 @@ def client(
         channel = intercept_channel(grpc.insecure_channel(target), client_interceptor())
     else:
         tel = _init_telemetry("bench-client", mode, endpoint, log_path)
-        if mode == "tracing":
-            interceptor = tel.client_interceptor(target, metrics=False, logging=False, deadlines=False)
-            channel = grpc.intercept_channel(grpc.insecure_channel(target), interceptor)
-        else:
-            channel = tel.channel(target)
+        channel = tel.channel(target, **SELECT.get(mode, {}))
     stub = bench_pb2_grpc.BenchStub(channel)
     request = bench_pb2.Payload(text="x" * 64, number=1)
     stub.Ping(request, timeout=10)  # connect
@@ -169,76 +162,97 @@ def client(
             thread.join()
         return sum(counts)
 
-    results: dict[int, dict[str, float]] = {}
-    for concurrency in CONCURRENCY:
-        calls_in_threads(concurrency, warmup)
+    print("READY", flush=True)
+    for line in sys.stdin:
+        command = line.split()
+        if not command or command[0] == "quit":
+            break
+        concurrency, seconds = int(command[1]), float(command[2])
         client_before, server_before = cpu_seconds(me), cpu_seconds(server)
         start = time.perf_counter()
         calls = max(calls_in_threads(concurrency, seconds), 1)
         elapsed = time.perf_counter() - start
-        results[concurrency] = {
+        figures = {
             "calls_per_second": calls / elapsed,
             "client_cpu_us": (cpu_seconds(me) - client_before) / calls * 1e6,
             "server_cpu_us": (cpu_seconds(server) - server_before) / calls * 1e6,
         }
-    print(json.dumps({"results": results}), flush=True)
+        print(json.dumps(figures), flush=True)
 
 
-def measure(mode: str, endpoint: str, log_path: str, seconds: float, warmup: float) -> dict[int, Any]:
-    """One server process and one client process for ``mode``; figures per concurrency."""
-    port = free_port()
-    server = spawn([__file__, "serve", mode, str(port), endpoint, log_path], ready_line="READY")
-    try:
-        args = [mode, f"127.0.0.1:{port}", endpoint, log_path, str(seconds), str(warmup)]
-        child = spawn([__file__, "client", *args, str(server.pid)])
-        out, _ = child.communicate(timeout=seconds * 10 + 60)
-        if child.returncode != 0:
-            raise RuntimeError(f"client {mode} failed: {out}")
-        line = next(ln for ln in out.splitlines() if ln.startswith("{"))
-        return {int(c): figures for c, figures in json.loads(line)["results"].items()}
-    finally:
-        stop(server)
+class Pair:
+    """One mode's server and client processes, kept up for the whole run."""
+
+    def __init__(self, mode: str, endpoint: str, log_path: str) -> None:
+        port = free_port()
+        self.server = spawn([__file__, "serve", mode, str(port), endpoint, log_path], ready_line="READY")
+        self.client = spawn(
+            [__file__, "client", mode, f"127.0.0.1:{port}", endpoint, log_path, str(self.server.pid)],
+            ready_line="READY",
+            stdin=True,
+        )
+
+    def slice(self, concurrency: int, seconds: float) -> dict[str, float]:
+        assert self.client.stdin is not None and self.client.stdout is not None
+        self.client.stdin.write(f"run {concurrency} {seconds}\n")
+        self.client.stdin.flush()
+        line = self.client.stdout.readline()
+        if not line:
+            raise RuntimeError("benchmark client exited")
+        return dict(json.loads(line))
+
+    def close(self) -> None:
+        if self.client.stdin is not None:
+            self.client.stdin.write("quit\n")
+            self.client.stdin.close()
+        stop(self.client)
+        stop(self.server)
 
 
-Pair = tuple[dict[str, float], dict[str, float]]  # (a mode's figures, its paired bare run's)
+Sample = tuple[dict[str, float], dict[str, float]]  # (a mode slice, the mean of its bare neighbours)
 
 
-def run(rounds: int, seconds: float, warmup: float, modes: tuple[str, ...]) -> dict[str, Any]:
+def run(slices: int, seconds: float, modes: tuple[str, ...]) -> dict[str, Any]:
     sink = SpanSink()
     dead = f"http://127.0.0.1:{free_port()}"
     logs = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     others = [m for m in modes if m != "bare"]
-    samples: dict[tuple[str, int], list[Pair]] = {(m, c): [] for m in others for c in CONCURRENCY}
-    for round_index in range(rounds):
-        forward = round_index % 2 == 0
-        for mode in others if forward else list(reversed(others)):
+    pairs: dict[str, Pair] = {}
+    try:
+        for mode in modes:
             endpoint = dead if mode == "full_dead" else sink.endpoint
-            order = ("bare", mode) if forward else (mode, "bare")
-            figures = {m: measure(m, endpoint, str(logs / f"{m}.log"), seconds, warmup) for m in order}
-            for concurrency in CONCURRENCY:
-                samples[(mode, concurrency)].append(
-                    (figures[mode][concurrency], figures["bare"][concurrency])
-                )
-            summary = "  ".join(
-                f"c={c}: {figures[mode][c]['calls_per_second']:.0f}/s"
-                f" (bare {figures['bare'][c]['calls_per_second']:.0f}/s)"
-                for c in CONCURRENCY
-            )
-            print(f"round {round_index + 1}/{rounds} {mode:<9} {summary}", flush=True)
-    sink.server.stop(None)
+            pairs[mode] = Pair(mode, endpoint, str(logs / f"{mode}.log"))
+        samples: dict[tuple[str, int], list[Sample]] = {(m, c): [] for m in others for c in CONCURRENCY}
+        for concurrency in CONCURRENCY:
+            for pair in pairs.values():  # warm every pair at this concurrency
+                pair.slice(concurrency, 0.3)
+            for index in range(slices):
+                order = others if index % 2 == 0 else list(reversed(others))
+                before = pairs["bare"].slice(concurrency, seconds)
+                for mode in order:
+                    figures = pairs[mode].slice(concurrency, seconds)
+                    after = pairs["bare"].slice(concurrency, seconds)
+                    bare = {k: (before[k] + after[k]) / 2 for k in before}
+                    samples[(mode, concurrency)].append((figures, bare))
+                    before = after
+            print(f"c={concurrency}: {slices} slices per mode done", flush=True)
+    finally:
+        for pair in pairs.values():
+            pair.close()
+        sink.server.stop(None)
     log_lines = sum(1 for p in logs.glob("full.log") for _ in p.open())
     return {"samples": samples, "sink_batches": sink.batches, "full_log_lines": log_lines}
 
 
 def summarise(
-    samples: dict[tuple[str, int], list[Pair]], modes: tuple[str, ...]
-) -> tuple[list[Any], dict[str, Any]]:
+    samples: dict[tuple[str, int], list[Sample]], modes: tuple[str, ...]
+) -> tuple[list[list[str]], dict[str, Any]]:
     rows: list[list[str]] = []
     figures: dict[str, Any] = {}
     for concurrency in CONCURRENCY:
         label = "sequential" if concurrency == 1 else f"{concurrency}_clients"
-        bare_runs = [b for m in modes if m != "bare" for _, b in samples[(m, concurrency)]]
-        bare = {key: median([b[key] for b in bare_runs]) for key in bare_runs[0]}
+        bare_slices = [b for m in modes if m != "bare" for _, b in samples[(m, concurrency)]]
+        bare = {key: median([b[key] for b in bare_slices]) for key in bare_slices[0]}
         rows.append(
             [
                 label,
@@ -255,7 +269,8 @@ def summarise(
             if mode == "bare":
                 continue
             pairs = samples[(mode, concurrency)]
-            ratios = [m["calls_per_second"] / b["calls_per_second"] for m, b in pairs]
+            ratios = sorted(m["calls_per_second"] / b["calls_per_second"] for m, b in pairs)
+            quartiles = (ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4])
             added = {
                 side: median([m[f"{side}_cpu_us"] - b[f"{side}_cpu_us"] for m, b in pairs])
                 for side in ("server", "client")
@@ -267,7 +282,7 @@ def summarise(
                     mode,
                     f"{rate:.0f}",
                     f"{median(ratios):.1%}",
-                    f"{min(ratios):.0%}-{max(ratios):.0%}",
+                    f"{quartiles[0]:.0%}-{quartiles[1]:.0%}",
                     f"{added['server']:+.0f}",
                     f"{added['client']:+.0f}",
                 ]
@@ -275,6 +290,7 @@ def summarise(
             figures[label][mode] = {
                 "calls_per_second": round(rate),
                 "ratio_to_bare": round(median(ratios), 3),
+                "ratio_iqr": [round(q, 3) for q in quartiles],
                 "server_cpu_us_added": round(added["server"], 1),
                 "client_cpu_us_added": round(added["client"], 1),
             }
@@ -288,48 +304,38 @@ def main() -> None:
     for name in ("mode", "port", "endpoint", "log_path"):
         serve_args.add_argument(name, type=int if name == "port" else str)
     client_args = sub.add_parser("client")
-    for name in ("mode", "target", "endpoint", "log_path", "seconds", "warmup", "server_pid"):
-        kind = float if name in ("seconds", "warmup") else int if name == "server_pid" else str
-        client_args.add_argument(name, type=kind)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--warmup", type=float, default=0.5)
-    parser.add_argument("--quick", action="store_true", help="1 round of 1 s: a smoke run")
-    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of modes")
+    for name in ("mode", "target", "endpoint", "log_path", "server_pid"):
+        client_args.add_argument(name, type=int if name == "server_pid" else str)
+    parser.add_argument("--slices", type=int, default=15, help="slices per mode and concurrency")
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of one slice")
+    parser.add_argument("--quick", action="store_true", help="3 slices of 0.5 s: a smoke run")
+    parser.add_argument("--modes", default=",".join(DEFAULT_MODES), help=f"among {', '.join(MODES)}")
     args = parser.parse_args()
     stubs_dir()
     if args.command == "serve":
         serve(args.mode, args.port, args.endpoint, args.log_path)
         return
     if args.command == "client":
-        client(
-            args.mode,
-            args.target,
-            args.endpoint,
-            args.log_path,
-            args.seconds,
-            args.warmup,
-            args.server_pid,
-        )
+        client(args.mode, args.target, args.endpoint, args.log_path, args.server_pid)
         return
     modes = tuple(m for m in args.modes.split(",") if m)
     if set(modes) - set(MODES) or "bare" not in modes or len(modes) < 2:
         parser.error(f"--modes: bare and at least one of {', '.join(MODES[1:])} (got {args.modes})")
-    rounds, seconds, warmup = (1, 1.0, 0.3) if args.quick else (args.rounds, args.seconds, args.warmup)
-    result = run(rounds, seconds, warmup, modes)
+    slices, seconds = (3, 0.5) if args.quick else (args.slices, args.seconds)
+    result = run(slices, seconds, modes)
     rows, figures = summarise(result["samples"], modes)
     print_table(
-        "Unary calls over loopback, server and client in separate processes. 'vs bare': median over\n"
-        "rounds of the ratio to the bare run paired with it. CPU: microseconds per call, bare, then\n"
-        "what each mode adds (median of paired differences).",
-        ["load", "mode", "calls/s", "vs bare", "ratio range", "server cpu us", "client cpu us"],
+        "Unary calls over loopback, server and client in separate processes. 'vs bare': median\n"
+        "ratio of a mode's slice to the bare slices either side of it (interquartile range beside\n"
+        "it). CPU: microseconds per call, for bare, then what each mode adds (median difference).",
+        ["load", "mode", "calls/s", "vs bare", "ratio IQR", "server cpu us", "client cpu us"],
         rows,
     )
     print(
         f"\nspan batches received by the sink: {result['sink_batches']}; "
         f"access-log lines written in full mode: {result['full_log_lines']}"
     )
-    emit_json({"benchmark": "overhead", "rounds": rounds, "seconds": seconds, **figures})
+    emit_json({"benchmark": "overhead", "slices": slices, "slice_seconds": seconds, **figures})
 
 
 if __name__ == "__main__":

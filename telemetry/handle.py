@@ -30,8 +30,8 @@ from telemetry.logging.access import AccessLog
 from telemetry.metrics.exposition import MetricsServer, serve_metrics
 from telemetry.metrics.rpc import RpcMetricsConcern, SideMetrics
 from telemetry.metrics.runtime import SelfMonitoringCollector
-from telemetry.rpc.aio_client import AioClientInterceptor
 from telemetry.rpc._server_common import wrap_registrations
+from telemetry.rpc.aio_client import AioClientInterceptor
 from telemetry.rpc.aio_server import AioServerInterceptor
 from telemetry.rpc.call import Side
 from telemetry.rpc.channel import InstrumentedChannel
@@ -87,26 +87,16 @@ class Telemetry:
     # -- concerns: the building blocks of every interceptor -------------------------------------
 
     def server_concerns(
-        self,
-        *,
-        tracing: bool = True,
-        metrics: bool = True,
-        logging: bool = True,
-        deadlines: bool = True,
+        self, *, tracing: bool = True, metrics: bool = True, logging: bool = True, deadlines: bool = True
     ) -> list[Concern]:
+        """The server chain, in order: tracing, access log, metrics, deadline."""
         cfg = self.config
-        concerns: list[Concern] = []
-        if tracing and self.tracing is not None:
-            concerns.append(
-                ServerTracing(self.tracing.rpc_tracer, self.tracing.propagation, cfg.untraced_services)
-            )
-        if logging:
-            concerns.append(self._access_log(Side.SERVER, "all" if cfg.access_log else "off"))
-        if metrics and self.server_metrics is not None:
-            concerns.append(RpcMetricsConcern(self.server_metrics))
-        if deadlines and cfg.deadline_propagation:
-            concerns.append(deadline.ServerDeadline())
-        return concerns
+        return self._concerns(
+            ServerTracing if tracing else None,
+            self._access_log(Side.SERVER, "all" if cfg.access_log else "off") if logging else None,
+            self.server_metrics if metrics else None,
+            deadline.ServerDeadline() if deadlines and cfg.deadline_propagation else None,
+        )
 
     def client_concerns(
         self,
@@ -117,20 +107,35 @@ class Telemetry:
         logging: bool = True,
         deadlines: bool = True,
     ) -> list[Concern]:
+        """The client chain, in order: tracing, access log, metrics, deadline."""
         cfg = self.config
+        return self._concerns(
+            (lambda tracer, propagation, untraced: ClientTracing(tracer, propagation, untraced, target))
+            if tracing
+            else None,
+            self._access_log(Side.CLIENT, cfg.client_access_log) if logging else None,
+            self.client_metrics if metrics else None,
+            deadline.ClientDeadline() if deadlines and cfg.deadline_propagation else None,
+        )
+
+    def _concerns(
+        self,
+        tracing: Any,
+        access_log: AccessLog | None,
+        metrics: SideMetrics | None,
+        deadlines: Concern | None,
+    ) -> list[Concern]:
         concerns: list[Concern] = []
-        if tracing and self.tracing is not None:
+        if tracing is not None and self.tracing is not None:
             concerns.append(
-                ClientTracing(
-                    self.tracing.rpc_tracer, self.tracing.propagation, cfg.untraced_services, target
-                )
+                tracing(self.tracing.rpc_tracer, self.tracing.propagation, self.config.untraced_services)
             )
-        if logging:
-            concerns.append(self._access_log(Side.CLIENT, cfg.client_access_log))
-        if metrics and self.client_metrics is not None:
-            concerns.append(RpcMetricsConcern(self.client_metrics))
-        if deadlines and cfg.deadline_propagation:
-            concerns.append(deadline.ClientDeadline())
+        if access_log is not None:
+            concerns.append(access_log)
+        if metrics is not None:
+            concerns.append(RpcMetricsConcern(metrics))
+        if deadlines is not None:
+            concerns.append(deadlines)
         return concerns
 
     def _access_log(self, side: Side, lines: str) -> AccessLog:
@@ -171,16 +176,18 @@ class Telemetry:
         interceptors: Sequence[Any] = (),
         options: Sequence[tuple[str, Any]] = (),
         maximum_concurrent_rpcs: int | None = None,
+        **select: bool,
     ) -> grpc.Server:
         """A sync ``grpc.Server`` whose registered handlers are wrapped with the concern chain
-        (cheaper per call than an interceptor); ``interceptors`` run before the chain."""
+        (cheaper per call than an interceptor); ``interceptors`` run before the chain. ``select``
+        leaves concerns out, as for :meth:`server_concerns` (e.g. ``metrics=False``)."""
         server = grpc.server(
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-handler"),
             interceptors=list(interceptors) or None,
             options=list(options),
             maximum_concurrent_rpcs=maximum_concurrent_rpcs,
         )
-        return wrap_registrations(server, self.server_interceptor())
+        return wrap_registrations(server, self.server_interceptor(**select))
 
     def aio_server(
         self,
@@ -188,13 +195,14 @@ class Telemetry:
         interceptors: Sequence[Any] = (),
         options: Sequence[tuple[str, Any]] = (),
         maximum_concurrent_rpcs: int | None = None,
+        **select: bool,
     ) -> grpc.aio.Server:
         server = grpc.aio.server(
             interceptors=list(interceptors) or None,
             options=list(options),
             maximum_concurrent_rpcs=maximum_concurrent_rpcs,
         )
-        return wrap_registrations(server, self.aio_server_interceptor())
+        return wrap_registrations(server, self.aio_server_interceptor(**select))
 
     def channel(
         self,
@@ -203,6 +211,7 @@ class Telemetry:
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] = (),
         interceptors: Sequence[Any] = (),
+        **select: bool,
     ) -> grpc.Channel:
         """A sync channel (TLS when ``credentials`` are given); telemetry runs first, then
         ``interceptors``. Calls skip grpc's interceptor machinery (see telemetry.rpc.channel)."""
@@ -212,7 +221,7 @@ class Telemetry:
             channel = grpc.insecure_channel(target, options=list(options))
         if interceptors:
             channel = grpc.intercept_channel(channel, *interceptors)
-        return InstrumentedChannel(channel, self.client_interceptor(target))
+        return InstrumentedChannel(channel, self.client_interceptor(target, **select))
 
     def aio_channel(
         self,
@@ -221,8 +230,9 @@ class Telemetry:
         credentials: grpc.ChannelCredentials | None = None,
         options: Sequence[tuple[str, Any]] = (),
         interceptors: Sequence[Any] = (),
+        **select: bool,
     ) -> grpc.aio.Channel:
-        chain = [*self.aio_client_interceptors(target), *interceptors]
+        chain = [*self.aio_client_interceptors(target, **select), *interceptors]
         if credentials is not None:
             return grpc.aio.secure_channel(
                 target, credentials, options=list(options), interceptors=chain

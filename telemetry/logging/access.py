@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import time
 import traceback
+from functools import partial
 from typing import Any
 
 import grpc
@@ -106,11 +107,12 @@ class AccessLog:
         quiet = not wanted or state.info.service in self._excluded
         if state.exception is None and (quiet or not PIPELINE.enabled_for(level)):
             return
-        PIPELINE.emit(self._line(state, level))
+        # The line is built on the writer thread: the call is over, its state no longer changes.
+        PIPELINE.emit_later(partial(self._line, state, level, time.time()))
 
-    def _line(self, state: CallState, level: str) -> dict[str, Any]:
+    def _line(self, state: CallState, level: str, timestamp: float) -> dict[str, Any]:
         event: dict[str, Any] = {
-            "timestamp": time.time(),
+            "timestamp": timestamp,
             "level": level,
             "service": self._service,
             "event": "finished call",

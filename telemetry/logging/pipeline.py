@@ -45,14 +45,27 @@ class LogPipeline:
     def enabled_for(self, level: str) -> bool:
         return LEVELS.get(level, 20) >= self.min_level
 
-    def emit(self, event: dict[str, Any]) -> None:
-        """Redact and hand ``event`` to every sink. Never raises."""
+    def redact(self, event: dict[str, Any]) -> dict[str, Any]:
         if self.sensitive and not self.sensitive.isdisjoint(event):
             for key in self.sensitive.intersection(event):
                 event[key] = REDACTED
+        return event
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Redact and hand ``event`` to every sink. Never raises."""
+        self.redact(event)
         for sink in self.sinks:
             with contextlib.suppress(Exception):  # a broken sink must not break the caller
                 sink(event)
+
+    def emit_later(self, build: Callable[[], dict[str, Any]]) -> None:
+        """Emit the event ``build()`` returns, built on the writer thread when the writer is the only
+        sink: the request path then only enqueues a callable. Other sinks get it built now."""
+        writer = self.writer
+        if writer is not None and self.sinks == (writer,):
+            writer.put_deferred(build)
+        else:
+            self.emit(build())
 
     def add_sink(self, sink: Sink) -> None:
         self.sinks = (*self.sinks, sink)
@@ -128,6 +141,7 @@ def configure(
         stream if stream is not None else sys.stdout,
         render_json if fmt == "json" else render_console,
         queue_size,
+        prepare=PIPELINE.redact,
     )
     PIPELINE.writer = writer
     PIPELINE.sinks = (*(s for s in PIPELINE.sinks if s is not old_writer), writer)

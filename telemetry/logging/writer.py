@@ -13,16 +13,23 @@ from typing import Any, TextIO
 from telemetry.batch_queue import BatchQueue
 
 Renderer = Callable[[dict[str, Any]], str]
+Event = dict[str, Any] | Callable[[], dict[str, Any]]  # an event, or a deferred builder of one
 
 
 class AsyncLineWriter:
     def __init__(
-        self, stream: TextIO, render: Renderer, capacity: int = 10_000, interval: float = 0.05
+        self,
+        stream: TextIO,
+        render: Renderer,
+        capacity: int = 10_000,
+        interval: float = 0.05,
+        prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self._stream = stream
         self._render = render
+        self._prepare = prepare  # applied to deferred events once built (redaction)
         self.write_errors = 0
-        self._queue: BatchQueue[dict[str, Any]] = BatchQueue(
+        self._queue: BatchQueue[Event] = BatchQueue(
             self._write,
             capacity=capacity,
             batch_size=256,
@@ -32,6 +39,10 @@ class AsyncLineWriter:
 
     def __call__(self, event: dict[str, Any]) -> None:
         self._queue.put(event)
+
+    def put_deferred(self, build: Callable[[], dict[str, Any]]) -> None:
+        """Queue a builder; the event is built (and prepared) on the writer thread."""
+        self._queue.put(build)
 
     @property
     def dropped(self) -> int:
@@ -44,11 +55,17 @@ class AsyncLineWriter:
     def close(self, timeout: float = 5.0) -> None:
         self._queue.close(timeout)
 
-    def _write(self, events: list[dict[str, Any]]) -> None:
+    def _materialise(self, item: Event) -> dict[str, Any]:
+        if not callable(item):
+            return item
+        event = item()
+        return self._prepare(event) if self._prepare is not None else event
+
+    def _write(self, events: list[Event]) -> None:
         lines = []
-        for event in events:
+        for item in events:
             try:
-                lines.append(self._render(event))
+                lines.append(self._render(self._materialise(item)))
             except Exception:  # a value that cannot render loses its line, not the rest
                 self.write_errors += 1
         try:

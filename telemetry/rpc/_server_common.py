@@ -150,7 +150,7 @@ def wrap_registrations(server: Any, adapter: ServerAdapterBase) -> Any:
     return server
 
 
-class _WrappingGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
+class _WrappingGenericHandler(grpc.GenericRpcHandler):
     def __init__(self, inner: Any, adapter: ServerAdapterBase) -> None:
         self._inner = inner
         self._adapter = adapter

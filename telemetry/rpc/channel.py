@@ -13,11 +13,11 @@ from typing import Any
 import grpc
 
 from telemetry.rpc._client_common import outgoing_metadata
-from telemetry.rpc.call import MethodInfo, RejectCall, RpcKind
+from telemetry.rpc.call import CallState, MethodInfo, RejectCall, RpcKind
 from telemetry.rpc.client import ClientInterceptor, CountingResponses, FailedCall
 
 
-class InstrumentedChannel(grpc.Channel):  # type: ignore[misc]
+class InstrumentedChannel(grpc.Channel):
     def __init__(self, channel: grpc.Channel, runner: ClientInterceptor) -> None:
         self._channel = channel
         self._runner = runner
@@ -106,9 +106,8 @@ class InstrumentedChannel(grpc.Channel):  # type: ignore[misc]
     def __enter__(self) -> InstrumentedChannel:
         return self
 
-    def __exit__(self, *exc: object) -> bool:
+    def __exit__(self, *exc: object) -> None:
         self._channel.close()
-        return False
 
 
 class _Multicallable:
@@ -118,6 +117,34 @@ class _Multicallable:
         self._inner = inner
         self._runner = runner
         self._info = info
+
+    def _launch(
+        self,
+        invoke: Any,
+        streaming_out: bool,
+        request: Any,
+        timeout: float | None,
+        metadata: Any,
+        credentials: Any,
+        wait_for_ready: bool | None,
+        compression: Any,
+    ) -> tuple[CallState | None, Any]:
+        """Start a non-blocking call (future or stream); the chain finishes when it is done."""
+        runner = self._runner
+        try:
+            state, request = runner.begin(self._info, timeout, metadata, request)
+        except RejectCall as reject:
+            return None, FailedCall(reject.code, reject.details, reject.trailing_metadata)
+        call = invoke(
+            request,
+            timeout=state.timeout,
+            metadata=outgoing_metadata(metadata, state),
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
+        call.add_done_callback(lambda done: runner.finish(state, done, streaming_out))
+        return state, call
 
 
 class _UnaryUnary(_Multicallable):
@@ -174,21 +201,16 @@ class _UnaryUnary(_Multicallable):
         wait_for_ready: bool | None = None,
         compression: Any = None,
     ) -> Any:
-        runner = self._runner
-        try:
-            state, request = runner.begin(self._info, timeout, metadata, request)
-        except RejectCall as reject:
-            return FailedCall(reject.code, reject.details, reject.trailing_metadata)
-        future = self._inner.future(
+        return self._launch(
+            self._inner.future,
+            False,
             request,
-            timeout=state.timeout,
-            metadata=outgoing_metadata(metadata, state),
-            credentials=credentials,
-            wait_for_ready=wait_for_ready,
-            compression=compression,
-        )
-        future.add_done_callback(lambda done: runner.finish(state, done, False))
-        return future
+            timeout,
+            metadata,
+            credentials,
+            wait_for_ready,
+            compression,
+        )[1]
 
 
 class _Streaming(_Multicallable):
@@ -205,18 +227,7 @@ class _Streaming(_Multicallable):
         wait_for_ready: bool | None = None,
         compression: Any = None,
     ) -> Any:
-        runner = self._runner
-        try:
-            state, request = runner.begin(self._info, timeout, metadata, request)
-        except RejectCall as reject:
-            return FailedCall(reject.code, reject.details, reject.trailing_metadata)
-        call = self._inner(
-            request,
-            timeout=state.timeout,
-            metadata=outgoing_metadata(metadata, state),
-            credentials=credentials,
-            wait_for_ready=wait_for_ready,
-            compression=compression,
+        state, call = self._launch(
+            self._inner, True, request, timeout, metadata, credentials, wait_for_ready, compression
         )
-        call.add_done_callback(lambda done: runner.finish(state, done, True))
-        return CountingResponses(call, state, runner.chain)
+        return call if state is None else CountingResponses(call, state, self._runner.chain)

@@ -64,15 +64,17 @@ def test_blocked_stdout_does_not_stall_handlers(sync_service: Any, reconfigure: 
 
 
 def test_json_lines_written_to_the_stream(sync_service: Any, reconfigure: Any) -> None:
+    # With the writer as the only sink, access lines are built on the writer thread: the same
+    # fields, ordering and redaction as lines built on the request path.
     stream = io.StringIO()
     reconfigure(service_name="tests", stream=stream)
-    a = sync_service("a")
+    a = sync_service("a", log_metadata=True)
     with grpc.insecure_channel(a.target) as channel:
         call_sync(
             echo_pb2_grpc.EchoStub(channel),
             "unary",
             requests_for("unary", []),
-            metadata=INCOMING,
+            metadata=(*INCOMING, ("authorization", "Bearer s3cr3t")),
             timeout=5,
         )
     assert pipeline.flush(timeout=5)
@@ -82,6 +84,9 @@ def test_json_lines_written_to_the_stream(sync_service: Any, reconfigure: Any) -
     assert list(access[0])[:6] == ["timestamp", "level", "service", "event", "trace_id", "span_id"]
     assert access[0]["trace_id"] == TRACE_ID and len(access[0]["span_id"]) == 16
     assert access[0]["timestamp"].endswith("+00:00")
+    assert access[0]["echo_text"] == "r0"  # added by the handler during the call
+    assert access[0]["grpc.metadata"]["authorization"] == "[REDACTED]"
+    assert "s3cr3t" not in stream.getvalue()
 
 
 def test_stdlib_logging_is_correlated(sync_service: Any, logs: Any) -> None:
