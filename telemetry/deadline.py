@@ -14,30 +14,40 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 import grpc
 
 from telemetry.rpc.call import CallState, RejectCall
 
-# Absolute deadline on the monotonic clock, or None.
-_deadline: ContextVar[float | None] = ContextVar("telemetry_deadline", default=None)
+# The chain deadline: an absolute time on the monotonic clock (set by deadline_scope), or the
+# incoming call's servicer context, asked only when an outgoing call or remaining() needs it.
+_deadline: ContextVar[Any] = ContextVar("telemetry_deadline", default=None)
 
-# Anything beyond a year is no deadline.
+# Sync grpc reports "no deadline" as a huge time_remaining(), aio as None; beyond a year is none.
 _NO_DEADLINE = 365 * 24 * 3600.0
+
+
+def _left(value: Any, clock: Callable[[], float]) -> float | None:
+    """Seconds left of a ``_deadline`` value, or None when there is no deadline."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return value - clock()
+    left = value.time_remaining()
+    return None if left is None or left > _NO_DEADLINE else max(left, 0.0)
 
 
 def remaining(clock: Callable[[], float] = time.monotonic) -> float | None:
     """Seconds left of the current chain deadline, or None when there is none."""
-    deadline = _deadline.get()
-    return None if deadline is None else deadline - clock()
+    return _left(_deadline.get(), clock)
 
 
 @contextmanager
 def deadline_scope(timeout: float, clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
     """Calls made inside get at most ``timeout`` seconds (or less, if an outer deadline is closer)."""
-    deadline = clock() + timeout
-    outer = _deadline.get()
-    token = _deadline.set(deadline if outer is None else min(outer, deadline))
+    outer = _left(_deadline.get(), clock)
+    token = _deadline.set(clock() + (timeout if outer is None else min(outer, timeout)))
     try:
         yield
     finally:
@@ -47,15 +57,8 @@ def deadline_scope(timeout: float, clock: Callable[[], float] = time.monotonic) 
 class ServerDeadline:
     """Records the incoming call's deadline for the handler and the calls it makes."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-
     def on_start(self, state: CallState) -> None:
-        # Sync contexts report no deadline as a huge number, aio ones as None.
-        time_remaining = state.context.time_remaining()
-        if time_remaining is None or time_remaining > _NO_DEADLINE:
-            return
-        state.deadline_token = _deadline.set(self._clock() + max(time_remaining, 0.0))
+        state.deadline_token = _deadline.set(state.context)  # read lazily: most calls never ask
 
     def on_finish(self, state: CallState) -> None:
         if state.deadline_token is not None:
@@ -71,10 +74,9 @@ class ClientDeadline:
         self._clock = clock
 
     def on_start(self, state: CallState) -> None:
-        deadline = _deadline.get()
-        if deadline is None:
+        left = _left(_deadline.get(), self._clock)
+        if left is None:
             return
-        left = deadline - self._clock()
         if left <= 0:
             raise RejectCall(
                 grpc.StatusCode.DEADLINE_EXCEEDED,

@@ -31,10 +31,11 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 
-from telemetry.rpc.call import CallState, MethodInfo, go_code_name
+from telemetry.rpc.call import CallState, MethodInfo, RpcKind, go_code_name
 from telemetry.tracing.concern import is_sampled, trace_ids
 
 OVERFLOW_LABEL = "other"
+EXEMPLAR_INTERVAL = 1.0  # seconds between exemplar refreshes of one bucket
 _LABELS = ("grpc_type", "grpc_service", "grpc_method")
 
 
@@ -43,6 +44,7 @@ class MethodStats:
 
     __slots__ = (
         "_bounds",
+        "_exemplar_at",
         "_lock",
         "buckets",
         "exemplars",
@@ -66,6 +68,7 @@ class MethodStats:
         self.handled: dict[grpc.StatusCode, int] = {}
         self.buckets = [0] * (len(bounds) + 1)  # per bucket, not cumulative; last is +Inf
         self.exemplars: list[Exemplar | None] = [None] * (len(bounds) + 1)
+        self._exemplar_at = [-EXEMPLAR_INTERVAL] * (len(bounds) + 1)
         self.sum = 0.0
 
     def start(self) -> None:
@@ -80,15 +83,24 @@ class MethodStats:
             else:
                 self.sent += 1
 
-    def finish(self, code: grpc.StatusCode, seconds: float, trace_id: str | None) -> None:
+    def finish(
+        self, code: grpc.StatusCode, seconds: float, trace_id: str | None, received: int, sent: int
+    ) -> None:
+        """``received``/``sent``: messages not yet counted live (those of unary calls)."""
         index = bisect.bisect_left(self._bounds, seconds)  # first bucket with le >= seconds
         with self._lock:
             self.in_flight -= 1
             self.handled[code] = self.handled.get(code, 0) + 1
             self.buckets[index] += 1
             self.sum += seconds
+            self.received += received
+            self.sent += sent
             if trace_id is not None:
-                self.exemplars[index] = Exemplar({"trace_id": trace_id}, seconds, time.time())
+                # A scrape keeps one exemplar per bucket: refreshing it once a second is plenty.
+                now = time.monotonic()
+                if now - self._exemplar_at[index] >= EXEMPLAR_INTERVAL:
+                    self._exemplar_at[index] = now
+                    self.exemplars[index] = Exemplar({"trace_id": trace_id}, seconds, time.time())
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -214,4 +226,11 @@ class RpcMetricsConcern:
 
     def on_finish(self, state: CallState) -> None:
         ids = trace_ids(state) if is_sampled(state) else None
-        state.info.extras[self].finish(state.code, state.duration, ids[0] if ids else None)
+        unary = state.info.kind is RpcKind.UNARY  # unary messages are counted here, not live
+        state.info.extras[self].finish(
+            state.code,
+            state.duration,
+            ids[0] if ids else None,
+            state.msgs_received if unary else 0,
+            state.msgs_sent if unary else 0,
+        )

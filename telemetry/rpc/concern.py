@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from time import perf_counter
 from typing import Protocol, runtime_checkable
 
-from telemetry.rpc.call import CallState, MethodInfo, RejectCall
+from telemetry.rpc.call import CallState, MethodInfo, RejectCall, RpcKind
 
 _log = logging.getLogger("telemetry")
 
@@ -90,10 +90,14 @@ class ConcernChain:
         self._finish(state, self.reversed)
 
     def message(self, state: CallState, received: bool) -> None:
+        """Count a message; per-message hooks run for streams only (unary counts are final at
+        finish, where concerns read ``state.msgs_received`` / ``msgs_sent``)."""
         if received:
             state.msgs_received += 1
         else:
             state.msgs_sent += 1
+        if state.info.kind is RpcKind.UNARY:
+            return
         for concern in self.message_concerns:
             try:
                 concern.on_message(state, received)

@@ -117,7 +117,7 @@ class ServerTracing(_Tracing):
         template = state.info.extras.get(self)
         if template is None:
             return
-        parent, context = self._propagation.extract(state.metadata)
+        parent, context = self._propagation.extract(state.metadata, self._tracer.reads_parent_context)
         span = self._tracer.start(template, parent, context, SpanKind.SERVER)
         if span.is_recording():
             host, port = peer_host_port(state.peer)

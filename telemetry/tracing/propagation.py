@@ -46,7 +46,11 @@ class W3CPropagation:
     def __init__(self, baggage: bool = True) -> None:
         self._baggage = W3CBaggagePropagator() if baggage else None
 
-    def extract(self, metadata: Sequence[tuple[str, Any]]) -> tuple[SpanContext | None, Context]:
+    def extract(
+        self, metadata: Sequence[tuple[str, Any]], parent_in_context: bool = True
+    ) -> tuple[SpanContext | None, Context]:
+        """The remote parent, and a context with the baggage (and, if asked, the parent span:
+        only samplers read it there)."""
         traceparent = tracestate = baggage_header = None
         for key, value in metadata:
             if key == "traceparent":
@@ -59,7 +63,7 @@ class W3CPropagation:
         if baggage_header and self._baggage is not None:
             context = self._baggage.extract({"baggage": baggage_header}, context)
         parent = parse_traceparent(traceparent, tracestate) if traceparent else None
-        if parent is not None:
+        if parent is not None and parent_in_context:
             context = trace.set_span_in_context(NonRecordingSpan(parent), context)
         return parent, context
 
@@ -84,7 +88,9 @@ class GenericPropagation:
     def __init__(self, propagator: TextMapPropagator) -> None:
         self._propagator = propagator
 
-    def extract(self, metadata: Sequence[tuple[str, Any]]) -> tuple[SpanContext | None, Context]:
+    def extract(
+        self, metadata: Sequence[tuple[str, Any]], parent_in_context: bool = True
+    ) -> tuple[SpanContext | None, Context]:
         carrier = {k: v for k, v in metadata if isinstance(v, str)}
         context = self._propagator.extract(carrier, context=_EMPTY)
         parent = trace.get_current_span(context).get_span_context()

@@ -224,6 +224,11 @@ class RpcTracer:
         self._processors = tuple(processors)
         self._getrandbits = random.getrandbits
 
+    @property
+    def reads_parent_context(self) -> bool:
+        """Whether :meth:`start` passes ``parent_context`` to a sampler (else it may be bare)."""
+        return not self._fast_sampling
+
     def start(
         self,
         template: SpanTemplate,
