@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import echo_pb2
 import echo_pb2_grpc
 import grpc
 from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
 
 import telemetry
 
@@ -31,6 +33,19 @@ def _hop(service: str) -> Any:
         baggage_user=str(baggage.get_baggage("user") or ""),
         remaining_seconds=-1.0 if left is None else left,
     )
+
+
+@contextmanager
+def _baggage_from(request: Any) -> Iterator[None]:
+    """Handler code setting baggage through the OpenTelemetry API; calls made inside carry it."""
+    if not request.set_user:
+        yield
+        return
+    token = otel_context.attach(baggage.set_baggage("user", request.set_user))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def _downstream(request: Any) -> Any:
@@ -71,7 +86,8 @@ class SyncEcho(echo_pb2_grpc.EchoServicer):
         hop = self._work(request, context)
         hops = [hop]
         if request.hops:
-            hops += self._stub(request.hops[0]).Unary(_downstream(request), timeout=30).hops
+            with _baggage_from(request):
+                hops += self._stub(request.hops[0]).Unary(_downstream(request), timeout=30).hops
         return echo_pb2.EchoReply(text=request.text, hops=hops)
 
     def ServerStream(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: N802
@@ -134,7 +150,9 @@ class AioEcho(echo_pb2_grpc.EchoServicer):
     async def Unary(self, request: Any, context: Any) -> Any:  # noqa: N802
         hops = [await self._work(request, context)]
         if request.hops:
-            hops += (await self._stub(request.hops[0]).Unary(_downstream(request), timeout=30)).hops
+            with _baggage_from(request):
+                reply = await self._stub(request.hops[0]).Unary(_downstream(request), timeout=30)
+            hops += reply.hops
         return echo_pb2.EchoReply(text=request.text, hops=hops)
 
     async def ServerStream(self, request: Any, context: Any) -> None:  # noqa: N802

@@ -129,3 +129,25 @@ async def test_aio_malformed_traceparent_starts_new_trace(aio_service: Any, logs
         )
     assert len(reply.hops[0].trace_id) == 32
     assert span_of(a, "SERVER").parent is None
+
+
+def test_sync_baggage_set_in_a_handler_reaches_c(sync_service: Any) -> None:
+    c = sync_service("c")
+    b = sync_service("b")
+    a = sync_service("a")
+    with grpc.insecure_channel(a.target) as channel:
+        reply = echo_pb2_grpc.EchoStub(channel).Unary(
+            echo_pb2.EchoRequest(hops=[b.target, c.target], set_user="bob"), timeout=10
+        )
+    assert [h.baggage_user for h in reply.hops] == ["", "bob", "bob"]  # set by A, read at B and C
+
+
+async def test_aio_baggage_set_in_a_handler_reaches_c(aio_service: Any) -> None:
+    c = await aio_service("c")
+    b = await aio_service("b")
+    a = await aio_service("a")
+    async with grpc.aio.insecure_channel(a.target) as channel:
+        reply = await echo_pb2_grpc.EchoStub(channel).Unary(
+            echo_pb2.EchoRequest(hops=[b.target, c.target], set_user="bob"), timeout=10
+        )
+    assert [h.baggage_user for h in reply.hops] == ["", "bob", "bob"]
