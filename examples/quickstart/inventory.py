@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import threading
 import time
 from typing import Any
@@ -46,7 +47,11 @@ def main() -> None:
     server.add_insecure_port(os.environ.get("INVENTORY_ADDRESS", "127.0.0.1:50061"))
     server.start()
     log.info("inventory serving", address=os.environ.get("INVENTORY_ADDRESS", "127.0.0.1:50061"))
+    # SIGTERM/SIGINT: stop taking calls, let in-flight ones finish, then flush spans and logs.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: server.stop(grace=5))
     server.wait_for_termination()
+    tel.shutdown()
 
 
 if __name__ == "__main__":

@@ -171,3 +171,29 @@ def test_bad_environment_value_names_the_variable() -> None:
     result = run_script({"OTEL_TRACES_SAMPLER": "sometimes"})
     assert result.returncode != 0
     assert "OTEL_TRACES_SAMPLER: 'sometimes' is not one of" in result.stderr
+
+
+def test_init_twice_replaces_the_first_handle() -> None:
+    script = textwrap.dedent(
+        """
+        import telemetry
+        from prometheus_client import REGISTRY
+        first = telemetry.init(service_name="one", metrics_port=None, traces_exporter="none")
+        second = telemetry.init(service_name="two", metrics_port=None, traces_exporter="none")
+        assert telemetry.current() is second and first._is_shut_down
+        names = {m.name for m in REGISTRY.collect()}
+        assert "grpc_server_started" in names and "telemetry_log_lines_dropped" in names
+        print("OK")
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0 and "OK" in result.stdout, result.stderr

@@ -143,3 +143,10 @@ def test_unreachable_metrics_port_does_not_stop_the_service(sync_service: Any, l
     with grpc.insecure_channel(second.target) as channel:
         call_sync(echo_pb2_grpc.EchoStub(channel), "unary", requests_for("unary", []), timeout=10)
     assert any("metrics endpoint" in str(e.get("event")) for e in logs.events)
+
+
+def test_registered_methods_are_exported_at_zero_before_any_call(sync_service: Any) -> None:
+    server = sync_service("server")  # tel.server() wraps handlers as services register
+    labels = {"grpc_service": "telemetry.test.Echo", "grpc_method": "Bidi", "grpc_type": "bidi_stream"}
+    assert server.registry.get_sample_value("grpc_server_started_total", labels) == 0
+    assert server.registry.get_sample_value("grpc_server_handling_seconds_count", labels) == 0
