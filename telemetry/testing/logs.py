@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,19 @@ class LogCapture:
             if time.monotonic() > deadline:
                 raise AssertionError(f"log events did not match within {timeout}s; got {events}")
             time.sleep(0.01)
+
+    async def wait_for_async(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """:meth:`wait_for` for asyncio tests: polls without blocking the event loop."""
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.events
+            if predicate(events):
+                return events
+            if time.monotonic() > deadline:
+                raise AssertionError(f"log events did not match within {timeout}s; got {events}")
+            await asyncio.sleep(0.01)
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 
@@ -34,3 +35,18 @@ class SpanCapture:
                 names = [s.name for s in spans]
                 raise AssertionError(f"spans did not arrive within {timeout}s; have {names}")
             time.sleep(0.01)
+
+    async def wait_for_async(
+        self, predicate: Callable[[Sequence[ReadableSpan]], bool], timeout: float = 10.0
+    ) -> tuple[ReadableSpan, ...]:
+        """:meth:`wait_for` for asyncio tests: polls without blocking the loop (which may be
+        running the very server that will produce the spans)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            spans = self.spans()
+            if predicate(spans):
+                return spans
+            if time.monotonic() > deadline:
+                names = [s.name for s in spans]
+                raise AssertionError(f"spans did not arrive within {timeout}s; have {names}")
+            await asyncio.sleep(0.01)

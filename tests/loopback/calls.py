@@ -40,3 +40,12 @@ async def call_aio(stub: Any, kind: str, request: Any, **kw: Any) -> list[Any]:
     if kind == "client_stream":
         return [await stub.ClientStream(iter(request), **kw)]
     return [r async for r in stub.Bidi(iter(request), **kw)]
+
+
+async def settle(services: list[Any], spans: list[int], logs: Any, access_lines: int) -> None:
+    """Let aio servers sharing the test's event loop finish their calls before sync checks run."""
+    for service, count in zip(services, spans, strict=True):
+        await service.spans.wait_for_async(lambda ss, n=count: len(ss) >= n)
+    await logs.wait_for_async(
+        lambda es: len([e for e in es if e.get("event") == "finished call"]) >= access_lines
+    )

@@ -10,7 +10,7 @@ import echo_pb2_grpc
 import grpc
 import grpc.aio
 import pytest
-from calls import KINDS, call_aio, call_sync, requests_for
+from calls import KINDS, call_aio, call_sync, requests_for, settle
 
 
 def check_unexpected(service: Any, failure: Any, logs: Any, kind: str) -> None:
@@ -64,6 +64,7 @@ async def test_aio_unexpected_exception_is_internal(kind: str, aio_service: Any,
     async with grpc.aio.insecure_channel(a.target) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await call_aio(echo_pb2_grpc.EchoStub(channel), kind, requests_for(kind, [], fail="raise"))
+    await settle([a], [1], logs, access_lines=1)
     check_unexpected(a, failure.value, logs, kind)
 
 
@@ -81,6 +82,7 @@ async def test_aio_abort_code_passes_through(kind: str, aio_service: Any, logs: 
     async with grpc.aio.insecure_channel(a.target) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await call_aio(echo_pb2_grpc.EchoStub(channel), kind, requests_for(kind, [], fail="abort"))
+    await settle([a], [1], logs, access_lines=1)
     check_aborted(a, failure.value, logs)
 
 

@@ -14,7 +14,7 @@ import echo_pb2_grpc
 import grpc
 import grpc.aio
 import pytest
-from calls import INCOMING, KINDS, PARENT_ID, TRACE_ID, call_aio, call_sync, requests_for
+from calls import INCOMING, KINDS, PARENT_ID, TRACE_ID, call_aio, call_sync, requests_for, settle
 
 
 def span_of(service: Any, kind: str) -> Any:
@@ -98,6 +98,7 @@ async def test_aio_three_hops_one_trace(kind: str, aio_service: Any, logs: Any) 
             metadata=INCOMING,
             timeout=10,
         )
+    await settle([a, b, c], [2, 2, 1], logs, access_lines=5)
     check_chain(a, b, c, kind, replies, logs, client_lines=True)
 
 
@@ -128,6 +129,7 @@ async def test_aio_malformed_traceparent_starts_new_trace(aio_service: Any, logs
             echo_pb2.EchoRequest(text="x"), metadata=(("traceparent", "garbage"),), timeout=10
         )
     assert len(reply.hops[0].trace_id) == 32
+    await settle([a], [1], logs, access_lines=1)
     assert span_of(a, "SERVER").parent is None
 
 
