@@ -111,7 +111,6 @@ class CallState:
         "details",
         "duration",
         "exception",
-        "extras",
         "fields",
         "info",
         "metadata",
@@ -162,7 +161,6 @@ class CallState:
         self.fields: dict[str, Any] | None = None  # access-log fields added by handler code
         self.request: Any = None
         self.response: Any = None
-        self.extras: dict[object, Any] | None = None
 
     def add_outgoing_metadata(self, key: str, value: str) -> None:
         if self.outgoing_metadata is None:

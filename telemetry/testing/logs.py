@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from telemetry.logging.pipeline import PIPELINE
+from telemetry.testing._poll import poll, poll_async
 
 
 class LogCapture:
@@ -32,27 +31,13 @@ class LogCapture:
     def wait_for(
         self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
     ) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            events = self.events
-            if predicate(events):
-                return events
-            if time.monotonic() > deadline:
-                raise AssertionError(f"log events did not match within {timeout}s; got {events}")
-            time.sleep(0.01)
+        return poll(lambda: self.events, predicate, timeout, "log events")
 
     async def wait_for_async(
         self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
     ) -> list[dict[str, Any]]:
-        """:meth:`wait_for` for asyncio tests: polls without blocking the event loop."""
-        deadline = time.monotonic() + timeout
-        while True:
-            events = self.events
-            if predicate(events):
-                return events
-            if time.monotonic() > deadline:
-                raise AssertionError(f"log events did not match within {timeout}s; got {events}")
-            await asyncio.sleep(0.01)
+        """:meth:`wait_for` without blocking the event loop."""
+        return await poll_async(lambda: self.events, predicate, timeout, "log events")
 
 
 @contextmanager

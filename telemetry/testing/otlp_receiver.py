@@ -12,7 +12,6 @@ import gzip
 import json
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import asdict, dataclass, field
@@ -22,6 +21,8 @@ from typing import Any, TextIO
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from telemetry.testing._poll import poll
 
 _SPAN_KINDS = {
     0: "UNSPECIFIED",
@@ -150,16 +151,7 @@ class OtlpReceiver:
     def wait_for(
         self, predicate: Callable[[list[ReceivedSpan]], bool], timeout: float = 15.0
     ) -> list[ReceivedSpan]:
-        deadline = time.monotonic() + timeout
-        while True:
-            spans = self.spans
-            if predicate(spans):
-                return spans
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"spans did not arrive within {timeout}s; got {[s.name for s in spans]}"
-                )
-            time.sleep(0.02)
+        return poll(lambda: self.spans, predicate, timeout, "spans")
 
     def _add(self, spans: Iterable[ReceivedSpan]) -> None:
         batch = list(spans)

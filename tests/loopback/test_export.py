@@ -115,12 +115,12 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def run_script(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_script(env: dict[str, str], script: str = SCRIPT) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     full_env.update(env)
     full_env.setdefault("TELEMETRY_METRICS_PORT", "none")
     return subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", script],
         env=full_env,
         capture_output=True,
         text=True,
@@ -186,14 +186,5 @@ def test_init_twice_replaces_the_first_handle() -> None:
         print("OK")
         """
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
+    result = run_script({}, script)
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr
