@@ -38,7 +38,7 @@ def free_port() -> int:
 class Stack:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         (workdir / "logs").mkdir(parents=True, exist_ok=True)
         self.spans_file = workdir / "spans.jsonl"
         self.spans_file.unlink(missing_ok=True)
@@ -47,23 +47,23 @@ class Stack:
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
         log = (self.workdir / "logs" / f"{name}.log").open("wb")
-        self.procs.append(
-            subprocess.Popen(
-                [sys.executable, *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **env},
-                cwd=ROOT,
-            )
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+            cwd=ROOT,
         )
 
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
+    def stop(self, *names: str) -> None:
+        """SIGTERM the named processes (all when none are named) and wait for them to exit."""
+        chosen = [proc for name, proc in self.procs.items() if not names or name in names]
+        for proc in chosen:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
+        for proc in chosen:
             try:
-                proc.wait(10)
+                proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
 
@@ -127,12 +127,18 @@ def main() -> int:
             print(f"  {name:<10} metrics  http://127.0.0.1:{port}/metrics")
         print(f"  spans      {stack.spans_file}")
         print(f"  logs       {args.workdir / 'logs'}/*.log")
-        return drive(stack, args, lambda: stop_requested, pythonpath)
+        codes, last_trace = drive(stack, args, lambda: stop_requested, pythonpath)
+        # Services flush their spans and logs as they stop; the receiver is still up to take them.
+        stack.stop("order", "inventory")
+        return summarise(stack, args, codes, last_trace)
     finally:
         stack.stop()
 
 
-def drive(stack: Stack, args: argparse.Namespace, stopped: Any, pythonpath: str) -> int:
+def drive(
+    stack: Stack, args: argparse.Namespace, stopped: Any, pythonpath: str
+) -> tuple[collections.Counter[str], str]:
+    """Place orders until the duration ends or a stop is requested; status codes and a trace id."""
     sys.path[:0] = [p for p in pythonpath.split(os.pathsep) if p]
     import shop_pb2
     import shop_pb2_grpc
@@ -169,8 +175,13 @@ def drive(stack: Stack, args: argparse.Namespace, stopped: Any, pythonpath: str)
             last_report = time.monotonic()
             print(f"  sent {sum(codes.values())}: {dict(codes)}; spans received {count_lines(stack)}")
         time.sleep(interval)
-    tel.shutdown()
-    time.sleep(1.0)  # the services export every 0.5 s
+    tel.shutdown()  # flushes the loadgen's own spans
+    return codes, last_trace
+
+
+def summarise(
+    stack: Stack, args: argparse.Namespace, codes: collections.Counter[str], last_trace: str
+) -> int:
     print(f"done: {dict(codes)}; spans received {count_lines(stack)}")
     if last_trace:
         services = sorted({s["service_name"] for s in read_spans(stack) if s["trace_id"] == last_trace})
