@@ -7,6 +7,8 @@ from collections.abc import Iterable, Sequence
 from time import perf_counter
 from typing import Any
 
+import grpc
+
 from telemetry.rpc.call import CallState, MethodInfo, RpcKind, Side
 from telemetry.rpc.concern import Concern, ConcernChain
 
@@ -31,13 +33,28 @@ class ClientAdapterBase:
                 self._methods[(method, kind)] = info
         return info
 
-    def start(self, info: MethodInfo, timeout: float | None, metadata: Any) -> CallState:
-        """Create the call state and start the chain; RejectCall propagates to the adapter."""
+    def start_call(
+        self, info: MethodInfo, timeout: float | None, metadata: Any, request: Any
+    ) -> CallState:
+        """Create the call state and start the chain; RejectCall propagates to the adapter.
+        A single request is counted here; request streams are counted by the adapter as sent."""
         state = CallState(info, perf_counter(), metadata, "")
         state.target = self.target
         state.timeout = timeout
         self.chain.start(state)
+        if not info.streams_requests:
+            state.request = request
+            self.chain.message(state, False)
         return state
+
+    def end_call(self, state: CallState, code: Any, details: str | None) -> None:
+        """Record how the call ended (``code`` None means OK) and finish the chain."""
+        state.code = grpc.StatusCode.OK if code is None else code
+        if state.code != grpc.StatusCode.OK:
+            state.details = details
+        elif not state.info.streams_responses:
+            self.chain.message(state, True)  # a response stream counted each message as it came
+        self.chain.finish(state)
 
 
 def outgoing_metadata(metadata: Any, state: CallState) -> Sequence[tuple[str, Any]] | None:

@@ -10,15 +10,13 @@ from typing import Any
 
 import grpc
 
-from telemetry.rpc.call import CallState, MethodInfo, RpcKind, Side
+from telemetry.rpc.call import CallState, MethodInfo, RejectCall, RpcKind, Side
 from telemetry.rpc.concern import Concern, ConcernChain
 
 _log = logging.getLogger("telemetry")
 
 INTERNAL_ERROR_DETAILS = "internal error"
 _MAX_CACHED_METHODS = 10_000
-
-HandlerFactory = Callable[[grpc.RpcMethodHandler, MethodInfo], grpc.RpcMethodHandler]
 
 
 class ServerAdapterBase:
@@ -57,6 +55,38 @@ class ServerAdapterBase:
         state.context = context
         return state
 
+    def start_call(self, info: MethodInfo, context: Any) -> CallState:
+        """Start the chain; a RejectCall propagates with its trailing metadata already set (the
+        adapter aborts, sync or awaited)."""
+        state = self.new_state(info, context)
+        try:
+            self.chain.start(state)
+        except RejectCall as reject:
+            if reject.trailing_metadata:
+                context.set_trailing_metadata(reject.trailing_metadata)
+            raise
+        return state
+
+    def finish_returned(self, state: CallState, context: Any) -> bool:
+        """Record the status a handler that returned normally left on ``context``; True if OK.
+        Does not finish the chain: the caller may count the response first."""
+        state.code = context.code() or grpc.StatusCode.OK
+        if state.code == grpc.StatusCode.OK:
+            return True
+        state.details = status_details(context)
+        return False
+
+    def finish_failed(
+        self, state: CallState, exc: BaseException, aborted_code: Any, context: Any
+    ) -> bool:
+        """Record a handler exception and finish the chain. True when the exception was
+        unexpected: the adapter must then abort with INTERNAL."""
+        unexpected = self.record_failure(state, exc, aborted_code)
+        if not unexpected and state.details is None:
+            state.details = status_details(context)
+        self.chain.finish(state)
+        return unexpected
+
     def record_failure(self, state: CallState, exc: BaseException, aborted_code: Any) -> bool:
         """Map a handler exception to the call's status. Returns True when it was unexpected.
 
@@ -66,9 +96,9 @@ class ServerAdapterBase:
         if aborted_code is not None and aborted_code != grpc.StatusCode.OK:
             state.code = aborted_code
             return False
-        if isinstance(exc, grpc.RpcError) and _rpc_error_code(exc) in _PASS_THROUGH:
+        if isinstance(exc, grpc.RpcError) and _rpc_error_code(exc) == grpc.StatusCode.DEADLINE_EXCEEDED:
             # A downstream call ran out of the propagated deadline: the whole chain did.
-            state.code = _rpc_error_code(exc)
+            state.code = grpc.StatusCode.DEADLINE_EXCEEDED
             state.details = "downstream call: deadline exceeded"
             return False
         state.code = grpc.StatusCode.INTERNAL
@@ -77,9 +107,6 @@ class ServerAdapterBase:
         if not self._logs_exceptions:
             _log.error("unhandled exception in %s", state.info.full_method, exc_info=exc)
         return True
-
-
-_PASS_THROUGH = (grpc.StatusCode.DEADLINE_EXCEEDED,)
 
 
 def _rpc_error_code(exc: grpc.RpcError) -> Any:

@@ -54,30 +54,31 @@ class AioClientInterceptor(
             raise
         except grpc.aio.AioRpcError:
             pass  # the status is read below; the caller sees the error when it awaits the call
-        await self._finish(state, call, streaming_out=False)
+        await self._finish(state, call)
         return call
 
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         state, new_details = self._begin(details, RpcKind.SERVER_STREAM, request)
         call = await continuation(new_details, request)
-        self._finish_when_done(state, call, streaming_out=True)
+        self._finish_when_done(state, call)
         return _count_received(call, state, self.chain)
 
     async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
         state, new_details = self._begin(details, RpcKind.CLIENT_STREAM, requests)
         call = await continuation(new_details, _maybe_count_sent(requests, state, self.chain))
-        self._finish_when_done(state, call, streaming_out=False)
+        self._finish_when_done(state, call)
         return call
 
     async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
         state, new_details = self._begin(details, RpcKind.BIDI_STREAM, requests)
         call = await continuation(new_details, _maybe_count_sent(requests, state, self.chain))
-        self._finish_when_done(state, call, streaming_out=True)
+        self._finish_when_done(state, call)
         return _count_received(call, state, self.chain)
 
     def _begin(self, details: Any, kind: RpcKind, request: Any) -> tuple[CallState, Any]:
         try:
-            state = self.start(self.method_info(details.method, kind), details.timeout, details.metadata)
+            info = self.method_info(details.method, kind)
+            state = self.start_call(info, details.timeout, details.metadata, request)
         except RejectCall as reject:
             raise grpc.aio.AioRpcError(
                 reject.code,
@@ -85,9 +86,6 @@ class AioClientInterceptor(
                 grpc.aio.Metadata(*reject.trailing_metadata),
                 reject.details,
             ) from None
-        if kind is RpcKind.UNARY or kind is RpcKind.SERVER_STREAM:
-            state.request = request
-            self.chain.message(state, False)
         new_details = grpc.aio.ClientCallDetails(
             details.method,
             state.timeout,
@@ -97,20 +95,15 @@ class AioClientInterceptor(
         )
         return state, new_details
 
-    async def _finish(self, state: CallState, call: Any, streaming_out: bool) -> None:
-        state.code = await call.code()
-        if state.code == grpc.StatusCode.OK:
-            if not streaming_out:
-                self.chain.message(state, True)
-        else:
-            state.details = await call.details()
-        self.chain.finish(state)
+    async def _finish(self, state: CallState, call: Any) -> None:
+        code = await call.code()
+        self.end_call(state, code, None if code == grpc.StatusCode.OK else await call.details())
 
-    def _finish_when_done(self, state: CallState, call: Any, streaming_out: bool) -> None:
+    def _finish_when_done(self, state: CallState, call: Any) -> None:
         loop = asyncio.get_running_loop()
 
         def done(_call: Any) -> None:
-            task = loop.create_task(self._finish(state, call, streaming_out))
+            task = loop.create_task(self._finish(state, call))
             _pending.add(task)
             task.add_done_callback(_pending.discard)
 

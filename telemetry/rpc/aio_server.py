@@ -20,9 +20,8 @@ from telemetry.rpc._server_common import (
     ServerAdapterBase,
     new_handler,
     original_behavior,
-    status_details,
 )
-from telemetry.rpc.call import CallState, MethodInfo, RejectCall, RpcKind
+from telemetry.rpc.call import CallState, MethodInfo, RejectCall
 from telemetry.rpc.concern import Concern, ConcernChain
 
 
@@ -57,12 +56,9 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
     async def _begin(
         self, info: MethodInfo, streaming_in: bool, request: Any, context: Any
     ) -> tuple[CallState, Any]:
-        state = self.new_state(info, context)
         try:
-            self.chain.start(state)
+            state = self.start_call(info, context)
         except RejectCall as reject:
-            if reject.trailing_metadata:
-                context.set_trailing_metadata(reject.trailing_metadata)
             await context.abort(reject.code, reject.details)  # raises AbortError
         if streaming_in:
             request = _count_requests(request, state, self.chain)
@@ -76,7 +72,7 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
     ) -> Any:
         """Unary and client-stream handlers, and streaming handlers that use context.write()."""
         state, request = await self._begin(info, streaming_in, request, context)
-        writes_responses = info.kind in (RpcKind.SERVER_STREAM, RpcKind.BIDI_STREAM)
+        writes_responses = info.streams_responses
         call_context = _CountingWriteContext(context, state, self.chain) if writes_responses else context
         try:
             response = behavior(request, call_context)
@@ -88,10 +84,7 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
             raise
         except Exception as exc:
             await self._fail(state, exc, context)  # raises
-        state.code = context.code() or grpc.StatusCode.OK
-        if state.code != grpc.StatusCode.OK:
-            state.details = status_details(context)
-        elif not writes_responses:
+        if self.finish_returned(state, context) and not writes_responses:
             state.response = response
             self.chain.message(state, False)
         self.chain.finish(state)
@@ -113,20 +106,14 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
             finished = True
             await self._fail(state, exc, context)  # raises
         else:
-            state.code = context.code() or grpc.StatusCode.OK
-            if state.code != grpc.StatusCode.OK:
-                state.details = status_details(context)
+            self.finish_returned(state, context)
         finally:
             if not finished:
                 self.chain.finish(state)
 
     async def _fail(self, state: CallState, exc: Exception, context: Any) -> None:
         aborted = context.code() if isinstance(exc, grpc.aio.AbortError) else None
-        unexpected = self.record_failure(state, exc, aborted)
-        if not unexpected and state.details is None:
-            state.details = status_details(context)
-        self.chain.finish(state)
-        if unexpected:
+        if self.finish_failed(state, exc, aborted, context):
             await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR_DETAILS)
         raise exc
 

@@ -71,13 +71,25 @@ def split_method(full_method: str) -> tuple[str, str]:
 class MethodInfo:
     """What is fixed for one method on one side; built once and cached by the adapters."""
 
-    __slots__ = ("extras", "full_method", "kind", "method", "rpc_method", "service", "side")
+    __slots__ = (
+        "extras",
+        "full_method",
+        "kind",
+        "method",
+        "rpc_method",
+        "service",
+        "side",
+        "streams_requests",
+        "streams_responses",
+    )
 
     def __init__(self, full_method: str, kind: RpcKind, side: Side) -> None:
         self.full_method = full_method
         self.service, self.method = split_method(full_method)
         self.rpc_method = f"{self.service}/{self.method}"  # OTel `rpc.method` and span name
         self.kind = kind
+        self.streams_requests = kind in (RpcKind.CLIENT_STREAM, RpcKind.BIDI_STREAM)
+        self.streams_responses = kind in (RpcKind.SERVER_STREAM, RpcKind.BIDI_STREAM)
         self.side = side
         # Per-method precomputed data owned by concerns (e.g. metric children), keyed by concern.
         self.extras: dict[object, Any] = {}

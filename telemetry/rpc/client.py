@@ -51,12 +51,10 @@ class ClientInterceptor(
         self, info: MethodInfo, timeout: float | None, metadata: Any, request: Any
     ) -> tuple[CallState, Any]:
         """Start a call; returns its state and the request (a counting iterator for streams)."""
-        state = self.start(info, timeout, metadata)
-        if info.kind is RpcKind.UNARY or info.kind is RpcKind.SERVER_STREAM:
-            state.request = request
-            self.chain.message(state, False)
-            return state, request
-        return state, count_sent(request, state, self.chain)
+        state = self.start_call(info, timeout, metadata, request)
+        if info.streams_requests:
+            request = count_sent(request, state, self.chain)
+        return state, request
 
     def _call(self, continuation: Any, details: Any, request: Any, kind: RpcKind) -> Any:
         try:
@@ -80,26 +78,16 @@ class ClientInterceptor(
             state.exception = exc
             self.chain.finish(state)
             raise
-        streaming_out = kind is RpcKind.SERVER_STREAM or kind is RpcKind.BIDI_STREAM
-
-        def done(finished: Any) -> None:
-            self.finish(state, finished, streaming_out)
-
-        call.add_done_callback(done)
-        if streaming_out:
+        call.add_done_callback(lambda finished: self.finish(state, finished))
+        if state.info.streams_responses:
             return CountingResponses(call, state, self.chain)
         return call
 
-    def finish(self, state: CallState, call: Any, streaming_out: bool) -> None:
+    def finish(self, state: CallState, call: Any) -> None:
         """Record how a call ended (``call`` is the grpc Call, or the RpcError it raised)."""
         code = call.code()
-        state.code = grpc.StatusCode.OK if code is None else code
-        if state.code == grpc.StatusCode.OK:
-            if not streaming_out:
-                self.chain.message(state, True)
-        else:
-            state.details = call.details()
-        self.chain.finish(state)
+        ok = code is None or code == grpc.StatusCode.OK
+        self.end_call(state, code, None if ok else call.details())
 
 
 def count_sent(requests: Iterator[Any], state: CallState, chain: ConcernChain) -> Iterator[Any]:

@@ -12,7 +12,6 @@ from telemetry.rpc._server_common import (
     ServerAdapterBase,
     new_handler,
     original_behavior,
-    status_details,
 )
 from telemetry.rpc.call import CallState, MethodInfo, RejectCall
 from telemetry.rpc.concern import Concern
@@ -45,12 +44,9 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
         return new_handler(handler, info.kind, single_response)
 
     def _begin(self, info: MethodInfo, streaming_in: bool, request: Any, context: Any) -> CallState:
-        state = self.new_state(info, context)
         try:
-            self.chain.start(state)
+            state = self.start_call(info, context)
         except RejectCall as reject:
-            if reject.trailing_metadata:
-                context.set_trailing_metadata(reject.trailing_metadata)
             context.abort(reject.code, reject.details)  # raises
         if not streaming_in:
             state.request = request
@@ -67,12 +63,9 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
             response = behavior(request, context)
         except Exception as exc:
             self._fail(state, exc, context)  # raises
-        state.code = context.code() or grpc.StatusCode.OK
-        if state.code == grpc.StatusCode.OK:
+        if self.finish_returned(state, context):
             state.response = response
             self.chain.message(state, False)
-        else:
-            state.details = status_details(context)
         self.chain.finish(state)
         return response
 
@@ -94,9 +87,7 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
             finished = True
             self._fail(state, exc, context)  # raises
         else:
-            state.code = context.code() or grpc.StatusCode.OK
-            if state.code != grpc.StatusCode.OK:
-                state.details = status_details(context)
+            self.finish_returned(state, context)
         finally:
             if not finished:
                 self.chain.finish(state)
@@ -107,11 +98,7 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
             yield request
 
     def _fail(self, state: CallState, exc: Exception, context: Any) -> None:
-        unexpected = self.record_failure(state, exc, _aborted_code(exc, context))
-        if not unexpected and state.details is None:
-            state.details = status_details(context)
-        self.chain.finish(state)
-        if unexpected:
+        if self.finish_failed(state, exc, _aborted_code(exc, context), context):
             context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR_DETAILS)
         raise exc
 

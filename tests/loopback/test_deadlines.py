@@ -135,4 +135,21 @@ def test_deadline_scope_outside_a_server(sync_service: Any) -> None:
         with telemetry.deadline_scope(0.0), pytest.raises(grpc.RpcError) as stream_failure:
             list(stub.ServerStream(echo_pb2.EchoRequest()))
         assert stream_failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        # The channel's future() and with_call() paths, sent and refused.
+        assert stub.Unary.future(echo_pb2.EchoRequest(text="f"), timeout=10).result().text == "f"
+        reply, call = stub.Unary.with_call(echo_pb2.EchoRequest(text="w"), timeout=10)
+        assert reply.text == "w" and call.code() == grpc.StatusCode.OK
+        with telemetry.deadline_scope(0.0):
+            refused = stub.Unary.future(echo_pb2.EchoRequest())
+        assert refused.exception().code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    labels = {"grpc_type": "unary", "grpc_service": "telemetry.test.Echo", "grpc_method": "Unary"}
+    # grpc wakes future.result() before it runs done-callbacks: the future's finish lands just after.
+    wait_until(
+        lambda: metric_value(tel.registry, "grpc_client_handled_total", **labels, grpc_code="OK") == 3,
+        message="the future's call counted",
+    )
+    refused_count = metric_value(
+        tel.registry, "grpc_client_handled_total", **labels, grpc_code="DeadlineExceeded"
+    )
+    assert refused_count == 2
     tel.shutdown()
