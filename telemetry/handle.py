@@ -57,15 +57,14 @@ class Telemetry:
     ) -> None:
         self.config = config
         self.tracing: Tracing | None = None
-        self.tracer_provider: TracerProvider | None = None
-        self.propagator = build_propagator(config.propagators)
         # With tracing disabled (OTEL_SDK_DISABLED) user code still gets a tracer: a no-op one.
         self.tracer: trace.Tracer = trace.NoOpTracer()
         if config.tracing_enabled:
             self.tracing = build_tracing(config, span_exporter, tuple(span_processors))
-            self.tracer_provider = self.tracing.provider
-            self.propagator = self.tracing.propagator
-            self.tracer = self.tracer_provider.get_tracer("telemetry")
+            self.tracer = self.tracing.provider.get_tracer("telemetry")
+        self.propagator = (
+            self.tracing.propagator if self.tracing else build_propagator(config.propagators)
+        )
 
         self.registry = registry if registry is not None else CollectorRegistry()
         self._collectors: list[Any] = []
@@ -73,8 +72,10 @@ class Telemetry:
         self.client_metrics: SideMetrics | None = None
         if config.metrics_enabled:
             buckets, cap = config.latency_buckets, config.max_method_labels
-            self.server_metrics = SideMetrics("server", self.registry, buckets, cap)
-            self.client_metrics = SideMetrics("client", self.registry, buckets, cap)
+            self.server_metrics = SideMetrics("server", buckets, cap)
+            self.client_metrics = SideMetrics("client", buckets, cap)
+            self._register(self.server_metrics)
+            self._register(self.client_metrics)
             if self.registry is not REGISTRY:  # the global one already has process metrics
                 self._register(ProcessCollector(registry=None))
             self._register(SelfMonitoringCollector(self.tracing.pipeline if self.tracing else None))
@@ -242,6 +243,11 @@ class Telemetry:
     # -- lifecycle ------------------------------------------------------------------------------
 
     @property
+    def tracer_provider(self) -> TracerProvider | None:
+        """The SDK provider for spans made in handler code (None with tracing disabled)."""
+        return self.tracing.provider if self.tracing is not None else None
+
+    @property
     def metrics_url(self) -> str | None:
         return self.metrics_server.url if self.metrics_server is not None else None
 
@@ -263,9 +269,6 @@ class Telemetry:
         for collector in self._collectors:
             with contextlib.suppress(KeyError):
                 self.registry.unregister(collector)
-        for side in (self.server_metrics, self.client_metrics):
-            if side is not None:
-                side.unregister(self.registry)
         log_pipeline.flush(timeout)
 
     def _register(self, collector: Any) -> None:

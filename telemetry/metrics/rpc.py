@@ -14,14 +14,12 @@ distinct methods per side, new ones are counted under ``grpc_service="other", gr
 from __future__ import annotations
 
 import bisect
-import contextlib
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -119,26 +117,13 @@ class MethodStats:
 class SideMetrics(Collector):
     """All methods of one side (``server`` or ``client``); registered as one collector."""
 
-    def __init__(
-        self,
-        side: str,
-        registry: CollectorRegistry | None,
-        buckets: tuple[float, ...],
-        max_methods: int,
-    ) -> None:
+    def __init__(self, side: str, buckets: tuple[float, ...], max_methods: int) -> None:
         self.side = side
         self._bounds = tuple(buckets)
         self._max_methods = max_methods
         self._stats: dict[tuple[str, str, str], MethodStats] = {}
         self._methods: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
-        self._registry = registry
-        if registry is not None:
-            registry.register(self)
-
-    def unregister(self, registry: CollectorRegistry) -> None:
-        with contextlib.suppress(KeyError):
-            registry.unregister(self)
 
     def stats(self, info: MethodInfo) -> MethodStats:
         """The stats object for a method (shared by all callers of the same labels)."""

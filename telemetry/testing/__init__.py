@@ -2,7 +2,8 @@
 
 from telemetry.testing.clock import FakeClock
 from telemetry.testing.logs import LogCapture, capture_logs
-from telemetry.testing.otlp_receiver import OtlpReceiver, ReceivedSpan
+from telemetry.testing.otlp_receiver import OtlpReceiver
 from telemetry.testing.spans import SpanCapture
+from telemetry.tracing.otlp_decoding import ReceivedSpan
 
 __all__ = ["FakeClock", "LogCapture", "OtlpReceiver", "ReceivedSpan", "SpanCapture", "capture_logs"]

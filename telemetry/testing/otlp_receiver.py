@@ -9,81 +9,18 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import signal
 import threading
 from collections.abc import Callable, Iterable
 from concurrent import futures
-from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from telemetry.testing._poll import poll
-
-_SPAN_KINDS = {
-    0: "UNSPECIFIED",
-    1: "INTERNAL",
-    2: "SERVER",
-    3: "CLIENT",
-    4: "PRODUCER",
-    5: "CONSUMER",
-}
-_STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
-
-
-@dataclass(frozen=True)
-class ReceivedSpan:
-    trace_id: str
-    span_id: str
-    parent_span_id: str
-    name: str
-    kind: str
-    service_name: str
-    attributes: dict[str, Any] = field(default_factory=dict)
-    status: str = "UNSET"
-    status_message: str = ""
-    events: tuple[str, ...] = ()
-    start_ns: int = 0
-    end_ns: int = 0
-
-
-def _value(v: AnyValue) -> Any:
-    kind = v.WhichOneof("value")
-    if kind == "array_value":
-        return [_value(x) for x in v.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: _value(kv.value) for kv in v.kvlist_value.values}
-    return getattr(v, kind) if kind else None
-
-
-def decode(request: trace_service_pb2.ExportTraceServiceRequest) -> list[ReceivedSpan]:
-    out: list[ReceivedSpan] = []
-    for resource_spans in request.resource_spans:
-        resource = {kv.key: _value(kv.value) for kv in resource_spans.resource.attributes}
-        service = str(resource.get("service.name", ""))
-        for scope_spans in resource_spans.scope_spans:
-            out.extend(
-                ReceivedSpan(
-                    trace_id=span.trace_id.hex(),
-                    span_id=span.span_id.hex(),
-                    parent_span_id=span.parent_span_id.hex(),
-                    name=span.name,
-                    kind=_SPAN_KINDS.get(span.kind, str(span.kind)),
-                    service_name=service,
-                    attributes={kv.key: _value(kv.value) for kv in span.attributes},
-                    status=_STATUS.get(span.status.code, str(span.status.code)),
-                    status_message=span.status.message,
-                    events=tuple(e.name for e in span.events),
-                    start_ns=span.start_time_unix_nano,
-                    end_ns=span.end_time_unix_nano,
-                )
-                for span in scope_spans.spans
-            )
-    return out
+from telemetry.tracing.otlp_decoding import ReceivedSpan, decode, decode_bytes, json_line
 
 
 class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
@@ -160,7 +97,7 @@ class OtlpReceiver:
             self._spans.extend(batch)
             if self._out is not None:
                 for span in batch:
-                    self._out.write(json.dumps(asdict(span)) + "\n")
+                    self._out.write(json_line(span))
                 self._out.flush()
 
 
@@ -173,13 +110,12 @@ def _http_handler(sink: Callable[[list[ReceivedSpan]], None]) -> type[BaseHTTPRe
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if self.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(body)
-            request = trace_service_pb2.ExportTraceServiceRequest()
             try:
-                request.ParseFromString(body)
+                spans = decode_bytes(body)
             except Exception:
                 self.send_error(400, "not an OTLP protobuf request")
                 return
-            sink(decode(request))
+            sink(spans)
             reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")

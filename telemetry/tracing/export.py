@@ -21,6 +21,7 @@ import grpc
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from telemetry.batch_queue import BatchQueue
+from telemetry.tracing.otlp_decoding import decode_bytes, json_line
 from telemetry.tracing.otlp_encoding import encode_request, encode_resource_header, encode_scope
 from telemetry.tracing.rpcspan import SCOPE, RpcSpan
 
@@ -73,16 +74,7 @@ class StreamTransport:
         self._lock = threading.Lock()
 
     def send(self, payload: bytes, timeout: float) -> None:
-        import json
-        from dataclasses import asdict
-
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
-        from telemetry.testing.otlp_receiver import decode
-
-        request = trace_service_pb2.ExportTraceServiceRequest()
-        request.ParseFromString(payload)
-        lines = "".join(json.dumps(asdict(span)) + "\n" for span in decode(request))
+        lines = "".join(json_line(span) for span in decode_bytes(payload))
         with self._lock:
             self._stream.write(lines)
             self._stream.flush()

@@ -3,6 +3,7 @@ collector fails no RPC; ``init()`` reads the standard environment variables; shu
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -188,3 +189,14 @@ def test_init_twice_replaces_the_first_handle() -> None:
     )
     result = run_script({}, script)
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr
+
+
+def test_console_exporter_writes_spans_as_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    tel = telemetry.Telemetry(make_config("console", traces_exporter="console"))
+    with tel.tracer.start_as_current_span("handler work") as span:
+        span.set_attribute("rows", 3)
+    assert tel.force_flush(5)
+    tel.shutdown()
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if '"handler work"' in ln]
+    record = json.loads(line)
+    assert record["service_name"] == "console" and record["attributes"] == {"rows": 3}

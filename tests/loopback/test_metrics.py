@@ -123,7 +123,8 @@ async def test_aio_metrics_match_calls(aio_service: Any) -> None:
 @pytest.mark.parametrize("side", ["server", "client"])
 def test_method_label_cardinality_is_bounded(side: str) -> None:
     registry = CollectorRegistry()
-    metrics = SideMetrics(side, registry, (0.1, 1.0), max_methods=2)
+    metrics = SideMetrics(side, (0.1, 1.0), max_methods=2)
+    registry.register(metrics)
     for i in range(5):
         metrics.stats(MethodInfo(f"/svc.S/M{i}", RpcKind.UNARY, Side(side))).start()
     sample = registry.get_sample_value
