@@ -50,9 +50,6 @@ class BatchQueue(Generic[T]):
         if len(queue) == self._batch_size:
             self._wake.set()
 
-    def __len__(self) -> int:
-        return len(self._queue)
-
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything put so far has been handled; False on timeout."""
         deadline = time.monotonic() + timeout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -23,8 +24,6 @@ def metric_value(registry: CollectorRegistry, name: str, **labels: str) -> float
 
 def wait_until(condition: Any, timeout: float = 10.0, message: str = "condition") -> None:
     """Poll ``condition()`` until true; fail with ``message`` after ``timeout`` seconds."""
-    import time
-
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -179,14 +179,6 @@ def flush(timeout: float = 5.0) -> bool:
     return True if writer is None else writer.flush(timeout)
 
 
-def shutdown(timeout: float = 5.0) -> None:
-    writer = PIPELINE.writer
-    if writer is not None:
-        writer.close(timeout)
-        PIPELINE.remove_sink(writer)
-        PIPELINE.writer = None
-
-
 class _LazyLogger:
     """Binds its initial fields on first use after each (re)configuration, so a logger created at
     import time, before :func:`telemetry.init`, still follows the configuration made later."""

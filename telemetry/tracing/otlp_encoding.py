@@ -49,10 +49,6 @@ def field_varint(field: int, value: int) -> bytes:
     return varint(field << 3) + varint(value)
 
 
-def field_fixed64(field: int, value: int) -> bytes:
-    return varint(field << 3 | 1) + _pack_fixed64(value)
-
-
 def field_string(field: int, value: str) -> bytes:
     return field_bytes(field, value.encode("utf-8"))
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 import telemetry
 import telemetry.testing
+from telemetry import handle
 
 
 def test_all_names_exist_and_are_unique() -> None:
@@ -41,12 +44,7 @@ def test_public_api_is_exactly_this() -> None:
     }
 
 
-def test_current_before_init_explains_itself(monkeypatch: object) -> None:
-    import pytest
-
-    from telemetry import handle
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(handle, "_current", None)
-        with pytest.raises(RuntimeError, match=r"call telemetry.init\(service_name=...\) first"):
-            telemetry.current()
+def test_current_before_init_explains_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handle, "_current", None)
+    with pytest.raises(RuntimeError, match=r"call telemetry.init\(service_name=...\) first"):
+        telemetry.current()
