@@ -12,7 +12,7 @@ import atexit
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -25,6 +25,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, ProcessCollector
 
 from telemetry import deadline
 from telemetry.config import TelemetryConfig
+from telemetry.governance.concerns import ClientGovernance, ServerGovernance
+from telemetry.governance.engine import Governance, RulesInput
 from telemetry.logging import pipeline as log_pipeline
 from telemetry.logging.access import AccessLog
 from telemetry.metrics.exposition import MetricsServer, serve_metrics
@@ -54,8 +56,15 @@ class Telemetry:
         registry: CollectorRegistry | None = None,
         span_exporter: SpanExporter | None = None,
         span_processors: Sequence[SpanProcessor] = (),
+        governance: Governance | RulesInput | None = None,
     ) -> None:
         self.config = config
+        # Governance joins the chains only when asked for, so plain telemetry pays nothing for it.
+        self.governance: Governance | None = (
+            governance
+            if isinstance(governance, Governance) or governance is None
+            else Governance(governance)
+        )
         self.tracing: Tracing | None = None
         # With tracing disabled (OTEL_SDK_DISABLED) user code still gets a tracer: a no-op one.
         self.tracer: trace.Tracer = trace.NoOpTracer()
@@ -79,6 +88,8 @@ class Telemetry:
             if self.registry is not REGISTRY:  # the global one already has process metrics
                 self._register(ProcessCollector(registry=None))
             self._register(SelfMonitoringCollector(self.tracing.pipeline if self.tracing else None))
+            if self.governance is not None:
+                self._register(self.governance.collector())
         self.metrics_server: MetricsServer | None = None
         if config.metrics_enabled and config.metrics_port is not None:
             self.metrics_server = serve_metrics(self.registry, config.metrics_host, config.metrics_port)
@@ -88,16 +99,27 @@ class Telemetry:
     # -- concerns: the building blocks of every interceptor -------------------------------------
 
     def server_concerns(
-        self, *, tracing: bool = True, metrics: bool = True, logging: bool = True, deadlines: bool = True
+        self,
+        *,
+        tracing: bool = True,
+        metrics: bool = True,
+        logging: bool = True,
+        deadlines: bool = True,
+        governance: bool = True,
+        aio: bool = False,
     ) -> list[Concern]:
-        """The server chain, in order: tracing, access log, metrics, deadline."""
+        """The server chain, in order: tracing, access log, metrics, deadline, governance (when
+        the handle has it). ``aio``: for a grpc.aio server (governance never blocks its loop)."""
         cfg = self.config
-        return self._concerns(
+        concerns = self._concerns(
             ServerTracing if tracing else None,
             self._access_log(Side.SERVER, "all" if cfg.access_log else "off") if logging else None,
             self.server_metrics if metrics else None,
             deadline.ServerDeadline() if deadlines and cfg.deadline_propagation else None,
         )
+        if governance and self.governance is not None:
+            concerns.append(ServerGovernance(self.governance, blocking_waits=not aio))
+        return concerns
 
     def client_concerns(
         self,
@@ -107,10 +129,13 @@ class Telemetry:
         metrics: bool = True,
         logging: bool = True,
         deadlines: bool = True,
+        governance: bool = True,
+        channel: Callable[[], grpc.Channel] | None = None,
     ) -> list[Concern]:
-        """The client chain, in order: tracing, access log, metrics, deadline."""
+        """The client chain, in order: tracing, access log, metrics, deadline, governance (when
+        the handle has it). ``channel`` makes a channel to ``target`` for deferred calls."""
         cfg = self.config
-        return self._concerns(
+        concerns = self._concerns(
             (lambda tracer, propagation, untraced: ClientTracing(tracer, propagation, untraced, target))
             if tracing
             else None,
@@ -118,6 +143,9 @@ class Telemetry:
             self.client_metrics if metrics else None,
             deadline.ClientDeadline() if deadlines and cfg.deadline_propagation else None,
         )
+        if governance and self.governance is not None:
+            concerns.append(ClientGovernance(self.governance, target, channel))
+        return concerns
 
     def _concerns(
         self,
@@ -159,14 +187,19 @@ class Telemetry:
         return ServerInterceptor(self.server_concerns(**select))
 
     def aio_server_interceptor(self, **select: bool) -> AioServerInterceptor:
-        return AioServerInterceptor(self.server_concerns(**select))
+        return AioServerInterceptor(self.server_concerns(aio=True, **select))
 
-    def client_interceptor(self, target: str = "", **select: bool) -> ClientInterceptor:
-        return ClientInterceptor(self.client_concerns(target, **select), target)
+    def client_interceptor(
+        self, target: str = "", *, channel: Callable[[], grpc.Channel] | None = None, **select: bool
+    ) -> ClientInterceptor:
+        return ClientInterceptor(self.client_concerns(target, channel=channel, **select), target)
 
-    def aio_client_interceptors(self, target: str = "", **select: bool) -> list[Any]:
+    def aio_client_interceptors(
+        self, target: str = "", *, channel: Callable[[], grpc.Channel] | None = None, **select: bool
+    ) -> list[Any]:
         """For ``grpc.aio.*_channel(interceptors=...)``: one per RPC kind (grpc.aio needs that)."""
-        return AioClientInterceptor(self.client_concerns(target, **select), target).split()
+        concerns = self.client_concerns(target, channel=channel, **select)
+        return AioClientInterceptor(concerns, target).split()
 
     # -- shortcuts: fully instrumented servers and channels -------------------------------------
 
@@ -222,7 +255,10 @@ class Telemetry:
             channel = grpc.insecure_channel(target, options=list(options))
         if interceptors:
             channel = grpc.intercept_channel(channel, *interceptors)
-        return InstrumentedChannel(channel, self.client_interceptor(target, **select))
+        runner = self.client_interceptor(
+            target, channel=self._deferral_channel(target, credentials, options), **select
+        )
+        return InstrumentedChannel(channel, runner)
 
     def aio_channel(
         self,
@@ -233,12 +269,29 @@ class Telemetry:
         interceptors: Sequence[Any] = (),
         **select: bool,
     ) -> grpc.aio.Channel:
-        chain = [*self.aio_client_interceptors(target, **select), *interceptors]
+        deferral = self._deferral_channel(target, credentials, options)
+        chain = [*self.aio_client_interceptors(target, channel=deferral, **select), *interceptors]
         if credentials is not None:
             return grpc.aio.secure_channel(
                 target, credentials, options=list(options), interceptors=chain
             )
         return grpc.aio.insecure_channel(target, options=list(options), interceptors=chain)
+
+    def _deferral_channel(
+        self,
+        target: str,
+        credentials: grpc.ChannelCredentials | None,
+        options: Sequence[tuple[str, Any]],
+    ) -> Callable[[], grpc.Channel] | None:
+        """How deferred calls reach ``target`` later: a sync channel (traced, counted, not
+        governed: the call was already admitted), made on first use."""
+        if self.governance is None:
+            return None
+
+        def make() -> grpc.Channel:
+            return self.channel(target, credentials=credentials, options=options, governance=False)
+
+        return make
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -264,6 +317,9 @@ class Telemetry:
         if self.tracing is not None:
             tracing = self.tracing
             _bounded(lambda: tracing.shutdown(timeout), timeout + 1)
+        if self.governance is not None:
+            governance = self.governance
+            _bounded(lambda: governance.close(timeout), timeout + 1)
         if self.metrics_server is not None:
             self.metrics_server.close()
         for collector in self._collectors:
@@ -295,6 +351,7 @@ def init(
     config: TelemetryConfig | None = None,
     registry: CollectorRegistry | None = None,
     span_exporter: SpanExporter | None = None,
+    governance: Governance | RulesInput | None = None,
     **settings: Any,
 ) -> Telemetry:
     """Configure tracing, metrics and logging for this process, from the environment and arguments.
@@ -302,6 +359,9 @@ def init(
     Keyword arguments are :class:`TelemetryConfig` fields and win over environment variables. The
     handle is installed as the global tracer provider and propagator and returned; its
     :meth:`~Telemetry.shutdown` runs at exit. Calling ``init`` again replaces the previous handle.
+    ``governance``: rules (object, mapping, JSON text or a JSON/YAML file path) or a
+    :class:`~telemetry.governance.Governance`; servers and channels built from the handle then
+    enforce them, and ``handle.governance.apply(...)`` changes them at runtime.
     """
     global _current
     if config is None:
@@ -325,6 +385,7 @@ def init(
         config,
         registry=registry if registry is not None else REGISTRY,
         span_exporter=span_exporter,
+        governance=governance,
     )
     if handle.tracer_provider is not None:
         _set_global_tracer_provider(handle.tracer_provider)

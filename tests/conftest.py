@@ -49,14 +49,17 @@ def sync_service() -> Iterator[Callable[..., Service]]:
     """Start sync Echo services on loopback: ``sync_service("a")``."""
     started: list[Service] = []
 
-    def start(name: str, **overrides: Any) -> Service:
+    def start(name: str, governance: Any = None, servicer: Any = None, **overrides: Any) -> Service:
         spans = SpanCapture()
         registry = CollectorRegistry()
         tel = telemetry.Telemetry(
-            make_config(name, **overrides), registry=registry, span_processors=[spans.processor]
+            make_config(name, **overrides),
+            registry=registry,
+            span_processors=[spans.processor],
+            governance=governance,
         )
         server = tel.server(max_workers=8)
-        echo_pb2_grpc.add_EchoServicer_to_server(SyncEcho(tel), server)
+        echo_pb2_grpc.add_EchoServicer_to_server(servicer or SyncEcho(tel), server)
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         service = Service(name, tel, spans, f"127.0.0.1:{port}", server, registry)
@@ -74,14 +77,19 @@ async def aio_service() -> AsyncIterator[Callable[..., Any]]:
     """Start grpc.aio Echo services on loopback: ``await aio_service("a")``."""
     started: list[Service] = []
 
-    async def start(name: str, **overrides: Any) -> Service:
+    async def start(
+        name: str, governance: Any = None, servicer: Any = None, **overrides: Any
+    ) -> Service:
         spans = SpanCapture()
         registry = CollectorRegistry()
         tel = telemetry.Telemetry(
-            make_config(name, **overrides), registry=registry, span_processors=[spans.processor]
+            make_config(name, **overrides),
+            registry=registry,
+            span_processors=[spans.processor],
+            governance=governance,
         )
         server = tel.aio_server()
-        echo_pb2_grpc.add_EchoServicer_to_server(AioEcho(tel), server)
+        echo_pb2_grpc.add_EchoServicer_to_server(servicer or AioEcho(tel), server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         service = Service(name, tel, spans, f"127.0.0.1:{port}", server, registry)

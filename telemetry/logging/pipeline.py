@@ -100,6 +100,13 @@ def _structlog_to_pipeline(_logger: Any, _name: str, event: MutableMapping[str, 
     raise structlog.DropEvent
 
 
+# What every LogRecord carries; anything else came from ``extra=`` and joins the line.
+_RECORD_ATTRIBUTES = frozenset(
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys() | {"message", "asctime", "taskName"}
+)
+_PLAIN_RECORD_SIZE = len(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
+
+
 class _StdlibHandler(logging.Handler):
     """Routes stdlib records (grpc, libraries) into the pipeline, correlated like structlog lines."""
 
@@ -113,6 +120,10 @@ class _StdlibHandler(logging.Handler):
             }
             if record.exc_info and record.exc_info[1] is not None:
                 event["exception"] = "".join(traceback.format_exception(*record.exc_info))
+            if len(record.__dict__) > _PLAIN_RECORD_SIZE:  # fields passed with extra={...}
+                for key, value in record.__dict__.items():
+                    if key not in _RECORD_ATTRIBUTES:
+                        event.setdefault(key, value)
             PIPELINE.emit(add_context_fields(event))
         except Exception:
             self.handleError(record)

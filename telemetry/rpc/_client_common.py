@@ -19,6 +19,8 @@ class ClientAdapterBase:
     def __init__(self, concerns: Iterable[Concern], target: str = "") -> None:
         self.chain = ConcernChain(concerns)
         self.target = target
+        # The concern that can retry failed calls (governance), if the chain has one.
+        self.retrier: Any = next((c for c in self.chain.concerns if hasattr(c, "retry_delay")), None)
         self._methods: dict[tuple[str | bytes, RpcKind], MethodInfo] = {}
         self._lock = threading.Lock()
 
@@ -41,9 +43,10 @@ class ClientAdapterBase:
         state = CallState(info, perf_counter(), metadata, "")
         state.target = self.target
         state.timeout = timeout
-        self.chain.start(state)
         if not info.streams_requests:
             state.request = request
+        self.chain.start(state)
+        if not info.streams_requests:
             self.chain.message(state, False)
         return state
 

@@ -55,10 +55,12 @@ class ServerAdapterBase:
         state.context = context
         return state
 
-    def start_call(self, info: MethodInfo, context: Any) -> CallState:
+    def start_call(self, info: MethodInfo, context: Any, request: Any = None) -> CallState:
         """Start the chain; a RejectCall propagates with its trailing metadata already set (the
-        adapter aborts, sync or awaited)."""
+        adapter aborts, sync or awaited; an AnswerCall is returned as the response). ``request``
+        is the single request, None for a request stream."""
         state = self.new_state(info, context)
+        state.request = request
         try:
             self.chain.start(state)
         except RejectCall as reject:

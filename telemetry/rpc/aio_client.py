@@ -17,8 +17,9 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from telemetry import deadline
 from telemetry.rpc._client_common import ClientAdapterBase, outgoing_metadata
-from telemetry.rpc.call import CallState, RejectCall, RpcKind
+from telemetry.rpc.call import AnswerCall, CallState, RejectCall, RpcKind, has_answer
 from telemetry.rpc.concern import Concern, ConcernChain
 
 
@@ -44,18 +45,42 @@ class AioClientInterceptor(
         ]
 
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        state, new_details = self._begin(details, RpcKind.UNARY, request)
-        call = await continuation(new_details, request)
-        try:
-            await call
-        except asyncio.CancelledError:
-            state.code = grpc.StatusCode.CANCELLED
-            self.chain.finish(state)
-            raise
-        except grpc.aio.AioRpcError:
-            pass  # the status is read below; the caller sees the error when it awaits the call
-        await self._finish(state, call)
-        return call
+        """Returns the call, or a response: a fallback's answer (grpc.aio accepts either)."""
+        loop = asyncio.get_running_loop()
+        give_up_at = None if details.timeout is None else loop.time() + details.timeout
+        attempt = 1
+        while True:
+            try:
+                state, new_details = self._begin(details, RpcKind.UNARY, request)
+            except AnswerCall as answer:
+                return answer.response
+            call = await continuation(new_details, request)
+            try:
+                response = await call
+            except asyncio.CancelledError:
+                state.code = grpc.StatusCode.CANCELLED
+                self.chain.finish(state)
+                raise
+            except grpc.aio.AioRpcError:
+                response = None  # the status is read below; the caller sees the error on await
+            state.response = response
+            await self._finish(state, call)
+            if state.code == grpc.StatusCode.OK or self.retrier is None:
+                return call
+            if has_answer(state):
+                return state.answer
+            delay = self.retrier.retry_delay(state, attempt)
+            left = deadline.remaining()
+            if (
+                delay is None
+                or (left is not None and left <= delay)
+                or (give_up_at is not None and loop.time() + delay >= give_up_at)
+            ):
+                return call
+            await asyncio.sleep(delay)
+            attempt += 1
+            if give_up_at is not None:
+                details = details._replace(timeout=give_up_at - loop.time())
 
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         state, new_details = self._begin(details, RpcKind.SERVER_STREAM, request)
@@ -79,6 +104,8 @@ class AioClientInterceptor(
         try:
             info = self.method_info(details.method, kind)
             state = self.start_call(info, details.timeout, details.metadata, request)
+        except AnswerCall:
+            raise
         except RejectCall as reject:
             raise grpc.aio.AioRpcError(
                 reject.code,

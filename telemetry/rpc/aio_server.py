@@ -21,7 +21,7 @@ from telemetry.rpc._server_common import (
     new_handler,
     original_behavior,
 )
-from telemetry.rpc.call import CallState, MethodInfo, RejectCall
+from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall
 from telemetry.rpc.concern import Concern, ConcernChain
 
 
@@ -57,13 +57,14 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         self, info: MethodInfo, streaming_in: bool, request: Any, context: Any
     ) -> tuple[CallState, Any]:
         try:
-            state = self.start_call(info, context)
+            state = self.start_call(info, context, None if streaming_in else request)
+        except AnswerCall:
+            raise
         except RejectCall as reject:
             await context.abort(reject.code, reject.details)  # raises AbortError
         if streaming_in:
             request = _count_requests(request, state, self.chain)
         else:
-            state.request = request
             self.chain.message(state, True)
         return state, request
 
@@ -71,7 +72,10 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         self, behavior: Any, info: MethodInfo, streaming_in: bool, request: Any, context: Any
     ) -> Any:
         """Unary and client-stream handlers, and streaming handlers that use context.write()."""
-        state, request = await self._begin(info, streaming_in, request, context)
+        try:
+            state, request = await self._begin(info, streaming_in, request, context)
+        except AnswerCall as answer:  # a fallback stands in for the handler
+            return answer.response
         writes_responses = info.streams_responses
         call_context = _CountingWriteContext(context, state, self.chain) if writes_responses else context
         try:

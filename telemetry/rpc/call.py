@@ -113,10 +113,29 @@ class RejectCall(Exception):  # noqa: N818 - it is a signal, not an error
         self.trailing_metadata = tuple(trailing_metadata)
 
 
+_NO_ANSWER: Any = object()
+
+
+def has_answer(state: CallState) -> bool:
+    return state.answer is not _NO_ANSWER
+
+
+class AnswerCall(RejectCall):
+    """Raised by a concern's ``on_start`` to answer a call with ``response`` instead of running it
+    (a governance fallback). Only for methods with a single response; the call ends OK."""
+
+    def __init__(
+        self, response: Any, details: str, trailing_metadata: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        super().__init__(grpc.StatusCode.OK, details, trailing_metadata)
+        self.response = response
+
+
 class CallState:
     """Per-call scratchpad. Adapters fill the common slots; each concern owns its own slots."""
 
     __slots__ = (
+        "answer",
         "code",
         "context",
         "deadline_token",
@@ -124,6 +143,7 @@ class CallState:
         "duration",
         "exception",
         "fields",
+        "governance",
         "info",
         "metadata",
         "msgs_received",
@@ -173,6 +193,9 @@ class CallState:
         self.fields: dict[str, Any] | None = None  # access-log fields added by handler code
         self.request: Any = None
         self.response: Any = None
+        self.governance: Any = None  # what the governance concern holds for the call
+        # Client, single response: set by a concern when the call failed but has a fallback answer.
+        self.answer: Any = _NO_ANSWER
 
     def add_outgoing_metadata(self, key: str, value: str) -> None:
         if self.outgoing_metadata is None:

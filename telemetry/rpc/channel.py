@@ -8,13 +8,15 @@ Behaviour matches :class:`~telemetry.rpc.client.ClientInterceptor`, whose runner
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import grpc
 
+from telemetry import deadline
 from telemetry.rpc._client_common import outgoing_metadata
-from telemetry.rpc.call import CallState, MethodInfo, RejectCall, RpcKind
-from telemetry.rpc.client import ClientInterceptor, CountingResponses, FailedCall
+from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall, RpcKind, has_answer
+from telemetry.rpc.client import AnsweredCall, ClientInterceptor, CountingResponses, FailedCall
 
 
 def _factory(name: str, kind: RpcKind) -> Any:
@@ -53,6 +55,8 @@ class _Multicallable:
         runner = self._runner
         try:
             state, request = runner.begin(self._info, timeout, metadata, request)
+        except AnswerCall as answer:
+            return None, AnsweredCall(answer.response, answer.trailing_metadata)
         except RejectCall as reject:
             return None, FailedCall(reject.code, reject.details, reject.trailing_metadata)
         call = invoke(
@@ -76,6 +80,8 @@ class _UnaryResponse(_Multicallable):
         self, request: Any, timeout: float | None = None, metadata: Any = None, **options: Any
     ) -> tuple[Any, Any]:
         runner = self._runner
+        if runner.retrier is not None:
+            return self._governed_call(request, timeout, metadata, options)
         try:
             state, request = runner.begin(self._info, timeout, metadata, request)
         except RejectCall as reject:
@@ -90,10 +96,54 @@ class _UnaryResponse(_Multicallable):
         runner.finish(state, call)
         return response, call
 
+    def _governed_call(
+        self, request: Any, timeout: float | None, metadata: Any, options: dict[str, Any]
+    ) -> tuple[Any, Any]:
+        """with_call under governance: a fallback may answer, a failed idempotent call may be
+        retried (each attempt is its own traced call) within the caller's timeout."""
+        runner = self._runner
+        give_up_at = None if timeout is None else time.monotonic() + timeout
+        attempt = 1
+        while True:
+            try:
+                state, sent = runner.begin(self._info, timeout, metadata, request)
+            except AnswerCall as answer:
+                return answer.response, AnsweredCall(answer.response, answer.trailing_metadata)
+            except RejectCall as reject:
+                raise FailedCall(reject.code, reject.details, reject.trailing_metadata) from None
+            try:
+                response, call = self._inner.with_call(
+                    sent, timeout=state.timeout, metadata=outgoing_metadata(metadata, state), **options
+                )
+            except grpc.RpcError as error:
+                runner.finish(state, error)
+                if has_answer(state):
+                    return state.answer, AnsweredCall(state.answer)
+                delay = runner.retrier.retry_delay(state, attempt)
+                if delay is None or not _time_left_for(delay, give_up_at):
+                    raise
+                time.sleep(delay)
+                attempt += 1
+                if give_up_at is not None:
+                    timeout = give_up_at - time.monotonic()
+                continue
+            state.response = response
+            runner.finish(state, call)
+            return response, call
+
     def future(
         self, request: Any, timeout: float | None = None, metadata: Any = None, **options: Any
     ) -> Any:
         return self._launch(self._inner.future, request, timeout, metadata, options)[1]
+
+
+def _time_left_for(delay: float, give_up_at: float | None) -> bool:
+    """Is there time for a retry after ``delay``, within the caller's timeout and any deadline
+    propagated from the call being served?"""
+    left = deadline.remaining()
+    if left is not None and left <= delay:
+        return False
+    return give_up_at is None or time.monotonic() + delay < give_up_at
 
 
 class _Streaming(_Multicallable):

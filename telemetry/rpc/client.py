@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 
 from telemetry.rpc._client_common import ClientAdapterBase, outgoing_metadata
-from telemetry.rpc.call import CallState, MethodInfo, RejectCall, RpcKind
+from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall, RpcKind
 from telemetry.rpc.concern import Concern, ConcernChain
 
 
@@ -61,6 +61,8 @@ class ClientInterceptor(
             state, request = self.begin(
                 self.method_info(details.method, kind), details.timeout, details.metadata, request
             )
+        except AnswerCall as answer:
+            return AnsweredCall(answer.response, answer.trailing_metadata)
         except RejectCall as reject:
             return FailedCall(reject.code, reject.details, reject.trailing_metadata)
         new_details = _ClientCallDetails(
@@ -170,38 +172,16 @@ class CountingResponses(_CallProxy):
         return response
 
 
-class FailedCall(grpc.RpcError, grpc.Call, grpc.Future):
-    """A call refused before it reached the network (no deadline left, open breaker, ...).
+class _FinishedCall(grpc.Call, grpc.Future):
+    """A call that ended before it reached the network (the Call and Future of a finished call)."""
 
-    It is what grpc hands back for a failed call: an ``RpcError`` that is also the Call and Future,
-    and an iterator that raises itself, so unary and streaming callers see the usual error.
-    """
-
-    def __init__(
-        self,
-        code: grpc.StatusCode,
-        details: str,
-        trailing_metadata: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        super().__init__(details)
-        self._code = code
-        self._details = details
-        self._trailing = trailing_metadata
+    _trailing: tuple[tuple[str, str], ...]
 
     def initial_metadata(self) -> tuple[tuple[str, str], ...]:
         return ()
 
     def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
         return self._trailing
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-    def debug_error_string(self) -> str:
-        return f"refused locally by telemetry: {self._code.name}: {self._details}"
 
     def is_active(self) -> bool:
         return False
@@ -224,17 +204,68 @@ class FailedCall(grpc.RpcError, grpc.Call, grpc.Future):
     def done(self) -> bool:
         return True
 
-    def result(self, timeout: float | None = None) -> Any:
-        raise self
-
-    def exception(self, timeout: float | None = None) -> FailedCall:
-        return self
-
     def traceback(self, timeout: float | None = None) -> None:
         return None
 
     def add_done_callback(self, fn: Any) -> None:
         fn(self)
+
+
+class AnsweredCall(_FinishedCall):
+    """A call answered by a fallback instead of the server: OK, with the fallback response."""
+
+    def __init__(self, response: Any, trailing_metadata: tuple[tuple[str, str], ...] = ()) -> None:
+        self._response = response
+        self._trailing = trailing_metadata
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.OK
+
+    def details(self) -> str:
+        return ""
+
+    def result(self, timeout: float | None = None) -> Any:
+        return self._response
+
+    def exception(self, timeout: float | None = None) -> None:
+        return None
+
+    def __str__(self) -> str:
+        return f"<AnsweredCall response={self._response!r}>"
+
+
+class FailedCall(grpc.RpcError, _FinishedCall):
+    """A call refused before it reached the network (no deadline left, open breaker, ...).
+
+    It is what grpc hands back for a failed call: an ``RpcError`` that is also the Call and Future,
+    and an iterator that raises itself, so unary and streaming callers see the usual error.
+    """
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        details: str,
+        trailing_metadata: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(details)
+        self._code = code
+        self._details = details
+        self._trailing = trailing_metadata
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def debug_error_string(self) -> str:
+        return f"refused locally by telemetry: {self._code.name}: {self._details}"
+
+    def result(self, timeout: float | None = None) -> Any:
+        raise self
+
+    def exception(self, timeout: float | None = None) -> FailedCall:
+        return self
 
     def __iter__(self) -> FailedCall:
         return self

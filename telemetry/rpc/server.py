@@ -13,7 +13,7 @@ from telemetry.rpc._server_common import (
     new_handler,
     original_behavior,
 )
-from telemetry.rpc.call import CallState, MethodInfo, RejectCall
+from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall
 from telemetry.rpc.concern import Concern
 
 
@@ -44,19 +44,24 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
         return new_handler(handler, info.kind, single_response)
 
     def _begin(self, info: MethodInfo, streaming_in: bool, request: Any, context: Any) -> CallState:
+        """Start the call; raises AnswerCall when a concern answers it, aborts when one refuses."""
         try:
-            state = self.start_call(info, context)
+            state = self.start_call(info, context, None if streaming_in else request)
+        except AnswerCall:
+            raise
         except RejectCall as reject:
             context.abort(reject.code, reject.details)  # raises
         if not streaming_in:
-            state.request = request
             self.chain.message(state, True)
         return state
 
     def _single_response(
         self, behavior: Any, info: MethodInfo, streaming_in: bool, request: Any, context: Any
     ) -> Any:
-        state = self._begin(info, streaming_in, request, context)
+        try:
+            state = self._begin(info, streaming_in, request, context)
+        except AnswerCall as answer:  # a fallback stands in for the handler
+            return answer.response
         if streaming_in:
             request = self._count_requests(request, state)
         try:

@@ -1,0 +1,334 @@
+"""Governance as concerns of the interceptor chain: thin, they map decisions to gRPC statuses.
+
+They run last in the chain, so a refused call is still traced, logged and counted like any other.
+
+Server (:class:`ServerGovernance`): priority shedding, the method's rate limit, then the adaptive
+limiter. A refusal is RESOURCE_EXHAUSTED with a retry hint in the trailing metadata
+(``grpc-retry-pushback-ms``, the key gRPC's own retry support reads), or the method's fallback.
+
+Client (:class:`ClientGovernance`): the breaker (per target and method), adaptive throttling (per
+target), the bulkhead (per downstream). An open breaker or a throttled call fails fast with
+UNAVAILABLE before any network I/O; a full bulkhead with RESOURCE_EXHAUSTED; each may answer with
+the method's fallback instead. Outcomes feed the breaker and throttle, and a failed call may get a
+fallback answer or a retry (see :meth:`ClientGovernance.retry_delay`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import grpc
+from opentelemetry import baggage
+
+from telemetry.governance.deferral import ChannelFactory, DeferredCalls
+from telemetry.governance.degrade import Priority
+from telemetry.governance.engine import ClientPlan, FallbackPlan, Governance, ServerPlan
+from telemetry.governance.keyed import KeyedLimiter
+from telemetry.governance.observe import DEFERRED, FALLBACK, REJECTED, RETRIED
+from telemetry.rpc.call import AnswerCall, CallState, RejectCall, RpcKind, has_answer
+
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+DECISION_KEY = "x-governance"  # trailing metadata naming the mechanism that refused or answered
+
+# Codes that mean "the backend refused for load", not a broken request (SRE throttling counts them).
+_OVERLOAD_CODES = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE})
+
+
+class ServerGovernance:
+    """Server-side admission: shedding, rate limits, adaptive limit."""
+
+    __slots__ = ("_aio", "_gov", "_recorder", "_sleep")
+
+    def __init__(self, governance: Governance, *, blocking_waits: bool = True) -> None:
+        self._gov = governance
+        self._recorder = governance.recorder
+        # A leaky bucket with max_wait makes a sync handler thread wait its turn; an aio server
+        # must never block its loop, so there such calls are refused instead.
+        self._sleep = time.sleep if blocking_waits else None
+        self._aio = not blocking_waits
+
+    def on_start(self, state: CallState) -> None:
+        gov = self._gov
+        snapshot = gov.snapshot()
+        if not snapshot.rules.enabled:
+            return
+        left = state.context.time_remaining() if state.context is not None else None
+        if left is not None and left <= 0:
+            # Queued past its deadline: the caller has given up, so doing the work only adds load.
+            self._recorder.decision(state, "deadline", REJECTED, "expired before it started")
+            raise RejectCall(
+                grpc.StatusCode.DEADLINE_EXCEEDED, "deadline expired before the call started"
+            )
+        plan = gov.server_plan(snapshot, state.info)
+        shedder = snapshot.shedder
+        if shedder is not None:
+            priority, write = (
+                (plan.priority, plan.write) if plan is not None else (Priority.NORMAL, False)
+            )
+            if shedder.should_shed(priority, write, gov.cpu()):
+                self._refuse(
+                    state, plan, "shedding", f"cpu pressure, {priority.name.lower()} priority", 1.0
+                )
+        key = ""
+        limiter = plan.limiter if plan is not None else None
+        if limiter is not None:
+            assert plan is not None
+            if isinstance(limiter, KeyedLimiter):
+                key = call_key(state, plan.limit_key)
+                if not limiter.try_acquire(key):
+                    self._refuse(
+                        state,
+                        plan,
+                        "rate_limit",
+                        f"limit for {plan.limit_key}",
+                        limiter.retry_after(key),
+                    )
+            elif not self._admit(limiter):
+                self._refuse(state, plan, "rate_limit", "limit", limiter.retry_after())
+        adaptive = snapshot.adaptive
+        if adaptive is not None and self._aio and gov.loop_lag is None:
+            gov.watch_event_loop()
+        if adaptive is not None and not adaptive.try_acquire():
+            if limiter is not None:
+                _release(limiter, key)
+            self._refuse(state, plan, "adaptive", adaptive.reason or "overload", 0.1)
+        if (
+            limiter is not None
+            or adaptive is not None
+            or (plan is not None and plan.fallback is not None)
+        ):
+            state.governance = (plan, limiter, key, adaptive)
+
+    def on_finish(self, state: CallState) -> None:
+        held = state.governance
+        if held is None:
+            return
+        plan, limiter, key, adaptive = held
+        if limiter is not None:
+            _release(limiter, key)
+        if adaptive is not None:
+            adaptive.on_done(state.duration, state.code not in _OVERLOAD_CODES)
+        if plan is not None and plan.fallback is not None and state.code == grpc.StatusCode.OK:
+            plan.fallback.remember(state.request, state.response)
+
+    def _admit(self, limiter: Any) -> bool:
+        reserve = getattr(limiter, "reserve", None)
+        if reserve is None or self._sleep is None:
+            return bool(limiter.try_acquire())
+        wait = reserve()
+        if wait is None:
+            return False
+        if wait > 0:
+            self._sleep(wait)
+        return True
+
+    def _refuse(
+        self, state: CallState, plan: ServerPlan | None, mechanism: str, reason: str, retry_after: float
+    ) -> None:
+        fallback = plan.fallback if plan is not None else None
+        if fallback is not None and fallback.on_limit:
+            _answer_with_fallback(state, fallback, mechanism, reason, self._recorder)
+        self._recorder.decision(state, mechanism, REJECTED, reason)
+        raise RejectCall(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"{mechanism}: {reason}",
+            (
+                (RETRY_PUSHBACK_KEY, str(max(1, round(retry_after * 1000)))),
+                (DECISION_KEY, f"{REJECTED}:{mechanism}"),
+            ),
+        )
+
+
+class ClientGovernance:
+    """Client-side protection of one target: breaker, throttle, bulkhead, fallback, retry."""
+
+    __slots__ = ("_channel", "_gov", "_recorder", "target")
+
+    def __init__(
+        self, governance: Governance, target: str, channel: ChannelFactory | None = None
+    ) -> None:
+        """``channel`` makes a plain channel to ``target``, for sending deferred calls later."""
+        self._gov = governance
+        self._recorder = governance.recorder
+        self.target = target
+        self._channel = channel
+
+    def on_start(self, state: CallState) -> None:
+        gov = self._gov
+        snapshot = gov.snapshot()
+        if not snapshot.rules.enabled:
+            return
+        plan = gov.client_plan(snapshot, state.info, self.target, self._channel)
+        if plan is None:
+            return
+        breaker = plan.breaker
+        if breaker is not None and not breaker.try_acquire():
+            self._refuse(
+                state, plan, "breaker", grpc.StatusCode.UNAVAILABLE, breaker.retry_after(), "breaker"
+            )
+        throttle = plan.throttle
+        if throttle is not None and not throttle.try_acquire():
+            if breaker is not None:
+                breaker.on_ignored()
+            self._refuse(state, plan, "throttle", grpc.StatusCode.UNAVAILABLE, 0.1, "limit")
+        bulkhead = plan.bulkhead
+        if bulkhead is not None and not bulkhead.try_acquire():
+            if breaker is not None:
+                breaker.on_ignored()
+            self._refuse(state, plan, "bulkhead", grpc.StatusCode.RESOURCE_EXHAUSTED, 0.05, "limit")
+        if plan.retry_budget is not None:
+            plan.retry_budget.on_call()
+        state.governance = plan
+
+    def on_finish(self, state: CallState) -> None:
+        plan: ClientPlan | None = state.governance
+        if plan is None:
+            return
+        code = state.code
+        if plan.bulkhead is not None:
+            plan.bulkhead.release()
+        breaker = plan.breaker
+        if breaker is not None:
+            if code in plan.failure_codes:
+                breaker.on_failure(state.duration)
+            elif code == grpc.StatusCode.CANCELLED:  # the caller gave up: says nothing of the server
+                breaker.on_ignored()
+            else:
+                breaker.on_success(state.duration)
+        throttle = plan.throttle
+        if throttle is not None:
+            if code in _OVERLOAD_CODES:
+                throttle.on_rejected()
+            else:
+                throttle.on_accepted()
+        fallback = plan.fallback
+        if fallback is None:
+            return
+        if code == grpc.StatusCode.OK:
+            fallback.remember(state.request, state.response)
+            return
+        if code not in plan.failure_codes or state.info.kind is not RpcKind.UNARY:
+            return
+        if plan.deferral is not None:
+            found, value = fallback.answer(state.request)
+            if found and plan.deferral.offer(state.request):
+                state.answer = value
+                self._recorder.decision(state, "deferral", DEFERRED, f"downstream failed: {code.name}")
+                return
+        if fallback.on_failure:
+            found, value = fallback.answer(state.request)
+            if found:
+                state.answer = value
+                self._recorder.decision(state, "fallback", FALLBACK, f"downstream failed: {code.name}")
+
+    def retry_delay(self, state: CallState, attempt: int) -> float | None:
+        """Seconds to wait before retrying the failed call ``state`` (attempt ``attempt`` just
+        failed), or None: not idempotent, code not retryable, attempts or budget used up."""
+        plan: ClientPlan | None = state.governance
+        if plan is None or plan.retry is None or has_answer(state) or state.info.streams_requests:
+            return None
+        if state.code not in plan.retry_codes or attempt >= plan.retry.max_attempts:
+            return None
+        budget = plan.retry_budget
+        if budget is not None and not budget.try_spend():
+            self._recorder.decision(state, "retry", REJECTED, "retry budget exhausted")
+            return None
+        self._recorder.decision(state, "retry", RETRIED, f"{state.code.name}, attempt {attempt + 1}")
+        return plan.retry.backoff(attempt + 1, self._gov.random)
+
+    def _refuse(
+        self,
+        state: CallState,
+        plan: ClientPlan,
+        mechanism: str,
+        code: grpc.StatusCode,
+        retry_after: float,
+        trigger: str,
+    ) -> None:
+        fallback = plan.fallback
+        if plan.deferral is not None and fallback is not None and state.info.kind is RpcKind.UNARY:
+            self._defer(state, plan.deferral, fallback, mechanism)
+        wanted = fallback is not None and (
+            fallback.on_breaker if trigger == "breaker" else fallback.on_limit
+        )
+        # grpc.aio lets a client interceptor answer only unary calls; keep sync and aio alike.
+        if fallback is not None and wanted and state.info.kind is RpcKind.UNARY:
+            _answer_with_fallback(state, fallback, mechanism, "fail fast", self._recorder)
+        self._recorder.decision(state, mechanism, REJECTED, "fail fast")
+        raise RejectCall(
+            code,
+            f"{mechanism}: call refused locally",
+            (
+                (RETRY_PUSHBACK_KEY, str(max(1, round(retry_after * 1000)))),
+                (DECISION_KEY, f"{REJECTED}:{mechanism}"),
+            ),
+        )
+
+    def _defer(
+        self, state: CallState, deferral: DeferredCalls, fallback: FallbackPlan, mechanism: str
+    ) -> None:
+        """Queue the refused call and answer with the fallback; a full queue is an explicit refusal."""
+        found, value = fallback.answer(state.request)
+        if not found:
+            return  # nothing to tell the caller: refuse as usual rather than queue silently
+        if deferral.offer(state.request):
+            self._recorder.decision(state, "deferral", DEFERRED, f"{mechanism} refused the call")
+            raise AnswerCall(
+                value, f"{mechanism}: deferred", ((DECISION_KEY, f"{DEFERRED}:{mechanism}"),)
+            )
+        self._recorder.decision(state, "deferral", REJECTED, "deferral queue full")
+        raise RejectCall(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "deferral queue full",
+            ((DECISION_KEY, f"{REJECTED}:deferral"),),
+        )
+
+
+def _answer_with_fallback(
+    state: CallState, fallback: FallbackPlan, mechanism: str, reason: str, recorder: Any
+) -> None:
+    """Raise AnswerCall with the fallback response, if there is one (else return)."""
+    if state.info.streams_responses:
+        return
+    found, value = fallback.answer(state.request)
+    if found:
+        recorder.decision(state, mechanism, FALLBACK, reason)
+        raise AnswerCall(value, f"{mechanism}: fallback", ((DECISION_KEY, f"{FALLBACK}:{mechanism}"),))
+
+
+def _release(limiter: Any, key: str) -> None:
+    if isinstance(limiter, KeyedLimiter):
+        limiter.release(key)
+    else:
+        limiter.release()
+
+
+def call_key(state: CallState, source: str) -> str:
+    """The value a keyed limit is keyed by: ``peer`` (client host), ``metadata:<name>`` or
+    ``baggage:<name>``; "" when the call does not carry it."""
+    if source == "peer":
+        peer = state.peer
+        host = peer.rsplit(":", 1)[0] if peer.count(":") >= 2 else peer
+        return host
+    kind, _, name = source.partition(":")
+    if kind == "metadata":
+        for key, value in state.metadata:
+            if key == name:
+                return value if isinstance(value, str) else value.decode("utf-8", "replace")
+        return ""
+    value = baggage.get_baggage(name)
+    if value is None:
+        value = _baggage_from_metadata(state, name)
+    return str(value) if value is not None else ""
+
+
+def _baggage_from_metadata(state: CallState, name: str) -> str | None:
+    """Baggage straight from the header, for chains without tracing (which would extract it)."""
+    for key, header in state.metadata:
+        if key == "baggage":
+            for member in str(header).split(","):
+                entry_name, _, entry_value = member.split(";", 1)[0].partition("=")
+                if entry_name.strip() == name:
+                    return entry_value.strip()
+    return None

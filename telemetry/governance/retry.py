@@ -1,0 +1,207 @@
+"""Retry policy (exponential backoff with jitter) and retry budget, as sans-IO decision objects.
+
+``RetryPolicy`` only computes delays; ``RetryBudget`` only says whether one more retry may go. Which
+calls are idempotent and which status codes are retryable is the caller's (the adapter's) decision, as
+is the sleeping: nothing here waits, so the same objects serve threads and asyncio.
+
+The budget follows Finagle's ``RetryBudget`` / Linkerd's retry budget / Envoy's retry budget: over a
+sliding window of ``window`` seconds, at most ``min_per_second * window + ratio * calls`` retries are
+allowed, where ``calls`` counts first attempts. A floor keeps low-traffic clients able to retry; the
+ratio keeps retries from multiplying load (at most ``1 + ratio`` times the original traffic) when the
+backend is failing, so retries cannot amplify an outage.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+from telemetry.governance._types import Clock, RandomSource, default_random, monotonic
+
+__all__ = ["RetryBudget", "RetryPolicy"]
+
+# Absorbs float error in ``ratio * calls`` (0.29 * 100 == 28.999999999999996).
+_EPSILON = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How many attempts a call gets and how long to wait before each retry.
+
+    The delay before attempt ``n`` (``n = 2`` is the first retry) is
+    ``min(initial_backoff * multiplier ** (n - 2), max_backoff)``, scaled by a uniform factor in
+    ``[1 - jitter, 1 + jitter]`` and then capped at ``max_backoff`` again, so ``max_backoff`` is a hard
+    ceiling a caller can compare with its deadline.
+    """
+
+    max_attempts: int = 3
+    """Attempts in total, including the first."""
+    initial_backoff: float = 0.05
+    max_backoff: float = 1.0
+    multiplier: float = 2.0
+    jitter: float = 0.2
+    """Relative jitter: 0.2 spreads each delay over +-20%."""
+
+    def __post_init__(self) -> None:
+        if (
+            isinstance(self.max_attempts, bool)
+            or not isinstance(self.max_attempts, int)
+            or self.max_attempts < 1
+        ):
+            raise ValueError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
+        if not (self.initial_backoff >= 0.0 and math.isfinite(self.initial_backoff)):
+            raise ValueError(
+                f"initial_backoff must be a finite number >= 0, got {self.initial_backoff!r}"
+            )
+        if not (self.max_backoff >= self.initial_backoff and math.isfinite(self.max_backoff)):
+            raise ValueError(
+                f"max_backoff must be a finite number >= initial_backoff, got {self.max_backoff!r}"
+            )
+        if not (self.multiplier >= 1.0 and math.isfinite(self.multiplier)):
+            raise ValueError(f"multiplier must be a finite number >= 1, got {self.multiplier!r}")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError(f"jitter must be in [0, 1], got {self.jitter!r}")
+
+    def backoff(self, attempt: int, random: RandomSource = default_random) -> float:
+        """Seconds to wait before attempt number ``attempt`` (2 = first retry; 1, the first, is 0.0).
+
+        ``random`` is drawn once (only when ``jitter > 0``). The attempt limit is not checked here:
+        compare ``attempt`` with ``max_attempts`` first.
+        """
+        if attempt < 1:
+            raise ValueError(f"attempt must be >= 1, got {attempt!r}")
+        if attempt == 1:
+            return 0.0
+        try:
+            base = min(self.initial_backoff * self.multiplier ** (attempt - 2), self.max_backoff)
+        except OverflowError:  # a huge attempt number: the cap applies long before
+            base = self.max_backoff
+        if self.jitter:
+            base *= 1.0 + self.jitter * (2.0 * random() - 1.0)
+        return min(base, self.max_backoff)
+
+
+class RetryBudget:
+    """Retries allowed over a sliding window: ``min_per_second * window + ratio * calls``.
+
+    ``on_call`` records a first attempt; ``try_spend`` asks for one retry and records it when granted.
+    The window is ``buckets`` equal time buckets (10 by default), so counts leave it in steps of
+    ``window / buckets`` seconds. Thread- and asyncio-safe; the lock guards a few counter updates.
+    """
+
+    __slots__ = (
+        "_b_calls",
+        "_b_retries",
+        "_bucket_duration",
+        "_buckets",
+        "_calls",
+        "_clock",
+        "_floor",
+        "_head",
+        "_head_end",
+        "_lock",
+        "_ratio",
+        "_retries",
+    )
+
+    def __init__(
+        self,
+        *,
+        ratio: float = 0.1,
+        min_per_second: float = 1.0,
+        window: float = 10.0,
+        buckets: int = 10,
+        clock: Clock = monotonic,
+    ) -> None:
+        """``ratio``: retries earned per first attempt; ``min_per_second``: retries always allowed."""
+        if not (ratio >= 0.0 and math.isfinite(ratio)):
+            raise ValueError(f"ratio must be a finite number >= 0, got {ratio!r}")
+        if not (min_per_second >= 0.0 and math.isfinite(min_per_second)):
+            raise ValueError(f"min_per_second must be a finite number >= 0, got {min_per_second!r}")
+        if not (window > 0.0 and math.isfinite(window)):
+            raise ValueError(f"window must be a finite number > 0, got {window!r}")
+        if isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1:
+            raise ValueError(f"buckets must be an int >= 1, got {buckets!r}")
+        self._ratio = float(ratio)
+        self._floor = min_per_second * window
+        self._buckets = buckets
+        self._bucket_duration = window / buckets
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._b_calls = [0] * buckets
+        self._b_retries = [0] * buckets
+        self._calls = 0
+        self._retries = 0
+        self._head = math.floor(clock() / self._bucket_duration)
+        self._head_end = (self._head + 1) * self._bucket_duration
+
+    def _advance(self, now: float) -> None:
+        """Expire buckets that left the window (lock held; only once ``now >= _head_end``)."""
+        slot = math.floor(now / self._bucket_duration)
+        head = self._head
+        if slot <= head:
+            return
+        size = self._buckets
+        b_calls, b_retries = self._b_calls, self._b_retries
+        if slot - head >= size:
+            for i in range(size):
+                b_calls[i] = b_retries[i] = 0
+            self._calls = self._retries = 0
+        else:
+            for s in range(head + 1, slot + 1):
+                i = s % size
+                self._calls -= b_calls[i]
+                self._retries -= b_retries[i]
+                b_calls[i] = b_retries[i] = 0
+        self._head = slot
+        self._head_end = (slot + 1) * self._bucket_duration
+
+    def on_call(self) -> None:
+        """A first attempt was made (retries are not calls: they do not earn budget)."""
+        now = self._clock()
+        with self._lock:
+            if now >= self._head_end:
+                self._advance(now)
+            self._b_calls[self._head % self._buckets] += 1
+            self._calls += 1
+
+    def try_spend(self) -> bool:
+        """May one retry go? Records it when True."""
+        now = self._clock()
+        with self._lock:
+            if now >= self._head_end:
+                self._advance(now)
+            if self._retries + 1 > self._floor + self._ratio * self._calls + _EPSILON:
+                return False
+            self._b_retries[self._head % self._buckets] += 1
+            self._retries += 1
+            return True
+
+    @property
+    def calls(self) -> int:
+        """First attempts in the window."""
+        now = self._clock()
+        with self._lock:
+            if now >= self._head_end:
+                self._advance(now)
+            return self._calls
+
+    @property
+    def retries(self) -> int:
+        """Retries spent in the window."""
+        now = self._clock()
+        with self._lock:
+            if now >= self._head_end:
+                self._advance(now)
+            return self._retries
+
+    @property
+    def available(self) -> int:
+        """Retries that may still be spent now."""
+        now = self._clock()
+        with self._lock:
+            if now >= self._head_end:
+                self._advance(now)
+            allowed = math.floor(self._floor + self._ratio * self._calls + _EPSILON)
+            return max(0, allowed - self._retries)

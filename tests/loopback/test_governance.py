@@ -1,0 +1,527 @@
+"""Governance on real loopback servers, sync and aio: limits, breakers, fallbacks, retries, hot swaps."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import echo_pb2
+import echo_pb2_grpc
+import grpc
+import pytest
+from calls import KINDS, call_aio, call_sync, requests_for
+from helpers import make_config, metric_value, wait_until
+from prometheus_client import CollectorRegistry
+
+import telemetry
+from telemetry.governance import BreakerState, Governance, RuleError
+
+ECHO = "telemetry.test.Echo"
+
+
+def limit_rules(limit: int = 1, **extra: Any) -> dict[str, Any]:
+    method_rules: dict[str, Any] = {
+        "rate_limit": {"algorithm": "fixed_window", "limit": limit, "window": 3600}
+    }
+    method_rules.update(extra)
+    return {"server": {"methods": {"*": method_rules}}}
+
+
+def started(service: Any, method: str = "Unary", kind: str = "unary") -> float:
+    return metric_value(
+        service.registry,
+        "grpc_server_started_total",
+        grpc_type=kind,
+        grpc_service=ECHO,
+        grpc_method=method,
+    )
+
+
+def decisions(registry: CollectorRegistry, mechanism: str, outcome: str, method: str = "Unary") -> float:
+    return metric_value(
+        registry,
+        "governance_decisions_total",
+        mechanism=mechanism,
+        grpc_service=ECHO,
+        grpc_method=method,
+        outcome=outcome,
+    )
+
+
+class Client:
+    """A client-only handle with its own governance, for calling the test services."""
+
+    def __init__(self, governance: Any) -> None:
+        self.registry = CollectorRegistry()
+        self.tel = telemetry.Telemetry(
+            make_config("client"), registry=self.registry, governance=governance
+        )
+        self.gov = self.tel.governance
+        assert self.gov is not None
+
+    def stub(self, target: str) -> Any:
+        return echo_pb2_grpc.EchoStub(self.tel.channel(target))
+
+    def aio_stub(self, target: str) -> Any:
+        return echo_pb2_grpc.EchoStub(self.tel.aio_channel(target))
+
+
+@pytest.fixture
+def client() -> Iterator[Callable[[Any], Client]]:
+    made: list[Client] = []
+
+    def make(governance: Any) -> Client:
+        made.append(Client(governance))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.tel.shutdown()
+
+
+class Flaky(echo_pb2_grpc.EchoServicer):
+    """Unary fails with ``code`` while it is set; counts calls. Sync and aio in one class."""
+
+    def __init__(self) -> None:
+        self.code: grpc.StatusCode | None = None
+        self.fail_next = 0  # fail this many calls, then succeed
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def _outcome(self) -> grpc.StatusCode | None:
+        with self._lock:
+            self.calls += 1
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return grpc.StatusCode.UNAVAILABLE
+            return self.code
+
+    def Unary(self, request: Any, context: Any) -> Any:  # noqa: N802
+        code = self._outcome()
+        if code is not None:
+            context.abort(code, "injected fault")
+        return echo_pb2.EchoReply(text=f"live:{request.text}")
+
+
+class AioFlaky(Flaky):
+    async def Unary(self, request: Any, context: Any) -> Any:  # noqa: N802
+        code = self._outcome()
+        if code is not None:
+            await context.abort(code, "injected fault")
+        return echo_pb2.EchoReply(text=f"live:{request.text}")
+
+
+# -- server side: limits ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sync_rate_limit_returns_resource_exhausted_with_retry_hint(
+    sync_service: Any, kind: str
+) -> None:
+    b = sync_service("b", governance=limit_rules(1))
+    stub = echo_pb2_grpc.EchoStub(grpc.insecure_channel(b.target))
+    call_sync(stub, kind, requests_for(kind, []))
+    with pytest.raises(grpc.RpcError) as refused:
+        call_sync(stub, kind, requests_for(kind, []))
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    trailing = dict(refused.value.trailing_metadata())
+    assert int(trailing["grpc-retry-pushback-ms"]) > 0
+    assert trailing["x-governance"] == "rejected:rate_limit"
+    method = {"unary": "Unary", "server_stream": "ServerStream", "client_stream": "ClientStream"}.get(
+        kind, "Bidi"
+    )
+    assert decisions(b.registry, "rate_limit", "rejected", method) == 1
+    # the refused call is traced and counted like any other
+    spans = b.spans.wait_for(lambda ss: len(ss) == 2)
+    refused_span = max(spans, key=lambda s: s.start_time or 0)
+    assert [e.name for e in refused_span.events] == ["governance.rejected"]
+    handled = metric_value(
+        b.registry, "grpc_server_handled_total", grpc_type=kind, grpc_service=ECHO, grpc_method=method,
+        grpc_code="ResourceExhausted",
+    )  # fmt: skip
+    assert handled == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_aio_rate_limit_returns_resource_exhausted(aio_service: Any, kind: str) -> None:
+    b = await aio_service("b", governance=limit_rules(1))
+    async with grpc.aio.insecure_channel(b.target) as channel:
+        stub = echo_pb2_grpc.EchoStub(channel)
+        await call_aio(stub, kind, requests_for(kind, []))
+    # A sync client (in a thread: the server shares this loop) for the refused call: when a server
+    # ends a request stream early, the aio client may still be writing and then reports INTERNAL
+    # ("Failed execute_batch") instead of the status the server sent.
+    sync_stub = echo_pb2_grpc.EchoStub(grpc.insecure_channel(b.target))
+    with pytest.raises(grpc.RpcError) as refused:
+        await asyncio.to_thread(call_sync, sync_stub, kind, requests_for(kind, []))
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "grpc-retry-pushback-ms" in dict(refused.value.trailing_metadata())
+
+
+def test_keyed_limit_isolates_users_and_lets_vips_through(sync_service: Any) -> None:
+    limit = {"algorithm": "fixed_window", "limit": 1, "window": 3600}
+    rules = {
+        "server": {
+            "methods": {"*": {"rate_limit": {**limit, "key": "metadata:x-user", "allow": ["vip"]}}}
+        }
+    }
+    b = sync_service("b", governance=rules)
+    stub = echo_pb2_grpc.EchoStub(grpc.insecure_channel(b.target))
+
+    def call(user: str) -> grpc.StatusCode:
+        try:
+            stub.Unary(echo_pb2.EchoRequest(text="x"), metadata=[("x-user", user)])
+        except grpc.RpcError as error:
+            return error.code()
+        return grpc.StatusCode.OK
+
+    assert [call("alice"), call("alice"), call("bob")] == [
+        grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OK,
+    ]  # fmt: skip
+    assert {call("vip") for _ in range(5)} == {grpc.StatusCode.OK}
+
+
+def test_server_fallback_answers_limited_calls(sync_service: Any) -> None:
+    gov = Governance(limit_rules(1, fallback={"mode": "default"}))
+    gov.register_fallback(f"{ECHO}/Unary", default=echo_pb2.EchoReply(text="degraded"))
+    b = sync_service("b", governance=gov)
+    stub = echo_pb2_grpc.EchoStub(grpc.insecure_channel(b.target))
+    assert stub.Unary(echo_pb2.EchoRequest(text="x")).text == "x"
+    reply, call = stub.Unary.with_call(echo_pb2.EchoRequest(text="y"))
+    assert reply.text == "degraded"
+    assert dict(call.trailing_metadata())["x-governance"] == "fallback:rate_limit"
+    assert decisions(b.registry, "rate_limit", "fallback") == 1
+
+
+def test_shedding_turns_off_low_priority_writes_first(sync_service: Any) -> None:
+    pressure = {"cpu": 0.75}
+    rules = {
+        "shedding": {"enabled": True, "levels": [0.7, 0.8, 0.9]},
+        "server": {"methods": {
+            f"{ECHO}/Unary": {"priority": "low", "write": True},
+            f"{ECHO}/ServerStream": {"priority": "critical"},
+        }},
+    }  # fmt: skip
+    b = sync_service("b", governance=Governance(rules, cpu=lambda: pressure["cpu"]))
+    stub = echo_pb2_grpc.EchoStub(grpc.insecure_channel(b.target))
+    with pytest.raises(grpc.RpcError) as shed:
+        stub.Unary(echo_pb2.EchoRequest(text="x"))
+    assert shed.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    pressure["cpu"] = 0.99
+    assert len(list(stub.ServerStream(echo_pb2.EchoRequest(text="x", count=1)))) == 1  # critical stays
+    pressure["cpu"] = 0.2
+    assert stub.Unary(echo_pb2.EchoRequest(text="x")).text == "x"
+
+
+# -- rules: hot swap and invalid rules ------------------------------------------------------------
+
+
+def test_rules_hot_swap_mid_traffic_fails_no_in_flight_call(sync_service: Any) -> None:
+    gov = Governance(
+        {"server": {"methods": {"*": {"rate_limit": {"algorithm": "concurrency", "limit": 64}}}}}
+    )
+    b = sync_service("b", governance=gov)
+    stub = echo_pb2_grpc.EchoStub(grpc.insecure_channel(b.target))
+    failures: list[BaseException] = []
+    done = threading.Event()
+    completed = [0]
+
+    def traffic() -> None:
+        while not done.is_set():
+            try:
+                stub.Unary(echo_pb2.EchoRequest(text="x", sleep_seconds=0.01), timeout=10)
+                completed[0] += 1
+            except grpc.RpcError as error:
+                failures.append(error)
+
+    workers = [threading.Thread(target=traffic) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        for generation in range(20):
+            limit = (
+                64 + generation
+            )  # a different rule every time: new limiter, old calls finish on theirs
+            gov.apply(
+                {
+                    "server": {
+                        "methods": {"*": {"rate_limit": {"algorithm": "concurrency", "limit": limit}}}
+                    }
+                }
+            )
+            target = completed[0] + 2
+            wait_until(lambda t=target: completed[0] >= t, message="calls complete after a swap")
+    finally:
+        done.set()
+        for worker in workers:
+            worker.join(10)
+    assert failures == []
+    assert gov.generation == 21
+
+
+def test_invalid_rules_are_refused_and_the_old_ones_stay(sync_service: Any) -> None:
+    gov = Governance(limit_rules(1))
+    b = sync_service("b", governance=gov)
+    stub = echo_pb2_grpc.EchoStub(grpc.insecure_channel(b.target))
+    stub.Unary(echo_pb2.EchoRequest(text="x"))
+    before = gov.rules
+    with pytest.raises(RuleError, match=r"server\.methods\['\*'\]\.rate_limit\.limit"):
+        gov.apply(
+            {"server": {"methods": {"*": {"rate_limit": {"algorithm": "fixed_window", "limit": -1}}}}}
+        )
+    assert gov.rules == before
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Unary(echo_pb2.EchoRequest(text="x"))
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_governance_can_be_switched_off_and_on(sync_service: Any) -> None:
+    gov = Governance(limit_rules(1))
+    b = sync_service("b", governance=gov)
+    stub = echo_pb2_grpc.EchoStub(grpc.insecure_channel(b.target))
+    gov.apply({**limit_rules(1), "enabled": False})
+    for _ in range(3):
+        stub.Unary(echo_pb2.EchoRequest(text="x"))
+
+
+# -- client side: breaker, fallback, retry --------------------------------------------------------
+
+
+def breaker_rules(**breaker: Any) -> dict[str, Any]:
+    settings = {"minimum_calls": 4, "window_size": 4, "failure_rate_threshold": 0.5, "open_wait": 30.0}
+    settings.update(breaker)
+    return {"client": {"methods": {"*": {"breaker": settings}}}}
+
+
+def test_sync_open_breaker_fails_fast_without_reaching_the_server(
+    sync_service: Any, client: Any
+) -> None:
+    flaky = Flaky()
+    b = sync_service("b", servicer=flaky)
+    c = client(breaker_rules())
+    stub = c.stub(b.target)
+    flaky.code = grpc.StatusCode.UNAVAILABLE
+    for _ in range(4):
+        with pytest.raises(grpc.RpcError):
+            stub.Unary(echo_pb2.EchoRequest(text="x"))
+    assert flaky.calls == 4
+    [(_target, _method, breaker)] = list(c.gov.breakers())
+    assert breaker.state == BreakerState.OPEN
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Unary(echo_pb2.EchoRequest(text="x"))
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert flaky.calls == 4  # never reached the network
+    assert started(b) == 4
+    assert decisions(c.registry, "breaker", "rejected") == 1
+    assert (
+        metric_value(c.registry, "governance_breaker_state", target=b.target, method=f"/{ECHO}/Unary")
+        == 2
+    )
+
+
+async def test_aio_open_breaker_fails_fast_without_reaching_the_server(
+    aio_service: Any, client: Any
+) -> None:
+    flaky = AioFlaky()
+    b = await aio_service("b", servicer=flaky)
+    c = client(breaker_rules())
+    stub = c.aio_stub(b.target)
+    flaky.code = grpc.StatusCode.UNAVAILABLE
+    for _ in range(4):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.Unary(echo_pb2.EchoRequest(text="x"))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.Unary(echo_pb2.EchoRequest(text="x"))
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert flaky.calls == 4
+
+
+def test_breaker_forced_open_by_rule(sync_service: Any, client: Any) -> None:
+    b = sync_service("b")
+    c = client(breaker_rules(force="open"))
+    with pytest.raises(grpc.RpcError) as refused:
+        c.stub(b.target).Unary(echo_pb2.EchoRequest(text="x"))
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert started(b) == 0
+    c.gov.apply(breaker_rules())
+    assert c.stub(b.target).Unary(echo_pb2.EchoRequest(text="x")).text == "x"
+
+
+def fallback_rules(mode: str, **extra: Any) -> dict[str, Any]:
+    rules = breaker_rules()
+    rules["client"]["methods"]["*"]["fallback"] = {"mode": mode, **extra}
+    return rules
+
+
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
+async def test_client_fallbacks_default_and_last_good(
+    sync_service: Any, aio_service: Any, client: Any, flavour: str
+) -> None:
+    flaky: Flaky = Flaky() if flavour == "sync" else AioFlaky()
+    b = (
+        sync_service("b", servicer=flaky)
+        if flavour == "sync"
+        else await aio_service("b", servicer=flaky)
+    )
+    c = client(fallback_rules("last_good"))
+    c.gov.register_fallback(f"{ECHO}/Unary", default=echo_pb2.EchoReply(text="default"))
+    stub = c.stub(b.target) if flavour == "sync" else c.aio_stub(b.target)
+
+    async def call(text: str) -> str:
+        if flavour == "sync":
+            return str(stub.Unary(echo_pb2.EchoRequest(text=text)).text)
+        return str((await stub.Unary(echo_pb2.EchoRequest(text=text))).text)
+
+    assert await call("a") == "live:a"
+    flaky.code = grpc.StatusCode.INTERNAL
+    assert await call("a") == "live:a"  # downstream failed: the last good response for "a"
+    assert await call("b") == "default"  # nothing cached for "b": the registered default
+    assert await call("b") == "default"  # 3 failures in 4 calls: the breaker opens
+    assert flaky.calls == 4
+    assert await call("a") == "live:a"  # breaker open: answered from the cache, no network call
+    assert await call("c") == "default"
+    assert flaky.calls == 4
+    assert decisions(c.registry, "breaker", "fallback") == 2
+    assert decisions(c.registry, "fallback", "fallback") == 3
+
+
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
+async def test_idempotent_calls_are_retried_within_budget(
+    sync_service: Any, aio_service: Any, client: Any, flavour: str
+) -> None:
+    flaky: Flaky = Flaky() if flavour == "sync" else AioFlaky()
+    b = (
+        sync_service("b", servicer=flaky)
+        if flavour == "sync"
+        else await aio_service("b", servicer=flaky)
+    )
+    retry = {"max_attempts": 3, "initial_backoff": 0.001, "max_backoff": 0.01}
+    c = client({"client": {"methods": {
+        f"{ECHO}/Unary": {"retry": retry, "idempotent": True},
+        f"{ECHO}/*": {"retry": retry, "idempotent": False},
+    }}})  # fmt: skip
+
+    stub = c.stub(b.target) if flavour == "sync" else c.aio_stub(b.target)
+
+    async def call() -> str:
+        if flavour == "sync":
+            return str(stub.Unary(echo_pb2.EchoRequest(text="x")).text)
+        return str((await stub.Unary(echo_pb2.EchoRequest(text="x"))).text)
+
+    flaky.fail_next = 2
+    assert await call() == "live:x"
+    assert flaky.calls == 3
+    assert decisions(c.registry, "retry", "retried") == 2
+    flaky.fail_next = 5  # more failures than attempts: the caller sees the last error
+    with pytest.raises(grpc.RpcError) as failed:
+        await call()
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert flaky.calls == 6
+
+
+def test_non_idempotent_calls_are_not_retried(sync_service: Any, client: Any) -> None:
+    flaky = Flaky()
+    b = sync_service("b", servicer=flaky)
+    c = client({"client": {"methods": {"*": {"retry": {"initial_backoff": 0.001}}}}})
+    flaky.fail_next = 1
+    with pytest.raises(grpc.RpcError):
+        c.stub(b.target).Unary(echo_pb2.EchoRequest(text="x"))
+    assert flaky.calls == 1
+
+
+def test_bulkhead_caps_concurrent_calls_per_downstream(sync_service: Any, client: Any) -> None:
+    b = sync_service("b")
+    c = client({"client": {"methods": {"*": {"bulkhead": {"max_concurrent": 2}}}}})
+    stub = c.stub(b.target)
+    slow = [stub.Unary.future(echo_pb2.EchoRequest(text="x", sleep_seconds=0.5)) for _ in range(2)]
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Unary(echo_pb2.EchoRequest(text="x"))
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    for future in slow:
+        assert future.result().text == "x"
+    assert stub.Unary(echo_pb2.EchoRequest(text="x")).text == "x"
+
+
+# -- fault injection: open within a window, recover through the ramp without reopening -----------
+
+
+def test_breaker_opens_on_fault_and_recovers_through_the_ramp(sync_service: Any, client: Any) -> None:
+    flaky = Flaky()
+    b = sync_service("b", servicer=flaky)
+    rules = breaker_rules(
+        window_size=10, minimum_calls=10, open_wait=0.2, half_open_probes=2,
+        ramp_steps=[0.25, 0.5, 1.0], ramp_step_duration=0.2,
+    )  # fmt: skip
+    c = client(rules)
+    stub = c.stub(b.target)
+
+    def call() -> bool:
+        try:
+            stub.Unary(echo_pb2.EchoRequest(text="x"))
+        except grpc.RpcError:
+            return False
+        return True
+
+    for _ in range(20):
+        assert call()
+    flaky.code = grpc.StatusCode.UNAVAILABLE  # the downstream starts failing
+    calls_before = flaky.calls
+    [(_t, _m, breaker)] = list(c.gov.breakers())
+    attempts = 0
+    while breaker.state != BreakerState.OPEN:
+        call()
+        attempts += 1
+        assert attempts <= 10, "breaker did not open within one window"
+    assert flaky.calls - calls_before == attempts
+    flaky.code = None  # the fault clears
+    wait_until(
+        lambda: call() and breaker.state == BreakerState.CLOSED, timeout=20, message="breaker closed"
+    )
+    for _ in range(20):
+        assert call()
+    opened = [n for (_t, _m, state), n in c.gov.recorder.transitions().items() if state == "open"]
+    assert opened == [1], "the breaker reopened during recovery"
+
+
+# -- observability of the live state ---------------------------------------------------------------
+
+
+def test_governance_state_is_exported(sync_service: Any) -> None:
+    gov = Governance({"adaptive": {"enabled": True}}, cpu=lambda: 0.1)
+    b = sync_service("b", governance=gov)
+    stub = echo_pb2_grpc.EchoStub(grpc.insecure_channel(b.target))
+    stub.Unary(echo_pb2.EchoRequest(text="x"))
+    assert metric_value(b.registry, "governance_rules_generation") == 1
+    assert metric_value(b.registry, "governance_adaptive_limit") >= 1
+    adaptive = gov.snapshot().adaptive
+    assert adaptive is not None
+    wait_until(
+        lambda: stub.Unary(echo_pb2.EchoRequest(text="x")) and adaptive.cpu > 0, message="cpu read"
+    )
+    assert metric_value(b.registry, "governance_pressure", signal="cpu") == pytest.approx(0.1)
+
+
+def test_adaptive_limiter_sheds_under_cpu_pressure(sync_service: Any) -> None:
+    gov = Governance(
+        {"adaptive": {"enabled": True, "initial_limit": 2, "max_limit": 2}}, cpu=lambda: 0.99
+    )
+    b = sync_service("b", governance=gov)
+    stub = echo_pb2_grpc.EchoStub(grpc.insecure_channel(b.target))
+    adaptive = gov.snapshot().adaptive
+    assert adaptive is not None  # signals are read once per 100-ms bucket: wait for the first read
+    wait_until(
+        lambda: stub.Unary(echo_pb2.EchoRequest(text="x")) and adaptive.cpu > 0.9, message="cpu read"
+    )
+    futures = [stub.Unary.future(echo_pb2.EchoRequest(text="x", sleep_seconds=0.3)) for _ in range(6)]
+    codes = []
+    for future in futures:
+        try:
+            future.result()
+            codes.append(grpc.StatusCode.OK)
+        except grpc.RpcError as error:
+            codes.append(error.code())
+    assert codes.count(grpc.StatusCode.OK) >= 1
+    assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes
+    assert decisions(b.registry, "adaptive", "rejected") >= 1
