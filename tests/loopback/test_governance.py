@@ -525,3 +525,34 @@ def test_adaptive_limiter_sheds_under_cpu_pressure(sync_service: Any) -> None:
     assert codes.count(grpc.StatusCode.OK) >= 1
     assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes
     assert decisions(b.registry, "adaptive", "rejected") >= 1
+
+
+# -- deferral: refused calls are queued and sent when the target recovers ------------------------
+
+
+def test_deferred_calls_are_sent_when_the_breaker_closes(sync_service: Any, client: Any) -> None:
+    flaky = Flaky()
+    b = sync_service("b", servicer=flaky)
+    rules = breaker_rules(open_wait=0.2, half_open_probes=1, ramp_steps=[1.0], ramp_step_duration=0.1)
+    rules["client"]["methods"]["*"].update(
+        {"fallback": {"mode": "default", "on": ["breaker"]}, "defer": True, "defer_max_items": 4}
+    )
+    c = client(rules)
+    c.gov.register_fallback(f"{ECHO}/Unary", default=echo_pb2.EchoReply(text="queued"))
+    stub = c.stub(b.target)
+
+    def call(text: str) -> str:
+        try:
+            return str(stub.Unary(echo_pb2.EchoRequest(text=text)).text)
+        except grpc.RpcError as error:
+            return str(error.code().name)
+
+    flaky.code = grpc.StatusCode.UNAVAILABLE
+    assert [call(f"n{i}") for i in range(4)] == ["queued"] * 4  # failed: queued, caller answered
+    assert flaky.calls == 4  # and the breaker is open now
+    assert call("n5") == "RESOURCE_EXHAUSTED"  # the queue holds 4: refused explicitly, not lost
+    assert decisions(c.registry, "deferral", "rejected") == 1
+    flaky.code = None  # the target recovers: a probe closes the breaker, then the queue drains
+    wait_until(lambda: call("probe") == "live:probe", timeout=10, message="breaker closed")
+    wait_until(lambda: flaky.calls >= 4 + 1 + 4, timeout=10, message="deferred calls sent")
+    assert decisions(c.registry, "deferral", "deferred") == 4
