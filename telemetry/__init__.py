@@ -5,18 +5,22 @@
     server = tel.server()                     # sync; tel.aio_server() for grpc.aio
     channel = tel.channel("inventory:50051")  # tel.aio_channel(...) for grpc.aio
     log = telemetry.get_logger(__name__)      # JSON lines with trace_id / span_id
+    tel = telemetry.init(service_name="order", governance={...})  # limits, breakers ... (see
+                                              # telemetry.governance for the algorithms themselves)
 
 Everything public is re-exported here; ``__all__`` is the API.
 """
 
 from telemetry.config import ConfigError, TelemetryConfig
 from telemetry.deadline import deadline_scope, remaining
+from telemetry.governance.engine import Governance
+from telemetry.governance.rules import GovernanceRules, RuleError
 from telemetry.handle import Telemetry, current, init
 from telemetry.logging.pipeline import add_log_fields, get_logger
 from telemetry.rpc.aio_client import AioClientInterceptor
 from telemetry.rpc.aio_server import AioServerInterceptor
-from telemetry.rpc.call import CallState, MethodInfo, RejectCall, RpcKind, Side
-from telemetry.rpc.client import ClientInterceptor, FailedCall
+from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall, RpcKind, Side
+from telemetry.rpc.client import AnsweredCall, ClientInterceptor, FailedCall
 from telemetry.rpc.concern import Concern
 from telemetry.rpc.server import ServerInterceptor
 from telemetry.tracing.samplers import RateLimitingSampler
@@ -30,11 +34,16 @@ __all__ = [
     "Concern",
     "ConfigError",
     "ClientInterceptor",
+    "AnswerCall",
+    "AnsweredCall",
     "FailedCall",
+    "Governance",
+    "GovernanceRules",
     "MethodInfo",
     "RateLimitingSampler",
     "RejectCall",
     "RpcKind",
+    "RuleError",
     "ServerInterceptor",
     "Side",
     "Telemetry",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 import telemetry
+from telemetry.testing._poll import poll, poll_async
 
 
 def make_config(name: str, **overrides: Any) -> telemetry.TelemetryConfig:
@@ -24,8 +24,9 @@ def metric_value(registry: CollectorRegistry, name: str, **labels: str) -> float
 
 def wait_until(condition: Any, timeout: float = 10.0, message: str = "condition") -> None:
     """Poll ``condition()`` until true; fail with ``message`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{message} not reached within {timeout}s")
-        time.sleep(0.01)
+    poll(condition, bool, timeout, message)
+
+
+async def wait_until_async(condition: Any, timeout: float = 10.0, message: str = "condition") -> None:
+    """:func:`wait_until` without blocking the event loop (which may run the server awaited)."""
+    await poll_async(condition, bool, timeout, message)

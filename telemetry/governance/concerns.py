@@ -20,6 +20,7 @@ from typing import Any
 
 import grpc
 from opentelemetry import baggage
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 
 from telemetry.governance.deferral import ChannelFactory, DeferredCalls
 from telemetry.governance.degrade import Priority
@@ -27,6 +28,7 @@ from telemetry.governance.engine import ClientPlan, FallbackPlan, Governance, Se
 from telemetry.governance.keyed import KeyedLimiter
 from telemetry.governance.observe import DEFERRED, FALLBACK, REJECTED, RETRIED
 from telemetry.rpc.call import AnswerCall, CallState, RejectCall, RpcKind, has_answer
+from telemetry.tracing.concern import peer_host_port
 
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
 DECISION_KEY = "x-governance"  # trailing metadata naming the mechanism that refused or answered
@@ -84,7 +86,7 @@ class ServerGovernance:
                         f"limit for {plan.limit_key}",
                         limiter.retry_after(key),
                     )
-            elif not self._admit(limiter):
+            elif not self._admit(limiter, plan.reserve):
                 self._refuse(state, plan, "rate_limit", "limit", limiter.retry_after())
         adaptive = snapshot.adaptive
         if adaptive is not None and self._aio and gov.loop_lag is None:
@@ -112,8 +114,7 @@ class ServerGovernance:
         if plan is not None and plan.fallback is not None and state.code == grpc.StatusCode.OK:
             plan.fallback.remember(state.request, state.response)
 
-    def _admit(self, limiter: Any) -> bool:
-        reserve = getattr(limiter, "reserve", None)
+    def _admit(self, limiter: Any, reserve: Any) -> bool:
         if reserve is None or self._sleep is None:
             return bool(limiter.try_acquire())
         wait = reserve()
@@ -308,9 +309,7 @@ def call_key(state: CallState, source: str) -> str:
     """The value a keyed limit is keyed by: ``peer`` (client host), ``metadata:<name>`` or
     ``baggage:<name>``; "" when the call does not carry it."""
     if source == "peer":
-        peer = state.peer
-        host = peer.rsplit(":", 1)[0] if peer.count(":") >= 2 else peer
-        return host
+        return peer_host_port(state.peer)[0]
     kind, _, name = source.partition(":")
     if kind == "metadata":
         for key, value in state.metadata:
@@ -323,12 +322,12 @@ def call_key(state: CallState, source: str) -> str:
     return str(value) if value is not None else ""
 
 
-def _baggage_from_metadata(state: CallState, name: str) -> str | None:
+_BAGGAGE = W3CBaggagePropagator()
+
+
+def _baggage_from_metadata(state: CallState, name: str) -> object | None:
     """Baggage straight from the header, for chains without tracing (which would extract it)."""
     for key, header in state.metadata:
         if key == "baggage":
-            for member in str(header).split(","):
-                entry_name, _, entry_value = member.split(";", 1)[0].partition("=")
-                if entry_name.strip() == name:
-                    return entry_value.strip()
+            return baggage.get_baggage(name, _BAGGAGE.extract({"baggage": str(header)}))
     return None

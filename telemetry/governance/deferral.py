@@ -19,6 +19,7 @@ import grpc
 
 from telemetry.governance.breaker import BreakerState, CircuitBreaker
 from telemetry.governance.degrade import DeferralQueue, DeferralWorker
+from telemetry.rpc._server_common import rpc_error_code
 
 _log = logging.getLogger("telemetry.governance")
 
@@ -89,7 +90,7 @@ class DeferredCalls:
         try:
             self._send(request, timeout=self._send_timeout)
         except grpc.RpcError as error:
-            code = error.code() if callable(getattr(error, "code", None)) else None
+            code = rpc_error_code(error)
             if code in self._failure_codes:
                 return False
             _log.error(

@@ -30,7 +30,7 @@ from telemetry.governance.degrade import LastGoodCache, Priority, PriorityShedde
 from telemetry.governance.keyed import KeyedLimiter
 from telemetry.governance.observe import DecisionRecorder, GovernanceCollector
 from telemetry.governance.ratelimit import ConcurrencyLimiter as Bulkhead
-from telemetry.governance.ratelimit import RateLimiter, build_limiter
+from telemetry.governance.ratelimit import LeakyBucketLimiter, RateLimiter, build_limiter
 from telemetry.governance.retry import RetryBudget, RetryPolicy
 from telemetry.governance.rules import (
     DEFAULT_FAILURE_CODES,
@@ -105,7 +105,7 @@ def request_key(request: Any) -> Any:
 class ServerPlan:
     """What the server concern does for one method."""
 
-    __slots__ = ("fallback", "limit_key", "limiter", "priority", "write")
+    __slots__ = ("fallback", "limit_key", "limiter", "priority", "reserve", "write")
 
     def __init__(
         self,
@@ -116,6 +116,8 @@ class ServerPlan:
         fallback: FallbackPlan | None,
     ) -> None:
         self.limiter = limiter
+        # A leaky bucket with a bounded wait admits "after a wait" (sync servers sleep it out).
+        self.reserve = limiter.reserve if isinstance(limiter, LeakyBucketLimiter) else None
         self.limit_key = limit_key
         self.priority = priority
         self.write = write
@@ -172,7 +174,7 @@ class Governance:
         self._cpu = cpu
         self.loop_lag = loop_lag
         self.recorder = recorder if recorder is not None else DecisionRecorder()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._instances: dict[tuple[Any, ...], Any] = {}
         self._fallbacks: dict[str, CodeFallback] = {}
         self._snapshot = _Snapshot(GovernanceRules(), 0)
@@ -228,9 +230,9 @@ class Governance:
             raise ValueError("register_fallback needs default= or fast_path=")
         with self._lock:
             self._fallbacks[method.strip("/")] = CodeFallback(default, fast_path)
-            # plans are cached per generation: start a new one with the same rules
+            # Plans are cached per snapshot: a fresh one (same rules, same generation) re-resolves.
             old = self._snapshot
-            self._snapshot = _Snapshot(old.rules, old.generation + 1, old.adaptive, old.shedder)
+            self._snapshot = _Snapshot(old.rules, old.generation, old.adaptive, old.shedder)
 
     # -- plans, resolved once per method and generation ---------------------------------------
 
@@ -349,7 +351,10 @@ class Governance:
         """The mechanism for ``key`` (whose last part is its rule), built on first use."""
         instance = self._instances.get(key)
         if instance is None:
-            instance = self._instances.setdefault(key, build())
+            with self._lock:  # re-entrant: apply() builds while holding it
+                instance = self._instances.get(key)
+                if instance is None:
+                    instance = self._instances[key] = build()
         return instance
 
     def _prune(self, rules: GovernanceRules) -> None:
@@ -440,9 +445,9 @@ class Governance:
 
     def breakers(self) -> Iterator[tuple[str, str, CircuitBreaker]]:
         """(target, method, breaker) for every live breaker."""
-        for key, instance in list(self._instances.items()):
-            if key[0] == "breaker":
-                yield key[1], key[2], instance
+        with self._lock:
+            found = [(k[1], k[2], i) for k, i in self._instances.items() if k[0] == "breaker"]
+        yield from found
 
     def collector(self) -> GovernanceCollector:
         return GovernanceCollector(self.recorder, self._live_gauges)

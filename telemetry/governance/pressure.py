@@ -45,6 +45,13 @@ def _process_cpu_seconds() -> Callable[[], float]:
     return cpu_seconds
 
 
+def _check_smoothing(interval: float, decay: float) -> None:
+    if not interval > 0:
+        raise ValueError("interval must be > 0")
+    if not 0.0 <= decay < 1.0:
+        raise ValueError("decay must be in [0, 1)")
+
+
 class ProcessCpuSampler:
     """Smoothed CPU of this process as a fraction of one core; ``sampler()`` reads it.
 
@@ -60,10 +67,7 @@ class ProcessCpuSampler:
         cpu_seconds: Callable[[], float] | None = None,
         clock: Clock = monotonic,
     ) -> None:
-        if not interval > 0:
-            raise ValueError("interval must be > 0")
-        if not 0.0 <= decay < 1.0:
-            raise ValueError("decay must be in [0, 1)")
+        _check_smoothing(interval, decay)
         self._interval = float(interval)
         self._decay = float(decay)
         self._cpu_seconds = cpu_seconds if cpu_seconds is not None else _process_cpu_seconds()
@@ -145,10 +149,7 @@ class LoopLagMonitor:
     """
 
     def __init__(self, *, interval: float = 0.1, decay: float = 0.9, clock: Clock = monotonic) -> None:
-        if not interval > 0:
-            raise ValueError("interval must be > 0")
-        if not 0.0 <= decay < 1.0:
-            raise ValueError("decay must be in [0, 1)")
+        _check_smoothing(interval, decay)
         self._interval = float(interval)
         self._decay = float(decay)
         self._clock = clock

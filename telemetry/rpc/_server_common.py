@@ -98,7 +98,7 @@ class ServerAdapterBase:
         if aborted_code is not None and aborted_code != grpc.StatusCode.OK:
             state.code = aborted_code
             return False
-        if isinstance(exc, grpc.RpcError) and _rpc_error_code(exc) == grpc.StatusCode.DEADLINE_EXCEEDED:
+        if isinstance(exc, grpc.RpcError) and rpc_error_code(exc) == grpc.StatusCode.DEADLINE_EXCEEDED:
             # A downstream call ran out of the propagated deadline: the whole chain did.
             state.code = grpc.StatusCode.DEADLINE_EXCEEDED
             state.details = "downstream call: deadline exceeded"
@@ -111,7 +111,8 @@ class ServerAdapterBase:
         return True
 
 
-def _rpc_error_code(exc: grpc.RpcError) -> Any:
+def rpc_error_code(exc: grpc.RpcError) -> Any:
+    """The status code of an RpcError (None when it has none, e.g. a bare RpcError)."""
     code = getattr(exc, "code", None)
     try:
         return code() if callable(code) else None

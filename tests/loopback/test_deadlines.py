@@ -3,7 +3,6 @@ a call with no time left fails fast with DEADLINE_EXCEEDED without reaching the 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import echo_pb2
@@ -12,7 +11,7 @@ import grpc
 import grpc.aio
 import pytest
 from calls import KINDS, call_aio, call_sync, requests_for
-from helpers import make_config, metric_value, wait_until
+from helpers import make_config, metric_value, wait_until, wait_until_async
 
 import telemetry
 
@@ -95,10 +94,10 @@ async def test_aio_expired_deadline_cancels_handler_and_finishes_its_call(
             )
     assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     server_failed = {**LABELS, "grpc_code": "DeadlineExceeded"}
-    for _ in range(1000):  # poll without blocking the loop that serves A
-        if metric_value(a.registry, "grpc_server_handled_total", **server_failed) == 1:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until_async(  # A is served by this very loop
+        lambda: metric_value(a.registry, "grpc_server_handled_total", **server_failed) == 1,
+        message="A's failed call counted",
+    )
     assert metric_value(a.registry, "grpc_server_handled_total", **server_failed) == 1
     assert metric_value(a.registry, "grpc_server_in_flight", **LABELS) == 0
     assert metric_value(b.registry, "grpc_server_started_total", **LABELS) == 0

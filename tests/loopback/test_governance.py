@@ -113,6 +113,15 @@ class AioFlaky(Flaky):
         return echo_pb2.EchoReply(text=f"live:{request.text}")
 
 
+async def flaky_service(flavour: str, sync_service: Any, aio_service: Any) -> tuple[Flaky, Any]:
+    """A Flaky Echo service of the given flavour, and the service running it."""
+    if flavour == "sync":
+        flaky = Flaky()
+        return flaky, sync_service("b", servicer=flaky)
+    aio_flaky = AioFlaky()
+    return aio_flaky, await aio_service("b", servicer=aio_flaky)
+
+
 # -- server side: limits ------------------------------------------------------------------------
 
 
@@ -284,6 +293,11 @@ def test_governance_can_be_switched_off_and_on(sync_service: Any) -> None:
     gov.apply({**limit_rules(1), "enabled": False})
     for _ in range(3):
         stub.Unary(echo_pb2.EchoRequest(text="x"))
+    gov.apply(limit_rules(1))  # on again: the same limiter, which counted nothing while off
+    stub.Unary(echo_pb2.EchoRequest(text="x"))
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Unary(echo_pb2.EchoRequest(text="x"))
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 # -- client side: breaker, fallback, retry --------------------------------------------------------
@@ -359,12 +373,7 @@ def fallback_rules(mode: str, **extra: Any) -> dict[str, Any]:
 async def test_client_fallbacks_default_and_last_good(
     sync_service: Any, aio_service: Any, client: Any, flavour: str
 ) -> None:
-    flaky: Flaky = Flaky() if flavour == "sync" else AioFlaky()
-    b = (
-        sync_service("b", servicer=flaky)
-        if flavour == "sync"
-        else await aio_service("b", servicer=flaky)
-    )
+    flaky, b = await flaky_service(flavour, sync_service, aio_service)
     c = client(fallback_rules("last_good"))
     c.gov.register_fallback(f"{ECHO}/Unary", default=echo_pb2.EchoReply(text="default"))
     stub = c.stub(b.target) if flavour == "sync" else c.aio_stub(b.target)
@@ -391,12 +400,7 @@ async def test_client_fallbacks_default_and_last_good(
 async def test_idempotent_calls_are_retried_within_budget(
     sync_service: Any, aio_service: Any, client: Any, flavour: str
 ) -> None:
-    flaky: Flaky = Flaky() if flavour == "sync" else AioFlaky()
-    b = (
-        sync_service("b", servicer=flaky)
-        if flavour == "sync"
-        else await aio_service("b", servicer=flaky)
-    )
+    flaky, b = await flaky_service(flavour, sync_service, aio_service)
     retry = {"max_attempts": 3, "initial_backoff": 0.001, "max_backoff": 0.01}
     c = client({"client": {"methods": {
         f"{ECHO}/Unary": {"retry": retry, "idempotent": True},

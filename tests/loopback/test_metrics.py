@@ -3,7 +3,6 @@ trace_id exemplars; cardinality is bounded."""
 
 from __future__ import annotations
 
-import asyncio
 import urllib.request
 from typing import Any
 
@@ -11,7 +10,7 @@ import echo_pb2_grpc
 import grpc.aio
 import pytest
 from calls import KINDS, call_aio, call_sync, requests_for
-from helpers import make_config, metric_value
+from helpers import make_config, metric_value, wait_until_async
 from prometheus_client import CollectorRegistry
 
 import telemetry
@@ -102,20 +101,12 @@ async def test_aio_metrics_match_calls(aio_service: Any) -> None:
         for kind in KINDS:
             for _ in range(CALLS):
                 await call_aio(stub, kind, requests_for(kind, []), timeout=10)
-    # Streaming calls finish from a done-callback task: give the loop a turn until they land.
-    for _ in range(200):
-        if (
-            metric_value(
-                caller.registry,
-                "grpc_client_in_flight",
-                grpc_type="bidi_stream",
-                grpc_service="telemetry.test.Echo",
-                grpc_method="Bidi",
-            )
-            == 0
-        ):
-            break
-        await asyncio.sleep(0.01)
+    # Streaming calls finish from a done-callback task: give the loop turns until they land.
+    bidi = {"grpc_type": "bidi_stream", "grpc_service": "telemetry.test.Echo", "grpc_method": "Bidi"}
+    await wait_until_async(
+        lambda: metric_value(caller.registry, "grpc_client_in_flight", **bidi) == 0,
+        message="streaming client calls finished",
+    )
     check_counts(server.registry, caller.registry)
     caller.shutdown()
 

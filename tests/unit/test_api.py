@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import telemetry
+import telemetry.governance
 import telemetry.testing
 from telemetry import handle
 
@@ -15,6 +16,8 @@ def test_all_names_exist_and_are_unique() -> None:
         assert hasattr(telemetry, name), name
     for name in telemetry.testing.__all__:
         assert hasattr(telemetry.testing, name), name
+    for name in telemetry.governance.__all__:
+        assert hasattr(telemetry.governance, name), name
 
 
 def test_public_api_is_exactly_this() -> None:
@@ -25,11 +28,16 @@ def test_public_api_is_exactly_this() -> None:
         "Concern",
         "ConfigError",
         "ClientInterceptor",
+        "AnswerCall",
+        "AnsweredCall",
         "FailedCall",
+        "Governance",
+        "GovernanceRules",
         "MethodInfo",
         "RateLimitingSampler",
         "RejectCall",
         "RpcKind",
+        "RuleError",
         "ServerInterceptor",
         "Side",
         "Telemetry",
