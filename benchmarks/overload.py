@@ -39,7 +39,7 @@ MULTIPLIERS = (0.5, 1.0, 2.0, 4.0)
 # -- server process -----------------------------------------------------------------------------
 
 
-def serve(port: int, limiter: bool, work_ms: float, flavour: str) -> None:
+def serve(port: int, limiter: bool, work_ms: float, flavour: str, workers: int) -> None:
     stubs_dir()
     import bench_pb2
     import bench_pb2_grpc
@@ -75,7 +75,7 @@ def serve(port: int, limiter: bool, work_ms: float, flavour: str) -> None:
             return bench_pb2.Payload(number=request.number)
 
     if flavour == "sync":
-        server = tel.server(max_workers=32)
+        server = tel.server(max_workers=workers)
         bench_pb2_grpc.add_BenchServicer_to_server(Service(), server)
         server.add_insecure_port(f"127.0.0.1:{port}")
         server.start()
@@ -196,11 +196,11 @@ def load(target: str, job: str) -> None:
 
 
 class Server:
-    def __init__(self, limiter: bool, work_ms: float, flavour: str) -> None:
+    def __init__(self, limiter: bool, work_ms: float, flavour: str, workers: int) -> None:
         self.port = free_port()
         self.proc = spawn(
             [__file__, "--role", "server", "--port", str(self.port), "--work-ms", str(work_ms)]
-            + ["--server", flavour]
+            + ["--server", flavour, "--workers", str(workers)]
             + (["--limiter"] if limiter else []),
             ready_line="ready",
             stdin=True,
@@ -224,8 +224,10 @@ def run_load(target: str, spec: dict[str, Any]) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def run(seconds: float, work_ms: float, deadline_ms: float, flavour: str) -> dict[str, Any]:
-    server = Server(limiter=False, work_ms=work_ms, flavour=flavour)
+def run(
+    seconds: float, work_ms: float, deadline_ms: float, flavour: str, workers: int
+) -> dict[str, Any]:
+    server = Server(limiter=False, work_ms=work_ms, flavour=flavour, workers=workers)
     try:
         unloaded = run_load(server.target, {"kind": "closed", "callers": 1, "seconds": seconds})
         saturated = run_load(server.target, {"kind": "closed", "callers": 8, "seconds": seconds})
@@ -235,7 +237,7 @@ def run(seconds: float, work_ms: float, deadline_ms: float, flavour: str) -> dic
     rows: dict[str, dict[str, Any]] = {}
     for limiter in (False, True):
         for multiplier in MULTIPLIERS:
-            server = Server(limiter=limiter, work_ms=work_ms, flavour=flavour)
+            server = Server(limiter=limiter, work_ms=work_ms, flavour=flavour, workers=workers)
             try:
                 spec = {
                     "kind": "open", "rate": capacity * multiplier, "seconds": seconds,
@@ -250,13 +252,19 @@ def run(seconds: float, work_ms: float, deadline_ms: float, flavour: str) -> dic
 
 
 def report(
-    figures: dict[str, Any], work_ms: float, deadline_ms: float, seconds: float, flavour: str
+    figures: dict[str, Any],
+    work_ms: float,
+    deadline_ms: float,
+    seconds: float,
+    flavour: str,
+    workers: int,
 ) -> None:
     capacity = figures["capacity"]["calls_per_second"]
     unloaded_p99 = figures["unloaded"]["p99_ms"]
     print(
-        f"CPU-bound {flavour} service ({work_ms} ms of Python CPU per call), loopback, "
-        "separate processes.\n"
+        f"CPU-bound {flavour} service ({work_ms} ms of Python CPU per call"
+        + (f", {workers} handler threads" if flavour == "sync" else "")
+        + "), loopback, separate processes.\n"
         f"capacity {capacity:.0f} calls/s (8 closed-loop callers); unloaded p50 "
         f"{figures['unloaded']['p50_ms']} ms, p99 {unloaded_p99} ms; deadline {deadline_ms:.0f} ms; "
         f"{seconds:.0f} s per run after warm-up"
@@ -290,6 +298,7 @@ def report(
         {
             "benchmark": "overload",
             "server": flavour,
+            "workers": workers if flavour == "sync" else None,
             "work_ms": work_ms,
             "deadline_ms": deadline_ms,
             **figures,
@@ -311,15 +320,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--quick", action="store_true", help="3-second runs")
     parser.add_argument("--server", choices=["sync", "aio"], default="sync", help="server flavour")
+    parser.add_argument("--workers", type=int, default=32, help="sync server handler threads")
     args = parser.parse_args()
     if args.role == "server":
-        serve(args.port, args.limiter, args.work_ms, args.server)
+        serve(args.port, args.limiter, args.work_ms, args.server, args.workers)
     elif args.role == "load":
         load(args.target, args.job)
     else:
         seconds = 3.0 if args.quick else args.seconds
-        figures = run(seconds, args.work_ms, args.deadline_ms, args.server)
-        report(figures, args.work_ms, args.deadline_ms, seconds, args.server)
+        figures = run(seconds, args.work_ms, args.deadline_ms, args.server, args.workers)
+        report(figures, args.work_ms, args.deadline_ms, seconds, args.server, args.workers)
 
 
 if __name__ == "__main__":

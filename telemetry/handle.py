@@ -13,7 +13,6 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -39,6 +38,7 @@ from telemetry.rpc.call import Side
 from telemetry.rpc.channel import InstrumentedChannel
 from telemetry.rpc.client import ClientInterceptor
 from telemetry.rpc.concern import Concern
+from telemetry.rpc.executor import QueueTimedExecutor
 from telemetry.rpc.server import ServerInterceptor
 from telemetry.tracing.concern import ClientTracing, ServerTracing
 from telemetry.tracing.setup import Tracing, build_propagator, build_tracing
@@ -216,7 +216,8 @@ class Telemetry:
         (cheaper per call than an interceptor); ``interceptors`` run before the chain. ``select``
         leaves concerns out, as for :meth:`server_concerns` (e.g. ``metrics=False``)."""
         server = grpc.server(
-            ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-handler"),
+            # Stamps each call as it is queued, for queue-delay shedding (governance.adaptive).
+            QueueTimedExecutor(max_workers=max_workers, thread_name_prefix="grpc-handler"),
             interceptors=list(interceptors) or None,
             options=list(options),
             maximum_concurrent_rpcs=maximum_concurrent_rpcs,

@@ -28,6 +28,7 @@ from telemetry.governance.engine import ClientPlan, FallbackPlan, Governance, Se
 from telemetry.governance.keyed import KeyedLimiter
 from telemetry.governance.observe import DEFERRED, FALLBACK, REJECTED, RETRIED
 from telemetry.rpc.call import AnswerCall, CallState, RejectCall, RpcKind, has_answer
+from telemetry.rpc.executor import queue_delay
 from telemetry.tracing.concern import peer_host_port
 
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
@@ -72,6 +73,13 @@ class ServerGovernance:
                 self._refuse(
                     state, plan, "shedding", f"cpu pressure, {priority.name.lower()} priority", 1.0
                 )
+        gate = snapshot.queue_gate
+        if gate is not None:
+            # A standing queue (sync servers): refuse calls that waited long, cheaply, so the
+            # queue drains and the calls that run are fresh enough to meet their deadlines.
+            waited = queue_delay()
+            if waited is not None and not gate.admit(waited):
+                self._refuse(state, plan, "adaptive", "queue", 0.1)
         key = ""
         limiter = plan.limiter if plan is not None else None
         if limiter is not None:

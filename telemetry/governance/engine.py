@@ -25,6 +25,7 @@ import grpc
 from telemetry.governance._types import Clock, RandomSource, default_random, monotonic
 from telemetry.governance.adaptive import AdaptiveLimiter
 from telemetry.governance.breaker import CircuitBreaker
+from telemetry.governance.codel import QueueDelayGate
 from telemetry.governance.deferral import ChannelFactory, DeferredCalls
 from telemetry.governance.degrade import LastGoodCache, Priority, PriorityShedder
 from telemetry.governance.keyed import KeyedLimiter
@@ -151,6 +152,7 @@ class _Snapshot:
     rules: GovernanceRules
     generation: int
     adaptive: AdaptiveLimiter | None = None
+    queue_gate: QueueDelayGate | None = None
     shedder: PriorityShedder | None = None
     server_plans: dict[str, ServerPlan] = field(default_factory=dict)
     client_plans: dict[tuple[str, str], ClientPlan] = field(default_factory=dict)
@@ -202,6 +204,15 @@ class Governance:
                 snapshot.adaptive = self._instance(
                     ("adaptive", adaptive), lambda: self._new_adaptive(adaptive)
                 )
+                if adaptive.queue_target > 0:
+                    snapshot.queue_gate = self._instance(
+                        ("queue_gate", adaptive),
+                        lambda: QueueDelayGate(
+                            target=adaptive.queue_target,
+                            interval=adaptive.queue_interval,
+                            clock=self.clock,
+                        ),
+                    )
             if parsed.shedding.enabled:
                 levels = parsed.shedding.levels
                 snapshot.shedder = self._instance(
@@ -232,7 +243,9 @@ class Governance:
             self._fallbacks[method.strip("/")] = CodeFallback(default, fast_path)
             # Plans are cached per snapshot: a fresh one (same rules, same generation) re-resolves.
             old = self._snapshot
-            self._snapshot = _Snapshot(old.rules, old.generation, old.adaptive, old.shedder)
+            self._snapshot = _Snapshot(
+                old.rules, old.generation, old.adaptive, old.queue_gate, old.shedder
+            )
 
     # -- plans, resolved once per method and generation ---------------------------------------
 
@@ -466,6 +479,11 @@ class Governance:
             yield "governance_pressure", {"signal": "cpu"}, snap.cpu
             yield "governance_pressure", {"signal": "loop_lag"}, snap.loop_lag
             yield "governance_shedding", {"reason": snap.reason or "none"}, 1.0 if snap.shedding else 0.0
+        gate = self._snapshot.queue_gate
+        if gate is not None:
+            queue = gate.snapshot()
+            yield "governance_queue_overloaded", {}, 1.0 if queue.overloaded else 0.0
+            yield "governance_queue_min_delay_seconds", {}, queue.min_delay
 
 
 class _SwitchInterval:

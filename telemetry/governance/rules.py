@@ -239,6 +239,11 @@ class AdaptiveRule:
     # poller thread can take a new call, let alone refuse it: ~200 admission decisions a second.
     # While adaptive shedding is on, the process switch interval is set to this (0: leave it).
     gil_switch_interval: float = _positive(default=0.0005, inclusive=True, maximum=0.005)
+    # Queue-delay shedding (CoDel, see governance.codel) for sync servers built by Telemetry.server:
+    # when even the least-delayed call of an interval waited over queue_target, calls that waited
+    # over twice that are refused as they reach a worker. 0 turns it off.
+    queue_target: float = _positive(default=0.005, inclusive=True, maximum=10.0)
+    queue_interval: float = _positive(default=0.1, maximum=60.0)
 
     def check(self, path: str) -> None:
         if self.cpu_max <= self.cpu_threshold:
@@ -247,6 +252,8 @@ class AdaptiveRule:
             raise RuleError(f"{path}.min_limit", "must be <= max_limit")
         if not self.min_limit <= self.initial_limit <= self.max_limit:
             raise RuleError(f"{path}.initial_limit", "must be between min_limit and max_limit")
+        if self.queue_target >= self.queue_interval:
+            raise RuleError(f"{path}.queue_interval", "must be > queue_target")
 
 
 @dataclass(frozen=True, kw_only=True)

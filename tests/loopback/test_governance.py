@@ -531,6 +531,33 @@ def test_adaptive_limiter_sheds_under_cpu_pressure(sync_service: Any) -> None:
     assert decisions(b.registry, "adaptive", "rejected") >= 1
 
 
+def test_standing_queue_is_drained_by_refusing_calls_that_waited(sync_service: Any) -> None:
+    # CPU stays low: only the queue-delay gate (CoDel) can refuse here.
+    gov = Governance(
+        {"adaptive": {"enabled": True, "queue_target": 0.002, "queue_interval": 0.05}},
+        cpu=lambda: 0.0,
+    )
+    b = sync_service("b", governance=gov)
+    stub = echo_pb2_grpc.EchoStub(grpc.insecure_channel(b.target))
+    stub.Unary(echo_pb2.EchoRequest(text="warm"))
+    # 40 calls of 30 ms on 8 workers: a queue that stands for several 50-ms intervals.
+    futures = [stub.Unary.future(echo_pb2.EchoRequest(text="x", sleep_seconds=0.03)) for _ in range(40)]
+    refused = []
+    ok = 0
+    for future in futures:
+        try:
+            future.result()
+            ok += 1
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            refused.append(error)
+    assert ok >= 8
+    assert refused, "no call was refused for its queue delay"
+    assert all(error.details() == "adaptive: queue" for error in refused)
+    assert dict(refused[0].trailing_metadata() or ())["x-governance"] == "rejected:adaptive"
+    assert decisions(b.registry, "adaptive", "rejected") == len(refused)
+
+
 # -- deferral: refused calls are queued and sent when the target recovers ------------------------
 
 

@@ -139,6 +139,8 @@ FULL: dict[str, Any] = {
         "tolerance": 2.0,
         "cpu_max": 1.5,
         "gil_switch_interval": 0.001,
+        "queue_target": 0.01,
+        "queue_interval": 0.2,
     },
     "shedding": {"enabled": True, "levels": [0.5, 0.6, 0.95]},
 }
@@ -258,6 +260,7 @@ def test_every_rule_class_parses_a_full_example() -> None:
     assert rules.adaptive == AdaptiveRule(
         enabled=True, cpu_threshold=0.6, loop_lag_threshold=0.1, cool_off=2.0, min_limit=2,
         max_limit=500, initial_limit=30, tolerance=2.0, cpu_max=1.5, gil_switch_interval=0.001,
+        queue_target=0.01, queue_interval=0.2,
     )  # fmt: skip
     assert rules.shedding == SheddingRule(enabled=True, levels=(0.5, 0.6, 0.95))
 
@@ -318,6 +321,7 @@ def test_boundary_values_are_accepted() -> None:
                 "cpu_threshold": 4.0,
                 "cpu_max": 64,
                 "gil_switch_interval": 0,
+                "queue_target": 0,
             },
             "shedding": {"levels": [0.5, 0.5, 0.5]},
         }
@@ -327,6 +331,7 @@ def test_boundary_values_are_accepted() -> None:
     assert limit.max_wait == 60.0
     assert rules.adaptive.cool_off == 0.0
     assert rules.adaptive.gil_switch_interval == 0.0
+    assert rules.adaptive.queue_target == 0.0
 
 
 def test_defer_with_an_answering_fallback_is_accepted() -> None:
@@ -529,6 +534,18 @@ ERRORS: list[tuple[str, Any, str, str]] = [
         {"adaptive": {"gil_switch_interval": -0.001}},
         "rules.adaptive.gil_switch_interval",
         ">= 0.0",
+    ),
+    (
+        "queue_target not below queue_interval",
+        {"adaptive": {"queue_target": 0.5, "queue_interval": 0.5}},
+        "rules.adaptive.queue_interval",
+        "> queue_target",
+    ),
+    (
+        "zero queue_interval",
+        {"adaptive": {"queue_interval": 0}},
+        "rules.adaptive.queue_interval",
+        "> 0.0",
     ),
     (
         "min_limit > max_limit",
