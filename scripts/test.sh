@@ -4,6 +4,7 @@
 source "$(dirname "$0")/_setup.sh"
 
 ensure_tool openssl openssl  # the TLS test makes a throwaway certificate
+ensure_tool etcd etcd-server  # discovery and live-rules tests run a real etcd
 
 echo "== ruff"
 ruff check .

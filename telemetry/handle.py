@@ -12,7 +12,7 @@ import atexit
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -22,8 +22,15 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import REGISTRY, CollectorRegistry, ProcessCollector
 
-from telemetry import deadline
-from telemetry.config import TelemetryConfig
+from telemetry import deadline, lifecycle
+from telemetry.config import ConfigError, TelemetryConfig
+from telemetry.control.faults import FaultInjector
+from telemetry.control.live_rules import LiveRules
+from telemetry.discovery.balancer import build_balancer
+from telemetry.discovery.client import AioServiceChannel, ServiceChannel
+from telemetry.discovery.etcd import EtcdConfig
+from telemetry.discovery.node import Discovery, etcd_config
+from telemetry.discovery.registry import Registration
 from telemetry.governance.concerns import ClientGovernance, ServerGovernance
 from telemetry.governance.engine import Governance, RulesInput
 from telemetry.logging import pipeline as log_pipeline
@@ -57,6 +64,9 @@ class Telemetry:
         span_exporter: SpanExporter | None = None,
         span_processors: Sequence[SpanProcessor] = (),
         governance: Governance | RulesInput | None = None,
+        etcd: EtcdConfig | str | Sequence[str] | None = None,
+        instance_id: str | None = None,
+        discovery_cache: str | None = None,
     ) -> None:
         self.config = config
         # Governance joins the chains only when asked for, so plain telemetry pays nothing for it.
@@ -95,6 +105,33 @@ class Telemetry:
             self.metrics_server = serve_metrics(self.registry, config.metrics_host, config.metrics_port)
         self._shutdown_lock = threading.Lock()
         self._is_shut_down = False
+        # etcd: discovery, registration and live rules; nothing blocks on etcd being up.
+        self.discovery: Discovery | None = None
+        if etcd is not None:
+            self.discovery = Discovery(
+                etcd_config(etcd if isinstance(etcd, EtcdConfig | str) else tuple(etcd)),
+                service=config.service_name,
+                instance_id=instance_id,
+                cache_file=discovery_cache,
+            )
+        # Fault-injection knobs (latency, errors, CPU burn) driven from etcd, for demos and drills;
+        # last in the server chain, so refused calls burn nothing. Free while none are set.
+        self.faults = FaultInjector()
+        self._aio_faults = self.faults.linked(aio=True)
+        if self.discovery is not None and self.governance is not None:
+            live = LiveRules(
+                self.discovery.client,
+                self.governance,
+                service=config.service_name,
+                instance_id=self.discovery.instance_id,
+                faults=self.faults,
+                instance_count=self.discovery.instance_count,
+            )
+            self.discovery.directory.add_listener(live.refresh)  # cluster limits follow the count
+            self.discovery.on_close(live.stop)
+            self.live_rules: LiveRules | None = live.start()
+        else:
+            self.live_rules = None
 
     # -- concerns: the building blocks of every interceptor -------------------------------------
 
@@ -119,6 +156,8 @@ class Telemetry:
         )
         if governance and self.governance is not None:
             concerns.append(ServerGovernance(self.governance, blocking_waits=not aio))
+        if self.discovery is not None:
+            concerns.append(self._aio_faults if aio else self.faults)
         return concerns
 
     def client_concerns(
@@ -249,7 +288,11 @@ class Telemetry:
         **select: bool,
     ) -> grpc.Channel:
         """A sync channel (TLS when ``credentials`` are given); telemetry runs first, then
-        ``interceptors``. Calls skip grpc's interceptor machinery (see telemetry.rpc.channel)."""
+        ``interceptors``. Calls skip grpc's interceptor machinery (see telemetry.rpc.channel).
+        With etcd configured, a bare service name (no ``:``) gives a :meth:`service_channel`."""
+        if self._is_service_name(target):
+            return self.service_channel(target, credentials=credentials, options=options,
+                                        interceptors=interceptors, select=select)  # fmt: skip
         if credentials is not None:
             channel = grpc.secure_channel(target, credentials, options=list(options))
         else:
@@ -270,6 +313,9 @@ class Telemetry:
         interceptors: Sequence[Any] = (),
         **select: bool,
     ) -> grpc.aio.Channel:
+        if self._is_service_name(target):
+            return self.aio_service_channel(target, credentials=credentials, options=options,
+                                            interceptors=interceptors, select=select)  # fmt: skip
         deferral = self._deferral_channel(target, credentials, options)
         chain = [*self.aio_client_interceptors(target, channel=deferral, **select), *interceptors]
         if credentials is not None:
@@ -277,6 +323,61 @@ class Telemetry:
                 target, credentials, options=list(options), interceptors=chain
             )
         return grpc.aio.insecure_channel(target, options=list(options), interceptors=chain)
+
+    def _is_service_name(self, target: str) -> bool:
+        return self.discovery is not None and ":" not in target and "/" not in target
+
+    def _balanced(self, service: str, balancer: str) -> dict[str, Any]:
+        if self.discovery is None:
+            raise ConfigError(f"a channel to service {service!r} needs etcd: init(..., etcd=...)")
+        return {
+            "service": service,
+            "source": self.discovery.directory,
+            "balancer": build_balancer(balancer),
+        }
+
+    def service_channel(
+        self,
+        service: str,
+        *,
+        balancer: str = "p2c",
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+        interceptors: Sequence[Any] = (),
+        select: Mapping[str, bool] | None = None,
+    ) -> ServiceChannel:
+        """One channel for every instance of ``service`` found in etcd: each call is balanced
+        (``balancer``: p2c, round_robin, weighted_round_robin, weighted_random, random), an
+        instance that fails is ejected by its own breaker, and UNAVAILABLE/RESOURCE_EXHAUSTED
+        are retried on another instance within a budget (see telemetry.discovery.client)."""
+        flags = dict(select or {})
+
+        def make(address: str) -> grpc.Channel:
+            return self.channel(
+                address, credentials=credentials, options=options, interceptors=interceptors, **flags
+            )
+
+        return ServiceChannel(**self._balanced(service, balancer), make_channel=make)
+
+    def aio_service_channel(
+        self,
+        service: str,
+        *,
+        balancer: str = "p2c",
+        credentials: grpc.ChannelCredentials | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+        interceptors: Sequence[Any] = (),
+        select: Mapping[str, bool] | None = None,
+    ) -> AioServiceChannel:
+        """:meth:`service_channel` for grpc.aio."""
+        flags = dict(select or {})
+
+        def make(address: str) -> grpc.aio.Channel:
+            return self.aio_channel(
+                address, credentials=credentials, options=options, interceptors=interceptors, **flags
+            )
+
+        return AioServiceChannel(**self._balanced(service, balancer), make_channel=make)
 
     def _deferral_channel(
         self,
@@ -309,12 +410,31 @@ class Telemetry:
         ok = self.tracing.force_flush(timeout) if self.tracing is not None else True
         return log_pipeline.flush(timeout) and ok
 
+    def register(self, address: str, **fields: Any) -> Registration:
+        """Register this instance in etcd at ``address`` (host:port), in the background; it is
+        deregistered first thing at :meth:`shutdown`. ``fields``: weight, zone, group, version,
+        metadata, ttl (see :meth:`telemetry.discovery.node.Discovery.register`)."""
+        if self.discovery is None:
+            raise ConfigError("register() needs etcd: telemetry.init(..., etcd='host:2379')")
+        return self.discovery.register(address, **fields)
+
+    def serve(self, server: grpc.Server, *, grace: float = 10.0) -> None:
+        """Block until SIGTERM/SIGINT, then deregister, drain in-flight calls for up to ``grace``
+        seconds while refusing new ones, and flush telemetry (see :mod:`telemetry.lifecycle`)."""
+        lifecycle.serve(server, self, grace=grace)
+
+    async def serve_aio(self, server: grpc.aio.Server, *, grace: float = 10.0) -> None:
+        await lifecycle.serve_aio(server, self, grace=grace)
+
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush spans and logs, stop the metrics endpoint. Idempotent; bounded by ``timeout``."""
         with self._shutdown_lock:
             if self._is_shut_down:
                 return
             self._is_shut_down = True
+        if self.discovery is not None:
+            discovery = self.discovery
+            _bounded(discovery.close, timeout)
         if self.tracing is not None:
             tracing = self.tracing
             _bounded(lambda: tracing.shutdown(timeout), timeout + 1)
@@ -353,6 +473,9 @@ def init(
     registry: CollectorRegistry | None = None,
     span_exporter: SpanExporter | None = None,
     governance: Governance | RulesInput | None = None,
+    etcd: EtcdConfig | str | Sequence[str] | None = None,
+    instance_id: str | None = None,
+    discovery_cache: str | None = None,
     **settings: Any,
 ) -> Telemetry:
     """Configure tracing, metrics and logging for this process, from the environment and arguments.
@@ -363,6 +486,9 @@ def init(
     ``governance``: rules (object, mapping, JSON text or a JSON/YAML file path) or a
     :class:`~telemetry.governance.Governance`; servers and channels built from the handle then
     enforce them, and ``handle.governance.apply(...)`` changes them at runtime.
+    ``etcd``: endpoints (or an :class:`~telemetry.discovery.EtcdConfig`) for service discovery,
+    registration (``handle.register(address)``), balanced channels by service name
+    (``handle.channel("inventory")``) and live rules under ``/governance/<service>/``.
     """
     global _current
     if config is None:
@@ -387,6 +513,9 @@ def init(
         registry=registry if registry is not None else REGISTRY,
         span_exporter=span_exporter,
         governance=governance,
+        etcd=etcd,
+        instance_id=instance_id,
+        discovery_cache=discovery_cache,
     )
     if handle.tracer_provider is not None:
         _set_global_tracer_provider(handle.tracer_provider)

@@ -1,0 +1,375 @@
+"""Live governance rules: the panel writes them to etcd, every instance applies them within a second.
+
+Layout, for a service ``order`` (every value is JSON)::
+
+    /governance/order/rules      the whole rules document (optional)
+    /governance/order/enabled    false                          one top-level section each:
+    /governance/order/server     {"methods": {"*": {...}}}      enabled, server, client,
+    /governance/order/adaptive   {"enabled": true, ...}         adaptive, shedding
+    /governance/order/cluster    {"*": 400}                     cluster-wide rate limits
+    /governance/order/faults     {"*": {"latency_ms": 50}}      demo faults (see control.faults)
+    /governance-status/order/<instance-id>                      what the instance made of it
+
+So the panel can flip one section without rewriting the others, each top-level section of the
+document comes from the most specific place that sets it: its own key, else the ``rules``
+document, else the rules the service started with (given to its :class:`Governance` in code).
+Deleting keys falls back the same way.
+
+:class:`LiveRules` mirrors the prefix with a :class:`~telemetry.discovery.watch.PrefixWatcher`
+(push-based; it resumes from its last revision after an etcd restart). On every change it assembles
+the document, validates it with the faults as one whole, and puts it in force with
+``Governance.apply``; then it writes its status, ``{"state": "applied", "revision", "generation",
+"applied_at", "error": null}``. An invalid document (a bad field, bad JSON, an unknown key) changes
+nothing: the previous rules and faults stay in force and the status says ``"rejected"`` with the
+error naming the field (``rules.server.methods['*'].rate_limit.limit: must be > 0.0, got 0.0``).
+While etcd is unreachable nothing changes either: the rules in force stay.
+
+Cluster-wide limits (``cluster``: method pattern -> total calls per second, or per window) are
+split evenly across the live instances: each instance writes ``total / instance_count()`` as that
+pattern's ``server.methods.<pattern>.rate_limit.limit`` (adding a 1 s token bucket when the pattern
+has no rate limit). :meth:`LiveRules.refresh` re-assembles when the count changes; the discovery
+layer calls it when the registry does.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from telemetry.control.faults import FaultInjector, parse_faults
+from telemetry.discovery.etcd import EtcdClient, EtcdError
+from telemetry.discovery.watch import PrefixWatcher
+from telemetry.governance.engine import Governance
+from telemetry.governance.rules import GovernanceRules, RuleError, validate_pattern
+
+__all__ = [
+    "CLUSTER", "DOCUMENT", "FAULTS", "GOVERNANCE_PREFIX", "KEYS", "SECTIONS", "STATUS_PREFIX",
+    "LiveRules", "governance_prefix", "read_statuses", "rules_key", "status_key",
+]  # fmt: skip
+
+_log = logging.getLogger("telemetry.control")
+
+GOVERNANCE_PREFIX = "/governance/"
+STATUS_PREFIX = "/governance-status/"
+SECTIONS = ("enabled", "server", "client", "adaptive", "shedding")
+"""Top-level sections of the rules document (the fields of ``GovernanceRules``), one key each."""
+DOCUMENT = "rules"
+"""The key holding a whole rules document; section keys override it."""
+CLUSTER = "cluster"
+"""The key holding cluster-wide rate limits: ``{"<method pattern>": <total limit>}``."""
+FAULTS = "faults"
+"""The key holding the demo's fault injection (``telemetry.control.faults``)."""
+KEYS = (*SECTIONS, DOCUMENT, CLUSTER, FAULTS)
+
+APPLIED = "applied"
+REJECTED = "rejected"
+
+
+def governance_prefix(service: str) -> str:
+    return f"{GOVERNANCE_PREFIX}{_name(service, 'service')}/"
+
+
+def rules_key(service: str, section: str) -> str:
+    """The etcd key of one section (one of :data:`KEYS`) of ``service``'s rules."""
+    if section not in KEYS:
+        raise ValueError(f"unknown governance key {section!r} (known: {', '.join(KEYS)})")
+    return f"{governance_prefix(service)}{section}"
+
+
+def status_key(service: str, instance_id: str) -> str:
+    return f"{STATUS_PREFIX}{_name(service, 'service')}/{_name(instance_id, 'instance_id')}"
+
+
+def read_statuses(client: EtcdClient, service: str) -> dict[str, dict[str, Any]]:
+    """Instance id -> the status it last wrote (entries that are not JSON objects are skipped)."""
+    prefix = f"{STATUS_PREFIX}{_name(service, 'service')}/"
+    items, _ = client.get_prefix(prefix)
+    statuses: dict[str, dict[str, Any]] = {}
+    for kv in items:
+        try:
+            status = json.loads(kv.value)
+        except ValueError:
+            continue
+        if isinstance(status, dict):
+            statuses[kv.key[len(prefix) :]] = status
+    return statuses
+
+
+def _name(value: str, what: str) -> str:
+    if not value or "/" in value:
+        raise ValueError(f"{what} must be a non-empty string without '/', got {value!r}")
+    return value
+
+
+class LiveRules:
+    """Keeps ``governance`` (and ``faults``) in line with ``/governance/<service>/`` in etcd.
+
+    ``instance_count``: live instances of this service (the registry's count), for splitting
+    cluster-wide limits; None counts one. One ``start()`` / ``stop()`` cycle per object.
+    """
+
+    def __init__(
+        self,
+        client: EtcdClient,
+        governance: Governance,
+        *,
+        service: str,
+        instance_id: str,
+        faults: FaultInjector | None = None,
+        instance_count: Callable[[], int] | None = None,
+        backoff: tuple[float, float] = (0.05, 1.0),
+    ) -> None:
+        self.service = service
+        self.instance_id = instance_id
+        self.prefix = governance_prefix(service)
+        self.status_key = status_key(service, instance_id)
+        self._client = client
+        self._governance = governance
+        self._faults = faults
+        self._instance_count = instance_count
+        self._watcher = PrefixWatcher(client, self.prefix, backoff=backoff)
+        self._watcher.add_listener(self._on_change)
+        # One lock orders every update (watcher thread and refresh callers) and its status write,
+        # so an older status can never overwrite a newer one.
+        self._lock = threading.RLock()
+        self._running = False
+        self._ready = threading.Event()
+        self._state: Mapping[str, bytes] = {}
+        self._revision = 0
+        self._count = 1
+        self._baseline: dict[str, Any] = {}
+        self._applied_doc: dict[str, Any] | None = None  # the assembled document in force
+        self._applied_faults: bytes | None = None  # the faults value in force (None: not from etcd)
+        self._applied_at: float | None = None
+        self._status: dict[str, Any] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> LiveRules:
+        """Start watching (in a background thread); returns at once, see :meth:`wait_ready`."""
+        with self._lock:
+            if self._running:
+                return self
+            self._running = True
+            # The rules given in code are the base every etcd section overrides.
+            self._baseline = self._governance.rules.to_dict()
+            self._applied_doc = copy.deepcopy(self._baseline)
+        self._watcher.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop watching and delete the status key; the rules in force stay in force."""
+        with self._lock:
+            was_running, self._running = self._running, False
+        self._watcher.stop(timeout)
+        if was_running:
+            try:
+                self._client.delete(self.status_key)
+            except EtcdError as exc:
+                _log.warning("could not delete governance status %s: %s", self.status_key, exc)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """True once the rules in etcd have been read and applied (or rejected) once: a service
+        that must not serve under stale rules waits for this before starting its server."""
+        return self._ready.wait(timeout)
+
+    def refresh(self) -> None:
+        """Re-assemble and re-apply (call it when the instance count changed); a no-op when the
+        result is what is in force already."""
+        with self._lock:
+            if self._running and self._ready.is_set():
+                self._update(self._state, self._revision, forced=False)
+
+    # -- what it did ----------------------------------------------------------------------------
+
+    @property
+    def status(self) -> dict[str, Any] | None:
+        """The last status this instance wrote (or tried to write)."""
+        status = self._status  # replaced whole, never mutated: no lock (a write may be in flight)
+        return dict(status) if status is not None else None
+
+    @property
+    def revision(self) -> int:
+        """The etcd revision of the rules last seen."""
+        return self._revision
+
+    # -- updates --------------------------------------------------------------------------------
+
+    def _on_change(self, state: Mapping[str, bytes], revision: int) -> None:
+        with self._lock:
+            if not self._running:
+                return
+            self._state, self._revision = state, revision
+            self._update(state, revision, forced=True)
+        self._ready.set()
+
+    def _update(self, state: Mapping[str, bytes], revision: int, *, forced: bool) -> None:
+        """Validate everything, then apply everything, or nothing. ``forced``: etcd changed, so
+        report even when the result is unchanged; otherwise (refresh) only report changes."""
+        count = self._live_instances()
+        faults_raw = state.get(self.prefix + FAULTS)
+        try:
+            doc = self._assemble(state, count)
+            rules = GovernanceRules.from_dict(doc)
+            faults = None
+            if self._faults is not None and faults_raw != self._applied_faults:
+                faults = parse_faults(faults_raw)
+        except ValueError as exc:  # RuleError, FaultError: the field is in the message
+            status = self._new_status(REJECTED, revision, str(exc))
+            if forced or _core(status) != _core(self._status):
+                _log.warning(
+                    "governance rules at etcd revision %d rejected, previous rules stay: %s",
+                    revision,
+                    exc,
+                )
+                self._write_status(status)
+            return
+        rules_changed = doc != self._applied_doc
+        if not (forced or rules_changed or faults is not None):
+            return
+        if rules_changed:
+            try:
+                self._governance.apply(rules)  # validated above
+            except Exception as exc:  # an on_apply listener of someone else's, or a bug
+                if self._governance.rules.to_dict() != rules.to_dict():
+                    _log.exception("governance rules at etcd revision %d not applied", revision)
+                    self._write_status(self._new_status(REJECTED, revision, f"rules: {exc}"))
+                    return
+                _log.exception("governance rules applied, but an on_apply listener failed")
+            self._applied_doc = doc
+        if faults is not None and self._faults is not None:
+            self._faults.configure(faults)
+            self._applied_faults = faults_raw
+        self._applied_at = time.time()
+        status = self._new_status(APPLIED, revision, None)
+        if rules_changed or faults is not None:
+            _log.info(
+                "governance rules from etcd revision %d in force (generation %d)",
+                revision,
+                status["generation"],
+            )
+        self._write_status(status)
+
+    def _assemble(self, state: Mapping[str, bytes], count: int) -> dict[str, Any]:
+        """The rules document: code's rules < the ``rules`` document < section keys, then the
+        cluster limits split across ``count`` instances."""
+        doc = copy.deepcopy(self._baseline)
+        sections: dict[str, Any] = {}
+        cluster: Any = None
+        for key in sorted(state):
+            name = key[len(self.prefix) :]
+            if name == FAULTS:
+                continue
+            if name not in KEYS:
+                raise RuleError(key, f"unknown governance key (known: {', '.join(KEYS)})")
+            path = "rules" if name == DOCUMENT else CLUSTER if name == CLUSTER else f"rules.{name}"
+            try:
+                value = json.loads(state[key])
+            except ValueError as exc:
+                raise RuleError(path, f"not valid JSON in {key}: {exc}") from None
+            if name == DOCUMENT:
+                if not isinstance(value, dict):
+                    raise RuleError("rules", f"must be an object, got {type(value).__name__}")
+                doc.update(value)  # unknown top-level fields are reported by from_dict
+            elif name == CLUSTER:
+                cluster = value
+            else:
+                sections[name] = value
+        doc.update(sections)
+        if cluster is not None:
+            _split_cluster_limits(doc, _parse_cluster(cluster), count)
+        _split_marked_limits(doc, count)
+        return doc
+
+    def _live_instances(self) -> int:
+        if self._instance_count is not None:
+            try:
+                self._count = max(1, int(self._instance_count()))
+            except Exception:  # the registry's problem must not stop rules: keep the last count
+                _log.exception("instance_count() failed; using the last count, %d", self._count)
+        return self._count
+
+    def _new_status(self, state: str, revision: int, error: str | None) -> dict[str, Any]:
+        return {
+            "state": state,
+            "revision": revision,
+            "generation": self._governance.generation,
+            "applied_at": self._applied_at,
+            "error": error,
+        }
+
+    def _write_status(self, status: dict[str, Any]) -> None:
+        """Never raises: an unreachable etcd loses a status report, not the watcher."""
+        self._status = status
+        try:
+            self._client.put(self.status_key, json.dumps(status))
+        except EtcdError as exc:
+            _log.warning("could not write governance status %s: %s", self.status_key, exc)
+
+
+def _core(status: dict[str, Any] | None) -> tuple[Any, ...] | None:
+    """A status without its timestamp: what makes a new report worth writing."""
+    if status is None:
+        return None
+    return (status["state"], status["revision"], status["generation"], status["error"])
+
+
+def _parse_cluster(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise RuleError(CLUSTER, f"must be an object, got {type(value).__name__}")
+    totals: dict[str, float] = {}
+    for pattern, total in value.items():
+        path = f"{CLUSTER}.{pattern}"
+        validate_pattern(pattern, path)
+        if isinstance(total, bool) or not isinstance(total, int | float) or not math.isfinite(total):
+            raise RuleError(path, f"must be a finite number, got {total!r}")
+        if total <= 0:
+            raise RuleError(path, f"must be > 0, got {total!r}")
+        totals[pattern] = float(total)
+    return totals
+
+
+def _split_marked_limits(doc: dict[str, Any], count: int) -> None:
+    """Rate limits marked ``cluster: true`` hold the whole service's limit: keep this
+    instance's share (the mark stays, so the next assembly splits the original total again)."""
+    server = doc.get("server")
+    methods = server.get("methods") if isinstance(server, dict) else None
+    if not isinstance(methods, dict):
+        return
+    for rule in methods.values():
+        limit = rule.get("rate_limit") if isinstance(rule, dict) else None
+        if isinstance(limit, dict) and limit.get("cluster") is True:
+            total = limit.get("limit")
+            if isinstance(total, int | float) and not isinstance(total, bool):
+                rule["rate_limit"] = {**limit, "limit": total / count}
+
+
+def _split_cluster_limits(doc: dict[str, Any], totals: Mapping[str, float], count: int) -> None:
+    """Write each pattern's share into ``doc`` in place. Malformed parts of ``doc`` are left for
+    ``GovernanceRules.from_dict`` to report."""
+    server = doc.setdefault("server", {})
+    if not isinstance(server, dict):
+        return
+    methods = server.get("methods")
+    if methods is None:
+        methods = server["methods"] = {}
+    if not isinstance(methods, dict):
+        return
+    for pattern, total in totals.items():
+        share = total / count
+        rule = methods.get(pattern)
+        if rule is None:
+            rule = methods[pattern] = {}
+        if not isinstance(rule, dict):
+            continue
+        limit = rule.get("rate_limit")
+        if limit is None:
+            rule["rate_limit"] = {"algorithm": "token_bucket", "limit": share, "window": 1.0}
+        elif isinstance(limit, dict):
+            rule["rate_limit"] = {**limit, "limit": share, "cluster": False}  # split once

@@ -1,0 +1,1098 @@
+"""One channel for a service name: calls are balanced over its live instances.
+
+``ServiceChannel`` (sync) and ``AioServiceChannel`` (grpc.aio) look like ordinary channels, so generated
+stubs work unchanged::
+
+    channel = ServiceChannel(service="inventory", source=watch_cache, make_channel=tel.channel,
+                             balancer=build_balancer("p2c"))
+    inventory = InventoryStub(channel)
+
+Per call:
+
+1. *Membership.* ``source.instances(service)`` is read; when it is not the very object seen last time
+   the channel reconciles: instances that appeared get an endpoint (a breaker now, a channel from
+   ``make_channel`` on first use), instances that left are retired and their channel is closed once
+   the calls already running on it have finished. A source that returns the same tuple until
+   membership changes (the etcd watch cache does) makes this check one identity test.
+2. *Routing.* When the current OpenTelemetry baggage has ``route_baggage_key`` (default ``group``),
+   the call goes to instances of that group (a canary, say); if there are none it falls back to the
+   default pool (see :func:`telemetry.discovery.balancer.route`).
+3. *Ejection.* Each instance has its own :class:`~telemetry.governance.breaker.CircuitBreaker`; an
+   instance whose breaker does not admit the call is skipped (outlier ejection, as in Envoy and grpc's
+   outlier detection). It comes back through the breaker's own half-open probes and recovery ramp.
+   Only ``failure_codes`` count against an instance; other statuses are the server answering.
+4. *Balancing.* The balancer picks among the admitted instances and is told when each unary call
+   starts and ends (latency, and whether the instance failed it).
+5. *Retries* (unary-unary only). On UNAVAILABLE or RESOURCE_EXHAUSTED -- codes a server or the
+   transport uses for "not processed here" -- the call is retried on a different instance while
+   attempts remain, the caller's timeout has time left (each attempt gets what is left) and the
+   :class:`~telemetry.governance.retry.RetryBudget` grants it, so retries cannot multiply an outage.
+   There is no backoff: the next attempt goes to another instance. ``future()`` does not retry: it
+   delegates to one picked instance and reports the outcome from a done-callback.
+
+Streaming calls pick one instance and are not retried (a request stream cannot be replayed). Their
+outcome feeds the instance's breaker, but neither the balancer nor the breaker's slow-call rate: a
+stream's duration is not a latency.
+
+No instance to call (none registered, all ejected): the call fails with UNAVAILABLE, naming the
+service, without network I/O. ``make_channel`` is ``tel.channel`` / ``tel.aio_channel`` in
+production, so every attempt is traced, counted and governed like any other outgoing call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Collection, Generator, Sequence
+from typing import Any, Generic, Protocol, TypeVar
+
+import grpc
+import grpc.aio
+from opentelemetry import baggage
+
+from telemetry import deadline
+from telemetry.discovery.balancer import Balancer, route
+from telemetry.discovery.instance import Instance
+from telemetry.governance._types import Clock, monotonic
+from telemetry.governance.breaker import BreakerState, CircuitBreaker
+from telemetry.governance.retry import RetryBudget
+from telemetry.governance.rules import DEFAULT_FAILURE_CODES
+from telemetry.rpc._server_common import rpc_error_code
+from telemetry.rpc.client import FailedCall
+
+__all__ = [
+    "RETRY_CODES",
+    "AioServiceChannel",
+    "InstanceSource",
+    "ServiceChannel",
+    "default_breaker",
+    "default_retry_budget",
+]
+
+_log = logging.getLogger(__name__)
+
+RETRY_CODES: frozenset[grpc.StatusCode] = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
+)
+"""Codes retried on another instance."""
+
+_FAILURE_CODES: frozenset[grpc.StatusCode] = frozenset(
+    getattr(grpc.StatusCode, name) for name in DEFAULT_FAILURE_CODES
+)
+_OK = grpc.StatusCode.OK
+_CANCELLED = grpc.StatusCode.CANCELLED
+_UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
+_NEVER_SLOW = 365 * 24 * 3600.0  # the breaker wants a finite slow-call duration
+_MAX_ROUTES = 64  # cached routing results per membership; baggage values are caller-controlled
+
+C = TypeVar("C")
+
+
+class InstanceSource(Protocol):
+    """Where the live instances of a service come from (the etcd watch cache, a static list)."""
+
+    def instances(self, service: str) -> Sequence[Instance]:
+        """The live instances of ``service``. Return the same object while membership is unchanged:
+        channels compare it by identity on every call and reconcile only when it changes."""
+        ...
+
+
+def default_breaker(clock: Clock = monotonic) -> CircuitBreaker:
+    """Per-instance ejection: 5 consecutive failures (or the breaker's default failure rate, 50% of
+    the last 20 calls) eject an instance for 1 s, then its half-open probes and ramp readmit it.
+    Slow calls never eject: slowness is the balancer's to weigh, and a slow method is not a sick
+    instance."""
+    return CircuitBreaker(
+        consecutive_failures=5, open_wait=1.0, slow_call_duration=_NEVER_SLOW, clock=clock
+    )
+
+
+def default_retry_budget(clock: Clock = monotonic) -> RetryBudget:
+    """The governance default: retries up to 10% of calls plus 1 per second (over 10 s)."""
+    return RetryBudget(ratio=0.1, min_per_second=1.0, clock=clock)
+
+
+# -- the shared core: membership, endpoints, routing, picking, outcomes --------------------------
+
+
+class _Endpoint(Generic[C]):
+    """One instance address: its breaker, its channel (made on first use) and multicallables."""
+
+    __slots__ = ("active", "address", "breaker", "callables", "channel", "retired")
+
+    def __init__(self, address: str, breaker: CircuitBreaker) -> None:
+        self.address = address
+        self.breaker = breaker
+        self.channel: C | None = None
+        self.callables: dict[tuple[Any, ...], Any] = {}
+        self.active = 0  # calls running on the channel; a retired channel closes when it reaches 0
+        self.retired = False
+
+    def callable(self, key: tuple[Any, ...]) -> Any:
+        """grpc's multicallable for ``key`` = (kind, method, serializer, deserializer, registered)."""
+        found = self.callables.get(key)
+        if found is None:
+            kind, method, serializer, deserializer, registered = key
+            # A racing thread may build it twice; either copy is fine.
+            found = self.callables[key] = getattr(self.channel, kind)(
+                method, serializer, deserializer, registered
+            )
+        return found
+
+
+class _View(Generic[C]):
+    """One membership snapshot: the source's object, its endpoints, and routing results."""
+
+    __slots__ = ("endpoints", "instances", "routes")
+
+    def __init__(self, instances: Sequence[Instance], endpoints: dict[str, _Endpoint[C]]) -> None:
+        self.instances = instances
+        self.endpoints = endpoints
+        self.routes: dict[str | None, list[Instance]] = {}
+
+
+_Picked = tuple[Instance, _Endpoint[Any]]
+
+
+class _Core(Generic[C]):
+    """Everything but the calls themselves; shared by the sync and aio channels."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        source: InstanceSource,
+        make_channel: Callable[[str], C],
+        close_channel: Callable[[C], None],
+        balancer: Balancer,
+        route_baggage_key: str | None,
+        retry_budget: RetryBudget | None,
+        max_attempts: int,
+        breaker_factory: Callable[[], CircuitBreaker] | None,
+        failure_codes: Collection[grpc.StatusCode],
+        retry_codes: Collection[grpc.StatusCode],
+        clock: Clock,
+    ) -> None:
+        if not service:
+            raise ValueError("service must be a non-empty string")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+        self.service = service
+        self.source = source
+        self.make_channel = make_channel
+        self.close_channel = close_channel
+        self.balancer = balancer
+        self.route_baggage_key = route_baggage_key
+        self.budget = retry_budget if retry_budget is not None else default_retry_budget(clock)
+        self.max_attempts = max_attempts
+        self.breaker_factory = breaker_factory or (lambda: default_breaker(clock))
+        self.failure_codes = frozenset(failure_codes)
+        self.retry_codes = frozenset(retry_codes)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._view: _View[C] = _View((), {})
+        self._draining: set[_Endpoint[C]] = set()  # retired, calls still running
+        self._closed = False
+
+    # -- membership ------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def view(self) -> _View[C]:
+        if self._closed:
+            raise ValueError("Cannot invoke RPC on closed channel!")  # grpc's own wording
+        current = self.source.instances(self.service)
+        view = self._view
+        return view if current is view.instances else self._reconcile(current)
+
+    def _reconcile(self, current: Sequence[Instance]) -> _View[C]:
+        to_close: list[C] = []
+        with self._lock:
+            old = self._view
+            if current is old.instances:
+                return old
+            endpoints: dict[str, _Endpoint[C]] = {}
+            for instance in current:
+                address = instance.address
+                if address not in endpoints:
+                    endpoint = old.endpoints.get(address)
+                    endpoints[address] = endpoint or _Endpoint(address, self.breaker_factory())
+            for address, endpoint in old.endpoints.items():
+                if address not in endpoints:
+                    endpoint.retired = True
+                    if endpoint.active:
+                        self._draining.add(endpoint)
+                    elif endpoint.channel is not None:
+                        to_close.append(endpoint.channel)
+                        endpoint.channel = None
+            view = self._view = _View(current, endpoints)
+        for channel in to_close:
+            self.close_quietly(channel)
+        return view
+
+    def close_quietly(self, channel: C) -> None:
+        try:
+            self.close_channel(channel)
+        except Exception:
+            _log.exception("closing the channel of a removed %s instance failed", self.service)
+
+    def close(self) -> list[C]:
+        """Mark closed; the channels to close (running calls on them are cancelled)."""
+        with self._lock:
+            self._closed = True
+            endpoints = [*self._view.endpoints.values(), *self._draining]
+            self._view = _View((), {})
+            self._draining.clear()
+            channels: list[C] = []
+            for endpoint in endpoints:
+                endpoint.retired = True
+                if endpoint.channel is not None:
+                    channels.append(endpoint.channel)
+                    endpoint.channel = None
+        return channels
+
+    def channels(self, *, create: bool = False) -> list[C]:
+        """The channels of current instances (made now for all of them when ``create``)."""
+        view = self.view() if create else self._view
+        with self._lock:
+            if create:
+                for endpoint in view.endpoints.values():
+                    if endpoint.channel is None and not endpoint.retired:
+                        endpoint.channel = self.make_channel(endpoint.address)
+            return [e.channel for e in view.endpoints.values() if e.channel is not None]
+
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        return {address: e.breaker for address, e in self._view.endpoints.items()}
+
+    # -- routing and picking ---------------------------------------------------------------------
+
+    def route_group(self) -> str | None:
+        """The routing group asked for by the current baggage, if any."""
+        key = self.route_baggage_key
+        if key is None:
+            return None
+        value = baggage.get_baggage(key)
+        return str(value) if value else None
+
+    def _candidates(self, view: _View[C], group: str | None) -> list[Instance]:
+        routes = view.routes
+        pool = routes.get(group)
+        if pool is None:
+            pool = route(view.instances, group=group, metadata=None)
+            if group is not None and not pool:
+                # Nothing in that group (a canary gone): the default pool serves the call.
+                pool = route(view.instances, group=None, metadata=None)
+            if len(routes) >= _MAX_ROUTES:
+                routes.clear()
+            routes[group] = pool
+        return pool
+
+    def pick(self, view: _View[C], group: str | None, exclude: Collection[str] = ()) -> _Picked | None:
+        """An instance whose breaker admits the call, its endpoint acquired; None when none is."""
+        candidates = self._candidates(view, group)
+        if exclude:
+            candidates = [c for c in candidates if c.address not in exclude]
+        while candidates:
+            instance = self.balancer.pick(candidates)
+            endpoint = view.endpoints[instance.address]
+            if endpoint.breaker.try_acquire():
+                if self._acquire(endpoint):
+                    return instance, endpoint
+                endpoint.breaker.on_ignored()  # removed meanwhile: hand back a probe permit
+            # Ejected (or removed): the others share the call.
+            address = instance.address
+            candidates = [c for c in candidates if c.address != address]
+        return None
+
+    def pick_retry(self, view: _View[C], group: str | None, tried: Collection[str]) -> _Picked | None:
+        """Another instance for a retry, if one is admitted and the retry budget allows."""
+        if self.budget.available <= 0:  # ask first: a pick advances round-robin and spends probes
+            return None
+        picked = self.pick(view, group, tried)
+        if picked is None:
+            return None
+        if not self.budget.try_spend():  # spent by another call meanwhile
+            picked[1].breaker.on_ignored()
+            self._release(picked[1])
+            return None
+        return picked
+
+    def may_retry(self, code: Any, attempt: int, give_up_at: float | None) -> bool:
+        if code not in self.retry_codes or attempt >= self.max_attempts:
+            return False
+        if give_up_at is not None and self.clock() >= give_up_at:
+            return False
+        left = deadline.remaining()  # the chain deadline of the call being served, if any
+        return left is None or left > 0
+
+    def unavailable_details(self, view: _View[C]) -> str:
+        if not view.instances:
+            return f"no instances of service {self.service!r}"
+        return f"no available instance of service {self.service!r}: all are ejected by their breakers"
+
+    def _acquire(self, endpoint: _Endpoint[C]) -> bool:
+        with self._lock:
+            if endpoint.retired:
+                return False
+            if endpoint.channel is None:
+                endpoint.channel = self.make_channel(endpoint.address)
+            endpoint.active += 1
+            return True
+
+    def _release(self, endpoint: _Endpoint[C]) -> None:
+        channel = None
+        with self._lock:
+            endpoint.active -= 1
+            if endpoint.retired and endpoint.active == 0 and endpoint.channel is not None:
+                channel, endpoint.channel = endpoint.channel, None
+                self._draining.discard(endpoint)
+        if channel is not None:
+            self.close_quietly(channel)
+
+    # -- outcomes --------------------------------------------------------------------------------
+
+    def started(self, instance: Instance) -> None:
+        try:
+            self.balancer.on_start(instance)
+        except Exception:
+            _log.exception("balancer on_start failed")
+
+    def finish(
+        self,
+        instance: Instance,
+        endpoint: _Endpoint[Any],
+        code: Any,
+        latency: float,
+        *,
+        streamed: bool = False,
+    ) -> None:
+        """Report one attempt's outcome (``code`` None: no status, e.g. a local exception)."""
+        try:
+            breaker = endpoint.breaker
+            failed = code in self.failure_codes
+            if failed:
+                breaker.on_failure(0.0 if streamed else latency)
+            elif code is None or code is _CANCELLED:
+                breaker.on_ignored()  # says nothing about the instance
+            else:
+                breaker.on_success(0.0 if streamed else latency)
+            if not streamed:
+                try:
+                    self.balancer.on_done(instance, latency, not failed)
+                except Exception:
+                    _log.exception("balancer on_done failed")
+        finally:
+            self._release(endpoint)
+
+
+def _key(kind: str, method: str, serializer: Any, deserializer: Any, registered: Any) -> tuple[Any, ...]:
+    return (kind, method, serializer, deserializer, registered)
+
+
+def _status(call: Any) -> Any:
+    """The status of a finished sync call or future (None if it cannot tell)."""
+    try:
+        return call.code()
+    except Exception:
+        return None
+
+
+# -- sync ------------------------------------------------------------------------------------------
+
+
+class _SyncMulticallable:
+    __slots__ = ("_core", "_key")
+
+    def __init__(self, core: _Core[grpc.Channel], key: tuple[Any, ...]) -> None:
+        self._core = core
+        self._key = key
+
+    def _single(
+        self, request: Any, timeout: Any, metadata: Any, options: Any, *, future: bool, streamed: bool
+    ) -> Any:
+        """A non-blocking call on one picked instance (a future or a response stream), reported when
+        it is done; with no instance, a finished, failed call (grpc's shape for a failed call)."""
+        core = self._core
+        view = core.view()
+        picked = core.pick(view, core.route_group())
+        if picked is None:
+            return FailedCall(_UNAVAILABLE, core.unavailable_details(view))
+        instance, endpoint = picked
+        if not streamed:
+            core.budget.on_call()
+            core.started(instance)
+        clock = core.clock
+        start = clock()
+        try:
+            target = endpoint.callable(self._key)
+            call = (target.future if future else target)(
+                request, timeout=timeout, metadata=metadata, **options
+            )
+        except BaseException:
+            core.finish(instance, endpoint, None, clock() - start, streamed=streamed)
+            raise
+        call.add_done_callback(
+            lambda done: core.finish(
+                instance, endpoint, _status(done), clock() - start, streamed=streamed
+            )
+        )
+        return call
+
+
+class _SyncUnaryUnary(_SyncMulticallable):
+    """``__call__`` / ``with_call`` retry on another instance; ``future`` is a single attempt."""
+
+    __slots__ = ()
+
+    def __call__(
+        self, request: Any, timeout: float | None = None, metadata: Any = None, **options: Any
+    ) -> Any:
+        return self.with_call(request, timeout, metadata, **options)[0]
+
+    def with_call(
+        self, request: Any, timeout: float | None = None, metadata: Any = None, **options: Any
+    ) -> tuple[Any, Any]:
+        core = self._core
+        clock = core.clock
+        give_up_at = None if timeout is None else clock() + timeout
+        view = core.view()
+        group = core.route_group()
+        picked = core.pick(view, group)
+        if picked is None:
+            raise FailedCall(_UNAVAILABLE, core.unavailable_details(view))
+        core.budget.on_call()
+        tried: list[str] = []
+        attempt = 1
+        while True:
+            instance, endpoint = picked
+            core.started(instance)
+            start = clock()
+            try:
+                response, call = endpoint.callable(self._key).with_call(
+                    request, timeout=timeout, metadata=metadata, **options
+                )
+            except grpc.RpcError as error:
+                code = rpc_error_code(error)
+                core.finish(instance, endpoint, code, clock() - start)
+                if not core.may_retry(code, attempt, give_up_at):
+                    raise
+                tried.append(endpoint.address)
+                retry = core.pick_retry(view, group, tried)
+                if retry is None:
+                    raise
+                picked = retry
+                attempt += 1
+                if give_up_at is not None:
+                    timeout = give_up_at - clock()
+                continue
+            except BaseException:
+                core.finish(instance, endpoint, None, clock() - start)
+                raise
+            core.finish(instance, endpoint, _OK, clock() - start)
+            return response, call
+
+    def future(
+        self, request: Any, timeout: float | None = None, metadata: Any = None, **options: Any
+    ) -> Any:
+        return self._single(request, timeout, metadata, options, future=True, streamed=False)
+
+
+class _SyncUnaryStream(_SyncMulticallable):
+    __slots__ = ()
+
+    def __call__(
+        self, request: Any, timeout: float | None = None, metadata: Any = None, **options: Any
+    ) -> Any:
+        return self._single(request, timeout, metadata, options, future=False, streamed=True)
+
+
+class _SyncStreamUnary(_SyncMulticallable):
+    __slots__ = ()
+
+    def __call__(
+        self, request_iterator: Any, timeout: float | None = None, metadata: Any = None, **options: Any
+    ) -> Any:
+        return self.with_call(request_iterator, timeout, metadata, **options)[0]
+
+    def with_call(
+        self, request_iterator: Any, timeout: float | None = None, metadata: Any = None, **options: Any
+    ) -> tuple[Any, Any]:
+        core = self._core
+        view = core.view()
+        picked = core.pick(view, core.route_group())
+        if picked is None:
+            raise FailedCall(_UNAVAILABLE, core.unavailable_details(view))
+        instance, endpoint = picked
+        code = None
+        try:
+            response, call = endpoint.callable(self._key).with_call(
+                request_iterator, timeout=timeout, metadata=metadata, **options
+            )
+            code = _OK
+        except grpc.RpcError as error:
+            code = rpc_error_code(error)
+            raise
+        finally:
+            core.finish(instance, endpoint, code, 0.0, streamed=True)
+        return response, call
+
+    def future(
+        self, request_iterator: Any, timeout: float | None = None, metadata: Any = None, **options: Any
+    ) -> Any:
+        return self._single(request_iterator, timeout, metadata, options, future=True, streamed=True)
+
+
+class ServiceChannel(grpc.Channel):
+    """A sync channel for a service name, balanced over its instances (see the module docstring).
+
+    ``subscribe`` / ``unsubscribe`` are no-ops: connectivity belongs to the per-instance channels.
+    """
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        source: InstanceSource,
+        make_channel: Callable[[str], grpc.Channel],
+        balancer: Balancer,
+        route_baggage_key: str | None = "group",
+        retry_budget: RetryBudget | None = None,
+        max_attempts: int = 3,
+        breaker_factory: Callable[[], CircuitBreaker] | None = None,
+        failure_codes: Collection[grpc.StatusCode] = _FAILURE_CODES,
+        retry_codes: Collection[grpc.StatusCode] = RETRY_CODES,
+        clock: Clock = monotonic,
+    ) -> None:
+        """``retry_budget`` None: :func:`default_retry_budget`; ``breaker_factory`` None:
+        :func:`default_breaker`; ``max_attempts`` counts the first attempt (1 disables retries)."""
+        self._core: _Core[grpc.Channel] = _Core(
+            service=service,
+            source=source,
+            make_channel=make_channel,
+            close_channel=lambda channel: channel.close(),
+            balancer=balancer,
+            route_baggage_key=route_baggage_key,
+            retry_budget=retry_budget,
+            max_attempts=max_attempts,
+            breaker_factory=breaker_factory,
+            failure_codes=failure_codes,
+            retry_codes=retry_codes,
+            clock=clock,
+        )
+
+    @property
+    def service(self) -> str:
+        return self._core.service
+
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        """The breaker of each current instance, by address (an ejected one is not admitting)."""
+        return self._core.breakers()
+
+    def ejected(self) -> list[str]:
+        """Addresses of current instances whose breaker is open (a plain read of each state)."""
+        return [a for a, b in self._core.breakers().items() if b.state is not BreakerState.CLOSED]
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: Any = False,
+    ) -> Any:
+        key = _key("unary_unary", method, request_serializer, response_deserializer, _registered_method)
+        return _SyncUnaryUnary(self._core, key)
+
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: Any = False,
+    ) -> Any:
+        key = _key("unary_stream", method, request_serializer, response_deserializer, _registered_method)
+        return _SyncUnaryStream(self._core, key)
+
+    def stream_unary(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: Any = False,
+    ) -> Any:
+        key = _key("stream_unary", method, request_serializer, response_deserializer, _registered_method)
+        return _SyncStreamUnary(self._core, key)
+
+    def stream_stream(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: Any = False,
+    ) -> Any:
+        key = _key(
+            "stream_stream", method, request_serializer, response_deserializer, _registered_method
+        )
+        return _SyncUnaryStream(self._core, key)  # the same shape: one request object, a stream out
+
+    def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
+        pass
+
+    def unsubscribe(self, callback: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        """Close every instance channel; running calls are cancelled, later calls raise ValueError."""
+        for channel in self._core.close():
+            self._core.close_quietly(channel)
+
+    def __enter__(self) -> ServiceChannel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- grpc.aio --------------------------------------------------------------------------------------
+
+# Report tasks of aio streams: referenced until done, or the loop may collect them mid-flight.
+_pending: set[asyncio.Task[None]] = set()
+
+
+def _aio_error(code: Any, details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(
+        code,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(),
+        details,
+        f"refused locally by telemetry: {code.name}: {details}",
+    )
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark the task's exception as seen: the caller gets it by awaiting the call, or not at all
+    (a call nobody awaits), and asyncio should not log it either way."""
+    if not task.cancelled():
+        task.exception()
+
+
+class _AioUnaryCall(grpc.aio.UnaryUnaryCall):
+    """What a balanced aio unary-unary call returns. The attempts run in a task started at once (grpc.aio
+    calls start when made, not when awaited); awaiting gives the response or the last attempt's error,
+    and ``code()`` / ``details()`` / metadata are those of the last attempt."""
+
+    def __init__(
+        self,
+        core: _Core[grpc.aio.Channel],
+        key: tuple[Any, ...],
+        request: Any,
+        timeout: float | None,
+        metadata: Any,
+        options: dict[str, Any],
+    ) -> None:
+        self._core = core
+        self._attempt: Any = None  # the current attempt's grpc.aio call
+        self._local: grpc.aio.AioRpcError | None = None  # refused before any attempt
+        self._give_up_at = None if timeout is None else core.clock() + timeout
+        group = core.route_group()  # read now: the caller's baggage
+        task = asyncio.get_running_loop().create_task(
+            self._run(key, request, timeout, metadata, options, group)
+        )
+        task.add_done_callback(_retrieve)
+        self._task = task
+
+    async def _run(
+        self,
+        key: tuple[Any, ...],
+        request: Any,
+        timeout: float | None,
+        metadata: Any,
+        options: dict[str, Any],
+        group: str | None,
+    ) -> Any:
+        core = self._core
+        clock = core.clock
+        view = core.view()
+        picked = core.pick(view, group)
+        if picked is None:
+            self._local = _aio_error(_UNAVAILABLE, core.unavailable_details(view))
+            raise self._local
+        core.budget.on_call()
+        tried: list[str] = []
+        attempt = 1
+        while True:
+            instance, endpoint = picked
+            core.started(instance)
+            start = clock()
+            try:
+                call = self._attempt = endpoint.callable(key)(
+                    request, timeout=timeout, metadata=metadata, **options
+                )
+                response = await call
+            except grpc.RpcError as error:
+                code = rpc_error_code(error)
+                core.finish(instance, endpoint, code, clock() - start)
+                if not core.may_retry(code, attempt, self._give_up_at):
+                    raise
+                tried.append(endpoint.address)
+                retry = core.pick_retry(view, group, tried)
+                if retry is None:
+                    raise
+                picked = retry
+                attempt += 1
+                if self._give_up_at is not None:
+                    timeout = self._give_up_at - clock()
+                continue
+            except BaseException:  # cancelled included: it says nothing about the instance
+                core.finish(instance, endpoint, None, clock() - start)
+                raise
+            core.finish(instance, endpoint, _OK, clock() - start)
+            return response
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._task.__await__()
+
+    async def _settled(self) -> Any:
+        """The call that decided the outcome (None: refused locally or failed before any attempt)."""
+        if not self._task.done():
+            await asyncio.wait((self._task,))
+        return None if self._local is not None else self._attempt
+
+    async def code(self) -> grpc.StatusCode:
+        attempt = await self._settled()
+        if self._local is not None:
+            return self._local.code()
+        if attempt is None:
+            return _CANCELLED if self._task.cancelled() else grpc.StatusCode.UNKNOWN
+        return await attempt.code()
+
+    async def details(self) -> str:
+        attempt = await self._settled()
+        if self._local is not None:
+            return str(self._local.details())
+        return "" if attempt is None else str(await attempt.details())
+
+    async def initial_metadata(self) -> Any:
+        attempt = await self._settled()
+        return grpc.aio.Metadata() if attempt is None else await attempt.initial_metadata()
+
+    async def trailing_metadata(self) -> Any:
+        attempt = await self._settled()
+        return grpc.aio.Metadata() if attempt is None else await attempt.trailing_metadata()
+
+    async def wait_for_connection(self) -> None:
+        """Waits for the whole call (attempts may move between instances)."""
+        await self._settled()
+
+    def cancel(self) -> bool:
+        if self._task.done():
+            return False
+        if self._attempt is not None:
+            self._attempt.cancel()
+        return self._task.cancel()
+
+    def cancelled(self) -> bool:
+        return self._task.cancelled()
+
+    def done(self) -> bool:
+        return self._task.done()
+
+    def time_remaining(self) -> float | None:
+        if self._give_up_at is None:
+            return None
+        return max(0.0, self._give_up_at - self._core.clock())
+
+    def add_done_callback(self, callback: Any) -> None:
+        self._task.add_done_callback(lambda _task: callback(self))
+
+
+class _FailedAioCall(grpc.aio.UnaryStreamCall, grpc.aio.StreamUnaryCall, grpc.aio.StreamStreamCall):
+    """A streaming call refused before it reached the network: reads, writes and awaits raise."""
+
+    def __init__(self, error: grpc.aio.AioRpcError) -> None:
+        self._error = error
+
+    async def _fail(self) -> Any:
+        raise self._error
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._fail().__await__()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        raise self._error
+
+    async def read(self) -> Any:
+        raise self._error
+
+    async def write(self, request: Any) -> None:
+        raise self._error
+
+    async def done_writing(self) -> None:
+        raise self._error
+
+    async def wait_for_connection(self) -> None:
+        raise self._error
+
+    async def code(self) -> grpc.StatusCode:
+        return self._error.code()
+
+    async def details(self) -> str:
+        return str(self._error.details())
+
+    async def initial_metadata(self) -> Any:
+        return grpc.aio.Metadata()
+
+    async def trailing_metadata(self) -> Any:
+        return grpc.aio.Metadata()
+
+    def cancel(self) -> bool:
+        return False
+
+    def cancelled(self) -> bool:
+        return False
+
+    def done(self) -> bool:
+        return True
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    def add_done_callback(self, callback: Any) -> None:
+        callback(self)
+
+
+class _AioUnaryUnary:
+    __slots__ = ("_core", "_key")
+
+    def __init__(self, core: _Core[grpc.aio.Channel], key: tuple[Any, ...]) -> None:
+        self._core = core
+        self._key = key
+
+    def __call__(
+        self,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: Any = None,
+        **options: Any,
+    ) -> _AioUnaryCall:
+        return _AioUnaryCall(self._core, self._key, request, timeout, metadata, options)
+
+
+class _AioStreaming:
+    """Streaming kinds: one picked instance, no retry; the outcome feeds its breaker when done."""
+
+    __slots__ = ("_core", "_key")
+
+    def __init__(self, core: _Core[grpc.aio.Channel], key: tuple[Any, ...]) -> None:
+        self._core = core
+        self._key = key
+
+    def __call__(
+        self,
+        request: Any = None,
+        *,
+        timeout: float | None = None,
+        metadata: Any = None,
+        **options: Any,
+    ) -> Any:
+        core = self._core
+        view = core.view()
+        picked = core.pick(view, core.route_group())
+        if picked is None:
+            return _FailedAioCall(_aio_error(_UNAVAILABLE, core.unavailable_details(view)))
+        instance, endpoint = picked
+        try:
+            call = endpoint.callable(self._key)(request, timeout=timeout, metadata=metadata, **options)
+        except BaseException:
+            core.finish(instance, endpoint, None, 0.0, streamed=True)
+            raise
+
+        async def report() -> None:
+            code = None
+            try:
+                code = await call.code()
+            except Exception:
+                _log.debug("no status for a %s stream", core.service, exc_info=True)
+            finally:
+                core.finish(instance, endpoint, code, 0.0, streamed=True)
+
+        def done(_call: Any) -> None:
+            # The status is only readable by awaiting; the call is done, so this returns at once.
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not called from the loop: release without a verdict
+                core.finish(instance, endpoint, None, 0.0, streamed=True)
+                return
+            task = loop.create_task(report())
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
+
+        call.add_done_callback(done)
+        return call
+
+
+_STATE_ORDER = (
+    grpc.ChannelConnectivity.READY,
+    grpc.ChannelConnectivity.CONNECTING,
+    grpc.ChannelConnectivity.IDLE,
+    grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+    grpc.ChannelConnectivity.SHUTDOWN,
+)
+
+
+class AioServiceChannel(grpc.aio.Channel):
+    """A grpc.aio channel for a service name, balanced over its instances (see the module docstring).
+
+    Connectivity is the best state among the instance channels (READY if any is, as grpc's
+    ``round_robin`` reports it); IDLE before any exists.
+    """
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        source: InstanceSource,
+        make_channel: Callable[[str], grpc.aio.Channel],
+        balancer: Balancer,
+        route_baggage_key: str | None = "group",
+        retry_budget: RetryBudget | None = None,
+        max_attempts: int = 3,
+        breaker_factory: Callable[[], CircuitBreaker] | None = None,
+        failure_codes: Collection[grpc.StatusCode] = _FAILURE_CODES,
+        retry_codes: Collection[grpc.StatusCode] = RETRY_CODES,
+        clock: Clock = monotonic,
+    ) -> None:
+        """The same arguments as :class:`ServiceChannel`, with grpc.aio channels."""
+        self._closing: set[asyncio.Task[None]] = set()
+        self._core: _Core[grpc.aio.Channel] = _Core(
+            service=service,
+            source=source,
+            make_channel=make_channel,
+            close_channel=self._close_later,
+            balancer=balancer,
+            route_baggage_key=route_baggage_key,
+            retry_budget=retry_budget,
+            max_attempts=max_attempts,
+            breaker_factory=breaker_factory,
+            failure_codes=failure_codes,
+            retry_codes=retry_codes,
+            clock=clock,
+        )
+
+    def _close_later(self, channel: grpc.aio.Channel) -> None:
+        """Retired channels close in a task: reconciling happens inside a (sync) pick."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (not from a call): nothing can be running on it
+            return
+        task = loop.create_task(channel.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    @property
+    def service(self) -> str:
+        return self._core.service
+
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        """The breaker of each current instance, by address."""
+        return self._core.breakers()
+
+    def ejected(self) -> list[str]:
+        """Addresses of current instances whose breaker is open (a plain read of each state)."""
+        return [a for a, b in self._core.breakers().items() if b.state is not BreakerState.CLOSED]
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: Any = False,
+    ) -> Any:
+        key = _key("unary_unary", method, request_serializer, response_deserializer, _registered_method)
+        return _AioUnaryUnary(self._core, key)
+
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: Any = False,
+    ) -> Any:
+        key = _key("unary_stream", method, request_serializer, response_deserializer, _registered_method)
+        return _AioStreaming(self._core, key)
+
+    def stream_unary(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: Any = False,
+    ) -> Any:
+        key = _key("stream_unary", method, request_serializer, response_deserializer, _registered_method)
+        return _AioStreaming(self._core, key)
+
+    def stream_stream(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: Any = False,
+    ) -> Any:
+        key = _key(
+            "stream_stream", method, request_serializer, response_deserializer, _registered_method
+        )
+        return _AioStreaming(self._core, key)
+
+    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
+        if self._core.closed:
+            return grpc.ChannelConnectivity.SHUTDOWN
+        channels = self._core.channels(create=try_to_connect)
+        states = {channel.get_state(try_to_connect) for channel in channels}
+        for state in _STATE_ORDER:
+            if state in states:
+                return state
+        return grpc.ChannelConnectivity.IDLE
+
+    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
+        while self.get_state() == last_observed_state:
+            channels = self._core.channels()
+            if not channels:
+                await asyncio.sleep(0.05)  # nothing to watch until a call or channel_ready makes one
+                continue
+            waits = [
+                asyncio.ensure_future(channel.wait_for_state_change(channel.get_state()))
+                for channel in channels
+            ]
+            try:
+                # Bounded: membership may change while we wait.
+                await asyncio.wait(waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
+
+    async def channel_ready(self) -> None:
+        """Wait until some instance channel is READY (connecting to every current instance)."""
+        while True:
+            state = self.get_state(try_to_connect=True)
+            if state == grpc.ChannelConnectivity.READY:
+                return
+            await self.wait_for_state_change(state)
+
+    async def close(self, grace: float | None = None) -> None:
+        """Close every instance channel (running calls are cancelled after ``grace``)."""
+        channels = self._core.close()
+        await asyncio.gather(
+            *(channel.close(grace) for channel in channels), *self._closing, return_exceptions=True
+        )
+
+    async def __aenter__(self) -> AioServiceChannel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close(None)

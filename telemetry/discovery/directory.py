@@ -1,0 +1,115 @@
+"""The local view of the registry: which instances each service has, kept current by a watch.
+
+:class:`ServiceDirectory` mirrors ``/services/`` through a :class:`PrefixWatcher` and answers
+``instances(service)`` from memory (no etcd call on the request path). When etcd is unreachable
+the last known instances stay in use; with ``cache_file`` the view is also written to disk after
+each change and read back at start, so a process restarted during an etcd outage still finds its
+peers. Malformed entries are skipped with a log line naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from telemetry.config import ConfigError
+from telemetry.discovery.etcd import EtcdClient
+from telemetry.discovery.instance import SERVICES_PREFIX, Instance
+from telemetry.discovery.watch import PrefixWatcher
+
+__all__ = ["ServiceDirectory"]
+
+_log = logging.getLogger("telemetry.discovery")
+
+
+class ServiceDirectory:
+    def __init__(self, client: EtcdClient, *, cache_file: str | Path | None = None) -> None:
+        self._cache_file = Path(cache_file) if cache_file else None
+        self._by_service: dict[str, tuple[Instance, ...]] = {}
+        self._version = 0
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+        initial = self._load_cache()
+        self._watcher = PrefixWatcher(client, SERVICES_PREFIX, initial=initial)
+        if initial:
+            self._rebuild(initial)
+        self._watcher.add_listener(self._on_change)
+
+    def start(self) -> ServiceDirectory:
+        self._watcher.start()
+        return self
+
+    def stop(self) -> None:
+        self._watcher.stop()
+
+    def wait_synced(self, timeout: float) -> bool:
+        return self._watcher.wait_synced(timeout)
+
+    # -- InstanceSource -----------------------------------------------------------------------
+
+    def instances(self, service: str) -> tuple[Instance, ...]:
+        return self._by_service.get(service, ())
+
+    @property
+    def version(self) -> int:
+        """Incremented on every change: a cheap "has membership changed" check."""
+        return self._version
+
+    def services(self) -> dict[str, tuple[Instance, ...]]:
+        return dict(self._by_service)
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Called (from the watch thread) after every change."""
+        self._listeners.append(listener)
+
+    # -- updates ------------------------------------------------------------------------------
+
+    def _on_change(self, state: Mapping[str, bytes], revision: int) -> None:
+        self._rebuild(state)
+        self._save_cache(state)
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:
+                _log.exception("directory listener failed")
+
+    def _rebuild(self, state: Mapping[str, bytes]) -> None:
+        by_service: dict[str, list[Instance]] = {}
+        for key, value in state.items():
+            service, _, instance_id = key[len(SERVICES_PREFIX) :].partition("/")
+            try:
+                instance = Instance.from_json(service, instance_id, value)
+            except ConfigError as exc:
+                _log.warning("skipping registry entry %s: %s", key, exc)
+                continue
+            by_service.setdefault(service, []).append(instance)
+        with self._lock:
+            old = self._by_service
+            fresh = {s: tuple(sorted(i, key=lambda x: x.id)) for s, i in by_service.items()}
+            # Unchanged services keep their very tuple: channels detect change by identity.
+            self._by_service = {s: old[s] if old.get(s) == t else t for s, t in fresh.items()}
+            self._version += 1
+
+    def _load_cache(self) -> dict[str, bytes]:
+        if self._cache_file is None or not self._cache_file.exists():
+            return {}
+        try:
+            data = json.loads(self._cache_file.read_text())
+            return {str(k): str(v).encode() for k, v in data.items()}
+        except (OSError, ValueError, AttributeError) as exc:
+            _log.warning("ignoring discovery cache %s: %s", self._cache_file, exc)
+            return {}
+
+    def _save_cache(self, state: Mapping[str, bytes]) -> None:
+        if self._cache_file is None:
+            return
+        tmp = self._cache_file.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps({k: v.decode() for k, v in state.items()}, sort_keys=True))
+            os.replace(tmp, self._cache_file)  # atomic: a crash never leaves half a file
+        except OSError as exc:
+            _log.warning("cannot write discovery cache %s: %s", self._cache_file, exc)

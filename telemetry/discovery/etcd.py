@@ -1,0 +1,359 @@
+"""A small etcd v3 adapter: the few KV, lease and watch calls discovery and live rules need.
+
+It speaks etcd's gRPC API through the generated stubs of ``etcd-sdk-python`` (import ``pyetcd``:
+native protobuf, unlike the abandoned ``etcd3``, which needs the 160-320x slower pure-Python
+protobuf). Its client class is not used: it marks an endpoint failed for 300 s after one error and
+its watches never resume, both wrong for a registry that must ride out etcd restarts. Here every
+call has a timeout, fails over across the configured endpoints, and raises :class:`EtcdError` (never
+a raw ``grpc.RpcError``), and a username/password token is fetched lazily and renewed when etcd
+says it expired, so a client can be built while etcd is down. Swap this module to use another client.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+
+from telemetry.config import ConfigError
+
+__all__ = ["EtcdClient", "EtcdConfig", "EtcdError", "KeyValue", "WatchBatch", "WatchStream"]
+
+_T = TypeVar("_T")
+_FAILOVER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+class EtcdError(Exception):
+    """etcd could not be reached or refused the request."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EtcdConfig:
+    endpoints: tuple[str, ...] = ("127.0.0.1:2379",)
+    """``host:port`` of each cluster member; calls fail over between them."""
+    username: str | None = None
+    password: str | None = None
+    ca_cert: str | None = None
+    """PEM file: connect with TLS, trusting this CA."""
+    cert: str | None = None
+    """PEM client certificate (mutual TLS), with ``key``."""
+    key: str | None = None
+    timeout: float = 2.0
+    """Seconds for each call (a watch stream is not bounded)."""
+
+    def __post_init__(self) -> None:
+        if not self.endpoints:
+            raise ConfigError("etcd.endpoints: at least one host:port is needed")
+        for endpoint in self.endpoints:
+            host, sep, port = endpoint.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ConfigError(f"etcd.endpoints: {endpoint!r} is not host:port")
+        if (self.username is None) != (self.password is None):
+            raise ConfigError("etcd.username: username and password go together")
+        if (self.cert is None) != (self.key is None):
+            raise ConfigError("etcd.cert: cert and key go together")
+        if self.cert is not None and self.ca_cert is None:
+            raise ConfigError("etcd.ca_cert: a client certificate needs TLS (ca_cert)")
+        if not self.timeout > 0:
+            raise ConfigError(f"etcd.timeout: must be > 0, got {self.timeout!r}")
+
+    @classmethod
+    def from_env(cls, environ: Any = None, **overrides: Any) -> EtcdConfig:
+        """``ETCD_ENDPOINTS`` (comma-separated), ``ETCD_USERNAME``, ``ETCD_PASSWORD``,
+        ``ETCD_CA_CERT``, ``ETCD_CERT``, ``ETCD_KEY``, ``ETCD_TIMEOUT``; keywords win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if env.get("ETCD_ENDPOINTS"):
+            values["endpoints"] = tuple(e.strip() for e in env["ETCD_ENDPOINTS"].split(",") if e.strip())
+        for name in ("username", "password", "ca_cert", "cert", "key"):
+            if env.get(f"ETCD_{name.upper()}"):
+                values[name] = env[f"ETCD_{name.upper()}"]
+        if env.get("ETCD_TIMEOUT"):
+            try:
+                values["timeout"] = float(env["ETCD_TIMEOUT"])
+            except ValueError:
+                raise ConfigError(f"ETCD_TIMEOUT: not a number: {env['ETCD_TIMEOUT']!r}") from None
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: str
+    value: bytes
+    mod_revision: int
+    lease: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchBatch:
+    """One watch response: changes (``value`` None for a delete) up to ``revision``."""
+
+    revision: int
+    changes: tuple[tuple[str, bytes | None, int], ...]
+    """(key, value or None when deleted, mod_revision)."""
+    compacted: int = 0
+    """Non-zero: the start revision was compacted away; resynchronise from a full read."""
+
+
+def _prefix_end(prefix: bytes) -> bytes:
+    """etcd's range_end for "every key starting with prefix"."""
+    end = bytearray(prefix)
+    for i in reversed(range(len(end))):
+        if end[i] < 0xFF:
+            end[i] += 1
+            return bytes(end[: i + 1])
+    return b"\0"
+
+
+class EtcdClient:
+    """Thread-safe; cheap to build (connects lazily). ``close()`` when done."""
+
+    def __init__(self, config: EtcdConfig | None = None) -> None:
+        from pyetcd import etcdrpc  # the optional "etcd" extra
+
+        self._rpc = etcdrpc
+        self.config = config or EtcdConfig()
+        credentials = self._credentials()
+        # grpc's default reconnect backoff grows to 120 s: after a long etcd outage watches and
+        # registrations would come back minutes late. Cap it at 2 s.
+        options = [
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+        ]
+        self._channels = [
+            grpc.secure_channel(e, credentials, options=options)
+            if credentials
+            else grpc.insecure_channel(e, options=options)
+            for e in self.config.endpoints
+        ]
+        self._current = 0
+        self._token: tuple[tuple[str, str], ...] | None = None
+        self._lock = threading.Lock()
+
+    def _credentials(self) -> grpc.ChannelCredentials | None:
+        cfg = self.config
+        if cfg.ca_cert is None:
+            return None
+
+        def read(path: str | None) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                return Path(path).read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"etcd: cannot read {path}: {exc}") from None
+
+        return grpc.ssl_channel_credentials(read(cfg.ca_cert), read(cfg.key), read(cfg.cert))
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _call(self, stub_name: str, method: str, request: Any, timeout: float | None = None) -> Any:
+        """One unary call with failover across endpoints and one token renewal."""
+        renewed = False
+        attempts = len(self._channels)
+        while True:
+            index = self._current
+            stub = getattr(self._rpc, stub_name)(self._channels[index])
+            try:
+                return getattr(stub, method)(
+                    request, timeout=timeout or self.config.timeout, metadata=self._metadata()
+                )
+            except grpc.RpcError as exc:
+                code = exc.code()
+                details = exc.details() or ""
+                if "auth token" in details and not renewed and self.config.username:
+                    renewed = True
+                    self._token = None
+                    continue
+                if code in _FAILOVER_CODES and attempts > 1:
+                    attempts -= 1
+                    with self._lock:
+                        if self._current == index:
+                            self._current = (index + 1) % len(self._channels)
+                    continue
+                raise EtcdError(f"etcd {method}: {code.name}: {details}") from None
+
+    def _metadata(self) -> tuple[tuple[str, str], ...] | None:
+        if self.config.username is None:
+            return None
+        if self._token is None:
+            request = self._rpc.AuthenticateRequest(
+                name=self.config.username, password=self.config.password
+            )
+            stub = self._rpc.AuthStub(self._channels[self._current])
+            try:
+                response = stub.Authenticate(request, timeout=self.config.timeout)
+            except grpc.RpcError as exc:
+                raise EtcdError(f"etcd authenticate: {exc.code().name}: {exc.details()}") from None
+            self._token = (("token", response.token),)
+        return self._token
+
+    # -- KV -----------------------------------------------------------------------------------
+
+    def get_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
+        """Every key under ``prefix`` and the store revision they were read at."""
+        raw = prefix.encode()
+        response = self._call(
+            "KVStub", "Range", self._rpc.RangeRequest(key=raw, range_end=_prefix_end(raw))
+        )
+        return [_kv(kv) for kv in response.kvs], int(response.header.revision)
+
+    def get(self, key: str) -> KeyValue | None:
+        response = self._call("KVStub", "Range", self._rpc.RangeRequest(key=key.encode()))
+        return _kv(response.kvs[0]) if response.kvs else None
+
+    def revision(self, prefix: str = "/") -> tuple[int, int]:
+        """(cluster id, current revision), without reading values."""
+        raw = prefix.encode()
+        response = self._call(
+            "KVStub",
+            "Range",
+            self._rpc.RangeRequest(key=raw, range_end=_prefix_end(raw), count_only=True),
+        )
+        return int(response.header.cluster_id), int(response.header.revision)
+
+    def put(self, key: str, value: str | bytes, lease: int = 0) -> int:
+        """Write ``key``; returns the new revision."""
+        data = value.encode() if isinstance(value, str) else value
+        response = self._call(
+            "KVStub", "Put", self._rpc.PutRequest(key=key.encode(), value=data, lease=lease)
+        )
+        return int(response.header.revision)
+
+    def delete(self, key: str) -> int:
+        """Delete ``key``; returns how many keys were deleted (0 or 1)."""
+        response = self._call("KVStub", "DeleteRange", self._rpc.DeleteRangeRequest(key=key.encode()))
+        return int(response.deleted)
+
+    def delete_prefix(self, prefix: str) -> int:
+        raw = prefix.encode()
+        request = self._rpc.DeleteRangeRequest(key=raw, range_end=_prefix_end(raw))
+        return int(self._call("KVStub", "DeleteRange", request).deleted)
+
+    # -- leases -------------------------------------------------------------------------------
+
+    def grant_lease(self, ttl: int) -> int:
+        response = self._call("LeaseStub", "LeaseGrant", self._rpc.LeaseGrantRequest(TTL=ttl))
+        return int(response.ID)
+
+    def refresh_lease(self, lease_id: int) -> int:
+        """Keep the lease alive once; returns its remaining TTL (0: the lease is gone)."""
+        request = self._rpc.LeaseKeepAliveRequest(ID=lease_id)
+        index = self._current
+        stub = self._rpc.LeaseStub(self._channels[index])
+        try:
+            for response in stub.LeaseKeepAlive(
+                iter((request,)), timeout=self.config.timeout, metadata=self._metadata()
+            ):
+                return int(response.TTL)
+        except grpc.RpcError as exc:
+            with self._lock:
+                if self._current == index and len(self._channels) > 1:
+                    self._current = (index + 1) % len(self._channels)
+            raise EtcdError(f"etcd LeaseKeepAlive: {exc.code().name}: {exc.details()}") from None
+        return 0
+
+    def revoke_lease(self, lease_id: int) -> None:
+        """Revoke the lease, deleting its keys; a lease that is already gone is fine."""
+        try:
+            self._call("LeaseStub", "LeaseRevoke", self._rpc.LeaseRevokeRequest(ID=lease_id))
+        except EtcdError as exc:
+            if "lease not found" not in str(exc):
+                raise
+
+    # -- watch --------------------------------------------------------------------------------
+
+    def watch_prefix(self, prefix: str, start_revision: int) -> WatchStream:
+        """Changes under ``prefix`` from ``start_revision`` on, until the stream fails (it raises
+        :class:`EtcdError`) or is cancelled. Progress notifications keep the revision moving."""
+        raw = prefix.encode()
+        create = self._rpc.WatchRequest(
+            create_request=self._rpc.WatchCreateRequest(
+                key=raw, range_end=_prefix_end(raw), start_revision=start_revision,
+                progress_notify=True,
+            )
+        )  # fmt: skip
+        return WatchStream(self._rpc.WatchStub(self._channels[self._current]), create, self._metadata())
+
+    def close(self) -> None:
+        for channel in self._channels:
+            channel.close()
+
+
+class WatchStream:
+    """One etcd watch: iterate for :class:`WatchBatch` es; ``cancel()`` from any thread."""
+
+    def __init__(self, stub: Any, create: Any, metadata: Any) -> None:
+        self._closed = threading.Event()
+        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._requests.put(create)
+        self._call = stub.Watch(self._request_iterator(), metadata=metadata)
+
+    def _request_iterator(self) -> Iterator[Any]:
+        while True:
+            request = self._requests.get()
+            if request is None:
+                return
+            yield request
+
+    def __iter__(self) -> Iterator[WatchBatch]:
+        try:
+            for response in self._call:
+                if response.compact_revision:
+                    yield WatchBatch(int(response.header.revision), (), int(response.compact_revision))
+                    return
+                if response.canceled:
+                    raise EtcdError(f"etcd watch cancelled: {response.cancel_reason}")
+                changes = tuple(
+                    (
+                        event.kv.key.decode(),
+                        None if event.type == 1 else bytes(event.kv.value),  # 1: DELETE
+                        int(event.kv.mod_revision),
+                    )
+                    for event in response.events
+                )
+                yield WatchBatch(int(response.header.revision), changes)
+        except grpc.RpcError as exc:
+            if self._closed.is_set():
+                return
+            raise EtcdError(f"etcd watch: {exc.code().name}: {exc.details()}") from None
+        if not self._closed.is_set():
+            raise EtcdError("etcd watch: stream ended")
+
+    def cancel(self) -> None:
+        self._closed.set()
+        self._requests.put(None)
+        self._call.cancel()
+
+
+def _kv(kv: Any) -> KeyValue:
+    return KeyValue(kv.key.decode(), bytes(kv.value), int(kv.mod_revision), int(kv.lease))
+
+
+def retry_forever(
+    action: Callable[[], _T], stop: threading.Event, *, initial: float = 0.1, maximum: float = 2.0
+) -> _T | None:
+    """Run ``action`` until it succeeds (returns its result) or ``stop`` is set (returns None),
+    backing off exponentially between :class:`EtcdError` s."""
+    delay = initial
+    while not stop.is_set():
+        try:
+            return action()
+        except EtcdError:
+            stop.wait(delay)
+            delay = min(maximum, delay * 2)
+    return None
+
+
+def parse_endpoints(endpoints: str | Sequence[str]) -> tuple[str, ...]:
+    if isinstance(endpoints, str):
+        return tuple(e.strip() for e in endpoints.split(",") if e.strip())
+    return tuple(endpoints)

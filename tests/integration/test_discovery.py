@@ -1,0 +1,184 @@
+"""Registration and discovery against a real etcd (Debian etcd-server on a free loopback port)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import wait_until
+
+from telemetry.discovery.directory import ServiceDirectory
+from telemetry.discovery.etcd import EtcdClient, EtcdConfig, EtcdError
+from telemetry.discovery.instance import Instance
+from telemetry.discovery.registry import Registration
+from telemetry.testing.etcd_server import EtcdServer
+
+TTL = 2
+
+
+@pytest.fixture
+def etcd() -> Iterator[EtcdServer]:
+    with EtcdServer() as server:
+        yield server
+
+
+@pytest.fixture
+def client(etcd: EtcdServer) -> Iterator[EtcdClient]:
+    c = EtcdClient(EtcdConfig(endpoints=(etcd.endpoint,), timeout=1.0))
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def directory(client: EtcdClient) -> Iterator[ServiceDirectory]:
+    d = ServiceDirectory(client).start()
+    assert d.wait_synced(5)
+    yield d
+    d.stop()
+
+
+def instance(name: str = "order", iid: str = "a", port: int = 50001, **fields: object) -> Instance:
+    return Instance(service=name, id=iid, address=f"127.0.0.1:{port}", **fields)  # type: ignore[arg-type]
+
+
+def ids(directory: ServiceDirectory, service: str = "order") -> set[str]:
+    return {i.id for i in directory.instances(service)}
+
+
+def test_register_and_deregister(client: EtcdClient, directory: ServiceDirectory) -> None:
+    registration = Registration(client, instance(weight=7, group="canary"), ttl=TTL).start()
+    assert registration.wait_registered(5)
+    wait_until(lambda: ids(directory) == {"a"}, message="registered instance")
+    (seen,) = directory.instances("order")
+    assert seen.weight == 7 and seen.group == "canary" and seen.address == "127.0.0.1:50001"
+    registration.deregister()
+    wait_until(lambda: not ids(directory), message="deregistered instance gone")
+
+
+def test_malformed_entries_are_skipped(client: EtcdClient, directory: ServiceDirectory) -> None:
+    client.put("/services/order/bad", "{not json")
+    client.put("/services/order/worse", json.dumps({"address": "nowhere"}))
+    client.put("/services/order/good", instance(iid="good").to_json())
+    wait_until(lambda: ids(directory) == {"good"}, message="only the valid entry")
+
+
+def test_killed_instance_disappears_within_ttl_plus_one_second(
+    etcd: EtcdServer, directory: ServiceDirectory
+) -> None:
+    script = (
+        "import sys, time\n"
+        "from telemetry.discovery.etcd import EtcdClient, EtcdConfig\n"
+        "from telemetry.discovery.instance import Instance\n"
+        "from telemetry.discovery.registry import Registration\n"
+        f"c = EtcdClient(EtcdConfig(endpoints=({etcd.endpoint!r},)))\n"
+        "r = Registration(c, Instance(service='order', id='doomed', address='127.0.0.1:5'), "
+        f"ttl={TTL}).start()\n"
+        "r.wait_registered(10); print('registered', flush=True); time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "registered"
+        wait_until(lambda: ids(directory) == {"doomed"}, message="instance registered")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        wait_until(lambda: not ids(directory), timeout=TTL + 1, message="killed instance removed")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_known_instances_survive_an_etcd_outage(
+    etcd: EtcdServer, client: EtcdClient, directory: ServiceDirectory
+) -> None:
+    Registration(client, instance(), ttl=TTL).start().wait_registered(5)
+    wait_until(lambda: ids(directory) == {"a"}, message="registered")
+    etcd.stop()
+    with pytest.raises(EtcdError):
+        client.get("/services/order/a")
+    assert ids(directory) == {"a"}  # the cache keeps the last known view
+
+
+def test_instance_started_during_an_outage_registers_when_etcd_returns(
+    etcd: EtcdServer, client: EtcdClient, directory: ServiceDirectory
+) -> None:
+    etcd.stop()
+    registration = Registration(client, instance(iid="late"), ttl=TTL).start()
+    assert not registration.registered
+    etcd.start()
+    assert registration.wait_registered(10)
+    wait_until(lambda: ids(directory) == {"late"}, message="late instance registered")
+    registration.deregister()
+
+
+def test_instances_re_register_after_etcd_loses_its_data(
+    etcd: EtcdServer, client: EtcdClient, directory: ServiceDirectory
+) -> None:
+    registration = Registration(client, instance(), ttl=TTL).start()
+    wait_until(lambda: ids(directory) == {"a"}, message="registered")
+    etcd.restart(wipe=True)
+    # The wiped cluster has no lease: the next refresh finds it gone and registers again.
+    wait_until(
+        lambda: client.get("/services/order/a") is not None, timeout=TTL + 3, message="re-registered"
+    )
+    wait_until(lambda: ids(directory) == {"a"}, message="directory sees it again")
+    registration.deregister()
+
+
+def test_watch_resumes_after_an_etcd_restart_without_missing_a_change(
+    etcd: EtcdServer, client: EtcdClient, directory: ServiceDirectory
+) -> None:
+    client.put("/services/order/one", instance(iid="one").to_json())
+    wait_until(lambda: ids(directory) == {"one"}, message="first change")
+    etcd.stop()
+    etcd.start()
+    # Written the moment etcd is back, before the watch has reconnected: must still arrive.
+    client.put("/services/order/two", instance(iid="two", port=50002).to_json())
+    client.delete("/services/order/one")
+    wait_until(lambda: ids(directory) == {"two"}, message="changes after the restart")
+
+
+def test_watch_re_reads_when_etcd_history_is_gone(
+    etcd: EtcdServer, client: EtcdClient, directory: ServiceDirectory
+) -> None:
+    for i in range(5):
+        client.put(f"/services/order/i{i}", instance(iid=f"i{i}").to_json())
+    wait_until(lambda: len(ids(directory)) == 5, message="five instances")
+    etcd.restart(wipe=True)  # revision back to 1: resuming from ours would wait forever
+    client.put("/services/order/fresh", instance(iid="fresh").to_json())
+    wait_until(lambda: ids(directory) == {"fresh"}, message="state re-read after the wipe")
+
+
+def test_cache_file_serves_peers_when_etcd_is_down_at_start(
+    etcd: EtcdServer, client: EtcdClient, tmp_path: Path
+) -> None:
+    cache = tmp_path / "peers.json"
+    first = ServiceDirectory(client, cache_file=cache).start()
+    client.put("/services/order/a", instance().to_json())
+    wait_until(lambda: ids(first) == {"a"}, message="registered")
+    wait_until(cache.exists, message="cache written")
+    first.stop()
+    etcd.stop()
+    second = ServiceDirectory(client, cache_file=cache).start()  # a restart during the outage
+    try:
+        assert ids(second) == {"a"}
+    finally:
+        second.stop()
+
+
+def test_registration_refreshes_keep_the_key_alive(client: EtcdClient) -> None:
+    registration = Registration(client, instance(), ttl=TTL).start()
+    assert registration.wait_registered(5)
+    started = time.monotonic()
+    # Poll past two TTLs: the key must still be there thanks to the TTL/3 refreshes.
+    wait_until(lambda: time.monotonic() - started > 2 * TTL, timeout=3 * TTL, message="two TTLs")
+    assert client.get("/services/order/a") is not None
+    registration.deregister()
+    assert client.get("/services/order/a") is None
