@@ -23,7 +23,15 @@ import grpc
 
 from telemetry.config import ConfigError
 
-__all__ = ["EtcdClient", "EtcdConfig", "EtcdError", "KeyValue", "WatchBatch", "WatchStream"]
+__all__ = [
+    "EtcdClient",
+    "EtcdClosedError",
+    "EtcdConfig",
+    "EtcdError",
+    "KeyValue",
+    "WatchBatch",
+    "WatchStream",
+]
 
 _T = TypeVar("_T")
 _FAILOVER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
@@ -31,6 +39,10 @@ _FAILOVER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLI
 
 class EtcdError(Exception):
     """etcd could not be reached or refused the request."""
+
+
+class EtcdClosedError(EtcdError):
+    """The client was closed: background loops using it should end."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +149,7 @@ class EtcdClient:
         self._current = 0
         self._token: tuple[tuple[str, str], ...] | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     def _credentials(self) -> grpc.ChannelCredentials | None:
         cfg = self.config
@@ -160,6 +173,7 @@ class EtcdClient:
         renewed = False
         attempts = len(self._channels)
         while True:
+            self._check_open()
             index = self._current
             stub = getattr(self._rpc, stub_name)(self._channels[index])
             try:
@@ -180,6 +194,10 @@ class EtcdClient:
                             self._current = (index + 1) % len(self._channels)
                     continue
                 raise EtcdError(f"etcd {method}: {code.name}: {details}") from None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EtcdClosedError("etcd client is closed")
 
     def _metadata(self) -> tuple[tuple[str, str], ...] | None:
         if self.config.username is None:
@@ -246,6 +264,7 @@ class EtcdClient:
 
     def refresh_lease(self, lease_id: int) -> int:
         """Keep the lease alive once; returns its remaining TTL (0: the lease is gone)."""
+        self._check_open()
         request = self._rpc.LeaseKeepAliveRequest(ID=lease_id)
         index = self._current
         stub = self._rpc.LeaseStub(self._channels[index])
@@ -274,6 +293,7 @@ class EtcdClient:
     def watch_prefix(self, prefix: str, start_revision: int) -> WatchStream:
         """Changes under ``prefix`` from ``start_revision`` on, until the stream fails (it raises
         :class:`EtcdError`) or is cancelled. Progress notifications keep the revision moving."""
+        self._check_open()
         raw = prefix.encode()
         create = self._rpc.WatchRequest(
             create_request=self._rpc.WatchCreateRequest(
@@ -283,7 +303,12 @@ class EtcdClient:
         )  # fmt: skip
         return WatchStream(self._rpc.WatchStub(self._channels[self._current]), create, self._metadata())
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
+        self._closed = True
         for channel in self._channels:
             channel.close()
 

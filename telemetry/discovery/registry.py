@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from telemetry.discovery.etcd import EtcdClient, EtcdError
+from telemetry.discovery.etcd import EtcdClient, EtcdClosedError, EtcdError
 from telemetry.discovery.instance import Instance
 
 __all__ = ["Registration"]
@@ -57,11 +57,15 @@ class Registration:
                     self._register()
                 delay = 0.05
                 self._stop.wait(refresh_every)
+            except EtcdClosedError:
+                return  # the owner let etcd go: nothing left to keep alive
             except EtcdError as exc:
                 _log.debug("registration of %s: %s", self.instance.key, exc)
                 self._stop.wait(delay)
                 delay = min(refresh_every, delay * 2)
             except Exception:  # never let registration die silently
+                if self._client.closed:
+                    return
                 _log.exception("registration of %s: unexpected error", self.instance.key)
                 self._stop.wait(refresh_every)
 

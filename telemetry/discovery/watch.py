@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from telemetry.discovery.etcd import EtcdClient, EtcdError
+from telemetry.discovery.etcd import EtcdClient, EtcdClosedError, EtcdError
 
 __all__ = ["PrefixWatcher"]
 
@@ -102,11 +102,15 @@ class PrefixWatcher:
                         continue
                 delay = self._backoff[0]
                 need_read = self._follow()
+            except EtcdClosedError:
+                return
             except EtcdError as exc:
                 _log.debug("watch on %s interrupted: %s", self.prefix, exc)
                 self._stop.wait(delay)
                 delay = min(self._backoff[1], delay * 2)
             except Exception:  # a listener bug must not end discovery
+                if self._client.closed:
+                    return
                 _log.exception("watch on %s: unexpected error", self.prefix)
                 self._stop.wait(delay)
 

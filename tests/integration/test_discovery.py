@@ -98,12 +98,14 @@ def test_killed_instance_disappears_within_ttl_plus_one_second(
 def test_known_instances_survive_an_etcd_outage(
     etcd: EtcdServer, client: EtcdClient, directory: ServiceDirectory
 ) -> None:
-    Registration(client, instance(), ttl=TTL).start().wait_registered(5)
+    registration = Registration(client, instance(), ttl=TTL).start()
+    registration.wait_registered(5)
     wait_until(lambda: ids(directory) == {"a"}, message="registered")
     etcd.stop()
     with pytest.raises(EtcdError):
         client.get("/services/order/a")
     assert ids(directory) == {"a"}  # the cache keeps the last known view
+    registration.deregister(timeout=0.5)
 
 
 def test_instance_started_during_an_outage_registers_when_etcd_returns(

@@ -90,7 +90,7 @@ def test_channel_by_service_name_balances_and_picks_up_new_instances(
     assert call(stub) == "x"
     b = start("echo", "b")
     assert b.registration.wait_registered(5)
-    wait_until(lambda: call(stub) and b.calls > 0, timeout=2, message="new instance gets traffic")
+    wait_until(lambda: call(stub) and b.calls > 0, timeout=1, message="new instance gets traffic")
     before = a.calls
     wait_until(lambda: call(stub) and a.calls > before, timeout=2, message="both instances serve")
 
