@@ -55,14 +55,14 @@ def serve(port: int, limiter: bool, work_ms: float, flavour: str, workers: int) 
         log_level="error",
         governance=rules,
     )
+    from telemetry.control.faults import burn_cpu
+
     work = work_ms / 1000
 
     def burn() -> None:
         # A fixed amount of this thread's CPU (not wall time: handlers sharing the GIL must not
         # finish each other's work), holding the GIL as real Python code does.
-        end = time.thread_time() + work
-        while time.thread_time() < end:
-            pass
+        burn_cpu(work)
 
     class Service(bench_pb2_grpc.BenchServicer):
         def Ping(self, request: Any, context: Any) -> Any:  # noqa: N802

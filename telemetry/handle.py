@@ -109,7 +109,7 @@ class Telemetry:
         self.discovery: Discovery | None = None
         if etcd is not None:
             self.discovery = Discovery(
-                etcd_config(etcd if isinstance(etcd, EtcdConfig | str) else tuple(etcd)),
+                etcd_config(etcd),
                 service=config.service_name,
                 instance_id=instance_id,
                 cache_file=discovery_cache,
@@ -156,7 +156,7 @@ class Telemetry:
         )
         if governance and self.governance is not None:
             concerns.append(ServerGovernance(self.governance, blocking_waits=not aio))
-        if self.discovery is not None:
+        if self.live_rules is not None:  # the fault knobs arrive with the live rules
             concerns.append(self._aio_faults if aio else self.faults)
         return concerns
 

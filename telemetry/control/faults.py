@@ -30,7 +30,6 @@ import dataclasses
 import json
 import logging
 import math
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ import grpc
 
 from telemetry.config import ConfigError
 from telemetry.governance._types import RandomSource, default_random
-from telemetry.governance.rules import GRPC_CODE_NAMES, RuleError, validate_pattern
+from telemetry.governance.rules import GRPC_CODE_NAMES, RuleError, most_specific, validate_pattern
 from telemetry.rpc.call import CallState, MethodInfo, RejectCall
 
 __all__ = [
@@ -155,14 +154,19 @@ class _Table:
     def lookup(self, info: MethodInfo) -> Fault | None:
         fault = self.by_method.get(info.full_method, _UNRESOLVED)
         if fault is _UNRESOLVED:
-            fault = None
-            for pattern in (info.rpc_method, f"{info.service}/*", "*"):
-                found = self.faults.get(pattern)
-                if found is not None:
-                    fault = found if found.active else None
-                    break
+            match = most_specific(self.faults, info.service, info.rpc_method)
+            fault = match[1] if match is not None and match[1].active else None
             self.by_method[info.full_method] = fault  # racing threads store the same value
         return fault  # type: ignore[no-any-return]
+
+
+class _Shared:
+    """The configuration every linked injector reads; replaced whole (one atomic assignment)."""
+
+    __slots__ = ("table",)
+
+    def __init__(self) -> None:
+        self.table: _Table | None = None  # None: no faults (the only thing a call reads)
 
 
 class FaultInjector:
@@ -172,14 +176,14 @@ class FaultInjector:
     tests to make error injection deterministic.
     """
 
-    __slots__ = ("_aio", "_linked", "_lock", "_random", "_table")
+    __slots__ = ("_aio", "_random", "_shared")
 
-    def __init__(self, *, aio: bool = False, random: RandomSource = default_random) -> None:
+    def __init__(
+        self, *, aio: bool = False, random: RandomSource = default_random, _shared: _Shared | None = None
+    ) -> None:
         self._aio = aio
         self._random = random
-        self._table: _Table | None = None  # None: no faults (the only thing a call reads)
-        self._lock = threading.Lock()
-        self._linked: list[FaultInjector] = [self]  # injectors sharing this configuration
+        self._shared = _shared or _Shared()
 
     @property
     def aio(self) -> bool:
@@ -188,19 +192,13 @@ class FaultInjector:
     @property
     def faults(self) -> Mapping[str, Fault]:
         """The faults in force, by pattern."""
-        table = self._table
+        table = self._shared.table
         return table.faults if table is not None else MappingProxyType({})
 
     def linked(self, *, aio: bool) -> FaultInjector:
         """Another injector sharing this one's configuration (every ``configure`` reaches both):
         one handle can serve the same faults to a sync and a grpc.aio server."""
-        other = FaultInjector(aio=aio, random=self._random)
-        with self._lock:
-            other._lock = self._lock
-            other._linked = self._linked
-            other._table = self._table
-            self._linked.append(other)
-        return other
+        return FaultInjector(aio=aio, random=self._random, _shared=self._shared)
 
     def configure(self, spec: FaultsInput) -> Mapping[str, Fault]:
         """Validate and put ``spec`` in force (None or ``{}``: no faults). On :class:`FaultError`
@@ -209,9 +207,7 @@ class FaultInjector:
         table = _Table(faults) if any(f.active for f in faults.values()) else None
         if table is not None and self._aio and any(f.latency_ms for f in faults.values()):
             _log.info("fault latency_ms is not injected on a grpc.aio server (it would block the loop)")
-        with self._lock:
-            for injector in self._linked:
-                injector._table = table
+        self._shared.table = table
         return faults
 
     def clear(self) -> None:
@@ -220,7 +216,7 @@ class FaultInjector:
     # -- the concern ----------------------------------------------------------------------------
 
     def on_start(self, state: CallState) -> None:
-        table = self._table
+        table = self._shared.table
         if table is None:
             return
         fault = table.lookup(state.info)

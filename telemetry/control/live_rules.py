@@ -89,7 +89,7 @@ def status_key(service: str, instance_id: str) -> str:
 def read_statuses(client: EtcdClient, service: str) -> dict[str, dict[str, Any]]:
     """Instance id -> the status it last wrote (entries that are not JSON objects are skipped)."""
     prefix = f"{STATUS_PREFIX}{_name(service, 'service')}/"
-    items, _ = client.get_prefix(prefix)
+    items = client.get_prefix(prefix).items
     statuses: dict[str, dict[str, Any]] = {}
     for kv in items:
         try:
@@ -140,9 +140,7 @@ class LiveRules:
         self._lock = threading.RLock()
         self._running = False
         self._ready = threading.Event()
-        self._state: Mapping[str, bytes] = {}
-        self._revision = 0
-        self._count = 1
+        self._count = 1  # the instance count the rules in force were split by
         self._baseline: dict[str, Any] = {}
         self._applied_doc: dict[str, Any] | None = None  # the assembled document in force
         self._applied_faults: bytes | None = None  # the faults value in force (None: not from etcd)
@@ -180,11 +178,14 @@ class LiveRules:
         return self._ready.wait(timeout)
 
     def refresh(self) -> None:
-        """Re-assemble and re-apply (call it when the instance count changed); a no-op when the
-        result is what is in force already."""
+        """Re-split cluster limits when the live instance count has changed (the registry calls
+        this on each of its changes, so an unchanged count costs one call and a comparison)."""
         with self._lock:
-            if self._running and self._ready.is_set():
-                self._update(self._state, self._revision, forced=False)
+            if not (self._running and self._ready.is_set()):
+                return
+            count = self._live_instances()
+            if count != self._count:
+                self._update(self._watcher.state, self._watcher.revision, count, forced=False)
 
     # -- what it did ----------------------------------------------------------------------------
 
@@ -197,7 +198,7 @@ class LiveRules:
     @property
     def revision(self) -> int:
         """The etcd revision of the rules last seen."""
-        return self._revision
+        return self._watcher.revision
 
     # -- updates --------------------------------------------------------------------------------
 
@@ -205,14 +206,12 @@ class LiveRules:
         with self._lock:
             if not self._running:
                 return
-            self._state, self._revision = state, revision
-            self._update(state, revision, forced=True)
+            self._update(state, revision, self._live_instances(), forced=True)
         self._ready.set()
 
-    def _update(self, state: Mapping[str, bytes], revision: int, *, forced: bool) -> None:
+    def _update(self, state: Mapping[str, bytes], revision: int, count: int, *, forced: bool) -> None:
         """Validate everything, then apply everything, or nothing. ``forced``: etcd changed, so
         report even when the result is unchanged; otherwise (refresh) only report changes."""
-        count = self._live_instances()
         faults_raw = state.get(self.prefix + FAULTS)
         try:
             doc = self._assemble(state, count)
@@ -230,18 +229,12 @@ class LiveRules:
                 )
                 self._write_status(status)
             return
+        self._count = count
         rules_changed = doc != self._applied_doc
         if not (forced or rules_changed or faults is not None):
             return
         if rules_changed:
-            try:
-                self._governance.apply(rules)  # validated above
-            except Exception as exc:  # an on_apply listener of someone else's, or a bug
-                if self._governance.rules.to_dict() != rules.to_dict():
-                    _log.exception("governance rules at etcd revision %d not applied", revision)
-                    self._write_status(self._new_status(REJECTED, revision, f"rules: {exc}"))
-                    return
-                _log.exception("governance rules applied, but an on_apply listener failed")
+            self._governance.apply(rules)  # validated above
             self._applied_doc = doc
         if faults is not None and self._faults is not None:
             self._faults.configure(faults)
@@ -283,17 +276,18 @@ class LiveRules:
                 sections[name] = value
         doc.update(sections)
         if cluster is not None:
-            _split_cluster_limits(doc, _parse_cluster(cluster), count)
-        _split_marked_limits(doc, count)
+            _mark_cluster_limits(doc, _parse_cluster(cluster))
+        _split_cluster_limits(doc, count)
         return doc
 
     def _live_instances(self) -> int:
-        if self._instance_count is not None:
-            try:
-                self._count = max(1, int(self._instance_count()))
-            except Exception:  # the registry's problem must not stop rules: keep the last count
-                _log.exception("instance_count() failed; using the last count, %d", self._count)
-        return self._count
+        if self._instance_count is None:
+            return 1
+        try:
+            return max(1, int(self._instance_count()))
+        except Exception:  # the registry's problem must not stop rules: keep the last count
+            _log.exception("instance_count() failed; using the last count, %d", self._count)
+            return self._count
 
     def _new_status(self, state: str, revision: int, error: str | None) -> dict[str, Any]:
         return {
@@ -335,41 +329,40 @@ def _parse_cluster(value: Any) -> dict[str, float]:
     return totals
 
 
-def _split_marked_limits(doc: dict[str, Any], count: int) -> None:
-    """Rate limits marked ``cluster: true`` hold the whole service's limit: keep this
-    instance's share (the mark stays, so the next assembly splits the original total again)."""
-    server = doc.get("server")
-    methods = server.get("methods") if isinstance(server, dict) else None
-    if not isinstance(methods, dict):
+def _server_methods(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """``doc["server"]["methods"]``, created when missing; None when malformed (``from_dict``
+    reports that)."""
+    server = doc.setdefault("server", {})
+    methods = server.setdefault("methods", {}) if isinstance(server, dict) else None
+    return methods if isinstance(methods, dict) else None
+
+
+def _mark_cluster_limits(doc: dict[str, Any], totals: Mapping[str, float]) -> None:
+    """The ``cluster`` key: each pattern's rate limit becomes that total, marked ``cluster``
+    (a 1 s token bucket when the pattern has no rate limit)."""
+    methods = _server_methods(doc)
+    if methods is None:
+        return
+    for pattern, total in totals.items():
+        rule = methods.setdefault(pattern, {})
+        if not isinstance(rule, dict):
+            continue
+        limit = rule.get("rate_limit")
+        if limit is None:
+            limit = {"algorithm": "token_bucket", "window": 1.0}
+        if isinstance(limit, dict):
+            rule["rate_limit"] = {**limit, "limit": total, "cluster": True}
+
+
+def _split_cluster_limits(doc: dict[str, Any], count: int) -> None:
+    """Rate limits marked ``cluster: true`` hold the whole service's limit: put this instance's
+    share in force, unmarked (the document is assembled from the totals each time)."""
+    methods = _server_methods(doc)
+    if methods is None:
         return
     for rule in methods.values():
         limit = rule.get("rate_limit") if isinstance(rule, dict) else None
         if isinstance(limit, dict) and limit.get("cluster") is True:
             total = limit.get("limit")
             if isinstance(total, int | float) and not isinstance(total, bool):
-                rule["rate_limit"] = {**limit, "limit": total / count}
-
-
-def _split_cluster_limits(doc: dict[str, Any], totals: Mapping[str, float], count: int) -> None:
-    """Write each pattern's share into ``doc`` in place. Malformed parts of ``doc`` are left for
-    ``GovernanceRules.from_dict`` to report."""
-    server = doc.setdefault("server", {})
-    if not isinstance(server, dict):
-        return
-    methods = server.get("methods")
-    if methods is None:
-        methods = server["methods"] = {}
-    if not isinstance(methods, dict):
-        return
-    for pattern, total in totals.items():
-        share = total / count
-        rule = methods.get(pattern)
-        if rule is None:
-            rule = methods[pattern] = {}
-        if not isinstance(rule, dict):
-            continue
-        limit = rule.get("rate_limit")
-        if limit is None:
-            rule["rate_limit"] = {"algorithm": "token_bucket", "limit": share, "window": 1.0}
-        elif isinstance(limit, dict):
-            rule["rate_limit"] = {**limit, "limit": share, "cluster": False}  # split once
+                rule["rate_limit"] = {**limit, "limit": total / count, "cluster": False}

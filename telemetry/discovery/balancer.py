@@ -117,6 +117,7 @@ class RoundRobinBalancer(_NoFeedback):
 
     def __init__(self, *, random: RandomSource = default_random) -> None:
         self._random = random
+        # Drawn at the first pick: a balancer built before a fork still starts each worker apart.
         self._next: int | None = None
         self._lock = threading.Lock()
 
@@ -178,15 +179,15 @@ class WeightedRoundRobinBalancer(_NoFeedback):
             raise _empty()
         positive = [c for c in candidates if c.weight > 0]
         # Every weight 0: plain round-robin (equal weights) rather than always the first.
-        pool, equal = (positive, False) if positive else (list(candidates), True)
+        pool = positive or candidates
         if len(pool) == 1:
             return pool[0]
+        equal = not positive
         now = self._clock()
         with self._lock:
             current = self._current
             total = 0
-            best: Instance | None = None
-            best_entry: list[float] = []
+            best, best_entry = pool[0], [-math.inf]  # the first entry replaces the sentinel
             for candidate in pool:
                 weight = 1 if equal else candidate.weight
                 entry = current.get(candidate.id)
@@ -195,12 +196,11 @@ class WeightedRoundRobinBalancer(_NoFeedback):
                 entry[0] += weight
                 entry[1] = now
                 total += weight
-                if best is None or entry[0] > best_entry[0]:  # ties: the first, as nginx
+                if entry[0] > best_entry[0]:  # ties: the first, as nginx
                     best, best_entry = candidate, entry
             best_entry[0] -= total
             if now >= self._next_prune:
                 self._prune(now)
-        assert best is not None
         return best
 
     def _prune(self, now: float) -> None:
@@ -377,7 +377,15 @@ class P2CBalancer:
         self._next_prune = now + self._forget_after
 
 
-BALANCERS = ("random", "round_robin", "weighted_random", "weighted_round_robin", "p2c")
+_FACTORIES: dict[str, Callable[[RandomSource, Clock], Balancer]] = {
+    "random": lambda random, clock: RandomBalancer(random=random),
+    "round_robin": lambda random, clock: RoundRobinBalancer(random=random),
+    "weighted_random": lambda random, clock: WeightedRandomBalancer(random=random),
+    "weighted_round_robin": lambda random, clock: WeightedRoundRobinBalancer(clock=clock),
+    "p2c": lambda random, clock: P2CBalancer(random=random, clock=clock),
+}
+
+BALANCERS: tuple[str, ...] = tuple(_FACTORIES)
 """The names :func:`build_balancer` accepts."""
 
 
@@ -385,17 +393,10 @@ def build_balancer(
     name: str, *, random: RandomSource = default_random, clock: Clock = monotonic
 ) -> Balancer:
     """A balancer by name (one of :data:`BALANCERS`); ValueError names the valid ones."""
-    factories: dict[str, Callable[[], Balancer]] = {
-        "random": lambda: RandomBalancer(random=random),
-        "round_robin": lambda: RoundRobinBalancer(random=random),
-        "weighted_random": lambda: WeightedRandomBalancer(random=random),
-        "weighted_round_robin": lambda: WeightedRoundRobinBalancer(clock=clock),
-        "p2c": lambda: P2CBalancer(random=random, clock=clock),
-    }
-    factory = factories.get(name)
+    factory = _FACTORIES.get(name)
     if factory is None:
         raise ValueError(f"unknown balancer {name!r}; valid: {', '.join(BALANCERS)}")
-    return factory()
+    return factory(random, clock)
 
 
 def route(

@@ -78,7 +78,7 @@ RETRY_CODES: frozenset[grpc.StatusCode] = frozenset(
 """Codes retried on another instance."""
 
 _FAILURE_CODES: frozenset[grpc.StatusCode] = frozenset(
-    getattr(grpc.StatusCode, name) for name in DEFAULT_FAILURE_CODES
+    grpc.StatusCode[name] for name in DEFAULT_FAILURE_CODES
 )
 _OK = grpc.StatusCode.OK
 _CANCELLED = grpc.StatusCode.CANCELLED
@@ -87,6 +87,10 @@ _NEVER_SLOW = 365 * 24 * 3600.0  # the breaker wants a finite slow-call duration
 _MAX_ROUTES = 64  # cached routing results per membership; baggage values are caller-controlled
 
 C = TypeVar("C")
+
+_Key = tuple[str, str, Any, Any, Any]
+"""(kind, method, request_serializer, response_deserializer, _registered_method): a channel's
+arguments for one multicallable, ``kind`` being its method (``unary_unary`` ...)."""
 
 
 class InstanceSource(Protocol):
@@ -125,19 +129,17 @@ class _Endpoint(Generic[C]):
         self.address = address
         self.breaker = breaker
         self.channel: C | None = None
-        self.callables: dict[tuple[Any, ...], Any] = {}
+        self.callables: dict[_Key, Any] = {}
         self.active = 0  # calls running on the channel; a retired channel closes when it reaches 0
         self.retired = False
 
-    def callable(self, key: tuple[Any, ...]) -> Any:
-        """grpc's multicallable for ``key`` = (kind, method, serializer, deserializer, registered)."""
+    def callable(self, key: _Key) -> Any:
+        """grpc's multicallable for ``key``, made on first use."""
         found = self.callables.get(key)
         if found is None:
-            kind, method, serializer, deserializer, registered = key
+            kind, *arguments = key
             # A racing thread may build it twice; either copy is fine.
-            found = self.callables[key] = getattr(self.channel, kind)(
-                method, serializer, deserializer, registered
-            )
+            found = self.callables[key] = getattr(self.channel, kind)(*arguments)
         return found
 
 
@@ -267,6 +269,9 @@ class _Core(Generic[C]):
     def breakers(self) -> dict[str, CircuitBreaker]:
         return {address: e.breaker for address, e in self._view.endpoints.items()}
 
+    def ejected(self) -> list[str]:
+        return [a for a, e in self._view.endpoints.items() if e.breaker.state is not BreakerState.CLOSED]
+
     # -- routing and picking ---------------------------------------------------------------------
 
     def route_group(self) -> str | None:
@@ -307,8 +312,24 @@ class _Core(Generic[C]):
             candidates = [c for c in candidates if c.address != address]
         return None
 
-    def pick_retry(self, view: _View[C], group: str | None, tried: Collection[str]) -> _Picked | None:
-        """Another instance for a retry, if one is admitted and the retry budget allows."""
+    def retry(
+        self,
+        view: _View[C],
+        group: str | None,
+        code: Any,
+        tried: Sequence[str],
+        give_up_at: float | None,
+    ) -> _Picked | None:
+        """After an attempt failed with ``code`` (``tried``: the addresses tried so far, one per
+        attempt), the instance for the next attempt -- or None: the caller gets the error. A retry
+        needs a retry code, an attempt left, time left and the budget's grant."""
+        if code not in self.retry_codes or len(tried) >= self.max_attempts:
+            return None
+        if give_up_at is not None and self.clock() >= give_up_at:
+            return None
+        left = deadline.remaining()  # the chain deadline of the call being served, if any
+        if left is not None and left <= 0:
+            return None
         if self.budget.available <= 0:  # ask first: a pick advances round-robin and spends probes
             return None
         picked = self.pick(view, group, tried)
@@ -319,14 +340,6 @@ class _Core(Generic[C]):
             self._release(picked[1])
             return None
         return picked
-
-    def may_retry(self, code: Any, attempt: int, give_up_at: float | None) -> bool:
-        if code not in self.retry_codes or attempt >= self.max_attempts:
-            return False
-        if give_up_at is not None and self.clock() >= give_up_at:
-            return False
-        left = deadline.remaining()  # the chain deadline of the call being served, if any
-        return left is None or left > 0
 
     def unavailable_details(self, view: _View[C]) -> str:
         if not view.instances:
@@ -373,12 +386,13 @@ class _Core(Generic[C]):
         try:
             breaker = endpoint.breaker
             failed = code in self.failure_codes
+            duration = 0.0 if streamed else latency
             if failed:
-                breaker.on_failure(0.0 if streamed else latency)
+                breaker.on_failure(duration)
             elif code is None or code is _CANCELLED:
                 breaker.on_ignored()  # says nothing about the instance
             else:
-                breaker.on_success(0.0 if streamed else latency)
+                breaker.on_success(duration)
             if not streamed:
                 try:
                     self.balancer.on_done(instance, latency, not failed)
@@ -388,27 +402,39 @@ class _Core(Generic[C]):
             self._release(endpoint)
 
 
-def _key(kind: str, method: str, serializer: Any, deserializer: Any, registered: Any) -> tuple[Any, ...]:
-    return (kind, method, serializer, deserializer, registered)
+class _Multicallable:
+    """What a channel's ``unary_unary`` ... return: ``key`` names grpc's multicallable, which each
+    instance channel makes on first use."""
+
+    __slots__ = ("_core", "_key")
+
+    def __init__(self, core: _Core[Any], key: _Key) -> None:
+        self._core = core
+        self._key = key
 
 
-def _status(call: Any) -> Any:
-    """The status of a finished sync call or future (None if it cannot tell)."""
-    try:
-        return call.code()
-    except Exception:
-        return None
+def _factory(kind: str, multicallable: Callable[[_Core[Any], _Key], Any]) -> Any:
+    """The channel method ``kind`` (``unary_unary`` ...), returning a ``multicallable``."""
+
+    def make(
+        self: ServiceChannel | AioServiceChannel,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: Any = False,
+    ) -> Any:
+        key = (kind, method, request_serializer, response_deserializer, _registered_method)
+        return multicallable(self._core, key)
+
+    make.__name__ = kind
+    return make
 
 
 # -- sync ------------------------------------------------------------------------------------------
 
 
-class _SyncMulticallable:
-    __slots__ = ("_core", "_key")
-
-    def __init__(self, core: _Core[grpc.Channel], key: tuple[Any, ...]) -> None:
-        self._core = core
-        self._key = key
+class _SyncMulticallable(_Multicallable):
+    __slots__ = ()
 
     def _single(
         self, request: Any, timeout: Any, metadata: Any, options: Any, *, future: bool, streamed: bool
@@ -436,7 +462,7 @@ class _SyncMulticallable:
             raise
         call.add_done_callback(
             lambda done: core.finish(
-                instance, endpoint, _status(done), clock() - start, streamed=streamed
+                instance, endpoint, rpc_error_code(done), clock() - start, streamed=streamed
             )
         )
         return call
@@ -464,8 +490,7 @@ class _SyncUnaryUnary(_SyncMulticallable):
         if picked is None:
             raise FailedCall(_UNAVAILABLE, core.unavailable_details(view))
         core.budget.on_call()
-        tried: list[str] = []
-        attempt = 1
+        tried: tuple[str, ...] = ()  # an allocation only when a call fails
         while True:
             instance, endpoint = picked
             core.started(instance)
@@ -477,22 +502,18 @@ class _SyncUnaryUnary(_SyncMulticallable):
             except grpc.RpcError as error:
                 code = rpc_error_code(error)
                 core.finish(instance, endpoint, code, clock() - start)
-                if not core.may_retry(code, attempt, give_up_at):
+                tried = (*tried, endpoint.address)
+                picked = core.retry(view, group, code, tried, give_up_at)
+                if picked is None:
                     raise
-                tried.append(endpoint.address)
-                retry = core.pick_retry(view, group, tried)
-                if retry is None:
-                    raise
-                picked = retry
-                attempt += 1
                 if give_up_at is not None:
                     timeout = give_up_at - clock()
-                continue
             except BaseException:
                 core.finish(instance, endpoint, None, clock() - start)
                 raise
-            core.finish(instance, endpoint, _OK, clock() - start)
-            return response, call
+            else:
+                core.finish(instance, endpoint, _OK, clock() - start)
+                return response, call
 
     def future(
         self, request: Any, timeout: float | None = None, metadata: Any = None, **options: Any
@@ -593,49 +614,13 @@ class ServiceChannel(grpc.Channel):
 
     def ejected(self) -> list[str]:
         """Addresses of current instances whose breaker is open (a plain read of each state)."""
-        return [a for a, b in self._core.breakers().items() if b.state is not BreakerState.CLOSED]
+        return self._core.ejected()
 
-    def unary_unary(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: Any = False,
-    ) -> Any:
-        key = _key("unary_unary", method, request_serializer, response_deserializer, _registered_method)
-        return _SyncUnaryUnary(self._core, key)
-
-    def unary_stream(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: Any = False,
-    ) -> Any:
-        key = _key("unary_stream", method, request_serializer, response_deserializer, _registered_method)
-        return _SyncUnaryStream(self._core, key)
-
-    def stream_unary(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: Any = False,
-    ) -> Any:
-        key = _key("stream_unary", method, request_serializer, response_deserializer, _registered_method)
-        return _SyncStreamUnary(self._core, key)
-
-    def stream_stream(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: Any = False,
-    ) -> Any:
-        key = _key(
-            "stream_stream", method, request_serializer, response_deserializer, _registered_method
-        )
-        return _SyncUnaryStream(self._core, key)  # the same shape: one request object, a stream out
+    unary_unary = _factory("unary_unary", _SyncUnaryUnary)
+    unary_stream = _factory("unary_stream", _SyncUnaryStream)
+    stream_unary = _factory("stream_unary", _SyncStreamUnary)
+    # The same shape as unary_stream: one request object (an iterator), a stream out.
+    stream_stream = _factory("stream_stream", _SyncUnaryStream)
 
     def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
         pass
@@ -661,13 +646,14 @@ class ServiceChannel(grpc.Channel):
 _pending: set[asyncio.Task[None]] = set()
 
 
-def _aio_error(code: Any, details: str) -> grpc.aio.AioRpcError:
+def _unavailable(details: str) -> grpc.aio.AioRpcError:
+    """The aio error of a call refused locally: no instance to call."""
     return grpc.aio.AioRpcError(
-        code,
+        _UNAVAILABLE,
         grpc.aio.Metadata(),
         grpc.aio.Metadata(),
         details,
-        f"refused locally by telemetry: {code.name}: {details}",
+        f"refused locally by telemetry: {_UNAVAILABLE.name}: {details}",
     )
 
 
@@ -686,7 +672,7 @@ class _AioUnaryCall(grpc.aio.UnaryUnaryCall):
     def __init__(
         self,
         core: _Core[grpc.aio.Channel],
-        key: tuple[Any, ...],
+        key: _Key,
         request: Any,
         timeout: float | None,
         metadata: Any,
@@ -705,7 +691,7 @@ class _AioUnaryCall(grpc.aio.UnaryUnaryCall):
 
     async def _run(
         self,
-        key: tuple[Any, ...],
+        key: _Key,
         request: Any,
         timeout: float | None,
         metadata: Any,
@@ -717,11 +703,11 @@ class _AioUnaryCall(grpc.aio.UnaryUnaryCall):
         view = core.view()
         picked = core.pick(view, group)
         if picked is None:
-            self._local = _aio_error(_UNAVAILABLE, core.unavailable_details(view))
+            self._local = _unavailable(core.unavailable_details(view))
             raise self._local
         core.budget.on_call()
-        tried: list[str] = []
-        attempt = 1
+        give_up_at = self._give_up_at
+        tried: tuple[str, ...] = ()  # an allocation only when a call fails
         while True:
             instance, endpoint = picked
             core.started(instance)
@@ -734,22 +720,18 @@ class _AioUnaryCall(grpc.aio.UnaryUnaryCall):
             except grpc.RpcError as error:
                 code = rpc_error_code(error)
                 core.finish(instance, endpoint, code, clock() - start)
-                if not core.may_retry(code, attempt, self._give_up_at):
+                tried = (*tried, endpoint.address)
+                picked = core.retry(view, group, code, tried, give_up_at)
+                if picked is None:
                     raise
-                tried.append(endpoint.address)
-                retry = core.pick_retry(view, group, tried)
-                if retry is None:
-                    raise
-                picked = retry
-                attempt += 1
-                if self._give_up_at is not None:
-                    timeout = self._give_up_at - clock()
-                continue
+                if give_up_at is not None:
+                    timeout = give_up_at - clock()
             except BaseException:  # cancelled included: it says nothing about the instance
                 core.finish(instance, endpoint, None, clock() - start)
                 raise
-            core.finish(instance, endpoint, _OK, clock() - start)
-            return response
+            else:
+                core.finish(instance, endpoint, _OK, clock() - start)
+                return response
 
     def __await__(self) -> Generator[Any, None, Any]:
         return self._task.__await__()
@@ -758,7 +740,7 @@ class _AioUnaryCall(grpc.aio.UnaryUnaryCall):
         """The call that decided the outcome (None: refused locally or failed before any attempt)."""
         if not self._task.done():
             await asyncio.wait((self._task,))
-        return None if self._local is not None else self._attempt
+        return self._attempt
 
     async def code(self) -> grpc.StatusCode:
         attempt = await self._settled()
@@ -866,12 +848,8 @@ class _FailedAioCall(grpc.aio.UnaryStreamCall, grpc.aio.StreamUnaryCall, grpc.ai
         callback(self)
 
 
-class _AioUnaryUnary:
-    __slots__ = ("_core", "_key")
-
-    def __init__(self, core: _Core[grpc.aio.Channel], key: tuple[Any, ...]) -> None:
-        self._core = core
-        self._key = key
+class _AioUnaryUnary(_Multicallable):
+    __slots__ = ()
 
     def __call__(
         self,
@@ -884,14 +862,10 @@ class _AioUnaryUnary:
         return _AioUnaryCall(self._core, self._key, request, timeout, metadata, options)
 
 
-class _AioStreaming:
+class _AioStreaming(_Multicallable):
     """Streaming kinds: one picked instance, no retry; the outcome feeds its breaker when done."""
 
-    __slots__ = ("_core", "_key")
-
-    def __init__(self, core: _Core[grpc.aio.Channel], key: tuple[Any, ...]) -> None:
-        self._core = core
-        self._key = key
+    __slots__ = ()
 
     def __call__(
         self,
@@ -905,7 +879,7 @@ class _AioStreaming:
         view = core.view()
         picked = core.pick(view, core.route_group())
         if picked is None:
-            return _FailedAioCall(_aio_error(_UNAVAILABLE, core.unavailable_details(view)))
+            return _FailedAioCall(_unavailable(core.unavailable_details(view)))
         instance, endpoint = picked
         try:
             call = endpoint.callable(self._key)(request, timeout=timeout, metadata=metadata, **options)
@@ -1005,59 +979,19 @@ class AioServiceChannel(grpc.aio.Channel):
 
     def ejected(self) -> list[str]:
         """Addresses of current instances whose breaker is open (a plain read of each state)."""
-        return [a for a, b in self._core.breakers().items() if b.state is not BreakerState.CLOSED]
+        return self._core.ejected()
 
-    def unary_unary(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: Any = False,
-    ) -> Any:
-        key = _key("unary_unary", method, request_serializer, response_deserializer, _registered_method)
-        return _AioUnaryUnary(self._core, key)
-
-    def unary_stream(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: Any = False,
-    ) -> Any:
-        key = _key("unary_stream", method, request_serializer, response_deserializer, _registered_method)
-        return _AioStreaming(self._core, key)
-
-    def stream_unary(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: Any = False,
-    ) -> Any:
-        key = _key("stream_unary", method, request_serializer, response_deserializer, _registered_method)
-        return _AioStreaming(self._core, key)
-
-    def stream_stream(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: Any = False,
-    ) -> Any:
-        key = _key(
-            "stream_stream", method, request_serializer, response_deserializer, _registered_method
-        )
-        return _AioStreaming(self._core, key)
+    unary_unary = _factory("unary_unary", _AioUnaryUnary)
+    unary_stream = _factory("unary_stream", _AioStreaming)
+    stream_unary = _factory("stream_unary", _AioStreaming)
+    stream_stream = _factory("stream_stream", _AioStreaming)
 
     def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
         if self._core.closed:
             return grpc.ChannelConnectivity.SHUTDOWN
         channels = self._core.channels(create=try_to_connect)
         states = {channel.get_state(try_to_connect) for channel in channels}
-        for state in _STATE_ORDER:
-            if state in states:
-                return state
-        return grpc.ChannelConnectivity.IDLE
+        return next((s for s in _STATE_ORDER if s in states), grpc.ChannelConnectivity.IDLE)
 
     async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
         while self.get_state() == last_observed_state:

@@ -30,7 +30,6 @@ class ServiceDirectory:
     def __init__(self, client: EtcdClient, *, cache_file: str | Path | None = None) -> None:
         self._cache_file = Path(cache_file) if cache_file else None
         self._by_service: dict[str, tuple[Instance, ...]] = {}
-        self._version = 0
         self._lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
         initial = self._load_cache()
@@ -53,14 +52,6 @@ class ServiceDirectory:
 
     def instances(self, service: str) -> tuple[Instance, ...]:
         return self._by_service.get(service, ())
-
-    @property
-    def version(self) -> int:
-        """Incremented on every change: a cheap "has membership changed" check."""
-        return self._version
-
-    def services(self) -> dict[str, tuple[Instance, ...]]:
-        return dict(self._by_service)
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Called (from the watch thread) after every change."""
@@ -92,7 +83,6 @@ class ServiceDirectory:
             fresh = {s: tuple(sorted(i, key=lambda x: x.id)) for s, i in by_service.items()}
             # Unchanged services keep their very tuple: channels detect change by identity.
             self._by_service = {s: old[s] if old.get(s) == t else t for s, t in fresh.items()}
-            self._version += 1
 
     def _load_cache(self) -> dict[str, bytes]:
         if self._cache_file is None or not self._cache_file.exists():

@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import grpc
 
@@ -103,6 +103,12 @@ class KeyValue:
     lease: int
 
 
+class PrefixRead(NamedTuple):
+    items: list[KeyValue]
+    revision: int
+    cluster_id: int
+
+
 @dataclass(frozen=True, slots=True)
 class WatchBatch:
     """One watch response: changes (``value`` None for a delete) up to ``revision``."""
@@ -168,18 +174,25 @@ class EtcdClient:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _call(self, stub_name: str, method: str, request: Any, timeout: float | None = None) -> Any:
-        """One unary call with failover across endpoints and one token renewal."""
+    def _call(self, stub_name: str, method: str, request: Any) -> Any:
+        """One unary call (see :meth:`_invoke`)."""
+        timeout = self.config.timeout
+        return self._invoke(
+            method,
+            lambda channel, metadata: getattr(getattr(self._rpc, stub_name)(channel), method)(
+                request, timeout=timeout, metadata=metadata
+            ),
+        )
+
+    def _invoke(self, what: str, call: Callable[[grpc.Channel, Any], _T]) -> _T:
+        """``call(channel, metadata)`` with failover across endpoints and one token renewal."""
         renewed = False
         attempts = len(self._channels)
         while True:
             self._check_open()
             index = self._current
-            stub = getattr(self._rpc, stub_name)(self._channels[index])
             try:
-                return getattr(stub, method)(
-                    request, timeout=timeout or self.config.timeout, metadata=self._metadata()
-                )
+                return call(self._channels[index], self._metadata())
             except grpc.RpcError as exc:
                 code = exc.code()
                 details = exc.details() or ""
@@ -193,7 +206,7 @@ class EtcdClient:
                         if self._current == index:
                             self._current = (index + 1) % len(self._channels)
                     continue
-                raise EtcdError(f"etcd {method}: {code.name}: {details}") from None
+                raise EtcdError(f"etcd {what}: {code.name}: {details}") from None
 
     def _check_open(self) -> None:
         if self._closed:
@@ -216,13 +229,14 @@ class EtcdClient:
 
     # -- KV -----------------------------------------------------------------------------------
 
-    def get_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
-        """Every key under ``prefix`` and the store revision they were read at."""
+    def get_prefix(self, prefix: str) -> PrefixRead:
+        """Every key under ``prefix``, with the revision and cluster they were read at."""
         raw = prefix.encode()
         response = self._call(
             "KVStub", "Range", self._rpc.RangeRequest(key=raw, range_end=_prefix_end(raw))
         )
-        return [_kv(kv) for kv in response.kvs], int(response.header.revision)
+        header = response.header
+        return PrefixRead([_kv(kv) for kv in response.kvs], int(header.revision), int(header.cluster_id))
 
     def get(self, key: str) -> KeyValue | None:
         response = self._call("KVStub", "Range", self._rpc.RangeRequest(key=key.encode()))
@@ -264,21 +278,15 @@ class EtcdClient:
 
     def refresh_lease(self, lease_id: int) -> int:
         """Keep the lease alive once; returns its remaining TTL (0: the lease is gone)."""
-        self._check_open()
         request = self._rpc.LeaseKeepAliveRequest(ID=lease_id)
-        index = self._current
-        stub = self._rpc.LeaseStub(self._channels[index])
-        try:
-            for response in stub.LeaseKeepAlive(
-                iter((request,)), timeout=self.config.timeout, metadata=self._metadata()
-            ):
-                return int(response.TTL)
-        except grpc.RpcError as exc:
-            with self._lock:
-                if self._current == index and len(self._channels) > 1:
-                    self._current = (index + 1) % len(self._channels)
-            raise EtcdError(f"etcd LeaseKeepAlive: {exc.code().name}: {exc.details()}") from None
-        return 0
+        timeout = self.config.timeout
+
+        def keep_alive(channel: grpc.Channel, metadata: Any) -> int:
+            stub = self._rpc.LeaseStub(channel)
+            responses = stub.LeaseKeepAlive(iter((request,)), timeout=timeout, metadata=metadata)
+            return next((int(r.TTL) for r in responses), 0)
+
+        return self._invoke("LeaseKeepAlive", keep_alive)
 
     def revoke_lease(self, lease_id: int) -> None:
         """Revoke the lease, deleting its keys; a lease that is already gone is fine."""
@@ -361,24 +369,3 @@ class WatchStream:
 
 def _kv(kv: Any) -> KeyValue:
     return KeyValue(kv.key.decode(), bytes(kv.value), int(kv.mod_revision), int(kv.lease))
-
-
-def retry_forever(
-    action: Callable[[], _T], stop: threading.Event, *, initial: float = 0.1, maximum: float = 2.0
-) -> _T | None:
-    """Run ``action`` until it succeeds (returns its result) or ``stop`` is set (returns None),
-    backing off exponentially between :class:`EtcdError` s."""
-    delay = initial
-    while not stop.is_set():
-        try:
-            return action()
-        except EtcdError:
-            stop.wait(delay)
-            delay = min(maximum, delay * 2)
-    return None
-
-
-def parse_endpoints(endpoints: str | Sequence[str]) -> tuple[str, ...]:
-    if isinstance(endpoints, str):
-        return tuple(e.strip() for e in endpoints.split(",") if e.strip())
-    return tuple(endpoints)

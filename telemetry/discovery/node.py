@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,11 @@ def default_instance_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def etcd_config(value: EtcdConfig | str | tuple[str, ...] | list[str]) -> EtcdConfig:
+def etcd_config(value: EtcdConfig | str | Sequence[str]) -> EtcdConfig:
     """``EtcdConfig``, or endpoints ("h1:2379,h2:2379" or a list) with the rest from ETCD_* env."""
     if isinstance(value, EtcdConfig):
         return value
-    endpoints = value.split(",") if isinstance(value, str) else list(value)
+    endpoints = value.split(",") if isinstance(value, str) else value
     return EtcdConfig.from_env(endpoints=tuple(e.strip() for e in endpoints if e.strip()))
 
 

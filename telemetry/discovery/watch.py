@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from telemetry.discovery.etcd import EtcdClient, EtcdClosedError, EtcdError
+from telemetry.discovery.etcd import EtcdClient, EtcdClosedError, EtcdError, WatchStream
 
 __all__ = ["PrefixWatcher"]
 
@@ -44,7 +44,7 @@ class PrefixWatcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._synced = threading.Event()
-        self._stream: object | None = None
+        self._stream: WatchStream | None = None
         self._backoff = backoff
         self._thread: threading.Thread | None = None
 
@@ -82,7 +82,7 @@ class PrefixWatcher:
         self._stop.set()
         stream = self._stream
         if stream is not None:
-            stream.cancel()  # type: ignore[attr-defined]
+            stream.cancel()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -115,17 +115,13 @@ class PrefixWatcher:
                 self._stop.wait(delay)
 
     def _read_all(self) -> None:
-        items, revision = self._client.get_prefix(self.prefix)
-        cluster, _ = self._client.revision(self.prefix)
-        state = {kv.key: kv.value for kv in items}
+        read = self._client.get_prefix(self.prefix)
         with self._lock:
-            changed = state != self._state
-            self._state = state
-            self._revision = revision
-            self._cluster = cluster
+            self._state = {kv.key: kv.value for kv in read.items}
+            self._revision = read.revision
+            self._cluster = read.cluster_id
         self._synced.set()
-        if changed or revision:
-            self._notify()
+        self._notify()  # also when nothing changed: listeners learn they are in sync
 
     def _history_lost(self) -> bool:
         """After a reconnect: can the watch resume from our revision?"""

@@ -13,6 +13,7 @@ resolved once per method and rules generation.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -46,11 +47,14 @@ from telemetry.governance.rules import (
     RuleError,
     ServerMethodRules,
     ServerRules,
+    most_specific,
 )
 from telemetry.governance.throttle import AdaptiveThrottle
 from telemetry.rpc.call import MethodInfo, RpcKind
 
 RulesInput = GovernanceRules | Mapping[str, Any] | str | Path
+
+_log = logging.getLogger("telemetry.governance")
 
 
 @dataclass(frozen=True)
@@ -224,7 +228,10 @@ class Governance:
         _switch_interval.apply(parsed.adaptive.gil_switch_interval if parsed.adaptive.enabled else 0.0)
         self.recorder.rules_applied(snapshot.generation)
         for listener in listeners:
-            listener(parsed)
+            try:
+                listener(parsed)
+            except Exception:  # the rules are in force: a listener's failure must not undo that
+                _log.exception("governance on_apply listener failed")
         return parsed
 
     def on_apply(self, listener: Callable[[GovernanceRules], None]) -> None:
@@ -255,7 +262,7 @@ class Governance:
     def server_plan(self, snapshot: _Snapshot, info: MethodInfo) -> ServerPlan | None:
         plan = snapshot.server_plans.get(info.full_method)
         if plan is None:
-            match = _most_specific(snapshot.rules.server.methods, info)
+            match = most_specific(snapshot.rules.server.methods, info.service, info.rpc_method)
             if match is None:
                 plan = _NO_SERVER_PLAN
             else:
@@ -271,7 +278,7 @@ class Governance:
         key = (target, info.full_method)
         plan = snapshot.client_plans.get(key)
         if plan is None:
-            match = _most_specific(snapshot.rules.client.methods, info)
+            match = most_specific(snapshot.rules.client.methods, info.service, info.rpc_method)
             plan = (
                 _NO_CLIENT_PLAN
                 if match is None
@@ -533,14 +540,6 @@ def _load_file(path: Path) -> GovernanceRules:
         except yaml.YAMLError as exc:
             raise RuleError(str(path), f"not valid YAML: {exc}") from None
     return GovernanceRules.from_json(text)
-
-
-def _most_specific(methods: Mapping[str, Any], info: MethodInfo) -> tuple[str, Any] | None:
-    for pattern in (info.rpc_method, f"{info.service}/*", "*"):
-        rule = methods.get(pattern)
-        if rule is not None:
-            return pattern, rule
-    return None
 
 
 def _codes(names: tuple[str, ...]) -> frozenset[grpc.StatusCode]:

@@ -27,6 +27,8 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from telemetry.config import ConfigError
 
+_V = TypeVar("_V")
+
 
 class RuleError(ConfigError):
     """A rule is invalid; ``path`` names the field (e.g. ``server.methods['*'].rate_limit.limit``)."""
@@ -320,6 +322,16 @@ def validate_pattern(pattern: str, path: str) -> None:
         raise RuleError(
             path, f"method pattern must be '*', 'pkg.Service/*' or 'pkg.Service/Method', got {pattern!r}"
         )
+
+
+def most_specific(patterns: Mapping[str, _V], service: str, rpc_method: str) -> tuple[str, _V] | None:
+    """The entry for ``rpc_method`` (``pkg.Service/Method``) of ``service``: its exact pattern,
+    else ``pkg.Service/*``, else ``*``; None when none is set."""
+    for pattern in (rpc_method, f"{service}/*", "*"):
+        value = patterns.get(pattern)
+        if value is not None:
+            return pattern, value
+    return None
 
 
 def _check_codes(codes: tuple[str, ...], path: str) -> None:

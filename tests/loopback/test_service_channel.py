@@ -14,7 +14,7 @@ import echo_pb2
 import echo_pb2_grpc
 import grpc
 import pytest
-from helpers import make_config, wait_until
+from helpers import make_config, wait_until, wait_until_async
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
 from prometheus_client import CollectorRegistry
@@ -87,6 +87,16 @@ def instance(name: str, target: str, group: str = "") -> Instance:
     return Instance(service=SERVICE, id=name, address=target, group=group)
 
 
+def source_of(made: list[Node], services: list[Any]) -> StaticSource:
+    """Every node as an instance of SERVICE, in order."""
+    return StaticSource([instance(n.name, s.target) for n, s in zip(made, services, strict=True)])
+
+
+def running_calls(channel: ServiceChannel | AioServiceChannel) -> int:
+    """Calls holding an instance of ``channel`` (every call releases its instance when it ends)."""
+    return sum(endpoint.active for endpoint in channel._core._view.endpoints.values())
+
+
 def quick_breaker() -> CircuitBreaker:
     """Ejects after 2 failures in a row for 0.2 s; one good probe readmits fully."""
     return CircuitBreaker(
@@ -145,7 +155,7 @@ def call(stub: Any) -> str:
 
 def test_calls_spread_over_every_instance(nodes: Any, client_tel: telemetry.Telemetry) -> None:
     made, services = nodes(3)
-    source = StaticSource([instance(n.name, s.target) for n, s in zip(made, services, strict=True)])
+    source = source_of(made, services)
     with make_sync(client_tel, source) as channel:
         stub = echo_pb2_grpc.EchoStub(channel)
         assert Counter(call(stub) for _ in range(30)) == {"n0": 10, "n1": 10, "n2": 10}
@@ -156,7 +166,7 @@ def test_calls_spread_over_every_instance(nodes: Any, client_tel: telemetry.Tele
 
 def test_every_rpc_kind_goes_through_one_instance(nodes: Any, client_tel: telemetry.Telemetry) -> None:
     made, services = nodes(2)
-    source = StaticSource([instance(n.name, s.target) for n, s in zip(made, services, strict=True)])
+    source = source_of(made, services)
     with make_sync(client_tel, source) as channel:
         stub = echo_pb2_grpc.EchoStub(channel)
         streamed = [r.text for r in stub.ServerStream(echo_pb2.EchoRequest(count=3), timeout=5)]
@@ -171,12 +181,13 @@ def test_every_rpc_kind_goes_through_one_instance(nodes: Any, client_tel: teleme
         assert response.text in {"n0", "n1"}
         assert grpc_call.code() == grpc.StatusCode.OK
         # Every call above finished and released its instance.
-        wait_until(lambda: all(b.state is BreakerState.CLOSED for b in channel.breakers().values()))
+        wait_until(lambda: running_calls(channel) == 0, message="every call released its instance")
+        assert all(b.state is BreakerState.CLOSED for b in channel.breakers().values())
 
 
 def test_concurrent_calls_with_p2c(nodes: Any, client_tel: telemetry.Telemetry) -> None:
     made, services = nodes(3)
-    source = StaticSource([instance(n.name, s.target) for n, s in zip(made, services, strict=True)])
+    source = source_of(made, services)
     balancer = P2CBalancer()
     with make_sync(client_tel, source, balancer=balancer) as channel:
         stub = echo_pb2_grpc.EchoStub(channel)
@@ -196,7 +207,7 @@ def test_failing_instance_is_ejected_retried_around_and_readmitted(
     nodes: Any, client_tel: telemetry.Telemetry, code: grpc.StatusCode
 ) -> None:
     made, services = nodes(3)
-    source = StaticSource([instance(n.name, s.target) for n, s in zip(made, services, strict=True)])
+    source = source_of(made, services)
     bad = made[1]
     with make_sync(client_tel, source) as channel:
         stub = echo_pb2_grpc.EchoStub(channel)
@@ -222,7 +233,7 @@ def test_stopped_instance_is_ejected_and_readmitted_when_it_comes_back(
     nodes: Any, client_tel: telemetry.Telemetry
 ) -> None:
     made, services = nodes(3)
-    source = StaticSource([instance(n.name, s.target) for n, s in zip(made, services, strict=True)])
+    source = source_of(made, services)
     dead = services[0]
     with make_sync(client_tel, source) as channel:
         stub = echo_pb2_grpc.EchoStub(channel)
@@ -265,7 +276,7 @@ def test_non_retryable_status_reaches_the_caller_and_does_not_eject(
 def test_retries_stop_when_the_budget_is_spent(nodes: Any, client_tel: telemetry.Telemetry) -> None:
     made, services = nodes(2)
     made[0].failing = grpc.StatusCode.UNAVAILABLE
-    source = StaticSource([instance(n.name, s.target) for n, s in zip(made, services, strict=True)])
+    source = source_of(made, services)
     no_budget = RetryBudget(ratio=0.0, min_per_second=0.0)
     with make_sync(client_tel, source, retry_budget=no_budget) as channel:
         stub = echo_pb2_grpc.EchoStub(channel)
@@ -371,7 +382,7 @@ async def test_aio_service_channel_balances_retries_and_fails_without_instances(
     nodes: Any, client_tel: telemetry.Telemetry
 ) -> None:
     made, services = nodes(3)
-    source = StaticSource([instance(n.name, s.target) for n, s in zip(made, services, strict=True)])
+    source = source_of(made, services)
     channel = AioServiceChannel(
         service=SERVICE,
         source=source,
@@ -397,6 +408,15 @@ async def test_aio_service_channel_balances_retries_and_fails_without_instances(
     texts = [r.text async for r in stub.ServerStream(echo_pb2.EchoRequest(count=2), timeout=5)]
     assert len(texts) == 2
     assert texts[0] in {"n0", "n1"}
+
+    source.current = source.current[:2]  # n2 retired: its channel closes (in a task)
+    assert (await stub.ClientStream(iter([REQUEST, REQUEST]), timeout=5)).text in {"n0:2", "n1:2"}
+    texts = [r.text async for r in stub.Bidi(iter([REQUEST] * 3), timeout=5)]
+    assert len(texts) == 3
+    assert len(set(texts)) == 1
+    assert texts[0] in {"n0", "n1"}
+    await wait_until_async(lambda: running_calls(channel) == 0, message="every call released")
+    assert channel.breakers().keys() == {services[0].target, services[1].target}
 
     source.current = ()
     with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -44,6 +44,15 @@ def rng(seed: int = 7) -> random.Random:
 
 def counts(balancer: Balancer, candidates: Sequence[Instance], n: int) -> Counter[str]:
     return Counter(balancer.pick(candidates).id for _ in range(n))
+
+
+def in_threads(work: Callable[[], None], count: int = 4) -> None:
+    """Run ``work`` in ``count`` threads at once; return when all are done."""
+    threads = [threading.Thread(target=work) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 A, B, C = inst("a"), inst("b"), inst("c")
@@ -146,11 +155,7 @@ def test_weighted_round_robin_is_thread_safe() -> None:
         with lock:
             seen.update(local)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(work)
     assert seen == Counter({"a": 8_000, "b": 4_000})  # exact: the cycle is shared
 
 
@@ -260,11 +265,7 @@ def test_p2c_is_thread_safe() -> None:
             balancer.on_start(chosen)
             balancer.on_done(chosen, 0.001, True)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(work)
     assert all(load.in_flight == 0 for load in balancer.stats().values())
 
 
