@@ -9,7 +9,7 @@ cd "$ROOT"
 PYTHON=${PYTHON:-python3}
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
 
-ensure_tool() {  # ensure_tool COMMAND DEBIAN_PACKAGE
+ensure_tool() {  # ensure_tool COMMAND DEBIAN_PACKAGE [apt-get options]
   command -v "$1" >/dev/null 2>&1 && return 0
   echo "installing $2 (for $1)" >&2
   if [ "$(id -u)" -ne 0 ]; then
@@ -20,7 +20,7 @@ ensure_tool() {  # ensure_tool COMMAND DEBIAN_PACKAGE
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
     APT_UPDATED=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${@:3}" "$2" >/dev/null
 }
 
 if [ ! -x .venv/bin/python ]; then
@@ -30,7 +30,7 @@ stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "installing the package and its dev tools into .venv (log: .venv/install.log)" >&2
   if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
-         .venv/bin/python -m pip install --disable-pip-version-check -e '.[dev,etcd]'; } \
+         .venv/bin/python -m pip install --disable-pip-version-check -e '.[dev,etcd,demo]'; } \
        > .venv/install.log 2>&1; then
     cat .venv/install.log >&2
     exit 1

@@ -1,5 +1,22 @@
 #!/usr/bin/env bash
-# The main job. For now: the runnable two-service example (order -> inventory) with an OTLP receiver
-# and a load loop, on loopback. Arguments go to examples/quickstart/run.py (e.g. --duration 20).
-source "$(dirname "$0")/_setup.sh"
-exec python examples/quickstart/run.py "$@"
+# The main job: the demo stack. With a running Docker engine: `docker compose up --build` (Grafana,
+# Jaeger, the OTel Collector, Prometheus, etcd, every service). Without one: the native stack of
+# what installs here (etcd, Prometheus, every service and the load generator as local processes;
+# see services/stack.py). Arguments go to the native launcher (e.g. --duration 120 --rate 30).
+# STACK=native forces the native stack.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${STACK:-}" != "native" ] && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+  if docker compose version >/dev/null 2>&1; then
+    exec docker compose up --build
+  elif command -v docker-compose >/dev/null 2>&1; then
+    exec docker-compose up --build
+  fi
+fi
+
+echo "no Docker engine: starting the native stack" >&2
+source scripts/_setup.sh
+ensure_tool etcd etcd-server
+ensure_tool prometheus prometheus
+exec python -m services.stack "$@"

@@ -5,11 +5,13 @@ source "$(dirname "$0")/_setup.sh"
 
 ensure_tool openssl openssl  # the TLS test makes a throwaway certificate
 ensure_tool etcd etcd-server  # discovery and live-rules tests run a real etcd
+ensure_tool prometheus prometheus  # the native demo stack's Prometheus; promtool checks the configs
+ensure_tool docker-compose docker-compose --no-install-recommends  # `config` validates the compose file
 
 echo "== ruff"
 ruff check .
 ruff format --check .
 echo "== mypy"
-mypy telemetry tests benchmarks examples
+mypy telemetry services tests benchmarks examples
 echo "== pytest"
 python -m pytest -q "$@"

@@ -12,7 +12,7 @@ import atexit
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -20,15 +20,22 @@ import grpc.aio
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
-from prometheus_client import REGISTRY, CollectorRegistry, ProcessCollector
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram, ProcessCollector
 
 from telemetry import deadline, lifecycle
+from telemetry.asgi import (
+    DEFAULT_TIMEOUT_HEADER,
+    UNTRACED_PATHS,
+    AsgiTelemetry,
+    http_duration_histogram,
+)
 from telemetry.config import ConfigError, TelemetryConfig
 from telemetry.control.faults import FaultInjector
 from telemetry.control.live_rules import LiveRules
 from telemetry.discovery.balancer import build_balancer
 from telemetry.discovery.client import AioServiceChannel, ServiceChannel
 from telemetry.discovery.etcd import EtcdConfig
+from telemetry.discovery.metrics import DiscoveryCollector
 from telemetry.discovery.node import Discovery, etcd_config
 from telemetry.discovery.registry import Registration
 from telemetry.governance.concerns import ClientGovernance, ServerGovernance
@@ -103,6 +110,7 @@ class Telemetry:
         self.metrics_server: MetricsServer | None = None
         if config.metrics_enabled and config.metrics_port is not None:
             self.metrics_server = serve_metrics(self.registry, config.metrics_host, config.metrics_port)
+        self._http_histogram: Histogram | None = None
         self._shutdown_lock = threading.Lock()
         self._is_shut_down = False
         # etcd: discovery, registration and live rules; nothing blocks on etcd being up.
@@ -114,6 +122,8 @@ class Telemetry:
                 instance_id=instance_id,
                 cache_file=discovery_cache,
             )
+            if config.metrics_enabled:
+                self._register(DiscoveryCollector(self.discovery.directory))
         # Fault-injection knobs (latency, errors, CPU burn) driven from etcd, for demos and drills;
         # last in the server chain, so refused calls burn nothing. Free while none are set.
         self.faults = FaultInjector()
@@ -394,6 +404,31 @@ class Telemetry:
             return self.channel(target, credentials=credentials, options=options, governance=False)
 
         return make
+
+    def asgi(
+        self,
+        app: Any,
+        *,
+        route: Callable[[str], str] = lambda path: path,
+        timeout_header: str = DEFAULT_TIMEOUT_HEADER,
+        untraced_paths: Collection[str] = UNTRACED_PATHS,
+    ) -> AsgiTelemetry:
+        """Wrap an ASGI app: a SERVER span per request continuing the caller's trace, the HTTP
+        duration histogram, an access line, and ``timeout_header`` (milliseconds) as the deadline
+        of the gRPC calls the app makes (see :mod:`telemetry.asgi`). ``route(path)`` gives the
+        low-cardinality route name used in span names and labels."""
+        if self._http_histogram is None and self.config.metrics_enabled:
+            self._http_histogram = http_duration_histogram(self.config.latency_buckets)
+            self._register(self._http_histogram)
+        return AsgiTelemetry(
+            app,
+            tracer=self.tracer,
+            propagator=self.propagator,
+            histogram=self._http_histogram,
+            route=route,
+            timeout_header=timeout_header,
+            untraced_paths=untraced_paths,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------
 

@@ -20,7 +20,8 @@ Per call:
 3. *Ejection.* Each instance has its own :class:`~telemetry.governance.breaker.CircuitBreaker`; an
    instance whose breaker does not admit the call is skipped (outlier ejection, as in Envoy and grpc's
    outlier detection). It comes back through the breaker's own half-open probes and recovery ramp.
-   Only ``failure_codes`` count against an instance; other statuses are the server answering.
+   Only ``failure_codes`` count against an instance (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL,
+   UNKNOWN by default); other statuses, RESOURCE_EXHAUSTED included, are the server answering.
 4. *Balancing.* The balancer picks among the admitted instances and is told when each unary call
    starts and ends (latency, and whether the instance failed it).
 5. *Retries* (unary-unary only). On UNAVAILABLE or RESOURCE_EXHAUSTED -- codes a server or the
@@ -77,8 +78,11 @@ RETRY_CODES: frozenset[grpc.StatusCode] = frozenset(
 )
 """Codes retried on another instance."""
 
+# What ejects an instance: the transport or the server failing. Not RESOURCE_EXHAUSTED: that is the
+# server answering "over a limit" (often a per-user one), which says nothing about the instance's
+# health; overload is the balancer's to weigh and the retry's to route around.
 _FAILURE_CODES: frozenset[grpc.StatusCode] = frozenset(
-    grpc.StatusCode[name] for name in DEFAULT_FAILURE_CODES
+    grpc.StatusCode[name] for name in DEFAULT_FAILURE_CODES if name != "RESOURCE_EXHAUSTED"
 )
 _OK = grpc.StatusCode.OK
 _CANCELLED = grpc.StatusCode.CANCELLED
@@ -143,6 +147,44 @@ class _Endpoint(Generic[C]):
         return found
 
 
+class _Unjudged:
+    """The breaker of a panic pick: its outcome is not reported (the call was never admitted)."""
+
+    __slots__ = ()
+
+    def on_success(self, duration: float) -> None:
+        pass
+
+    def on_failure(self, duration: float) -> None:
+        pass
+
+    def on_ignored(self) -> None:
+        pass
+
+
+class _PanicPick(Generic[C]):
+    """An ejected instance called anyway because every candidate is ejected (Envoy's panic mode):
+    when all look sick, the likelier story is a shared cause -- a failing dependency behind them
+    all -- and refusing every call locally would turn a partial outage into a total one."""
+
+    __slots__ = ("endpoint",)
+    breaker = _Unjudged()
+
+    def __init__(self, endpoint: _Endpoint[C]) -> None:
+        self.endpoint = endpoint
+
+    @property
+    def address(self) -> str:
+        return self.endpoint.address
+
+    def callable(self, key: _Key) -> Any:
+        return self.endpoint.callable(key)
+
+
+def _unwrap(endpoint: _Endpoint[C] | _PanicPick[C]) -> _Endpoint[C]:
+    return endpoint.endpoint if isinstance(endpoint, _PanicPick) else endpoint
+
+
 class _View(Generic[C]):
     """One membership snapshot: the source's object, its endpoints, and routing results."""
 
@@ -154,7 +196,7 @@ class _View(Generic[C]):
         self.routes: dict[str | None, list[Instance]] = {}
 
 
-_Picked = tuple[Instance, _Endpoint[Any]]
+_Picked = tuple[Instance, "_Endpoint[Any] | _PanicPick[Any]"]
 
 
 class _Core(Generic[C]):
@@ -175,12 +217,14 @@ class _Core(Generic[C]):
         failure_codes: Collection[grpc.StatusCode],
         retry_codes: Collection[grpc.StatusCode],
         clock: Clock,
+        panic: bool = True,
     ) -> None:
         if not service:
             raise ValueError("service must be a non-empty string")
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
         self.service = service
+        self.panic = panic
         self.source = source
         self.make_channel = make_channel
         self.close_channel = close_channel
@@ -296,10 +340,13 @@ class _Core(Generic[C]):
         return pool
 
     def pick(self, view: _View[C], group: str | None, exclude: Collection[str] = ()) -> _Picked | None:
-        """An instance whose breaker admits the call, its endpoint acquired; None when none is."""
+        """An instance whose breaker admits the call, its endpoint acquired. When every candidate is
+        ejected, a first attempt goes to one of them anyway (a panic pick, whose outcome no breaker
+        counts); a retry gets None."""
         candidates = self._candidates(view, group)
         if exclude:
             candidates = [c for c in candidates if c.address not in exclude]
+        everyone = candidates
         while candidates:
             instance = self.balancer.pick(candidates)
             endpoint = view.endpoints[instance.address]
@@ -310,6 +357,11 @@ class _Core(Generic[C]):
             # Ejected (or removed): the others share the call.
             address = instance.address
             candidates = [c for c in candidates if c.address != address]
+        if everyone and not exclude and self.panic:
+            instance = self.balancer.pick(everyone)
+            endpoint = view.endpoints[instance.address]
+            if self._acquire(endpoint):
+                return instance, _PanicPick(endpoint)
         return None
 
     def retry(
@@ -337,7 +389,7 @@ class _Core(Generic[C]):
             return None
         if not self.budget.try_spend():  # spent by another call meanwhile
             picked[1].breaker.on_ignored()
-            self._release(picked[1])
+            self._release(_unwrap(picked[1]))
             return None
         return picked
 
@@ -376,13 +428,14 @@ class _Core(Generic[C]):
     def finish(
         self,
         instance: Instance,
-        endpoint: _Endpoint[Any],
+        endpoint: _Endpoint[Any] | _PanicPick[Any],
         code: Any,
         latency: float,
         *,
         streamed: bool = False,
     ) -> None:
         """Report one attempt's outcome (``code`` None: no status, e.g. a local exception)."""
+        real = _unwrap(endpoint)
         try:
             breaker = endpoint.breaker
             failed = code in self.failure_codes
@@ -399,7 +452,7 @@ class _Core(Generic[C]):
                 except Exception:
                     _log.exception("balancer on_done failed")
         finally:
-            self._release(endpoint)
+            self._release(real)
 
 
 class _Multicallable:
@@ -586,9 +639,11 @@ class ServiceChannel(grpc.Channel):
         failure_codes: Collection[grpc.StatusCode] = _FAILURE_CODES,
         retry_codes: Collection[grpc.StatusCode] = RETRY_CODES,
         clock: Clock = monotonic,
+        panic: bool = True,
     ) -> None:
         """``retry_budget`` None: :func:`default_retry_budget`; ``breaker_factory`` None:
-        :func:`default_breaker`; ``max_attempts`` counts the first attempt (1 disables retries)."""
+        :func:`default_breaker`; ``max_attempts`` counts the first attempt (1 disables retries);
+        ``panic``: when every instance is ejected, call one anyway rather than refuse locally."""
         self._core: _Core[grpc.Channel] = _Core(
             service=service,
             source=source,
@@ -602,6 +657,7 @@ class ServiceChannel(grpc.Channel):
             failure_codes=failure_codes,
             retry_codes=retry_codes,
             clock=clock,
+            panic=panic,
         )
 
     @property
@@ -941,6 +997,7 @@ class AioServiceChannel(grpc.aio.Channel):
         failure_codes: Collection[grpc.StatusCode] = _FAILURE_CODES,
         retry_codes: Collection[grpc.StatusCode] = RETRY_CODES,
         clock: Clock = monotonic,
+        panic: bool = True,
     ) -> None:
         """The same arguments as :class:`ServiceChannel`, with grpc.aio channels."""
         self._closing: set[asyncio.Task[None]] = set()
@@ -957,6 +1014,7 @@ class AioServiceChannel(grpc.aio.Channel):
             failure_codes=failure_codes,
             retry_codes=retry_codes,
             clock=clock,
+            panic=panic,
         )
 
     def _close_later(self, channel: grpc.aio.Channel) -> None:

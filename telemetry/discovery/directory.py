@@ -53,6 +53,10 @@ class ServiceDirectory:
     def instances(self, service: str) -> tuple[Instance, ...]:
         return self._by_service.get(service, ())
 
+    def counts(self) -> dict[str, int]:
+        """Live instances per service, for every service in the registry."""
+        return {service: len(found) for service, found in self._by_service.items()}
+
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Called (from the watch thread) after every change."""
         self._listeners.append(listener)

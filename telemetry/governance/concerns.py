@@ -222,13 +222,15 @@ class ClientGovernance:
         if plan.deferral is not None:
             found, value = fallback.answer(state.request)
             if found and plan.deferral.offer(state.request):
-                state.answer = value
+                state.answer = AnswerCall(value, "downstream: deferred",
+                                          ((DECISION_KEY, f"{DEFERRED}:downstream"),))  # fmt: skip
                 self._recorder.decision(state, "deferral", DEFERRED, f"downstream failed: {code.name}")
                 return
         if fallback.on_failure:
             found, value = fallback.answer(state.request)
             if found:
-                state.answer = value
+                state.answer = AnswerCall(value, "downstream: fallback",
+                                          ((DECISION_KEY, f"{FALLBACK}:downstream"),))  # fmt: skip
                 self._recorder.decision(state, "fallback", FALLBACK, f"downstream failed: {code.name}")
 
     def retry_delay(self, state: CallState, attempt: int) -> float | None:

@@ -53,7 +53,7 @@ class AioClientInterceptor(
             try:
                 state, new_details = self._begin(details, RpcKind.UNARY, request)
             except AnswerCall as answer:
-                return answer.response
+                return AnsweredAioCall(answer.response, answer.trailing_metadata)
             call = await continuation(new_details, request)
             try:
                 response = await call
@@ -68,7 +68,7 @@ class AioClientInterceptor(
             if state.code == grpc.StatusCode.OK or self.retrier is None:
                 return call
             if has_answer(state):
-                return state.answer
+                return AnsweredAioCall(state.answer.response, state.answer.trailing_metadata)
             delay = self.retrier.retry_delay(state, attempt)
             left = deadline.remaining()
             if (
@@ -193,3 +193,48 @@ async def _count_received(call: Any, state: CallState, chain: ConcernChain) -> A
     async for response in call:
         chain.message(state, True)
         yield response
+
+
+class AnsweredAioCall(grpc.aio.UnaryUnaryCall):
+    """A grpc.aio unary call answered by a fallback instead of the server: awaiting it gives the
+    response; code OK; ``trailing_metadata()`` says it was a fallback (``x-governance``), as for
+    sync calls. (grpc.aio would wrap a bare response in a call with no metadata at all.)"""
+
+    def __init__(self, response: Any, trailing_metadata: Any = ()) -> None:
+        self._response = response
+        self._trailing = grpc.aio.Metadata(*trailing_metadata)
+
+    def __await__(self) -> Any:
+        if False:  # pragma: no cover - makes this a generator without suspending
+            yield
+        return self._response
+
+    async def initial_metadata(self) -> grpc.aio.Metadata:
+        return grpc.aio.Metadata()
+
+    async def trailing_metadata(self) -> grpc.aio.Metadata:
+        return self._trailing
+
+    async def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.OK
+
+    async def details(self) -> str:
+        return ""
+
+    async def wait_for_connection(self) -> None:
+        return None
+
+    def cancelled(self) -> bool:
+        return False
+
+    def done(self) -> bool:
+        return True
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    def cancel(self) -> bool:
+        return False
+
+    def add_done_callback(self, callback: Any) -> None:
+        callback(self)

@@ -194,7 +194,8 @@ class CallState:
         self.request: Any = None
         self.response: Any = None
         self.governance: Any = None  # what the governance concern holds for the call
-        # Client, single response: set by a concern when the call failed but has a fallback answer.
+        # Client, single response: an AnswerCall, set by a concern when the call failed but has a
+        # fallback answer (its trailing metadata tells the caller it was a fallback).
         self.answer: Any = _NO_ANSWER
 
     def add_outgoing_metadata(self, key: str, value: str) -> None:

@@ -118,7 +118,8 @@ class _UnaryResponse(_Multicallable):
             except grpc.RpcError as error:
                 runner.finish(state, error)
                 if has_answer(state):
-                    return state.answer, AnsweredCall(state.answer)
+                    found = state.answer
+                    return found.response, AnsweredCall(found.response, found.trailing_metadata)
                 delay = runner.retrier.retry_delay(state, attempt)
                 if delay is None or not _time_left_for(delay, give_up_at):
                     raise

@@ -10,15 +10,20 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def poll(read: Callable[[], T], ready: Callable[[T], bool], timeout: float, what: str) -> T:
+def poll(
+    read: Callable[[], T], ready: Callable[[T], bool], timeout: float, what: str,
+    interval: float = 0.01,
+) -> T:  # fmt: skip
+    """``read()`` until ``ready`` accepts it; AssertionError naming ``what`` after ``timeout``.
+    Raise ``interval`` when a read is a network call (Prometheus, HTTP)."""
     deadline = time.monotonic() + timeout
     while True:
         value = read()
         if ready(value):
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not arrive within {timeout}s; have {value!r}")
-        time.sleep(0.01)
+            raise AssertionError(f"{what} did not arrive within {timeout}s; have {value!r}"[:2000])
+        time.sleep(interval)
 
 
 async def poll_async(read: Callable[[], T], ready: Callable[[T], bool], timeout: float, what: str) -> T:

@@ -395,6 +395,18 @@ async def test_client_fallbacks_default_and_last_good(
     assert decisions(c.registry, "breaker", "fallback") == 2
     assert decisions(c.registry, "fallback", "fallback") == 3
 
+    # The caller can tell a fallback from the server's answer, sync and aio alike.
+    async def decision(text: str) -> str:
+        request = echo_pb2.EchoRequest(text=text)
+        if flavour == "sync":
+            _, call_ = stub.Unary.with_call(request)
+            return str(dict(call_.trailing_metadata())["x-governance"])
+        aio_call = stub.Unary(request)
+        await aio_call
+        return str(dict(await aio_call.trailing_metadata())["x-governance"])
+
+    assert await decision("c") == "fallback:breaker"
+
 
 @pytest.mark.parametrize("flavour", ["sync", "aio"])
 async def test_idempotent_calls_are_retried_within_budget(

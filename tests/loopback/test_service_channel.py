@@ -202,7 +202,7 @@ def test_concurrent_calls_with_p2c(nodes: Any, client_tel: telemetry.Telemetry) 
 # -- ejection, retries, readmission -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED])
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE])
 def test_failing_instance_is_ejected_retried_around_and_readmitted(
     nodes: Any, client_tel: telemetry.Telemetry, code: grpc.StatusCode
 ) -> None:
@@ -227,6 +227,48 @@ def test_failing_instance_is_ejected_retried_around_and_readmitted(
             message="the recovered instance readmitted",
         )
         assert Counter(call(stub) for _ in range(30))["n1"] == 10
+
+
+def test_a_limit_answering_is_retried_elsewhere_but_never_ejects(
+    nodes: Any, client_tel: telemetry.Telemetry
+) -> None:
+    """RESOURCE_EXHAUSTED is a server's limit speaking (a per-user one, say), not a sick instance."""
+    made, services = nodes(3)
+    source = source_of(made, services)
+    limited = made[1]
+    with make_sync(client_tel, source) as channel:
+        stub = echo_pb2_grpc.EchoStub(channel)
+        limited.failing = grpc.StatusCode.RESOURCE_EXHAUSTED
+        replies = [call(stub) for _ in range(12)]
+        assert "n1" not in replies and len(replies) == 12  # retried on another instance
+        assert limited.calls >= 4  # still picked in turn (retries advance the round robin too)
+        assert channel.ejected() == []
+
+
+def test_when_every_instance_is_ejected_calls_still_reach_them(
+    nodes: Any, client_tel: telemetry.Telemetry
+) -> None:
+    """Panic mode: all instances failing at once usually means a shared cause (their dependency is
+    down); refusing locally would hide every recovery and turn a partial outage into a total one."""
+    made, services = nodes(2)
+    source = source_of(made, services)
+    with make_sync(client_tel, source) as channel:
+        stub = echo_pb2_grpc.EchoStub(channel)
+        for node in made:
+            node.failing = grpc.StatusCode.UNAVAILABLE
+        for _ in range(20):
+            with pytest.raises(grpc.RpcError) as failed:
+                call(stub)
+            assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert sorted(channel.ejected()) == sorted(s.target for s in services)
+        calls_before = sum(node.calls for node in made)
+        with pytest.raises(grpc.RpcError) as failed:
+            call(stub)
+        assert "injected fault" in failed.value.details()  # answered by a server, not locally
+        assert sum(node.calls for node in made) == calls_before + 1
+        for node in made:
+            node.failing = None
+        assert call(stub) in {"n0", "n1"}  # the recovery is seen at once
 
 
 def test_stopped_instance_is_ejected_and_readmitted_when_it_comes_back(

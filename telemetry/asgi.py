@@ -1,0 +1,212 @@
+"""Telemetry for an HTTP entry point (an ASGI app in front of gRPC services).
+
+Per request: a SERVER span continuing the caller's W3C ``traceparent``/``tracestate`` and baggage (a
+malformed header starts a new trace), named ``METHOD route`` with the current HTTP semantic
+conventions; ``http_server_request_duration_seconds`` (histogram with ``trace_id`` exemplars); one
+access line; and the request's timeout header (``x-request-timeout-ms`` by default) turned into the
+chain deadline, so the gRPC calls the app makes get what is left of it. A malformed timeout header is
+answered 400 without running the app. An exception escaping the app is answered 500 with a generic
+JSON body (never the message or stack) and logged with its stack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection, MutableMapping
+from typing import Any
+
+import orjson
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import Histogram
+
+from telemetry.deadline import deadline_scope
+from telemetry.logging.pipeline import get_logger
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_log = logging.getLogger("telemetry")
+_access = get_logger("telemetry.http")
+
+DEFAULT_TIMEOUT_HEADER = "x-request-timeout-ms"
+# Probes are not requests: tracing them would bury real traffic (as grpc.health is not traced).
+UNTRACED_PATHS = ("/healthz", "/livez", "/readyz", "/metrics")
+
+
+def http_duration_histogram(buckets: tuple[float, ...]) -> Histogram:
+    """The histogram every middleware of one service shares (register it once, in one registry)."""
+    return Histogram(
+        "http_server_request_duration_seconds",
+        "Duration of HTTP server requests.",
+        ["http_request_method", "http_route", "http_response_status_code"],
+        buckets=buckets,
+        registry=None,
+    )
+
+
+class AsgiTelemetry:
+    """ASGI middleware; build it with :meth:`telemetry.Telemetry.asgi`.
+
+    ``route(path) -> str`` names the route template for span names and metric labels (keep it low
+    cardinality: ``/orders/{id}``, not the id). Lifespan and websocket scopes, and probes
+    (``untraced_paths``), pass through untouched.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        tracer: trace.Tracer,
+        propagator: Any,
+        histogram: Histogram | None,
+        route: Callable[[str], str],
+        timeout_header: str = DEFAULT_TIMEOUT_HEADER,
+        max_timeout: float = 300.0,
+        untraced_paths: Collection[str] = UNTRACED_PATHS,
+    ) -> None:
+        self._app = app
+        self._tracer = tracer
+        self._propagator = propagator
+        self._histogram = histogram
+        self._route = route
+        self._timeout_header = timeout_header.lower()
+        self._max_timeout = max_timeout
+        self._untraced = frozenset(untraced_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in self._untraced:
+            await self._app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        headers = _headers(scope)
+        method = scope.get("method", "GET")
+        route = self._route(scope.get("path", "/"))
+        parent = self._propagator.extract(headers)
+        token = otel_context.attach(parent)  # baggage from the caller is visible to the app
+        status = [0]
+
+        async def send_recording(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        try:
+            with self._tracer.start_as_current_span(
+                f"{method} {route}",
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes=_request_attributes(scope, method, route, headers),
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span:
+                await self._run(scope, receive, send_recording, headers, span, status)
+                span.set_attribute("http.response.status_code", status[0])
+                if status[0] >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+                    span.set_attribute("error.type", str(status[0]))
+                self._finish(span, method, route, status[0], time.perf_counter() - start, scope)
+        finally:
+            otel_context.detach(token)
+
+    async def _run(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str],
+        span: trace.Span, status: list[int],
+    ) -> None:  # fmt: skip
+        raw_timeout = headers.get(self._timeout_header)
+        timeout: float | None = None
+        if raw_timeout is not None:
+            timeout = self._parse_timeout(raw_timeout)
+            if timeout is None:
+                await _json(send, 400, {"error": f"{self._timeout_header}: expected milliseconds > 0"})
+                return
+        try:
+            with deadline_scope(timeout) if timeout is not None else contextlib.nullcontext():
+                await self._app(scope, receive, send)
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            span.set_attribute("error.type", type(exc).__qualname__)
+            _log.error("unhandled exception in %s %s", scope.get("method"), scope.get("path"),
+                       exc_info=exc)  # fmt: skip
+            if status[0] == 0:  # nothing sent yet: the client still gets a clean answer
+                await _json(send, 500, {"error": "internal error"})
+
+    def _parse_timeout(self, raw: str) -> float | None:
+        try:
+            millis = float(raw)
+        except ValueError:
+            return None
+        if not millis > 0:  # also refuses NaN
+            return None
+        return min(millis / 1000.0, self._max_timeout)
+
+    def _finish(
+        self, span: trace.Span, method: str, route: str, status: int, duration: float, scope: Scope
+    ) -> None:
+        ctx = span.get_span_context()
+        if self._histogram is not None:
+            exemplar = {"trace_id": format(ctx.trace_id, "032x")} if ctx.trace_flags.sampled else None
+            self._histogram.labels(method, route, str(status)).observe(duration, exemplar)
+        client = scope.get("client")
+        level = "error" if status >= 500 else "warning" if status >= 400 else "info"
+        getattr(_access, level)(
+            "finished request",
+            **{
+                "http.request.method": method,
+                "http.route": route,
+                "url.path": scope.get("path", "/"),
+                "http.response.status_code": status,
+                "http.time_ms": round(duration * 1000.0, 3),
+                "client.address": client[0] if client else None,
+            },
+        )
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """Request headers, lower-cased names; repeated headers joined with commas (RFC 9110)."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    return headers
+
+
+def _request_attributes(
+    scope: Scope, method: str, route: str, headers: dict[str, str]
+) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "http.route": route,
+        "url.path": scope.get("path", "/"),
+        "url.scheme": scope.get("scheme", "http"),
+    }
+    if query := scope.get("query_string"):
+        attributes["url.query"] = query.decode("latin-1")
+    if agent := headers.get("user-agent"):
+        attributes["user_agent.original"] = agent
+    if client := scope.get("client"):
+        attributes["client.address"] = client[0]
+    if server := scope.get("server"):
+        attributes["server.address"], attributes["server.port"] = server[0], server[1]
+    return attributes
+
+
+async def _json(send: Send, status: int, body: Any) -> None:
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"),
+                        (b"content-length", str(len(payload)).encode())],
+        }
+    )  # fmt: skip
+    await send({"type": "http.response.body", "body": payload})

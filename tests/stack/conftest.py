@@ -1,0 +1,29 @@
+"""One native demo stack for the end-to-end tests of this directory (started once, on free ports,
+with spans sent to an in-process OTLP receiver)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.stack import NativeStack
+from telemetry.testing import OtlpReceiver
+
+
+@pytest.fixture(scope="session")
+def otlp() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def stack(otlp: OtlpReceiver) -> Iterator[NativeStack]:
+    workdir = Path(tempfile.mkdtemp(prefix="native-stack-"))
+    native = NativeStack(
+        workdir, otlp_endpoint=otlp.grpc_endpoint, loadgen_rate=10.0, standard_ports=False
+    )
+    with native:
+        yield native
