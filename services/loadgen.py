@@ -29,6 +29,7 @@ from prometheus_client import Counter, Histogram
 import telemetry
 from services import config
 from services.catalog import CATALOG
+from services.gateway import route_of
 
 log = telemetry.get_logger("services.loadgen")
 
@@ -146,10 +147,8 @@ class LoadGenerator:
     def _request(
         self, scenario: str, method: str, path: str, body: bytes | None, headers: dict[str, str]
     ) -> str:
-        route = "/orders/{id}" if path.startswith("/orders/") else path
-        route = "/stock/{sku}" if path.startswith("/stock/") else route
         with self._tel.tracer.start_as_current_span(
-            f"{method} {route}", kind=SpanKind.CLIENT,
+            f"{method} {route_of(path)}", kind=SpanKind.CLIENT,
             attributes={"http.request.method": method, "url.full": f"http://{self._host}:{self._port}{path}",
                         "loadgen.scenario": scenario},
         ) as span:  # fmt: skip

@@ -41,6 +41,11 @@ class Node:
         self.rng = random.Random()
 
     @property
+    def grace(self) -> float:
+        """Seconds in-flight calls get to finish at shutdown."""
+        return float(self.settings.get("grace_seconds", 5))
+
+    @property
     def listen(self) -> str:
         return str(config.require(self.settings, "listen", str))
 
@@ -75,26 +80,33 @@ class Node:
             await asyncio.sleep(self.io_seconds(key))
 
 
-def _health(names: Iterable[str], aio: bool) -> Any:
-    servicer = health.aio.HealthServicer() if aio else health.HealthServicer()
-    return servicer, [*names, ""]
+def _mount(
+    node: Node, server: Any, add_servicers: Servicers, health_servicer: Any
+) -> tuple[int, list[str]]:
+    """Add the service's servicers, health and reflection to ``server`` and bind it; returns the
+    port and the names whose health to set SERVING once started ("" is the whole server)."""
+    names = list(add_servicers(server, node))
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection([*names, reflection.SERVICE_NAME, health.SERVICE_NAME], server)
+    return server.add_insecure_port(node.listen), [*names, ""]
+
+
+def _announce(node: Node, port: int) -> None:
+    node.register(port)
+    log.info("serving", service=node.name, listen=node.listen, port=port, metrics=node.tel.metrics_url)
 
 
 def serve(name: str, add_servicers: Servicers) -> None:
     """Run a sync gRPC service until SIGTERM/SIGINT."""
     node = Node(name)
     server = node.tel.server(max_workers=int(node.settings.get("max_workers", 8)))
-    names = list(add_servicers(server, node))
-    servicer, health_names = _health(names, aio=False)
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    reflection.enable_server_reflection([*names, reflection.SERVICE_NAME, health.SERVICE_NAME], server)
-    port = server.add_insecure_port(node.listen)
+    servicer = health.HealthServicer()
+    port, names = _mount(node, server, add_servicers, servicer)
     server.start()
-    for service in health_names:
+    for service in names:
         servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    node.register(port)
-    log.info("serving", service=name, listen=node.listen, port=port, metrics=node.tel.metrics_url)
-    node.tel.serve(server, grace=float(node.settings.get("grace_seconds", 5)))
+    _announce(node, port)
+    node.tel.serve(server, grace=node.grace)
 
 
 def serve_aio(name: str, build: Callable[[Node], Awaitable[Servicers]]) -> None:
@@ -102,20 +114,13 @@ def serve_aio(name: str, build: Callable[[Node], Awaitable[Servicers]]) -> None:
 
     async def main() -> None:
         node = Node(name)
-        add_servicers = await build(node)
         server = node.tel.aio_server()
-        names = list(add_servicers(server, node))
-        servicer, health_names = _health(names, aio=True)
-        health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-        reflection.enable_server_reflection(
-            [*names, reflection.SERVICE_NAME, health.SERVICE_NAME], server
-        )
-        port = server.add_insecure_port(node.listen)
+        servicer = health.aio.HealthServicer()
+        port, names = _mount(node, server, await build(node), servicer)
         await server.start()
-        for service in health_names:
+        for service in names:
             await servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-        node.register(port)
-        log.info("serving", service=name, listen=node.listen, port=port, metrics=node.tel.metrics_url)
-        await node.tel.serve_aio(server, grace=float(node.settings.get("grace_seconds", 5)))
+        _announce(node, port)
+        await node.tel.serve_aio(server, grace=node.grace)
 
     asyncio.run(main())

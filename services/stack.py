@@ -251,7 +251,7 @@ class NativeStack:
             urls={"otlp grpc": self.otlp_endpoint},
         )  # fmt: skip
 
-    def _service_env(self, service: str, instance: str) -> dict[str, str]:
+    def _service_env(self, instance: str) -> dict[str, str]:
         metrics = self.metrics_ports.setdefault(instance, free_port())
         assert self.otlp_endpoint is not None
         return {
@@ -270,7 +270,7 @@ class NativeStack:
         service = instance.split("-", maxsplit=1)[0]
         port = self._port(instance)
         self.ports[instance] = port
-        env = {**self._service_env(service, instance), "SHOP_LISTEN": f"127.0.0.1:{port}"}
+        env = {**self._service_env(instance), "SHOP_LISTEN": f"127.0.0.1:{port}"}
         urls = {"metrics": f"http://127.0.0.1:{self.metrics_ports[instance]}/metrics"}
         if service == "gateway":
             ready = partial(check_http, f"http://127.0.0.1:{port}/healthz")
@@ -282,7 +282,7 @@ class NativeStack:
 
     def _start_loadgen(self) -> None:
         env = {
-            **self._service_env("loadgen", "loadgen"),
+            **self._service_env("loadgen"),
             "LOADGEN_TARGET": self.gateway_url,
             "LOADGEN_RATE": str(self.loadgen_rate),
         }

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import grpc
@@ -337,14 +338,22 @@ class Telemetry:
     def _is_service_name(self, target: str) -> bool:
         return self.discovery is not None and ":" not in target and "/" not in target
 
-    def _balanced(self, service: str, balancer: str) -> dict[str, Any]:
+    def _balanced(
+        self, service: str, balancer: str, make_one: Callable[..., Any],
+        credentials: grpc.ChannelCredentials | None, options: Sequence[tuple[str, Any]],
+        interceptors: Sequence[Any], select: Mapping[str, bool] | None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A service channel's arguments; ``make_one`` (channel or aio_channel) makes the
+        channel of each instance, with the same credentials, options and concerns."""
         if self.discovery is None:
             raise ConfigError(f"a channel to service {service!r} needs etcd: init(..., etcd=...)")
         return {
             "service": service,
             "source": self.discovery.directory,
             "balancer": build_balancer(balancer),
-        }
+            "make_channel": partial(make_one, credentials=credentials, options=options,
+                                    interceptors=interceptors, **dict(select or {})),
+        }  # fmt: skip
 
     def service_channel(
         self,
@@ -360,14 +369,9 @@ class Telemetry:
         (``balancer``: p2c, round_robin, weighted_round_robin, weighted_random, random), an
         instance that fails is ejected by its own breaker, and UNAVAILABLE/RESOURCE_EXHAUSTED
         are retried on another instance within a budget (see telemetry.discovery.client)."""
-        flags = dict(select or {})
-
-        def make(address: str) -> grpc.Channel:
-            return self.channel(
-                address, credentials=credentials, options=options, interceptors=interceptors, **flags
-            )
-
-        return ServiceChannel(**self._balanced(service, balancer), make_channel=make)
+        return ServiceChannel(**self._balanced(
+            service, balancer, self.channel, credentials, options, interceptors, select
+        ))  # fmt: skip
 
     def aio_service_channel(
         self,
@@ -380,14 +384,9 @@ class Telemetry:
         select: Mapping[str, bool] | None = None,
     ) -> AioServiceChannel:
         """:meth:`service_channel` for grpc.aio."""
-        flags = dict(select or {})
-
-        def make(address: str) -> grpc.aio.Channel:
-            return self.aio_channel(
-                address, credentials=credentials, options=options, interceptors=interceptors, **flags
-            )
-
-        return AioServiceChannel(**self._balanced(service, balancer), make_channel=make)
+        return AioServiceChannel(**self._balanced(
+            service, balancer, self.aio_channel, credentials, options, interceptors, select
+        ))  # fmt: skip
 
     def _deferral_channel(
         self,

@@ -60,6 +60,7 @@ from telemetry.governance.breaker import BreakerState, CircuitBreaker
 from telemetry.governance.retry import RetryBudget
 from telemetry.governance.rules import DEFAULT_FAILURE_CODES
 from telemetry.rpc._server_common import rpc_error_code
+from telemetry.rpc.aio_client import SettledAioCall
 from telemetry.rpc.client import FailedCall
 
 __all__ = [
@@ -619,7 +620,25 @@ class _SyncStreamUnary(_SyncMulticallable):
         return self._single(request_iterator, timeout, metadata, options, future=True, streamed=True)
 
 
-class ServiceChannel(grpc.Channel):
+class _Balanced:
+    """What the sync and aio service channels report alike."""
+
+    _core: _Core[Any]
+
+    @property
+    def service(self) -> str:
+        return self._core.service
+
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        """The breaker of each current instance, by address (an ejected one is not admitting)."""
+        return self._core.breakers()
+
+    def ejected(self) -> list[str]:
+        """Addresses of current instances whose breaker is open (a plain read of each state)."""
+        return self._core.ejected()
+
+
+class ServiceChannel(_Balanced, grpc.Channel):
     """A sync channel for a service name, balanced over its instances (see the module docstring).
 
     ``subscribe`` / ``unsubscribe`` are no-ops: connectivity belongs to the per-instance channels.
@@ -659,18 +678,6 @@ class ServiceChannel(grpc.Channel):
             clock=clock,
             panic=panic,
         )
-
-    @property
-    def service(self) -> str:
-        return self._core.service
-
-    def breakers(self) -> dict[str, CircuitBreaker]:
-        """The breaker of each current instance, by address (an ejected one is not admitting)."""
-        return self._core.breakers()
-
-    def ejected(self) -> list[str]:
-        """Addresses of current instances whose breaker is open (a plain read of each state)."""
-        return self._core.ejected()
 
     unary_unary = _factory("unary_unary", _SyncUnaryUnary)
     unary_stream = _factory("unary_stream", _SyncUnaryStream)
@@ -846,11 +853,14 @@ class _AioUnaryCall(grpc.aio.UnaryUnaryCall):
         self._task.add_done_callback(lambda _task: callback(self))
 
 
-class _FailedAioCall(grpc.aio.UnaryStreamCall, grpc.aio.StreamUnaryCall, grpc.aio.StreamStreamCall):
+class _FailedAioCall(
+    SettledAioCall, grpc.aio.UnaryStreamCall, grpc.aio.StreamUnaryCall, grpc.aio.StreamStreamCall
+):
     """A streaming call refused before it reached the network: reads, writes and awaits raise."""
 
     def __init__(self, error: grpc.aio.AioRpcError) -> None:
         self._error = error
+        self._trailing = error.trailing_metadata()
 
     async def _fail(self) -> Any:
         raise self._error
@@ -881,27 +891,6 @@ class _FailedAioCall(grpc.aio.UnaryStreamCall, grpc.aio.StreamUnaryCall, grpc.ai
 
     async def details(self) -> str:
         return str(self._error.details())
-
-    async def initial_metadata(self) -> Any:
-        return grpc.aio.Metadata()
-
-    async def trailing_metadata(self) -> Any:
-        return grpc.aio.Metadata()
-
-    def cancel(self) -> bool:
-        return False
-
-    def cancelled(self) -> bool:
-        return False
-
-    def done(self) -> bool:
-        return True
-
-    def time_remaining(self) -> float | None:
-        return None
-
-    def add_done_callback(self, callback: Any) -> None:
-        callback(self)
 
 
 class _AioUnaryUnary(_Multicallable):
@@ -976,7 +965,7 @@ _STATE_ORDER = (
 )
 
 
-class AioServiceChannel(grpc.aio.Channel):
+class AioServiceChannel(_Balanced, grpc.aio.Channel):
     """A grpc.aio channel for a service name, balanced over its instances (see the module docstring).
 
     Connectivity is the best state among the instance channels (READY if any is, as grpc's
@@ -1026,18 +1015,6 @@ class AioServiceChannel(grpc.aio.Channel):
         task = loop.create_task(channel.close())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
-
-    @property
-    def service(self) -> str:
-        return self._core.service
-
-    def breakers(self) -> dict[str, CircuitBreaker]:
-        """The breaker of each current instance, by address."""
-        return self._core.breakers()
-
-    def ejected(self) -> list[str]:
-        """Addresses of current instances whose breaker is open (a plain read of each state)."""
-        return self._core.ejected()
 
     unary_unary = _factory("unary_unary", _AioUnaryUnary)
     unary_stream = _factory("unary_stream", _AioStreaming)

@@ -195,7 +195,36 @@ async def _count_received(call: Any, state: CallState, chain: ConcernChain) -> A
         yield response
 
 
-class AnsweredAioCall(grpc.aio.UnaryUnaryCall):
+class SettledAioCall:
+    """What a grpc.aio call that ended without reaching the network answers like any other: no
+    initial metadata, ``_trailing`` as trailers, nothing to cancel, done at once. A mixin: put it
+    before the grpc.aio call classes it completes."""
+
+    _trailing: grpc.aio.Metadata
+
+    async def initial_metadata(self) -> grpc.aio.Metadata:
+        return grpc.aio.Metadata()
+
+    async def trailing_metadata(self) -> grpc.aio.Metadata:
+        return self._trailing
+
+    def cancel(self) -> bool:
+        return False
+
+    def cancelled(self) -> bool:
+        return False
+
+    def done(self) -> bool:
+        return True
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    def add_done_callback(self, callback: Any) -> None:
+        callback(self)
+
+
+class AnsweredAioCall(SettledAioCall, grpc.aio.UnaryUnaryCall):
     """A grpc.aio unary call answered by a fallback instead of the server: awaiting it gives the
     response; code OK; ``trailing_metadata()`` says it was a fallback (``x-governance``), as for
     sync calls. (grpc.aio would wrap a bare response in a call with no metadata at all.)"""
@@ -209,12 +238,6 @@ class AnsweredAioCall(grpc.aio.UnaryUnaryCall):
             yield
         return self._response
 
-    async def initial_metadata(self) -> grpc.aio.Metadata:
-        return grpc.aio.Metadata()
-
-    async def trailing_metadata(self) -> grpc.aio.Metadata:
-        return self._trailing
-
     async def code(self) -> grpc.StatusCode:
         return grpc.StatusCode.OK
 
@@ -223,18 +246,3 @@ class AnsweredAioCall(grpc.aio.UnaryUnaryCall):
 
     async def wait_for_connection(self) -> None:
         return None
-
-    def cancelled(self) -> bool:
-        return False
-
-    def done(self) -> bool:
-        return True
-
-    def time_remaining(self) -> float | None:
-        return None
-
-    def cancel(self) -> bool:
-        return False
-
-    def add_done_callback(self, callback: Any) -> None:
-        callback(self)

@@ -3,9 +3,7 @@ with spans sent to an in-process OTLP receiver)."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +18,8 @@ def otlp() -> Iterator[OtlpReceiver]:
 
 
 @pytest.fixture(scope="session")
-def stack(otlp: OtlpReceiver) -> Iterator[NativeStack]:
-    workdir = Path(tempfile.mkdtemp(prefix="native-stack-"))
+def stack(otlp: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NativeStack]:
+    workdir = tmp_path_factory.mktemp("native-stack")
     native = NativeStack(
         workdir, otlp_endpoint=otlp.grpc_endpoint, loadgen_rate=10.0, standard_ports=False
     )
