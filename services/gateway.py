@@ -215,7 +215,7 @@ async def main() -> None:
     while not server.started and not serving.done():
         await asyncio.sleep(0.05)
     if server.started:
-        node.register(int(port))
+        node.register(int(port), [])  # HTTP: no gRPC service
         runtime.log.info("serving", service="gateway", listen=node.listen,
                          metrics=node.tel.metrics_url)  # fmt: skip
     await serving

@@ -59,10 +59,13 @@ class Node:
             host = "127.0.0.1"
         return f"{host}:{port}"
 
-    def register(self, port: int) -> None:
+    def register(self, port: int, grpc_services: list[str]) -> None:
+        """In etcd, with the gRPC services served (the panel finds a service's callers by them)."""
         if self.tel.discovery is not None:
             self.tel.register(self.advertise(port), version=telemetry.__version__,
-                              zone=str(self.settings.get("zone", "")))  # fmt: skip
+                              zone=str(self.settings.get("zone", "")),
+                              metadata={"grpc_services": ",".join(grpc_services)} if grpc_services
+                              else None)  # fmt: skip
 
     # -- simulated work, as child spans of the current call ------------------------------------
 
@@ -91,8 +94,8 @@ def _mount(
     return server.add_insecure_port(node.listen), [*names, ""]
 
 
-def _announce(node: Node, port: int) -> None:
-    node.register(port)
+def _announce(node: Node, port: int, names: list[str]) -> None:
+    node.register(port, [name for name in names if name])
     log.info("serving", service=node.name, listen=node.listen, port=port, metrics=node.tel.metrics_url)
 
 
@@ -105,7 +108,7 @@ def serve(name: str, add_servicers: Servicers) -> None:
     server.start()
     for service in names:
         servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    _announce(node, port)
+    _announce(node, port, names)
     node.tel.serve(server, grace=node.grace)
 
 
@@ -120,7 +123,7 @@ def serve_aio(name: str, build: Callable[[Node], Awaitable[Servicers]]) -> None:
         await server.start()
         for service in names:
             await servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-        _announce(node, port)
+        _announce(node, port, names)
         await node.tel.serve_aio(server, grace=node.grace)
 
     asyncio.run(main())

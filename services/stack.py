@@ -7,14 +7,19 @@ Starts, on loopback: etcd and Prometheus (Debian's binaries, installed with apt-
 run as root), an OTLP receiver writing spans to ``<workdir>/spans.jsonl`` (unless
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` names a collector), every demo service (two inventory instances)
 and the load generator. Prometheus runs ``prometheus/prometheus.yml`` and its rules, with the
-targets rewritten to the local processes. Every URL is printed; each process logs to
-``<workdir>/logs/<name>.log``; Ctrl-C or SIGTERM stops everything, in reverse order.
+targets rewritten to the local processes. The control panel (``python -m telemetry.panel``) comes
+last, when Streamlit is installed (the ``panel`` extra); its password is ``PANEL_PASSWORD`` when
+set, else a generated one, printed and kept in ``<workdir>/panel-password``. Every URL is printed;
+each process logs to ``<workdir>/logs/<name>.log``; Ctrl-C or SIGTERM stops everything, in
+reverse order.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -35,7 +40,7 @@ from services.healthcheck import check_grpc, check_http
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_CONFIG = ROOT / "prometheus" / "prometheus.yml"
 BACKENDS = ("inventory-1", "inventory-2", "payment", "recommendation", "notification")
-DEFAULT_PORTS = {"gateway": 8080, "prometheus": 9090, "etcd": 2379}
+DEFAULT_PORTS = {"gateway": 8080, "prometheus": 9090, "etcd": 2379, "panel": 8501}
 
 
 class StackError(RuntimeError):
@@ -112,12 +117,16 @@ class NativeStack:
         loadgen: bool = True,
         standard_ports: bool = True,
         extra_env: dict[str, str] | None = None,
+        panel: bool = True,
     ) -> None:
         self.workdir = workdir
         self.logs = workdir / "logs"
         self.otlp_endpoint = otlp_endpoint
         self.loadgen_rate = loadgen_rate
         self.with_loadgen = loadgen
+        # The panel needs the "panel" extra; without it the stack runs on without one.
+        self.with_panel = panel and importlib.util.find_spec("streamlit") is not None
+        self.panel_password = os.environ.get("PANEL_PASSWORD") or secrets.token_urlsafe(12)
         self._port = (
             (lambda name: free_port(DEFAULT_PORTS.get(name, 0)))
             if standard_ports
@@ -148,7 +157,9 @@ class NativeStack:
             self._wait(deadline)
             if self.with_loadgen:
                 self._start_loadgen()
-                self._wait(deadline)
+            if self.with_panel:
+                self._start_panel()
+            self._wait(deadline)
         except BaseException:
             self.stop()
             raise
@@ -181,6 +192,10 @@ class NativeStack:
     @property
     def prometheus_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['prometheus']}"
+
+    @property
+    def panel_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['panel']}"
 
     def log_file(self, name: str) -> Path:
         return self.logs / f"{name}.log"
@@ -290,6 +305,29 @@ class NativeStack:
         self._spawn("loadgen", [sys.executable, "-m", "services.loadgen"],
                     lambda: check_http(metrics), env, {"metrics": metrics})  # fmt: skip
 
+    def _start_panel(self) -> None:
+        port = self._port("panel")
+        self.ports["panel"] = port
+        password_file = self.workdir / "panel-password"
+        password_file.write_text(self.panel_password + "\n")
+        password_file.chmod(0o600)
+        env = {
+            "ETCD_ENDPOINTS": self.etcd_endpoint,
+            "PROMETHEUS_URL": self.prometheus_url,
+            "PANEL_PASSWORD_FILE": str(password_file),
+            "PANEL_WINDOW_MINUTES": "10",
+            **self._extra_env,
+        }
+        url = f"http://127.0.0.1:{port}"
+        self._spawn(
+            "panel",
+            [sys.executable, "-m", "telemetry.panel", "--server.address=127.0.0.1",
+             f"--server.port={port}"],
+            ready=lambda: check_http(f"{url}/_stcore/health"),
+            env=env,
+            urls={"ui": url, "password": str(password_file)},
+        )  # fmt: skip
+
     def _start_prometheus(self) -> None:
         binary = ensure_binary("prometheus", "prometheus")
         port = self._port("prometheus")
@@ -359,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    print("starting the native stack (etcd, Prometheus, 7 services, load generator) ...", flush=True)
+    print("starting the native stack (etcd, Prometheus, 7 services, load generator, panel) ...",
+          flush=True)  # fmt: skip
     try:
         stack.start()
     except StackError as exc:
@@ -374,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
         "job:grpc_server_handled:rate1m (Grafana and Jaeger come with docker compose)",
         flush=True,
     )
+    if stack.with_panel:
+        print(f"      open {stack.panel_url} (the control panel; password: {stack.panel_password})",
+              flush=True)  # fmt: skip
     code = 0
     ends = time.monotonic() + args.duration if args.duration else None
     while not stop.wait(1.0):

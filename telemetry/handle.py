@@ -33,6 +33,7 @@ from telemetry.asgi import (
 from telemetry.config import ConfigError, TelemetryConfig
 from telemetry.control.faults import FaultInjector
 from telemetry.control.live_rules import LiveRules
+from telemetry.control.metrics import ControlCollector
 from telemetry.discovery.balancer import build_balancer
 from telemetry.discovery.client import AioServiceChannel, ServiceChannel
 from telemetry.discovery.etcd import EtcdConfig
@@ -136,8 +137,11 @@ class Telemetry:
                 service=config.service_name,
                 instance_id=self.discovery.instance_id,
                 faults=self.faults,
+                sampler=self.tracing.sampler if self.tracing is not None else None,
                 instance_count=self.discovery.instance_count,
             )
+            if config.metrics_enabled:
+                self._register(ControlCollector(live))
             self.discovery.directory.add_listener(live.refresh)  # cluster limits follow the count
             self.discovery.on_close(live.stop)
             self.live_rules: LiveRules | None = live.start()
@@ -450,6 +454,12 @@ class Telemetry:
         metadata, ttl (see :meth:`telemetry.discovery.node.Discovery.register`)."""
         if self.discovery is None:
             raise ConfigError("register() needs etcd: telemetry.init(..., etcd='host:2379')")
+        if self.metrics_server is not None:
+            # Where this instance's metrics are scraped (its host, the metrics port): lets the
+            # panel join a registration to its series in Prometheus.
+            metadata = dict(fields.get("metadata") or {})
+            metadata.setdefault("metrics", f"{address.rpartition(':')[0]}:{self.metrics_server.port}")
+            fields["metadata"] = metadata
         return self.discovery.register(address, **fields)
 
     def serve(self, server: grpc.Server, *, grace: float = 10.0) -> None:

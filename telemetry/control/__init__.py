@@ -1,7 +1,8 @@
-"""The control plane: governance rules and demo faults, written to etcd by the panel and applied live
-by every instance, which reports back what it made of them.
+"""The control plane: governance rules, demo faults and trace sampling, written to etcd by the panel
+and applied live by every instance, which reports back what it made of them.
 
-    live = LiveRules(etcd, tel.governance, service="order", instance_id=instance.id, faults=faults)
+    live = LiveRules(etcd, tel.governance, service="order", instance_id=instance.id, faults=faults,
+                     sampler=tel.tracing.sampler)
     live.start()          # watches /governance/order/, writes /governance-status/order/<id>
     ...
     live.stop()           # deletes the status key; the rules in force stay
@@ -22,6 +23,7 @@ from telemetry.control.live_rules import (
     FAULTS,
     GOVERNANCE_PREFIX,
     KEYS,
+    SAMPLING,
     SECTIONS,
     STATUS_PREFIX,
     LiveRules,
@@ -38,6 +40,7 @@ __all__ = [
     "FAULT_KEY",
     "GOVERNANCE_PREFIX",
     "KEYS",
+    "SAMPLING",
     "SECTIONS",
     "STATUS_PREFIX",
     "Fault",

@@ -8,20 +8,25 @@ Layout, for a service ``order`` (every value is JSON)::
     /governance/order/adaptive   {"enabled": true, ...}         adaptive, shedding
     /governance/order/cluster    {"*": 400}                     cluster-wide rate limits
     /governance/order/faults     {"*": {"latency_ms": 50}}      demo faults (see control.faults)
+    /governance/order/sampling   {"ratio": 0.25}                trace sampling (tracing.samplers)
     /governance-status/order/<instance-id>                      what the instance made of it
 
 So the panel can flip one section without rewriting the others, each top-level section of the
 document comes from the most specific place that sets it: its own key, else the ``rules``
 document, else the rules the service started with (given to its :class:`Governance` in code).
-Deleting keys falls back the same way.
+Deleting keys falls back the same way; deleting ``sampling`` puts the configured sampler back.
 
 :class:`LiveRules` mirrors the prefix with a :class:`~telemetry.discovery.watch.PrefixWatcher`
 (push-based; it resumes from its last revision after an etcd restart). On every change it assembles
-the document, validates it with the faults as one whole, and puts it in force with
-``Governance.apply``; then it writes its status, ``{"state": "applied", "revision", "generation",
-"applied_at", "error": null}``. An invalid document (a bad field, bad JSON, an unknown key) changes
-nothing: the previous rules and faults stay in force and the status says ``"rejected"`` with the
-error naming the field (``rules.server.methods['*'].rate_limit.limit: must be > 0.0, got 0.0``).
+the document, validates it with the faults and the sampling as one whole, and puts it in force with
+``Governance.apply`` (faults and sampling only when their value changed); then it writes its status,
+``{"state": "applied", "revision", "generation", "applied_at", "error": null, "baseline"}`` (the
+baseline is the rules given in code, which the panel starts from when it edits a section not yet
+in etcd). An invalid
+document (a bad field, bad JSON, an unknown key) changes nothing: the previous rules, faults and
+sampling stay in force and the status says ``"rejected"`` with the error naming the field
+(``rules.server.methods['*'].rate_limit.limit: must be > 0.0, got 0.0``, ``sampling.ratio: must be
+between 0 and 1, got 1.5``).
 While etcd is unreachable nothing changes either: the rules in force stay.
 
 Cluster-wide limits (``cluster``: method pattern -> total calls per second, or per window) are
@@ -42,15 +47,19 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from opentelemetry.sdk.trace.sampling import Sampler
+
 from telemetry.control.faults import FaultInjector, parse_faults
 from telemetry.discovery.etcd import EtcdClient, EtcdError
 from telemetry.discovery.watch import PrefixWatcher
 from telemetry.governance.engine import Governance
 from telemetry.governance.rules import GovernanceRules, RuleError, validate_pattern
+from telemetry.tracing.samplers import LiveSampler, parse_sampling
 
 __all__ = [
-    "CLUSTER", "DOCUMENT", "FAULTS", "GOVERNANCE_PREFIX", "KEYS", "SECTIONS", "STATUS_PREFIX",
-    "LiveRules", "governance_prefix", "read_statuses", "rules_key", "status_key",
+    "CLUSTER", "DOCUMENT", "FAULTS", "GOVERNANCE_PREFIX", "KEYS", "SAMPLING", "SECTIONS",
+    "STATUS_PREFIX", "LiveRules", "governance_prefix", "parse_cluster", "read_statuses", "rules_key",
+    "status_key",
 ]  # fmt: skip
 
 _log = logging.getLogger("telemetry.control")
@@ -65,7 +74,10 @@ CLUSTER = "cluster"
 """The key holding cluster-wide rate limits: ``{"<method pattern>": <total limit>}``."""
 FAULTS = "faults"
 """The key holding the demo's fault injection (``telemetry.control.faults``)."""
-KEYS = (*SECTIONS, DOCUMENT, CLUSTER, FAULTS)
+SAMPLING = "sampling"
+"""The key holding the live trace sampling: ``{"ratio": r}`` or ``{"traces_per_second": n}``."""
+KEYS = (*SECTIONS, DOCUMENT, CLUSTER, FAULTS, SAMPLING)
+_NOT_RULES = (FAULTS, SAMPLING)  # keys validated and applied apart from the rules document
 
 APPLIED = "applied"
 REJECTED = "rejected"
@@ -108,7 +120,8 @@ def _name(value: str, what: str) -> str:
 
 
 class LiveRules:
-    """Keeps ``governance`` (and ``faults``) in line with ``/governance/<service>/`` in etcd.
+    """Keeps ``governance`` (and ``faults``, and ``sampler``'s sampling) in line with
+    ``/governance/<service>/`` in etcd.
 
     ``instance_count``: live instances of this service (the registry's count), for splitting
     cluster-wide limits; None counts one. One ``start()`` / ``stop()`` cycle per object.
@@ -122,6 +135,7 @@ class LiveRules:
         service: str,
         instance_id: str,
         faults: FaultInjector | None = None,
+        sampler: LiveSampler | None = None,
         instance_count: Callable[[], int] | None = None,
         backoff: tuple[float, float] = (0.05, 1.0),
     ) -> None:
@@ -132,6 +146,7 @@ class LiveRules:
         self._client = client
         self._governance = governance
         self._faults = faults
+        self._sampler = sampler
         self._instance_count = instance_count
         self._watcher = PrefixWatcher(client, self.prefix, backoff=backoff)
         self._watcher.add_listener(self._on_change)
@@ -144,6 +159,7 @@ class LiveRules:
         self._baseline: dict[str, Any] = {}
         self._applied_doc: dict[str, Any] | None = None  # the assembled document in force
         self._applied_faults: bytes | None = None  # the faults value in force (None: not from etcd)
+        self._applied_sampling: bytes | None = None  # likewise (None: the configured sampler)
         self._applied_at: float | None = None
         self._status: dict[str, Any] | None = None
 
@@ -213,12 +229,15 @@ class LiveRules:
         """Validate everything, then apply everything, or nothing. ``forced``: etcd changed, so
         report even when the result is unchanged; otherwise (refresh) only report changes."""
         faults_raw = state.get(self.prefix + FAULTS)
+        sampling_raw = state.get(self.prefix + SAMPLING)
+        sampling_changed = self._sampler is not None and sampling_raw != self._applied_sampling
         try:
             doc = self._assemble(state, count)
             rules = GovernanceRules.from_dict(doc)
             faults = None
             if self._faults is not None and faults_raw != self._applied_faults:
                 faults = parse_faults(faults_raw)
+            sampler = parse_sampling(sampling_raw) if sampling_changed else None
         except ValueError as exc:  # RuleError, FaultError: the field is in the message
             status = self._new_status(REJECTED, revision, str(exc))
             if forced or _core(status) != _core(self._status):
@@ -231,7 +250,8 @@ class LiveRules:
             return
         self._count = count
         rules_changed = doc != self._applied_doc
-        if not (forced or rules_changed or faults is not None):
+        changed = rules_changed or faults is not None or sampling_changed
+        if not (forced or changed):
             return
         if rules_changed:
             self._governance.apply(rules)  # validated above
@@ -239,15 +259,25 @@ class LiveRules:
         if faults is not None and self._faults is not None:
             self._faults.configure(faults)
             self._applied_faults = faults_raw
+        if sampling_changed:
+            self._apply_sampling(sampler, sampling_raw)
         self._applied_at = time.time()
         status = self._new_status(APPLIED, revision, None)
-        if rules_changed or faults is not None:
+        if changed:
             _log.info(
                 "governance rules from etcd revision %d in force (generation %d)",
                 revision,
                 status["generation"],
             )
         self._write_status(status)
+
+    def _apply_sampling(self, sampler: Sampler | None, raw: bytes | None) -> None:
+        """Put ``sampler`` (validated; None: the configured one) in force."""
+        if self._sampler is None:
+            return
+        self._sampler.use(sampler)
+        self._applied_sampling = raw
+        _log.info("trace sampling now %s", self._sampler.get_description())
 
     def _assemble(self, state: Mapping[str, bytes], count: int) -> dict[str, Any]:
         """The rules document: code's rules < the ``rules`` document < section keys, then the
@@ -257,7 +287,7 @@ class LiveRules:
         cluster: Any = None
         for key in sorted(state):
             name = key[len(self.prefix) :]
-            if name == FAULTS:
+            if name in _NOT_RULES:
                 continue
             if name not in KEYS:
                 raise RuleError(key, f"unknown governance key (known: {', '.join(KEYS)})")
@@ -276,7 +306,7 @@ class LiveRules:
                 sections[name] = value
         doc.update(sections)
         if cluster is not None:
-            _mark_cluster_limits(doc, _parse_cluster(cluster))
+            _mark_cluster_limits(doc, parse_cluster(cluster))
         _split_cluster_limits(doc, count)
         return doc
 
@@ -296,6 +326,9 @@ class LiveRules:
             "generation": self._governance.generation,
             "applied_at": self._applied_at,
             "error": error,
+            # The rules given in code, which etcd sections override: the panel edits a section
+            # not yet in etcd starting from these, so a change never drops the code's rules.
+            "baseline": self._baseline,
         }
 
     def _write_status(self, status: dict[str, Any]) -> None:
@@ -314,7 +347,8 @@ def _core(status: dict[str, Any] | None) -> tuple[Any, ...] | None:
     return (status["state"], status["revision"], status["generation"], status["error"])
 
 
-def _parse_cluster(value: Any) -> dict[str, float]:
+def parse_cluster(value: Any) -> dict[str, float]:
+    """The ``cluster`` key's value: method pattern -> total limit; RuleError names a bad entry."""
     if not isinstance(value, dict):
         raise RuleError(CLUSTER, f"must be an object, got {type(value).__name__}")
     totals: dict[str, float] = {}

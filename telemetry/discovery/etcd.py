@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -254,11 +254,42 @@ class EtcdClient:
 
     def put(self, key: str, value: str | bytes, lease: int = 0) -> int:
         """Write ``key``; returns the new revision."""
-        data = value.encode() if isinstance(value, str) else value
         response = self._call(
-            "KVStub", "Put", self._rpc.PutRequest(key=key.encode(), value=data, lease=lease)
+            "KVStub", "Put", self._rpc.PutRequest(key=key.encode(), value=_bytes(value), lease=lease)
         )
         return int(response.header.revision)
+
+    def put_if_unchanged(
+        self,
+        key: str,
+        value: str | bytes | None,
+        *,
+        mod_revision: int,
+        also_put: Sequence[tuple[str, str | bytes]] = (),
+    ) -> int | None:
+        """Write ``key`` (delete it when ``value`` is None) and the ``also_put`` pairs in one
+        transaction, only if ``key`` was last modified at ``mod_revision`` (0: it must not exist).
+        Returns the new revision, or None when ``key`` changed meanwhile (nothing was written)."""
+        rpc = self._rpc
+        raw = key.encode()
+        compare = rpc.Compare(
+            key=raw,
+            target=rpc.Compare.CompareTarget.MOD,
+            result=rpc.Compare.CompareResult.EQUAL,
+            mod_revision=mod_revision,
+        )
+        first = (
+            rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=raw))
+            if value is None
+            else rpc.RequestOp(request_put=rpc.PutRequest(key=raw, value=_bytes(value)))
+        )
+        others = [
+            rpc.RequestOp(request_put=rpc.PutRequest(key=k.encode(), value=_bytes(v)))
+            for k, v in also_put
+        ]
+        request = rpc.TxnRequest(compare=[compare], success=[first, *others])
+        response = self._call("KVStub", "Txn", request)
+        return int(response.header.revision) if response.succeeded else None
 
     def delete(self, key: str) -> int:
         """Delete ``key``; returns how many keys were deleted (0 or 1)."""
@@ -365,6 +396,10 @@ class WatchStream:
         self._closed.set()
         self._requests.put(None)
         self._call.cancel()
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value.encode() if isinstance(value, str) else value
 
 
 def _kv(kv: Any) -> KeyValue:

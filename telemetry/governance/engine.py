@@ -387,7 +387,9 @@ class Governance:
         for key in [
             k
             for k in self._instances
-            if k[-1] not in live or (k[0] in ("rate_limit", "bulkhead") and (k[-2], k[-1]) not in scoped)
+            if k[-1] not in live
+            or (k[0] in ("rate_limit", "bulkhead") and (k[-2], k[-1]) not in scoped)
+            or (k[0] == "breaker" and _breaker_rule(rules, k[2]) != k[-1])
         ]:
             gone = self._instances.pop(key)
             if isinstance(gone, DeferredCalls):  # send what it holds before letting it go
@@ -568,3 +570,12 @@ def _rule_objects(value: Any) -> Iterator[Any]:
 _DEFAULT_FAILURE_CODES = _codes(DEFAULT_FAILURE_CODES)
 _NO_SERVER_PLAN = ServerPlan(None, "", Priority.NORMAL, False, None)
 _NO_CLIENT_PLAN = ClientPlan()
+
+
+def _breaker_rule(rules: GovernanceRules, full_method: str) -> Any:
+    """The breaker rule that now governs ``/pkg.Service/Method`` (None: no breaker): a breaker
+    whose method a more specific pattern took over is gone, though its rule lives on elsewhere
+    (one breaker per target and method, so its metrics never show two states)."""
+    rpc_method = full_method.lstrip("/")
+    match = most_specific(rules.client.methods, rpc_method.partition("/")[0], rpc_method)
+    return match[1].breaker if match is not None else None

@@ -2,9 +2,10 @@
 
 An SDK span costs 20-27 us to create and end (attribute validation, locks, a ReadableSpan copy).
 :class:`RpcSpan` implements the OpenTelemetry ``Span`` API with plain slots: handler code can still set
-attributes, add events, record exceptions and start SDK child spans under it. The configured sampler
-decides as usual. Ended spans go to the export pipeline as they are (encoded on the export thread) and,
-when SDK span processors are registered (tests, user processors), to them as ``ReadableSpan``.
+attributes, add events, record exceptions and start SDK child spans under it. The sampler in force
+decides as usual (a :class:`LiveSampler`: the control plane may swap it at any time). Ended spans
+go to the export pipeline as they are (encoded on the export thread) and, when SDK span processors
+are registered (tests, user processors), to them as ``ReadableSpan``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from telemetry.tracing.otlp_encoding import (
     SpanTemplate,
     encode_span,
 )
+from telemetry.tracing.samplers import LiveSampler
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
@@ -205,7 +207,11 @@ class RpcSpan(trace.Span):
 
 
 class RpcTracer:
-    """Starts :class:`RpcSpan` s under the configured sampler and hands ended ones on."""
+    """Starts :class:`RpcSpan` s under the sampler in force and hands ended ones on.
+
+    ``sampler``: a :class:`LiveSampler` (which knows whether the fast path applies), or any
+    sampler, then wrapped in one with ``follows_parent_else_samples``.
+    """
 
     def __init__(
         self,
@@ -216,9 +222,14 @@ class RpcTracer:
         *,
         follows_parent_else_samples: bool = False,
     ) -> None:
-        self._sampler = sampler
-        # The default sampler (parentbased_always_on) decides inline: follow the parent, else sample.
-        self._fast_sampling = follows_parent_else_samples
+        if not isinstance(sampler, LiveSampler):
+            sampler = LiveSampler(sampler, follows_parent_else_samples=follows_parent_else_samples)
+        # While the default sampler (parentbased_always_on) is in force, start() decides inline:
+        # follow the parent, else sample. The flag is read per call, so a live swap reaches it.
+        self._live = sampler
+        # A caller that read reads_parent_context just before a swap ended the fast path may pass
+        # a context without the parent; only then can a context need repairing.
+        self._repair_parent = sampler.may_use_fast_path
         self._resource = resource
         self._export = export  # SpanExportPipeline, or None
         self._processors = tuple(processors)
@@ -227,7 +238,11 @@ class RpcTracer:
     @property
     def reads_parent_context(self) -> bool:
         """Whether :meth:`start` passes ``parent_context`` to a sampler (else it may be bare)."""
-        return not self._fast_sampling
+        return not self._live.fast_path
+
+    @property
+    def sampler(self) -> LiveSampler:
+        return self._live
 
     def start(
         self,
@@ -243,7 +258,7 @@ class RpcTracer:
             parent = None
             trace_id = self._getrandbits(128)
         span_id = self._getrandbits(64)
-        if self._fast_sampling:
+        if self._live.fast_path:
             if parent is None or parent.trace_flags & TraceFlags.SAMPLED:
                 state = parent.trace_state if parent is not None else _EMPTY_TRACE_STATE
                 context = SpanContext(trace_id, span_id, False, _SAMPLED, state)
@@ -251,8 +266,11 @@ class RpcTracer:
             return NonRecordingSpan(
                 SpanContext(trace_id, span_id, False, _NOT_SAMPLED, parent.trace_state)
             )
-        result = self._sampler.should_sample(
-            parent_context if parent_context is not None else _EMPTY_CONTEXT,
+        for_sampler = parent_context if parent_context is not None else _EMPTY_CONTEXT
+        if parent is not None and self._repair_parent:
+            for_sampler = _with_parent(for_sampler, parent)
+        result = self._live.current.should_sample(  # current, not the wrapper: one call less
+            for_sampler,
             trace_id,
             template.name,
             kind,
@@ -275,3 +293,10 @@ class RpcTracer:
             for processor in self._processors:
                 with contextlib.suppress(Exception):  # a user processor must not fail the RPC
                     processor.on_end(readable)
+
+
+def _with_parent(context: Context, parent: SpanContext) -> Context:
+    """``context`` with ``parent`` as its span (where parent-based samplers look for it)."""
+    if trace.get_current_span(context).get_span_context() is parent:
+        return context
+    return trace.set_span_in_context(NonRecordingSpan(parent), context)

@@ -1,6 +1,9 @@
 """Build the tracing pieces for a :class:`TelemetryConfig`: the export pipeline and its transport,
 the RPC span tracer, an SDK TracerProvider for spans made in handler code, and the propagation.
 
+Both tracers decide through one :class:`LiveSampler` (``Tracing.sampler``), so a sampling change
+from the control plane reaches RPC spans and handler spans alike.
+
 Both kinds of span leave through one :class:`SpanExportPipeline` (bounded, non-blocking, timed out),
 so a dead collector costs nothing on the request path.
 """
@@ -30,7 +33,7 @@ from telemetry.tracing.export import (
 )
 from telemetry.tracing.propagation import propagation_for
 from telemetry.tracing.rpcspan import RpcTracer
-from telemetry.tracing.samplers import sampler_from_name
+from telemetry.tracing.samplers import LiveSampler, sampler_from_name
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class Tracing:
     pipeline: SpanExportPipeline | None
     propagator: TextMapPropagator
     propagation: Any  # W3CPropagation or GenericPropagation
+    sampler: LiveSampler  # the configured sampler, swappable at run time (LiveRules does)
 
     def force_flush(self, timeout: float) -> bool:
         ok = self.pipeline.force_flush(timeout) if self.pipeline is not None else True
@@ -90,7 +94,10 @@ def build_tracing(
 ) -> Tracing:
     """``span_exporter`` replaces the configured export (tests, custom backends)."""
     resource = build_resource(config)
-    sampler = sampler_from_name(config.sampler, config.sampler_arg)
+    sampler = LiveSampler(
+        sampler_from_name(config.sampler, config.sampler_arg),
+        follows_parent_else_samples=config.sampler == "parentbased_always_on",
+    )
     extra = list(span_processors)
     pipeline = None
     if span_exporter is not None:
@@ -122,14 +129,9 @@ def build_tracing(
     propagator = build_propagator(config.propagators)
     return Tracing(
         provider=provider,
-        rpc_tracer=RpcTracer(
-            sampler,
-            resource,
-            pipeline,
-            extra,
-            follows_parent_else_samples=config.sampler == "parentbased_always_on",
-        ),
+        rpc_tracer=RpcTracer(sampler, resource, pipeline, extra),
         pipeline=pipeline,
         propagator=propagator,
         propagation=propagation_for(config.propagators, propagator),
+        sampler=sampler,
     )

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -141,10 +141,24 @@ def test_watch_resumes_after_an_etcd_restart_without_missing_a_change(
     wait_until(lambda: ids(directory) == {"one"}, message="first change")
     etcd.stop()
     etcd.start()
-    # Written the moment etcd is back, before the watch has reconnected: must still arrive.
-    client.put("/services/order/two", instance(iid="two", port=50002).to_json())
+    # Written the moment etcd answers, before the watch has reconnected: must still arrive. (The
+    # client's own channel may still be reconnecting on a busy machine: retry the write itself.)
+    wait_until(
+        lambda: succeeds(
+            lambda: client.put("/services/order/two", instance(iid="two", port=50002).to_json())
+        ),
+        message="etcd taking writes again",
+    )
     client.delete("/services/order/one")
     wait_until(lambda: ids(directory) == {"two"}, message="changes after the restart")
+
+
+def succeeds(write: Callable[[], object]) -> bool:
+    try:
+        write()
+    except EtcdError:
+        return False
+    return True
 
 
 def test_watch_re_reads_when_etcd_history_is_gone(

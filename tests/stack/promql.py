@@ -274,6 +274,11 @@ def dashboard_expressions(path: Path) -> list[Expr]:
                 continue
             source = f"{path.name}: panel {panel.get('title', '')!r} {target.get('refId', '')}"
             found.append(Expr(source, substitute(expr, variables), "panel"))
+    for annotation in board.get("annotations", {}).get("list", []):
+        expr = annotation.get("expr")
+        if expr is not None:  # events where the signal passes its threshold: check the signal
+            source = f"{path.name}: annotation {annotation.get('name', '')!r} (signal)"
+            found.append(Expr(source, strip_threshold(substitute(expr, variables)), "annotation"))
     return found
 
 

@@ -569,6 +569,20 @@ def test_a_removed_breaker_is_pruned_from_breakers(gov: Governance) -> None:
     assert list(gov.breakers()) == []
 
 
+def test_a_breaker_a_narrower_pattern_took_over_is_pruned(gov: Governance) -> None:
+    """The panel flips one downstream's breaker by adding its pattern beside '*': the method's
+    old breaker (whose rule lives on under '*') must go, or its metrics show two states."""
+    wide = {"breaker": {"minimum_calls": 5}}
+    gov.apply(client_rules({"*": wide}))
+    breaker_of(gov, "/pkg.Svc/M")
+    breaker_of(gov, "/pkg.Other/N")
+    gov.apply(client_rules({"*": wide, "pkg.Svc/*": {"breaker": {"minimum_calls": 5, "force": "open"}}}))
+    forced = breaker_of(gov, "/pkg.Svc/M")
+    states = {(t, m): b.state for t, m, b in gov.breakers()}
+    assert states == {("t:1", "/pkg.Svc/M"): forced.state, ("t:1", "/pkg.Other/N"): BreakerState.CLOSED}
+    assert forced.state is BreakerState.FORCED_OPEN
+
+
 def test_forced_breakers(gov: Governance) -> None:
     gov.apply(
         client_rules(

@@ -1,0 +1,535 @@
+"""The controls: one form per mechanism, each turned into a transform of one control key
+(:mod:`controls`) and written through the audited control plane, then confirmed by showing which
+instances applied it. A value the rules model refuses is shown inline and nothing is written."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, get_args
+
+import pandas as pd
+import streamlit as st
+
+from telemetry.control.live_rules import CLUSTER, FAULTS, KEYS, SAMPLING
+from telemetry.discovery.etcd import EtcdError
+from telemetry.governance.rules import GRPC_CODE_NAMES, Algorithm, most_specific
+from telemetry.panel import controls
+from telemetry.panel.autolimit import parse_autolimit
+from telemetry.panel.control_plane import AUTOLIMIT, Change, ConflictError, Rollout, describe
+from telemetry.panel.thresholds import recommend_limit
+from telemetry.panel.views import guarded
+
+if TYPE_CHECKING:
+    from telemetry.panel.ui import Panel
+
+__all__ = ["control", "thresholds", "write"]
+
+_BREAKER_MODES = {"automatic": "", "force open": "open", "force closed": "closed"}
+
+
+def write(
+    panel: Panel, actor: str | None, service: str, key: str, transform: controls.Transform
+) -> Change | None:
+    """Validate and write one change; report the outcome inline. None when nothing was written."""
+    if actor is None:
+        st.error("Sign in with the operator password to change anything.")
+        return None
+    reason = str(st.session_state.get("reason", "")).strip()
+    try:
+        change = panel.plane.update(service, key, transform, actor=actor, reason=reason)
+    except EtcdError as exc:
+        st.error(f"Not written: etcd is unreachable ({exc}).")
+        return None
+    except ConflictError as exc:
+        st.error(f"Not written: {exc}.")
+        return None
+    except ValueError as exc:  # RuleError, FaultError: the message names the field
+        st.error(f"Not written: {exc}")
+        return None
+    if not change.written:
+        st.info(f"Nothing to change: {service}/{key} is already like that.")
+        return None
+    st.session_state.setdefault("changes", []).append(change)
+    st.success(f"Written at etcd revision {change.revision}: {describe(change)}")
+    _confirm(panel, change)
+    return change
+
+
+def _confirm(panel: Panel, change: Change, timeout: float = 3.0) -> None:
+    """Wait (briefly, bounded) for every instance to report the change, and say how it went."""
+    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    rollout: Rollout | None = None
+    try:
+        while True:
+            rollout = panel.plane.rollout(change.service, change.revision)
+            if rollout.done or rollout.refused or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    except EtcdError as exc:
+        st.warning(f"Could not read the rollout: {exc}")
+        return
+    if rollout.done:
+        st.success(f"{rollout.summary()} (within {(time.monotonic() - started) * 1000:.0f} ms).")
+    elif rollout.refused:
+        st.error(rollout.summary())
+    elif not rollout.instances:
+        st.warning(f"No instance of {change.service} is running: the change waits in etcd for them.")
+    else:
+        st.warning(f"Not everywhere yet: {rollout.summary()} (see the Service tab).")
+
+
+# -- the Control tab -----------------------------------------------------------------------------
+
+
+def control(
+    panel: Panel, service: str | None, actor: str | None, *, etcd_ok: bool, prometheus_ok: bool
+) -> None:
+    if service is None:
+        st.info("Choose a service in the sidebar.")
+        return
+    if not etcd_ok:
+        st.warning("etcd is unreachable: the rules cannot be read or changed now.")
+        return
+    if actor is None:
+        st.info("Read-only: sign in (sidebar) to change anything. The forms show what is in force.")
+    st.text_input("Reason for changes (recorded in the audit trail)", key="reason")
+    with guarded("Controls"):
+        sections = {key: panel.plane.read(service, key)[0] for key in KEYS}
+        in_force = {
+            key: sections[key] if sections[key] is not None else panel.plane.inherited(service, key)
+            for key in sections
+        }
+        known = _known(panel, service, in_force, prometheus_ok)
+        tabs = st.tabs(
+            [
+                "Master switch",
+                "Rate limit",
+                "Circuit breakers",
+                "Degradation",
+                "Adaptive limiter",
+                "Faults",
+                "Trace sampling",
+                "Raw JSON",
+            ]
+        )
+        parts = (_master, _rate_limit, _breakers, _degradation, _adaptive, _faults, _sampling, _raw)
+        for tab, part in zip(tabs, parts, strict=True):
+            with tab, guarded(part.__name__.strip("_").replace("_", " ")):
+                part(panel, service, actor, in_force, known)
+
+
+@dataclass(frozen=True)
+class Known:
+    """Method patterns worth offering in the forms, and whether Prometheus can be asked."""
+
+    server: list[str]
+    """Patterns of the calls the service takes: what its rules name and its metrics show."""
+    client: list[str]
+    """Patterns of the calls it makes."""
+    methods: list[str]
+    """``pkg.Service/Method`` it serves."""
+    prometheus_ok: bool
+
+
+def _known(panel: Panel, service: str, in_force: dict[str, Any], prometheus_ok: bool) -> Known:
+    server = set(_methods(in_force["server"]))
+    client = set(_methods(in_force["client"]))
+    served: list[str] = []
+    if prometheus_ok:
+        with guarded("Methods from Prometheus"):
+            served = panel.live.methods(service)
+            server |= {f"{m.split('/')[0]}/*" for m in served} | set(served)
+            client |= {f"{g}/*" for g in panel.live.called_by(service)}
+    return Known(
+        server=["*", *sorted(server - {"*"})],
+        client=["*", *sorted(client - {"*"})],
+        methods=sorted(set(served) | {p for p in server if not p.endswith("*")}),
+        prometheus_ok=prometheus_ok,
+    )
+
+
+def _methods(section: Any) -> dict[str, Any]:
+    methods = section.get("methods") if isinstance(section, dict) else None
+    return methods if isinstance(methods, dict) else {}
+
+
+def _governing(section: Any, pattern: str) -> dict[str, Any]:
+    """The entry that governs ``pattern`` now (its own, else the most specific broader one)."""
+    methods = _methods(section)
+    service = pattern.partition("/")[0] if pattern != "*" else "*"
+    match = most_specific(methods, service, pattern)
+    return match[1] if match and isinstance(match[1], dict) else {}
+
+
+def _master(panel: Panel, service: str, actor: str | None, in_force: dict[str, Any], _: Known) -> None:
+    st.caption("Turns every governance mechanism of the service off (or back on), keeping the rules.")
+    with st.form("form_enabled"):
+        enabled = st.checkbox("Governance on", value=bool(in_force["enabled"]), key="enabled_on")
+        if st.form_submit_button("Apply", key="submit_enabled", disabled=actor is None):
+            write(panel, actor, service, "enabled", controls.set_enabled(enabled))
+
+
+def _rate_limit(
+    panel: Panel, service: str, actor: str | None, in_force: dict[str, Any], known: Known
+) -> None:
+    st.caption(
+        "Server-side limit of the calls this service takes; `*` is one limiter for all of "
+        "its methods, a pattern of its own gets its own limiter."
+    )
+    pattern = st.selectbox("Methods", known.server, key="rate_pattern")
+    current = _governing(in_force["server"], pattern).get("rate_limit") or {}
+    algorithms = list(get_args(Algorithm))
+    with st.form("form_rate"):
+        on = st.checkbox("Rate limit on", value=bool(current), key="rate_on")
+        algorithm = st.selectbox(
+            "Algorithm",
+            algorithms,
+            key="rate_algorithm",
+            index=algorithms.index(current.get("algorithm", "token_bucket")),
+        )
+        limit = st.number_input(
+            "Limit (calls per window; in flight for concurrency)",
+            value=float(current.get("limit", 100.0)),
+            key="rate_limit",
+        )
+        window = st.number_input(
+            "Window (s)", value=float(current.get("window", 1.0)), key="rate_window"
+        )
+        burst = st.number_input(
+            "Burst (0: none)", value=int(current.get("burst") or 0), step=1, key="rate_burst"
+        )
+        per_key = st.text_input(
+            "Per key ('', 'peer', 'metadata:<name>', 'baggage:<name>')",
+            value=str(current.get("key", "")),
+            key="rate_key",
+        )
+        if st.form_submit_button("Apply", key="submit_rate", disabled=actor is None):
+            rule = None
+            if on:
+                rule = {
+                    **current,
+                    "algorithm": algorithm,
+                    "limit": limit,
+                    "window": window,
+                    "burst": int(burst) or None,
+                    "key": per_key.strip(),
+                }
+            write(panel, actor, service, "server", controls.set_rate_limit(pattern, rule))
+
+
+def _breakers(
+    panel: Panel, service: str, actor: str | None, in_force: dict[str, Any], known: Known
+) -> None:
+    st.markdown(f"**Breakers on the calls {service} makes**")
+    pattern = st.selectbox("Calls to", known.client, key="breaker_pattern")
+    current = _governing(in_force["client"], pattern).get("breaker") or {}
+    modes = list(_BREAKER_MODES)
+    mode_now = next((m for m, f in _BREAKER_MODES.items() if f == current.get("force", "")), "automatic")
+    with st.form("form_breaker"):
+        mode = st.radio("Mode", modes, index=modes.index(mode_now), key="breaker_mode", horizontal=True)
+        failure_rate = st.number_input(
+            "Open at failure rate (0-1)",
+            value=float(current.get("failure_rate_threshold", 0.5)),
+            key="breaker_failure_rate",
+        )
+        minimum_calls = st.number_input(
+            "Minimum calls in the window",
+            step=1,
+            value=int(current.get("minimum_calls", 10)),
+            key="breaker_minimum_calls",
+        )
+        open_wait = st.number_input(
+            "Open wait (s)", value=float(current.get("open_wait", 5.0)), key="breaker_open_wait"
+        )
+        if st.form_submit_button("Apply", key="submit_breaker", disabled=actor is None):
+            thresholds = {
+                "failure_rate_threshold": failure_rate,
+                "minimum_calls": int(minimum_calls),
+                "open_wait": open_wait,
+            }
+            write(
+                panel,
+                actor,
+                service,
+                "client",
+                controls.set_breaker(pattern, force=_BREAKER_MODES[mode], thresholds=thresholds),
+            )
+    _breakers_toward(panel, service, actor, known.prometheus_ok)
+
+
+def _breakers_toward(panel: Panel, service: str, actor: str | None, prometheus_ok: bool) -> None:
+    """Flip the breakers every caller has toward ``service`` (e.g. cut off a failing payment)."""
+    st.markdown(f"**Breakers toward {service}, in every service that calls it**")
+    grpc_services = _served(panel, service, prometheus_ok)
+    if not grpc_services:
+        st.caption(f"No gRPC service of {service} is known yet (from its registrations or metrics).")
+        return
+    callers = _callers(panel, grpc_services, prometheus_ok)
+    st.caption(
+        f"{service} serves {', '.join(grpc_services)}; called by {', '.join(callers) or 'nobody yet'}."
+    )
+    if not callers:
+        return
+    with st.form("form_toward"):
+        mode = st.radio("Mode", list(_BREAKER_MODES), key="toward_mode", horizontal=True)
+        if st.form_submit_button(f"Apply to {len(callers)} caller(s)", key="submit_toward",
+                                 disabled=actor is None):  # fmt: skip
+            for caller in callers:
+                for grpc_service in grpc_services:
+                    write(
+                        panel,
+                        actor,
+                        caller,
+                        "client",
+                        controls.set_breaker(f"{grpc_service}/*", force=_BREAKER_MODES[mode]),
+                    )
+
+
+def _served(panel: Panel, service: str, prometheus_ok: bool) -> list[str]:
+    """gRPC services ``service`` serves: from its registrations' metadata, else its metrics."""
+    names: set[str] = set()
+    for inst in panel.plane.instances(service):
+        names |= {n for n in inst.metadata.get("grpc_services", "").split(",") if n}
+    if not names and prometheus_ok:
+        with guarded("gRPC services from Prometheus"):
+            names = set(panel.live.grpc_services(service))
+    return sorted(names)
+
+
+def _callers(panel: Panel, grpc_services: list[str], prometheus_ok: bool) -> list[str]:
+    """Services that call ``grpc_services``: seen in client metrics, or named in client rules."""
+    callers: set[str] = set()
+    if prometheus_ok:
+        with guarded("Callers from Prometheus"):
+            callers |= set(panel.live.callers(grpc_services))
+    for other in panel.plane.services():
+        client = panel.plane.read(other, "client")[0] or panel.plane.inherited(other, "client")
+        if any(p.split("/")[0] in grpc_services for p in _methods(client)):
+            callers.add(other)
+    return sorted(callers)
+
+
+def _degradation(
+    panel: Panel, service: str, actor: str | None, in_force: dict[str, Any], known: Known
+) -> None:
+    st.caption(
+        "Priority shedding: as CPU pressure passes each level, low-priority work is turned "
+        "off first (writes before reads). Methods chosen here get priority `low`."
+    )
+    shedding = in_force["shedding"] if isinstance(in_force["shedding"], dict) else {}
+    levels = list(shedding.get("levels", [0.7, 0.8, 0.9]))
+    low = [p for p, r in _methods(in_force["server"]).items()
+           if isinstance(r, dict) and r.get("priority") == "low"]  # fmt: skip
+    with st.form("form_shedding"):
+        on = st.checkbox(
+            "Degradation (priority shedding) on", value=bool(shedding.get("enabled")), key="shed_on"
+        )
+        columns = st.columns(3)
+        new_levels = [
+            col.number_input(f"Level {i + 1} (CPU)", value=float(levels[i]), key=f"shed_level_{i + 1}")
+            for i, col in enumerate(columns)
+        ]
+        options = sorted(set(known.methods) | set(low))
+        shed = st.multiselect("Methods to shed first", options, default=low, key="shed_methods")
+        if st.form_submit_button("Apply", key="submit_shedding", disabled=actor is None):
+            write(
+                panel, actor, service, "shedding", controls.set_shedding(enabled=on, levels=new_levels)
+            )
+            write(panel, actor, service, "server", controls.set_shed_methods(shed, options))
+
+
+def _adaptive(panel: Panel, service: str, actor: str | None, in_force: dict[str, Any], _: Known) -> None:
+    st.caption(
+        "Sheds calls when CPU (fraction of one core) or event-loop lag is over its threshold "
+        "and in-flight calls exceed what recent throughput and latency can serve."
+    )
+    rule = in_force["adaptive"] if isinstance(in_force["adaptive"], dict) else {}
+    with st.form("form_adaptive"):
+        on = st.checkbox("Adaptive limiter on", value=bool(rule.get("enabled")), key="adaptive_on")
+        cpu = st.number_input(
+            "CPU threshold", value=float(rule.get("cpu_threshold", 0.8)), key="adaptive_cpu"
+        )
+        cpu_max = st.number_input(
+            "CPU at which the limit is smallest",
+            value=float(rule.get("cpu_max", 2.0)),
+            key="adaptive_cpu_max",
+        )
+        tolerance = st.number_input(
+            "Latency tolerance (x the minimum latency)",
+            value=float(rule.get("tolerance", 1.5)),
+            key="adaptive_tolerance",
+        )
+        lag = st.number_input(
+            "Event-loop lag threshold (s)",
+            value=float(rule.get("loop_lag_threshold", 0.05)),
+            key="adaptive_loop_lag",
+        )
+        max_limit = st.number_input(
+            "Largest limit (calls in flight)",
+            step=1,
+            value=int(rule.get("max_limit", 1000)),
+            key="adaptive_max_limit",
+        )
+        if st.form_submit_button("Apply", key="submit_adaptive", disabled=actor is None):
+            settings = {
+                "enabled": on,
+                "cpu_threshold": cpu,
+                "cpu_max": cpu_max,
+                "tolerance": tolerance,
+                "loop_lag_threshold": lag,
+                "max_limit": int(max_limit),
+            }
+            write(panel, actor, service, "adaptive", controls.set_adaptive(settings))
+
+
+def _faults(
+    panel: Panel, service: str, actor: str | None, in_force: dict[str, Any], known: Known
+) -> None:
+    st.caption("Inject latency, errors or CPU burn into the calls this service takes (drills, demos).")
+    faults = in_force[FAULTS] if isinstance(in_force[FAULTS], dict) else {}
+    if faults:
+        st.dataframe(
+            pd.DataFrame([{"methods": p, **f} for p, f in faults.items()]),
+            hide_index=True,
+            key="faults_table",
+        )
+    pattern = st.selectbox("Methods", sorted(set(known.server) | set(faults)), key="fault_pattern")
+    current = faults.get(pattern) or {}
+    codes = list(GRPC_CODE_NAMES)
+    with st.form("form_fault"):
+        latency = st.number_input(
+            "Latency (ms)", value=float(current.get("latency_ms", 0.0)), key="fault_latency"
+        )
+        error_rate = st.number_input(
+            "Error rate (0-1)", value=float(current.get("error_rate", 0.0)), key="fault_error_rate"
+        )
+        code = st.selectbox(
+            "Error code",
+            codes,
+            key="fault_code",
+            index=codes.index(current.get("error_code", "UNAVAILABLE")),
+        )
+        burn = st.number_input(
+            "CPU burn per call (ms)", value=float(current.get("cpu_burn_ms", 0.0)), key="fault_cpu"
+        )
+        inject = st.form_submit_button("Apply", key="submit_fault", disabled=actor is None)
+        clear = st.form_submit_button(
+            "Clear every fault", key="submit_fault_clear", disabled=actor is None
+        )
+        if inject:
+            fault = {
+                "latency_ms": latency,
+                "error_rate": error_rate,
+                "error_code": code,
+                "cpu_burn_ms": burn,
+            }
+            write(panel, actor, service, FAULTS, controls.set_fault(pattern, fault))
+        elif clear:
+            write(panel, actor, service, FAULTS, lambda _: None)
+
+
+def _sampling(panel: Panel, service: str, actor: str | None, in_force: dict[str, Any], _: Known) -> None:
+    st.caption("Share of new traces recorded (parent-based: a trace is kept whole or not at all).")
+    current = in_force[SAMPLING] if isinstance(in_force[SAMPLING], dict) else {}
+    modes = ["as configured", "ratio", "traces per second"]
+    now = "ratio" if "ratio" in current else "traces per second" if current else "as configured"
+    with st.form("form_sampling"):
+        mode = st.radio("Sampling", modes, index=modes.index(now), key="sampling_mode", horizontal=True)
+        value = st.number_input(
+            "Ratio (0-1) or traces per second",
+            value=float(current.get("ratio", current.get("traces_per_second", 1.0))),
+            key="sampling_value",
+        )
+        if st.form_submit_button("Apply", key="submit_sampling", disabled=actor is None):
+            transform = (
+                controls.set_sampling(ratio=value)
+                if mode == "ratio"
+                else controls.set_sampling(traces_per_second=value)
+                if mode == "traces per second"
+                else controls.set_sampling()
+            )
+            write(panel, actor, service, SAMPLING, transform)
+
+
+def _raw(panel: Panel, service: str, actor: str | None, in_force: dict[str, Any], _: Known) -> None:
+    st.caption(
+        "Any control key as JSON, validated like the forms. Empty deletes the key (the "
+        "service falls back to the rules below it)."
+    )
+    key = st.selectbox("Key", list(KEYS), key="raw_key")
+    current = panel.plane.read(service, key)[0]
+    with st.form("form_raw"):
+        text = st.text_area(
+            "Value",
+            value="" if current is None else json.dumps(current, indent=2),
+            height=240,
+            key=f"raw_value_{key}",
+        )
+        if st.form_submit_button("Write", key="submit_raw", disabled=actor is None):
+            if not text.strip():
+                write(panel, actor, service, key, lambda _: None)
+                return
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                st.error(f"Not written: {key}: not valid JSON: {exc}")
+                return
+            write(panel, actor, service, key, lambda _: value)
+
+
+# -- the Dynamic thresholds tab ------------------------------------------------------------------
+
+
+def thresholds(
+    panel: Panel, service: str | None, actor: str | None, *, etcd_ok: bool, prometheus_ok: bool
+) -> None:
+    if service is None:
+        st.info("Choose a service in the sidebar.")
+        return
+    st.caption(
+        "The throughput at which p99 latency starts to rise, from the last "
+        f"{panel.settings.window_minutes} minutes of live metrics: the rate limit belongs "
+        "a little below it."
+    )
+    if not prometheus_ok:
+        st.warning("Prometheus is unreachable: no evidence to recommend from.")
+    else:
+        _recommendation(panel, service, actor, etcd_ok)
+    if not etcd_ok:
+        return
+    with guarded("Automatic limit"):
+        setting = parse_autolimit(panel.plane.read(service, AUTOLIMIT)[0])
+        cluster = panel.plane.read(service, CLUSTER)[0]
+        st.write(f"Cluster-wide limits in force: `{json.dumps(cluster) if cluster else 'none'}`")
+        with st.form("form_autolimit"):
+            st.markdown("**Follow the recommendation automatically**")
+            on = st.checkbox("On", value=setting.enabled, key="auto_on")
+            pattern = st.text_input("Methods", value=setting.pattern, key="auto_pattern")
+            low = st.number_input("Never below (calls/s)", value=setting.minimum, key="auto_min")
+            high = st.number_input("Never above (calls/s)", value=setting.maximum, key="auto_max")
+            if st.form_submit_button("Apply", key="submit_autolimit", disabled=actor is None):
+                value = {"enabled": on, "pattern": pattern, "minimum": low, "maximum": high}
+                write(panel, actor, service, AUTOLIMIT, lambda _: value)
+        last = panel.follower.last.get(service)
+        if last is not None:
+            st.caption(f"Follower, last pass: {last.recommendation.reason}")
+
+
+def _recommendation(panel: Panel, service: str, actor: str | None, etcd_ok: bool) -> None:
+    with guarded("Recommendation"):
+        points = panel.live.load_curve(service, panel.settings.window_minutes)
+        rec = recommend_limit(points)
+        if points:
+            raw = pd.DataFrame(
+                {"calls/s": [p.throughput for p in points], "p99 ms": [p.p99 * 1000 for p in points]}
+            )
+            st.scatter_chart(raw, x="calls/s", y="p99 ms", height=260)
+        (st.success if rec.limit is not None else st.info)(rec.reason)
+        if rec.limit is not None:
+            st.metric("Recommended limit (calls/s, whole service)", f"{rec.limit:g}")
+            if etcd_ok and st.button("Apply as the cluster-wide limit of every method",
+                                     key="apply_recommendation", disabled=actor is None):  # fmt: skip
+                write(panel, actor, service, CLUSTER, controls.set_cluster_limit("*", rec.limit))

@@ -1,0 +1,176 @@
+"""The panel's page: sidebar (connections, sign-in, service), then the tabs of :mod:`views` and
+:mod:`forms`. ``app.py`` is the script Streamlit runs; it only calls :func:`main`.
+
+Every part that talks to etcd or Prometheus is guarded: an unreachable backend becomes a message in
+that part, never an exception on the page, and the other parts keep working.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+
+import streamlit as st
+
+from telemetry.config import ConfigError
+from telemetry.discovery.etcd import EtcdClient, EtcdError
+from telemetry.panel import forms, views
+from telemetry.panel.annotations import GrafanaAnnotator
+from telemetry.panel.control_plane import ControlPlane
+from telemetry.panel.follower import ThresholdFollower
+from telemetry.panel.live import LiveQueries
+from telemetry.panel.prometheus import Prometheus
+from telemetry.panel.settings import PanelSettings
+
+__all__ = ["Panel", "main"]
+
+_log = logging.getLogger("telemetry.panel")
+
+
+@dataclass(frozen=True)
+class Panel:
+    """What every part of the page works with (one per panel process, shared by sessions)."""
+
+    settings: PanelSettings
+    plane: ControlPlane
+    live: LiveQueries
+    follower: ThresholdFollower
+    annotator: GrafanaAnnotator | None
+
+    def etcd_problem(self) -> str | None:
+        try:
+            self.plane.client.revision("/governance/")
+        except EtcdError as exc:
+            return f"etcd ({', '.join(self.settings.etcd.endpoints)}) is unreachable: {exc}"
+        return None
+
+    def prometheus_problem(self) -> str | None:
+        return self.live.prometheus.healthy()
+
+    def close(self) -> None:
+        self.follower.stop()
+        self.plane.client.close()
+
+
+@st.cache_resource(show_spinner=False, on_release=Panel.close)
+def _panel(settings_key: str, _settings: PanelSettings) -> Panel:
+    """Built once per distinct settings (``settings_key``) in the server process."""
+    settings = _settings
+    annotator = None
+    if settings.grafana_url:
+        annotator = GrafanaAnnotator(
+            settings.grafana_url, token=settings.grafana_token, basic_auth=settings.grafana_basic_auth
+        )
+    plane = ControlPlane(EtcdClient(settings.etcd), on_change=annotator)
+    live = LiveQueries(Prometheus(settings.prometheus_url), service_label=settings.service_label)
+    follower = ThresholdFollower(plane, live, minutes=settings.window_minutes).start()
+    return Panel(settings, plane, live, follower, annotator)
+
+
+def _settings_key(settings: PanelSettings) -> str:
+    return json.dumps(
+        [
+            settings.etcd.endpoints,
+            settings.etcd.username,
+            settings.prometheus_url,
+            settings.grafana_url,
+            settings.service_label,
+            settings.window_minutes,
+        ],
+        default=str,
+    )
+
+
+def main() -> None:
+    st.set_page_config(page_title="Governance panel", page_icon=":material/tune:", layout="wide")
+    try:
+        settings = PanelSettings.from_env()
+    except ConfigError as exc:
+        st.error(f"The panel's settings are invalid: {exc}")
+        return
+    panel = _panel(_settings_key(settings), settings)
+    st.title("Governance panel")
+    with st.sidebar:
+        etcd_problem, prom_problem = _connections(panel)
+        actor = _sign_in(settings)
+        service = _choose_service(panel, etcd_problem)
+    overview, service_tab, control, thresholds, audit = st.tabs(
+        ["Overview", "Service", "Control", "Dynamic thresholds", "Audit trail"]
+    )
+    with overview:
+        views.overview(panel, etcd_ok=etcd_problem is None, prometheus_ok=prom_problem is None)
+    with service_tab:
+        views.service(panel, service, etcd_ok=etcd_problem is None, prometheus_ok=prom_problem is None)
+    with control:
+        forms.control(
+            panel, service, actor, etcd_ok=etcd_problem is None, prometheus_ok=prom_problem is None
+        )
+    with thresholds:
+        forms.thresholds(
+            panel, service, actor, etcd_ok=etcd_problem is None, prometheus_ok=prom_problem is None
+        )
+    with audit:
+        views.audit(panel, service, etcd_ok=etcd_problem is None)
+
+
+def _connections(panel: Panel) -> tuple[str | None, str | None]:
+    st.subheader("Connections")
+    etcd_problem = panel.etcd_problem()
+    prom_problem = panel.prometheus_problem()
+    if etcd_problem:
+        st.error(
+            etcd_problem + " — instances, rules and controls are unavailable.", icon=":material/error:"
+        )
+    else:
+        st.success(f"etcd: {', '.join(panel.settings.etcd.endpoints)}", icon=":material/check:")
+    if prom_problem:
+        st.warning(prom_problem + " — live metrics are unavailable.", icon=":material/warning:")
+    else:
+        st.success(f"Prometheus: {panel.settings.prometheus_url}", icon=":material/check:")
+    return etcd_problem, prom_problem
+
+
+def _sign_in(settings: PanelSettings) -> str | None:
+    """The operator's name once signed in with the password; None: read-only."""
+    st.subheader("Operator")
+    if settings.password is None:
+        st.info("Read-only: the operator has not set PANEL_PASSWORD, so nothing can be changed here.")
+        return None
+    actor = st.session_state.get("actor")
+    if actor:
+        st.write(f"Signed in as **{actor}**")
+        if st.button("Sign out", key="sign_out"):
+            st.session_state.pop("actor", None)
+            st.rerun()
+        return str(actor)
+    with st.form("sign_in"):
+        name = st.text_input("Your name (recorded in the audit trail)", key="sign_in_name")
+        password = st.text_input("Password", type="password", key="sign_in_password")
+        submitted = st.form_submit_button("Sign in", key="sign_in_submit")
+    if submitted:
+        if not name.strip():
+            st.error("Enter your name: every change records who made it.")
+        elif hmac.compare_digest(password.encode(), settings.password.encode()):
+            st.session_state["actor"] = name.strip()
+            st.rerun()
+        else:
+            _log.warning("panel sign-in refused for %r", name)
+            st.error("Wrong password.")
+    st.caption("Signed out: the panel is read-only.")
+    return None
+
+
+def _choose_service(panel: Panel, etcd_problem: str | None) -> str | None:
+    st.subheader("Service")
+    services: list[str] = []
+    if etcd_problem is None:
+        try:
+            services = panel.plane.services()
+        except EtcdError as exc:
+            st.error(f"etcd: {exc}")
+    if not services:
+        st.caption("No services found in etcd yet.")
+        return None
+    return st.selectbox("Service", services, key="service")

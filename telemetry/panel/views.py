@@ -1,0 +1,339 @@
+"""The live view: overview of every service, one service's instances, charts, breakers and limits,
+the rollout of recent changes, and the audit trail. Live parts are Streamlit fragments that
+refresh themselves every ``PANEL_REFRESH_SECONDS`` without rerunning the page."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import streamlit as st
+
+from telemetry.discovery.etcd import EtcdError
+from telemetry.discovery.instance import Instance
+from telemetry.panel.control_plane import Change, describe
+from telemetry.panel.live import Breaker
+from telemetry.panel.prometheus import PrometheusError, Series
+
+if TYPE_CHECKING:
+    from telemetry.panel.ui import Panel
+
+__all__ = ["audit", "guarded", "live", "overview", "service"]
+
+_log = logging.getLogger("telemetry.panel")
+
+
+@contextlib.contextmanager
+def guarded(what: str) -> Iterator[None]:
+    """Show a failing part as a message; the rest of the page renders on."""
+    try:
+        yield
+    except EtcdError as exc:
+        st.warning(f"{what}: etcd is unreachable ({exc}).", icon=":material/cloud_off:")
+    except PrometheusError as exc:
+        st.warning(f"{what}: {exc}.", icon=":material/cloud_off:")
+    except Exception as exc:  # a bug in one part must not take the page down
+        _log.exception("panel part %r failed", what)
+        st.error(f"{what} failed: {type(exc).__name__}: {exc}", icon=":material/error:")
+
+
+def live(panel: Panel, key: str) -> Callable[[Callable[[], None]], None]:
+    """Run a part as a fragment that refreshes itself (``key`` names it across reruns)."""
+
+    def run(body: Callable[[], None]) -> None:
+        def part() -> None:
+            body()
+
+        part.__qualname__ = f"live_{key}"  # the fragment's identity across reruns
+        st.fragment(run_every=panel.settings.refresh_seconds)(part)()
+
+    return run
+
+
+# -- overview ------------------------------------------------------------------------------------
+
+
+def overview(panel: Panel, *, etcd_ok: bool, prometheus_ok: bool) -> None:
+    st.caption(
+        "Every service: instances and rule status from etcd, live figures from Prometheus (last minute)."
+    )
+    live(panel, "overview")(lambda: _overview_table(panel, etcd_ok, prometheus_ok))
+
+
+def _overview_table(panel: Panel, etcd_ok: bool, prometheus_ok: bool) -> None:
+    if not etcd_ok:
+        st.info("etcd is unreachable: no service list.")
+        return
+    with guarded("Overview"):
+        services = panel.plane.services()
+        if not services:
+            st.info("No services registered in etcd yet.")
+            return
+        figures: dict[str, dict[str, float]] = {}
+        if prometheus_ok:
+            with guarded("Live figures"):
+                figures = panel.live.overview(services)
+        rows = []
+        for name in services:
+            f = figures.get(name, {})
+            rows.append(
+                {
+                    "service": name,
+                    "instances": len(panel.plane.instances(name)),
+                    "rules": _rules_summary(panel, name),
+                    "calls/s": f.get("rps"),
+                    "errors %": _pct(f.get("error_ratio")),
+                    "p99 ms": _ms(f.get("p99")),
+                    "CPU (cores)": f.get("cpu"),
+                    "open breakers": f.get("open_breakers", 0.0) if f else None,
+                    "refused/s": f.get("rejected", 0.0) if f else None,
+                }
+            )
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="overview_table")
+        if figures:
+            history = panel.live.overview_history(services, panel.settings.window_minutes)
+            label = panel.settings.service_label
+            left, right = st.columns(2)
+            with left:
+                _chart("Calls per second", {s.labels.get(label, "?"): s for s in history["rps"]}, "rps")
+            with right:
+                _chart(
+                    "p99 latency (ms)",
+                    {s.labels.get(label, "?"): s for s in history["p99"]},
+                    "p99",
+                    scale=1000.0,
+                )
+
+
+def _rules_summary(panel: Panel, service: str) -> str:
+    statuses = panel.plane.rollout(service, 0).instances
+    reporting = [i for i in statuses if i.state != "no status"]
+    if not reporting:
+        return "no live rules"
+    refused = [i for i in reporting if i.state == "rejected"]
+    revisions = sorted({i.revision for i in reporting})
+    text = f"{len(reporting) - len(refused)}/{len(statuses)} applied, rev {revisions[-1]}"
+    return text + (f", {len(refused)} refused" if refused else "")
+
+
+# -- one service ---------------------------------------------------------------------------------
+
+
+def service(panel: Panel, name: str | None, *, etcd_ok: bool, prometheus_ok: bool) -> None:
+    if name is None:
+        st.info("Choose a service in the sidebar.")
+        return
+    st.subheader(name)
+    live(panel, "rollouts")(lambda: rollouts(panel))
+    live(panel, "instances")(lambda: _instances(panel, name, etcd_ok, prometheus_ok))
+    if not prometheus_ok:
+        st.warning("Prometheus is unreachable: no charts, breaker states or limits.")
+        return
+    live(panel, "charts")(lambda: _charts(panel, name))
+    live(panel, "governance")(lambda: _governance(panel, name))
+
+
+def rollouts(panel: Panel) -> None:
+    """Where the changes made in this session stand on every instance."""
+    changes: list[Change] = st.session_state.get("changes", [])
+    if not changes:
+        return
+    st.markdown("**Recent changes from this session**")
+    rows: list[dict[str, Any]] = []
+    with guarded("Rollout"):
+        for change in changes[-8:][::-1]:
+            rollout = panel.plane.rollout(change.service, change.revision)
+            name = f"{change.service}/{change.key} @ rev {change.revision}"
+            rows.extend(
+                {
+                    "change": name,
+                    "instance": inst.instance_id,
+                    "state": inst.state,
+                    "instance revision": inst.revision,
+                    "applied at": _time(inst.applied_at),
+                    "error": inst.error or "",
+                }
+                for inst in rollout.instances
+            )
+            if not rollout.instances:
+                rows.append({"change": name, "instance": "-", "state": "no instances"})
+            for inst in rollout.refused:
+                st.error(f"{inst.instance_id} refused {change.service}/{change.key}: {inst.error}")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="rollout_table")
+
+
+def _instances(panel: Panel, name: str, etcd_ok: bool, prometheus_ok: bool) -> None:
+    st.markdown("**Instances**")
+    if not etcd_ok:
+        st.info("etcd is unreachable: instances and rule status unknown.")
+        return
+    with guarded("Instances"):
+        instances = panel.plane.instances(name)
+        status = {i.instance_id: i for i in panel.plane.rollout(name, 0).instances}
+        metrics: dict[str, dict[str, float]] = {}
+        if prometheus_ok:
+            with guarded("Per-instance metrics"):
+                metrics = panel.live.per_instance(name)
+        rows = []
+        for inst in instances:
+            m = metrics.get(_metrics_instance(inst, metrics), {})
+            s = status.get(inst.id)
+            rows.append(
+                {
+                    "instance": inst.id,
+                    "address": inst.address,
+                    "zone": inst.zone,
+                    "version": inst.version,
+                    "weight": inst.weight,
+                    "rules": s.state if s else "no status",
+                    "rules revision": s.revision if s else None,
+                    "CPU (cores)": m.get("cpu"),
+                    "pressure": m.get("pressure"),
+                    "adaptive limit": m.get("adaptive_limit"),
+                    "in flight": m.get("in_flight"),
+                    "calls/s": m.get("rps"),
+                    "shedding": bool(m.get("shedding")) if "shedding" in m else None,
+                    "metadata": ", ".join(f"{k}={v}" for k, v in sorted(inst.metadata.items())),
+                }
+            )
+        if not rows:
+            st.info(f"No instance of {name} is registered.")
+        else:
+            st.dataframe(pd.DataFrame(rows), hide_index=True, key="instances_table")
+        for s in status.values():
+            if s.state == "rejected":
+                st.error(f"{s.instance_id} refused the rules at revision {s.revision}: {s.error}")
+
+
+def _metrics_instance(instance: Instance, metrics: dict[str, Any]) -> str:
+    """The Prometheus ``instance`` of a registration: its ``metrics`` metadata, else its host."""
+    if instance.metadata.get("metrics") in metrics:
+        return instance.metadata["metrics"]
+    host = instance.address.rpartition(":")[0]
+    same_host = [key for key in metrics if key.rpartition(":")[0] == host]
+    return same_host[0] if len(same_host) == 1 else ""
+
+
+def _charts(panel: Panel, name: str) -> None:
+    minutes = panel.settings.window_minutes
+    with guarded("Charts"):
+        history = panel.live.history(name, minutes)
+        cpu = panel.live.cpu_history(name, minutes)
+        left, right = st.columns(2)
+        with left:
+            _chart("Calls per second", {"calls/s": history["rps"]}, "rps")
+            _chart("Error ratio", {"errors": history["error_ratio"]}, "errors")
+        with right:
+            _chart(
+                "Latency (ms)", {"p50": history["p50"], "p99": history["p99"]}, "latency", scale=1000.0
+            )
+            _chart("CPU per instance (cores)", {s.labels.get("instance", "?"): s for s in cpu}, "cpu")
+
+
+def _chart(title: str, series: dict[str, Series], key: str, scale: float = 1.0) -> None:
+    st.markdown(f"**{title}**")
+    frame = pd.DataFrame(
+        {
+            label: pd.Series(
+                [v * scale for _, v in s.points],
+                index=[dt.datetime.fromtimestamp(t) for t, _ in s.points],
+            )
+            for label, s in series.items()
+            if s.points
+        }
+    )
+    if frame.empty:
+        st.caption(f"No data yet for {title.lower()}.")
+        return
+    st.line_chart(frame, height=220)
+    st.caption(f"{len(frame)} points, last {_time(frame.index[-1].timestamp())}", help=key)
+
+
+def _governance(panel: Panel, name: str) -> None:
+    with guarded("Breakers and limits"):
+        left, right = st.columns(2)
+        with left:
+            st.markdown("**Circuit breakers (calls this service makes)**")
+            breakers = panel.live.breakers(name)
+            if breakers:
+                st.dataframe(
+                    pd.DataFrame([_breaker_row(b) for b in breakers]),
+                    hide_index=True,
+                    key="breakers_table",
+                )
+            else:
+                st.caption("No breaker has seen a call yet.")
+        with right:
+            st.markdown("**Refused calls per second**")
+            rejections = panel.live.rejections(name)
+            if rejections:
+                st.dataframe(
+                    pd.DataFrame([{**s.labels, "per second": s.value} for s in rejections]),
+                    hide_index=True,
+                    key="rejections_table",
+                )
+            else:
+                st.caption("Nothing refused in the last minute.")
+
+
+def _breaker_row(breaker: Breaker) -> dict[str, str]:
+    return {
+        "instance": breaker.instance,
+        "target": breaker.target,
+        "method": breaker.method,
+        "state": breaker.state,
+    }
+
+
+# -- audit ---------------------------------------------------------------------------------------
+
+
+def audit(panel: Panel, name: str | None, *, etcd_ok: bool) -> None:
+    if not etcd_ok:
+        st.info("etcd is unreachable: the audit trail is stored there.")
+        return
+    every = st.toggle("All services", value=name is None, key="audit_all")
+    with guarded("Audit trail"):
+        entries = panel.plane.audit(None if every else name, limit=200)
+        if not entries:
+            st.caption("No change recorded yet.")
+            return
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "when": _time(c.at),
+                        "who": c.actor,
+                        "service": c.service,
+                        "key": c.key,
+                        "what": describe(c),
+                        "why": c.reason,
+                        "revision": c.revision,
+                    }
+                    for c in entries
+                ]
+            ),
+            hide_index=True,
+            key="audit_table",
+        )
+
+
+# -- formatting ----------------------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(value * 100, 2)
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 1)
+
+
+def _time(at: float | None) -> str:
+    if at is None:
+        return ""
+    return dt.datetime.fromtimestamp(at).strftime("%H:%M:%S")
