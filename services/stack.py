@@ -127,11 +127,8 @@ class NativeStack:
         # The panel needs the "panel" extra; without it the stack runs on without one.
         self.with_panel = panel and importlib.util.find_spec("streamlit") is not None
         self.panel_password = os.environ.get("PANEL_PASSWORD") or secrets.token_urlsafe(12)
-        self._port = (
-            (lambda name: free_port(DEFAULT_PORTS.get(name, 0)))
-            if standard_ports
-            else (lambda name: free_port())
-        )
+        self._standard_ports = standard_ports
+        self._handed_out: set[int] = set()
         self._extra_env = dict(extra_env or {})
         self.processes: list[Process] = []
         self.ports: dict[str, int] = {}
@@ -219,6 +216,19 @@ class NativeStack:
 
     # -- parts ----------------------------------------------------------------------------------
 
+    def _port(self, name: str = "") -> int:
+        """A free port none of this stack's processes was given yet. The kernel may hand a just
+        released port out again, and gRPC servers bind with SO_REUSEPORT: two services given the
+        same port would both start and share each other's calls."""
+        preferred = DEFAULT_PORTS.get(name, 0) if self._standard_ports else 0
+        for _ in range(100):
+            port = free_port(preferred)
+            if port not in self._handed_out:
+                self._handed_out.add(port)
+                return port
+            preferred = 0
+        raise StackError("no free port on 127.0.0.1 that this stack has not used yet")
+
     def _spawn(
         self, name: str, argv: list[str], ready: Callable[[], str | None],
         env: dict[str, str] | None = None, urls: dict[str, str] | None = None,
@@ -236,7 +246,7 @@ class NativeStack:
 
     def _start_etcd(self) -> None:
         binary = ensure_binary("etcd", "etcd-server")
-        port, peer = self._port("etcd"), free_port()
+        port, peer = self._port("etcd"), self._port()
         data = self.workdir / "etcd-data"
         shutil.rmtree(data, ignore_errors=True)  # a demo starts from an empty registry
         self.etcd_endpoint = f"127.0.0.1:{port}"
@@ -254,7 +264,7 @@ class NativeStack:
         )  # fmt: skip
 
     def _start_otlp_file(self) -> None:
-        grpc_port, http_port = free_port(), free_port()
+        grpc_port, http_port = self._port(), self._port()
         self.spans_file = self.workdir / "spans.jsonl"
         self.spans_file.unlink(missing_ok=True)
         self.otlp_endpoint = f"http://127.0.0.1:{grpc_port}"
@@ -267,7 +277,9 @@ class NativeStack:
         )  # fmt: skip
 
     def _service_env(self, instance: str) -> dict[str, str]:
-        metrics = self.metrics_ports.setdefault(instance, free_port())
+        metrics = self.metrics_ports.get(instance) or self.metrics_ports.setdefault(
+            instance, self._port()
+        )
         assert self.otlp_endpoint is not None
         return {
             "ETCD_ENDPOINTS": self.etcd_endpoint,
@@ -333,7 +345,7 @@ class NativeStack:
         port = self._port("prometheus")
         self.ports["prometheus"] = port
         if self.with_loadgen:
-            self.metrics_ports.setdefault("loadgen", free_port())
+            self.metrics_ports["loadgen"] = self.metrics_ports.get("loadgen") or self._port()
         targets: dict[str, list[str]] = {}
         for instance, metrics in self.metrics_ports.items():
             targets.setdefault(instance.split("-")[0], []).append(f"127.0.0.1:{metrics}")
