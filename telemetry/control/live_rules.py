@@ -47,8 +47,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from opentelemetry.sdk.trace.sampling import Sampler
-
 from telemetry.control.faults import FaultInjector, parse_faults
 from telemetry.discovery.etcd import EtcdClient, EtcdError
 from telemetry.discovery.watch import PrefixWatcher
@@ -58,8 +56,8 @@ from telemetry.tracing.samplers import LiveSampler, parse_sampling
 
 __all__ = [
     "CLUSTER", "DOCUMENT", "FAULTS", "GOVERNANCE_PREFIX", "KEYS", "SAMPLING", "SECTIONS",
-    "STATUS_PREFIX", "LiveRules", "governance_prefix", "parse_cluster", "read_statuses", "rules_key",
-    "status_key",
+    "STATUS_PREFIX", "LiveRules", "governance_prefix", "parse_cluster", "read_all_statuses",
+    "read_statuses", "rules_key", "status_key",
 ]  # fmt: skip
 
 _log = logging.getLogger("telemetry.control")
@@ -100,16 +98,22 @@ def status_key(service: str, instance_id: str) -> str:
 
 def read_statuses(client: EtcdClient, service: str) -> dict[str, dict[str, Any]]:
     """Instance id -> the status it last wrote (entries that are not JSON objects are skipped)."""
-    prefix = f"{STATUS_PREFIX}{_name(service, 'service')}/"
-    items = client.get_prefix(prefix).items
-    statuses: dict[str, dict[str, Any]] = {}
-    for kv in items:
+    return read_all_statuses(client, f"{STATUS_PREFIX}{_name(service, 'service')}/").get(service, {})
+
+
+def read_all_statuses(
+    client: EtcdClient, prefix: str = STATUS_PREFIX
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Service -> instance id -> status, for every status under ``prefix`` (one read)."""
+    statuses: dict[str, dict[str, dict[str, Any]]] = {}
+    for kv in client.get_prefix(prefix).items:
+        service, _, instance_id = kv.key[len(STATUS_PREFIX) :].partition("/")
         try:
             status = json.loads(kv.value)
         except ValueError:
             continue
-        if isinstance(status, dict):
-            statuses[kv.key[len(prefix) :]] = status
+        if isinstance(status, dict) and instance_id:
+            statuses.setdefault(service, {})[instance_id] = status
     return statuses
 
 
@@ -259,8 +263,10 @@ class LiveRules:
         if faults is not None and self._faults is not None:
             self._faults.configure(faults)
             self._applied_faults = faults_raw
-        if sampling_changed:
-            self._apply_sampling(sampler, sampling_raw)
+        if sampling_changed and self._sampler is not None:
+            self._sampler.use(sampler)
+            self._applied_sampling = sampling_raw
+            _log.info("trace sampling now %s", self._sampler.get_description())
         self._applied_at = time.time()
         status = self._new_status(APPLIED, revision, None)
         if changed:
@@ -270,14 +276,6 @@ class LiveRules:
                 status["generation"],
             )
         self._write_status(status)
-
-    def _apply_sampling(self, sampler: Sampler | None, raw: bytes | None) -> None:
-        """Put ``sampler`` (validated; None: the configured one) in force."""
-        if self._sampler is None:
-            return
-        self._sampler.use(sampler)
-        self._applied_sampling = raw
-        _log.info("trace sampling now %s", self._sampler.get_description())
 
     def _assemble(self, state: Mapping[str, bytes], count: int) -> dict[str, Any]:
         """The rules document: code's rules < the ``rules`` document < section keys, then the

@@ -22,7 +22,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,15 +33,17 @@ from telemetry.control.live_rules import (
     DOCUMENT,
     FAULTS,
     GOVERNANCE_PREFIX,
+    KEYS,
     SAMPLING,
     SECTIONS,
     STATUS_PREFIX,
     governance_prefix,
     parse_cluster,
+    read_all_statuses,
     read_statuses,
     rules_key,
 )
-from telemetry.discovery.etcd import EtcdClient
+from telemetry.discovery.etcd import EtcdClient, KeyValue
 from telemetry.discovery.instance import SERVICES_PREFIX, Instance
 from telemetry.governance.rules import GovernanceRules, RuleError
 from telemetry.panel.autolimit import parse_autolimit
@@ -233,24 +235,26 @@ class ControlPlane:
         if key not in SECTIONS:
             return None
         document, _ = self.read(service, DOCUMENT)
-        if isinstance(document, dict) and key in document:
-            return document[key]
-        for status in read_statuses(self.client, service).values():
-            baseline = status.get("baseline")
-            if isinstance(baseline, dict) and key in baseline:
-                return baseline[key]
-        return GovernanceRules().to_dict()[key]
+        return _inherit(key, document, read_statuses(self.client, service))
+
+    def in_force(self, service: str) -> dict[str, Any]:
+        """Every control key of ``service`` as it is in force: its own value, else what it
+        inherits (two reads, however many keys)."""
+        values = self.sections(service)
+        statuses = read_statuses(self.client, service)
+        return {
+            key: values[key] if values.get(key) is not None
+            else _inherit(key, values.get(DOCUMENT), statuses)
+            for key in KEYS
+        }  # fmt: skip
 
     def instances(self, service: str) -> list[Instance]:
         """The registered instances of ``service`` (malformed registrations are skipped)."""
-        prefix = f"{SERVICES_PREFIX}{service}/"
-        found = []
-        for kv in self.client.get_prefix(prefix).items:
-            try:
-                found.append(Instance.from_json(service, kv.key[len(prefix) :], kv.value))
-            except ConfigError as exc:
-                _log.warning("skipping registration %s: %s", kv.key, exc)
-        return sorted(found, key=lambda i: i.id)
+        return _instances(self.client.get_prefix(f"{SERVICES_PREFIX}{service}/").items).get(service, [])
+
+    def registry(self) -> dict[str, list[Instance]]:
+        """The registered instances of every service (one read)."""
+        return _instances(self.client.get_prefix(SERVICES_PREFIX).items)
 
     def sections(self, service: str) -> dict[str, Any]:
         """Every control key set for ``service``: key -> value."""
@@ -275,34 +279,28 @@ class ControlPlane:
         entries.sort(key=lambda c: (c.at, c.revision), reverse=True)
         return entries[:limit]
 
-    def rollout(self, service: str, revision: int) -> Rollout:
-        """Where the change at ``revision`` stands on each instance of ``service``."""
-        statuses = read_statuses(self.client, service)
-        registered = {
-            kv.key.rsplit("/", 1)[-1]
-            for kv in self.client.get_prefix(f"{SERVICES_PREFIX}{service}/").items
-        }
-        instances = []
-        for instance_id in sorted(registered | set(statuses)):
-            status = statuses.get(instance_id)
-            if status is None:
-                instances.append(InstanceRollout(instance_id=instance_id, state="no status"))
-                continue
-            seen = int(status.get("revision") or 0)
-            state = str(status.get("state"))
-            if seen < revision:
-                state = "pending"
-            applied_at = status.get("applied_at")
-            instances.append(
-                InstanceRollout(
-                    instance_id=instance_id,
-                    state=state,
-                    revision=seen,
-                    error=status.get("error"),
-                    applied_at=float(applied_at) if isinstance(applied_at, int | float) else None,
-                )
+    def rollout(
+        self, service: str, revision: int, instances: Iterable[Instance] | None = None
+    ) -> Rollout:
+        """Where the change at ``revision`` stands on each instance of ``service`` (given its
+        ``instances`` when already read)."""
+        registered = self.instances(service) if instances is None else instances
+        return _rollout(
+            service, revision, {i.id for i in registered}, read_statuses(self.client, service)
+        )
+
+    def rollouts(
+        self, revision: int = 0, registry: Mapping[str, list[Instance]] | None = None
+    ) -> dict[str, Rollout]:
+        """:meth:`rollout` of every service at once (two reads; one given the ``registry``)."""
+        registry = self.registry() if registry is None else registry
+        statuses = read_all_statuses(self.client)
+        return {
+            service: _rollout(
+                service, revision, {i.id for i in registry.get(service, [])}, statuses.get(service, {})
             )
-        return Rollout(service=service, revision=revision, instances=tuple(instances))
+            for service in sorted(set(registry) | set(statuses))
+        }
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -369,6 +367,56 @@ class ControlPlane:
             self._on_change(change)
         except Exception:  # an annotation must never undo or hide a change
             _log.warning("change listener failed for %s", change.summary(), exc_info=True)
+
+
+def _inherit(key: str, document: Any, statuses: Mapping[str, Mapping[str, Any]]) -> Any:
+    """``key`` from the ``rules`` document, else the instances' baseline, else the default."""
+    if key not in SECTIONS:
+        return None
+    if isinstance(document, dict) and key in document:
+        return document[key]
+    for status in statuses.values():
+        baseline = status.get("baseline")
+        if isinstance(baseline, dict) and key in baseline:
+            return baseline[key]
+    return GovernanceRules().to_dict()[key]
+
+
+def _instances(items: Iterable[KeyValue]) -> dict[str, list[Instance]]:
+    """Registrations by service, sorted by id (malformed ones skipped with a warning)."""
+    found: dict[str, list[Instance]] = {}
+    for kv in items:
+        service, _, instance_id = kv.key[len(SERVICES_PREFIX) :].partition("/")
+        try:
+            found.setdefault(service, []).append(Instance.from_json(service, instance_id, kv.value))
+        except ConfigError as exc:
+            _log.warning("skipping registration %s: %s", kv.key, exc)
+    for instances in found.values():
+        instances.sort(key=lambda i: i.id)
+    return found
+
+
+def _rollout(
+    service: str, revision: int, registered: set[str], statuses: Mapping[str, Mapping[str, Any]]
+) -> Rollout:
+    instances = []
+    for instance_id in sorted(registered | set(statuses)):
+        status = statuses.get(instance_id)
+        if status is None:
+            instances.append(InstanceRollout(instance_id=instance_id, state="no status"))
+            continue
+        seen = int(status.get("revision") or 0)
+        applied_at = status.get("applied_at")
+        instances.append(
+            InstanceRollout(
+                instance_id=instance_id,
+                state="pending" if seen < revision else str(status.get("state")),
+                revision=seen,
+                error=status.get("error"),
+                applied_at=float(applied_at) if isinstance(applied_at, int | float) else None,
+            )
+        )
+    return Rollout(service=service, revision=revision, instances=tuple(instances))
 
 
 def describe(change: Change) -> str:

@@ -97,11 +97,7 @@ def control(
         st.info("Read-only: sign in (sidebar) to change anything. The forms show what is in force.")
     st.text_input("Reason for changes (recorded in the audit trail)", key="reason")
     with guarded("Controls"):
-        sections = {key: panel.plane.read(service, key)[0] for key in KEYS}
-        in_force = {
-            key: sections[key] if sections[key] is not None else panel.plane.inherited(service, key)
-            for key in sections
-        }
+        in_force = panel.plane.in_force(service)
         known = _known(panel, service, in_force, prometheus_ok)
         tabs = st.tabs(
             [
@@ -306,7 +302,7 @@ def _callers(panel: Panel, grpc_services: list[str], prometheus_ok: bool) -> lis
         with guarded("Callers from Prometheus"):
             callers |= set(panel.live.callers(grpc_services))
     for other in panel.plane.services():
-        client = panel.plane.read(other, "client")[0] or panel.plane.inherited(other, "client")
+        client = panel.plane.in_force(other)["client"]
         if any(p.split("/")[0] in grpc_services for p in _methods(client)):
             callers.add(other)
     return sorted(callers)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -15,7 +15,7 @@ import streamlit as st
 
 from telemetry.discovery.etcd import EtcdError
 from telemetry.discovery.instance import Instance
-from telemetry.panel.control_plane import Change, describe
+from telemetry.panel.control_plane import Change, InstanceRollout, describe
 from telemetry.panel.live import Breaker
 from telemetry.panel.prometheus import PrometheusError, Series
 
@@ -73,6 +73,8 @@ def _overview_table(panel: Panel, etcd_ok: bool, prometheus_ok: bool) -> None:
         if not services:
             st.info("No services registered in etcd yet.")
             return
+        registry = panel.plane.registry()
+        rollouts = panel.plane.rollouts(registry=registry)
         figures: dict[str, dict[str, float]] = {}
         if prometheus_ok:
             with guarded("Live figures"):
@@ -80,11 +82,12 @@ def _overview_table(panel: Panel, etcd_ok: bool, prometheus_ok: bool) -> None:
         rows = []
         for name in services:
             f = figures.get(name, {})
+            rollout = rollouts.get(name)
             rows.append(
                 {
                     "service": name,
-                    "instances": len(panel.plane.instances(name)),
-                    "rules": _rules_summary(panel, name),
+                    "instances": len(registry.get(name, [])),
+                    "rules": _rules_summary(rollout.instances if rollout else ()),
                     "calls/s": f.get("rps"),
                     "errors %": _pct(f.get("error_ratio")),
                     "p99 ms": _ms(f.get("p99")),
@@ -99,18 +102,16 @@ def _overview_table(panel: Panel, etcd_ok: bool, prometheus_ok: bool) -> None:
             label = panel.settings.service_label
             left, right = st.columns(2)
             with left:
-                _chart("Calls per second", {s.labels.get(label, "?"): s for s in history["rps"]}, "rps")
+                _chart("Calls per second", {s.labels.get(label, "?"): s for s in history["rps"]})
             with right:
                 _chart(
                     "p99 latency (ms)",
                     {s.labels.get(label, "?"): s for s in history["p99"]},
-                    "p99",
                     scale=1000.0,
                 )
 
 
-def _rules_summary(panel: Panel, service: str) -> str:
-    statuses = panel.plane.rollout(service, 0).instances
+def _rules_summary(statuses: Sequence[InstanceRollout]) -> str:
     reporting = [i for i in statuses if i.state != "no status"]
     if not reporting:
         return "no live rules"
@@ -173,7 +174,7 @@ def _instances(panel: Panel, name: str, etcd_ok: bool, prometheus_ok: bool) -> N
         return
     with guarded("Instances"):
         instances = panel.plane.instances(name)
-        status = {i.instance_id: i for i in panel.plane.rollout(name, 0).instances}
+        status = {i.instance_id: i for i in panel.plane.rollout(name, 0, instances).instances}
         metrics: dict[str, dict[str, float]] = {}
         if prometheus_ok:
             with guarded("Per-instance metrics"):
@@ -225,16 +226,14 @@ def _charts(panel: Panel, name: str) -> None:
         cpu = panel.live.cpu_history(name, minutes)
         left, right = st.columns(2)
         with left:
-            _chart("Calls per second", {"calls/s": history["rps"]}, "rps")
-            _chart("Error ratio", {"errors": history["error_ratio"]}, "errors")
+            _chart("Calls per second", {"calls/s": history["rps"]})
+            _chart("Error ratio", {"errors": history["error_ratio"]})
         with right:
-            _chart(
-                "Latency (ms)", {"p50": history["p50"], "p99": history["p99"]}, "latency", scale=1000.0
-            )
-            _chart("CPU per instance (cores)", {s.labels.get("instance", "?"): s for s in cpu}, "cpu")
+            _chart("Latency (ms)", {"p50": history["p50"], "p99": history["p99"]}, scale=1000.0)
+            _chart("CPU per instance (cores)", {s.labels.get("instance", "?"): s for s in cpu})
 
 
-def _chart(title: str, series: dict[str, Series], key: str, scale: float = 1.0) -> None:
+def _chart(title: str, series: dict[str, Series], scale: float = 1.0) -> None:
     st.markdown(f"**{title}**")
     frame = pd.DataFrame(
         {
@@ -250,7 +249,7 @@ def _chart(title: str, series: dict[str, Series], key: str, scale: float = 1.0) 
         st.caption(f"No data yet for {title.lower()}.")
         return
     st.line_chart(frame, height=220)
-    st.caption(f"{len(frame)} points, last {_time(frame.index[-1].timestamp())}", help=key)
+    st.caption(f"{len(frame)} points, last {_time(frame.index[-1].timestamp())}")
 
 
 def _governance(panel: Panel, name: str) -> None:
