@@ -7,6 +7,11 @@ with the bare slices on either side of it, so slow drift cancels, and the figure
 many such ratios. CPU time per call of the server and client processes (psutil, over each slice)
 is reported as a second, steadier view of what each mode adds.
 
+A process's speed also depends on where its memory happens to land (address-space layout, hash
+seeds: a few percent, and fixed for its lifetime), so one pair of processes per mode would give
+that mode a lucky or unlucky draw for the whole run. Each mode therefore runs ``--pairs`` pairs
+(3 by default) and slice i of every mode uses pair i mod pairs.
+
   bare       plain grpcio
   peer       opentelemetry-instrumentation-grpc server + client interceptors (tracing only)
   tracing    this package, tracing only (the like-for-like comparison with the peer)
@@ -212,33 +217,37 @@ class Pair:
 Sample = tuple[dict[str, float], dict[str, float]]  # (a mode slice, the mean of its bare neighbours)
 
 
-def run(slices: int, seconds: float, modes: tuple[str, ...]) -> dict[str, Any]:
+def run(slices: int, seconds: float, modes: tuple[str, ...], pair_count: int) -> dict[str, Any]:
     sink = SpanSink()
     dead = f"http://127.0.0.1:{free_port()}"
     logs = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     others = [m for m in modes if m != "bare"]
-    pairs: dict[str, Pair] = {}
+    pairs: dict[str, list[Pair]] = {mode: [] for mode in modes}
     try:
         for mode in modes:
             endpoint = dead if mode == "full_dead" else sink.endpoint
-            pairs[mode] = Pair(mode, endpoint, str(logs / f"{mode}.log"))
+            for _ in range(pair_count):
+                pairs[mode].append(Pair(mode, endpoint, str(logs / f"{mode}.log")))
         samples: dict[tuple[str, int], list[Sample]] = {(m, c): [] for m in others for c in CONCURRENCY}
         for concurrency in CONCURRENCY:
-            for pair in pairs.values():  # warm every pair at this concurrency
-                pair.slice(concurrency, 0.3)
+            for mode_pairs in pairs.values():  # warm every pair at this concurrency
+                for pair in mode_pairs:
+                    pair.slice(concurrency, 0.3)
             for index in range(slices):
                 order = others if index % 2 == 0 else list(reversed(others))
-                before = pairs["bare"].slice(concurrency, seconds)
+                bare_pair = pairs["bare"][index % pair_count]
+                before = bare_pair.slice(concurrency, seconds)
                 for mode in order:
-                    figures = pairs[mode].slice(concurrency, seconds)
-                    after = pairs["bare"].slice(concurrency, seconds)
+                    figures = pairs[mode][index % pair_count].slice(concurrency, seconds)
+                    after = bare_pair.slice(concurrency, seconds)
                     bare = {k: (before[k] + after[k]) / 2 for k in before}
                     samples[(mode, concurrency)].append((figures, bare))
                     before = after
             print(f"c={concurrency}: {slices} slices per mode done", flush=True)
     finally:
-        for pair in pairs.values():
-            pair.close()
+        for mode_pairs in pairs.values():
+            for pair in mode_pairs:
+                pair.close()
         sink.server.stop(None)
     log_lines = sum(1 for p in logs.glob("full.log") for _ in p.open())
     return {"samples": samples, "sink_batches": sink.batches, "full_log_lines": log_lines}
@@ -308,6 +317,7 @@ def main() -> None:
         client_args.add_argument(name, type=int if name == "server_pid" else str)
     parser.add_argument("--slices", type=int, default=15, help="slices per mode and concurrency")
     parser.add_argument("--seconds", type=float, default=1.0, help="length of one slice")
+    parser.add_argument("--pairs", type=int, default=3, help="process pairs per mode")
     parser.add_argument("--quick", action="store_true", help="3 slices of 0.5 s: a smoke run")
     parser.add_argument("--modes", default=",".join(DEFAULT_MODES), help=f"among {', '.join(MODES)}")
     args = parser.parse_args()
@@ -322,7 +332,8 @@ def main() -> None:
     if set(modes) - set(MODES) or "bare" not in modes or len(modes) < 2:
         parser.error(f"--modes: bare and at least one of {', '.join(MODES[1:])} (got {args.modes})")
     slices, seconds = (3, 0.5) if args.quick else (args.slices, args.seconds)
-    result = run(slices, seconds, modes)
+    pair_count = 1 if args.quick else max(1, args.pairs)
+    result = run(slices, seconds, modes, pair_count)
     rows, figures = summarise(result["samples"], modes)
     print_table(
         "Unary calls over loopback, server and client in separate processes. 'vs bare': median\n"
@@ -335,7 +346,15 @@ def main() -> None:
         f"\nspan batches received by the sink: {result['sink_batches']}; "
         f"access-log lines written in full mode: {result['full_log_lines']}"
     )
-    emit_json({"benchmark": "overhead", "slices": slices, "slice_seconds": seconds, **figures})
+    emit_json(
+        {
+            "benchmark": "overhead",
+            "slices": slices,
+            "slice_seconds": seconds,
+            "pairs": pair_count,
+            **figures,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from telemetry.metrics.exposition import MetricsServer, serve_metrics
 from telemetry.metrics.rpc import RpcMetricsConcern, SideMetrics
 from telemetry.metrics.runtime import SelfMonitoringCollector
 from telemetry.rpc._server_common import wrap_registrations
+from telemetry.rpc.admission import PollerAdmission
 from telemetry.rpc.aio_client import AioClientInterceptor
 from telemetry.rpc.aio_server import AioServerInterceptor
 from telemetry.rpc.call import Side
@@ -268,14 +269,21 @@ class Telemetry:
     ) -> grpc.Server:
         """A sync ``grpc.Server`` whose registered handlers are wrapped with the concern chain
         (cheaper per call than an interceptor); ``interceptors`` run before the chain. ``select``
-        leaves concerns out, as for :meth:`server_concerns` (e.g. ``metrics=False``)."""
+        leaves concerns out, as for :meth:`server_concerns` (e.g. ``metrics=False``).
+        With governance, the adaptive limiter also refuses in grpc's poller thread
+        (telemetry.rpc.admission), within ``maximum_concurrent_rpcs`` if given."""
+        admission = None
+        if self.governance is not None and select.get("governance", True):
+            admission = PollerAdmission(self.governance)
         server = grpc.server(
             # Stamps each call as it is queued, for queue-delay shedding (governance.adaptive).
             QueueTimedExecutor(max_workers=max_workers, thread_name_prefix="grpc-handler"),
-            interceptors=list(interceptors) or None,
+            interceptors=[*([admission] if admission else []), *interceptors] or None,
             options=list(options),
             maximum_concurrent_rpcs=maximum_concurrent_rpcs,
         )
+        if admission is not None:
+            admission.attach(server)
         return wrap_registrations(server, self.server_interceptor(**select))
 
     def aio_server(

@@ -50,6 +50,18 @@ When a call is shed (``try_acquire`` returns False):
 
 Otherwise the call is admitted, however many are in flight (like BBR, low pressure sheds nothing).
 
+**Probe RTT** (TCP BBR's ProbeRTT state): BBR's ``min_rt`` is only right when some bucket of the
+window saw the service at low concurrency. In a Python process the GIL makes a CPU-bound server a
+single core, and admitted calls time-slice it: at 3 in flight each takes ~3x its service time, so
+after a window of overload ``min_rt`` holds that inflated time and the bound holds whatever
+concurrency it already allowed (2, 3 and 4 are all fixed points for a 10-ms handler). So from one
+window into an overload, and once per window while it lasts, the limit is ``min_limit`` for a bucket
+and a half: in-flight drains, a bucket of calls runs alone, and ``min_rt`` is measured afresh.
+
+:meth:`AdaptiveLimiter.admission_cap` exposes the limit in force (None while nothing would be shed)
+so a server can refuse before a call takes a worker (telemetry.rpc.admission, grpc's poller thread);
+such refusals are reported back with :meth:`AdaptiveLimiter.shed_elsewhere` and count as sheds.
+
 Cost: the samplers are read and the window's derived values (max pass, min RT, gradient, limit)
 recomputed at most once per bucket (``window / buckets`` seconds), by whichever call first sees the
 bucket has ended; ``try_acquire`` and ``on_done`` otherwise read the clock and hold the lock for a few
@@ -136,6 +148,7 @@ class AdaptiveLimiter:
         "_max_pass",
         "_min_limit",
         "_min_rt",
+        "_next_probe",
         "_origin",
         "_overload_reason",
         "_overloaded",
@@ -145,6 +158,7 @@ class AdaptiveLimiter:
         "_pos",
         "_pressure",
         "_pressure_reason",
+        "_probe_until",
         "_reason",
         "_rt",
         "_tolerance",
@@ -227,6 +241,8 @@ class AdaptiveLimiter:
         self._overload_reason = self._pressure_reason = self._reason = ""
         self._limit = initial_limit
         self._last_pressure_shed = self._last_shed = -math.inf
+        self._probe_until = -math.inf
+        self._next_probe = math.inf  # scheduled when an overload starts
 
     # -- hot path -------------------------------------------------------------------------------
 
@@ -244,7 +260,8 @@ class AdaptiveLimiter:
                     self._last_pressure_shed = self._last_shed = now
                     self._pressure_reason = self._reason = "loop_lag"
                     return False
-            if in_flight >= self._limit:
+            limit = self._min_limit if now < self._probe_until else self._limit
+            if in_flight >= limit:
                 if self._overloaded:
                     self._last_pressure_shed = self._last_shed = now
                     self._pressure_reason = self._reason = self._overload_reason
@@ -274,6 +291,32 @@ class AdaptiveLimiter:
             if ok:
                 self._cur_pass += 1
                 self._cur_rt += duration
+
+    def admission_cap(self) -> int | None:
+        """How many calls may be in flight before :meth:`try_acquire` refuses the next one, or None
+        while it refuses none (no pressure, no cool-off, latency within tolerance). Lets a server
+        refuse earlier, where refusing costs less (grpc's poller thread, telemetry.rpc.admission).
+        """
+        now = self._current()
+        with self._lock:
+            cap = self._latency_limit
+            if self._overloaded or now - self._last_pressure_shed < self._cool_off:
+                cap = min(cap, self._min_limit if now < self._probe_until else self._limit)
+            return None if cap >= _NO_LIMIT else cap
+
+    def shed_elsewhere(self) -> None:
+        """A call was refused before :meth:`try_acquire` saw it, at :meth:`admission_cap`: count
+        it as this limiter's shed (it starts or extends the cool-off as a pressure shed does)."""
+        now = self._current()
+        with self._lock:
+            self._last_shed = now
+            if self._overloaded or now - self._last_pressure_shed < self._cool_off:
+                if self._overloaded:
+                    self._last_pressure_shed = now
+                    self._pressure_reason = self._overload_reason
+                self._reason = self._pressure_reason
+            else:
+                self._reason = "latency"
 
     # -- once per bucket ------------------------------------------------------------------------
 
@@ -330,6 +373,15 @@ class AdaptiveLimiter:
         # is over the threshold (and the main signal) admit only one call in ceil(lag / threshold).
         self._lag_admit_every = math.ceil(lag_over) if lag_over >= 1.0 and lag_over > cpu_over else 0
         self._limit = self._compute_limit()
+        # Probe RTT (see the module docs): a window into an overload, and once per window while it
+        # lasts, a bucket and a half at min_limit.
+        if not self._overloaded:
+            self._next_probe = math.inf
+        elif self._next_probe == math.inf:
+            self._next_probe = now + self._width * n
+        elif now >= self._next_probe:
+            self._probe_until = now + 1.5 * self._width
+            self._next_probe = now + self._width * n
 
     def _update_gradient(self, short_rtt: float) -> None:
         """Gradient2, one sample per closed bucket (short RTT = that bucket's mean RT)."""

@@ -17,7 +17,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from telemetry.rpc.call import CallState
+from telemetry.rpc.call import CallState, split_method
 
 _log = logging.getLogger("telemetry.governance")
 
@@ -51,6 +51,14 @@ class DecisionRecorder:
         if state is not None:
             _mark_call(state, mechanism, outcome, reason, attributes)
         self._log_sampled(mechanism, outcome, info.full_method if info else "", reason, attributes)
+
+    def decision_for(self, full_method: str, mechanism: str, outcome: str, reason: str = "") -> None:
+        """A decision about a call that has no call state (refused before the chain saw it)."""
+        service, method = split_method(full_method)
+        key = (mechanism, service, method, outcome)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+        self._log_sampled(mechanism, outcome, full_method, reason, {})
 
     def counts(self) -> dict[tuple[str, str, str, str], int]:
         with self._lock:

@@ -12,17 +12,17 @@ INTERNAL).
 
 from __future__ import annotations
 
-import contextlib
 import time
 import traceback
-from functools import partial
 from typing import Any
 
 import grpc
+import orjson
 
 from telemetry.logging.pipeline import PIPELINE, REDACTED, current_call
-from telemetry.rpc.call import CallState, MethodInfo, Side, go_code_name
-from telemetry.tracing.concern import trace_ids
+from telemetry.logging.render import iso_time
+from telemetry.rpc.call import CallState, MethodInfo, RpcKind, Side, go_code_name
+from telemetry.tracing.concern import span_ids
 
 _C = grpc.StatusCode
 _SERVER_LEVELS = {
@@ -53,10 +53,6 @@ _SERVER_LEVELS = {
 }
 
 
-def _client_level(code: grpc.StatusCode) -> str:
-    return "info" if code == _C.OK else "warning"
-
-
 class AccessLog:
     """Writes the access line; on the server it also scopes :func:`add_log_fields` to the call."""
 
@@ -75,73 +71,115 @@ class AccessLog:
         sensitive_keys: tuple[str, ...] = (),
     ) -> None:
         self._service = service_name
-        self._side = side
+        self.side = side
         self._all = lines == "all"
         self._errors = lines in ("all", "errors")
         self._excluded = frozenset(excluded_services)
-        self._log_metadata = log_metadata
-        self._log_payloads = log_payloads
+        self.log_metadata = log_metadata
+        self.log_payloads = log_payloads
         self._max_chars = payload_max_chars
         self._sensitive = frozenset(k.lower() for k in sensitive_keys)
+        self._json_head = _json_members({"service": service_name, "event": "finished call"})
 
     def prepare(self, info: MethodInfo) -> None:
-        info.extras[self] = {
-            "grpc.component": info.side.value,
-            "grpc.service": info.service,
-            "grpc.method": info.method,
-            "grpc.method_type": info.kind.value,
-        }
+        info.extras[self] = _MethodFields(
+            {
+                "grpc.component": info.side.value,
+                "grpc.service": info.service,
+                "grpc.method": info.method,
+                "grpc.method_type": info.kind.value,
+            }
+        )
 
     def on_start(self, state: CallState) -> None:
-        if self._side is Side.SERVER:
+        if self.side is Side.SERVER:
             state.service = self._service
             state.service_token = current_call.set(state)
 
     def on_finish(self, state: CallState) -> None:
         if state.service_token is not None:
-            with contextlib.suppress(ValueError):  # finished in another context: nothing to undo
+            try:  # noqa: SIM105 - contextlib.suppress costs a context manager on every call
                 current_call.reset(state.service_token)
+            except ValueError:  # finished in another context: nothing to undo
+                pass
         code = state.code
-        level = _SERVER_LEVELS.get(code, "error") if self._side is Side.SERVER else _client_level(code)
+        if code is _C.OK:  # most calls; status codes are enums, whose hashing runs in Python
+            level = "info"
+        else:
+            level = _SERVER_LEVELS.get(code, "error") if self.side is Side.SERVER else "warning"
         wanted = self._all or (self._errors and code != grpc.StatusCode.OK)
         quiet = not wanted or state.info.service in self._excluded
         if state.exception is None and (quiet or not PIPELINE.enabled_for(level)):
             return
-        # The line is built on the writer thread: the call is over, its state no longer changes.
-        PIPELINE.emit_later(partial(self._line, state, level, time.time()))
+        # The line is built on the writer thread from a snapshot of plain values: holding the call
+        # state (and through it grpc's call objects) until the writer runs would keep dozens of
+        # objects per call alive across garbage collections, which then promote them and collect
+        # the whole heap far more often.
+        PIPELINE.emit_later(_Finished(self, state, level))
 
-    def _line(self, state: CallState, level: str, timestamp: float) -> dict[str, Any]:
+    def line(self, done: _Finished) -> dict[str, Any]:
+        """The access line of a finished call, as an event dict."""
         event: dict[str, Any] = {
-            "timestamp": timestamp,
-            "level": level,
+            "timestamp": done.timestamp,
+            "level": done.level,
             "service": self._service,
             "event": "finished call",
         }
-        ids = trace_ids(state)
-        if ids is not None:
-            event["trace_id"], event["span_id"] = ids
-        event.update(state.info.extras[self])
-        event["grpc.code"] = go_code_name(state.code)
-        event["grpc.time_ms"] = round(state.duration * 1000.0, 3)
-        event["peer.address"] = state.peer if self._side is Side.SERVER else state.target
-        if state.code != grpc.StatusCode.OK and state.details:
-            event["grpc.error"] = state.details
-        if state.info.kind.value != "unary":
-            event["grpc.msgs_received"] = state.msgs_received
-            event["grpc.msgs_sent"] = state.msgs_sent
-        if self._log_metadata:
-            event["grpc.metadata"] = self._metadata(state.metadata)
-        if self._log_payloads:
-            if state.request is not None:
-                event["grpc.request"] = self._payload(state.request)
-            if state.response is not None:
-                event["grpc.response"] = self._payload(state.response)
-        if state.exception is not None:
-            exc = state.exception
+        if done.ids is not None:
+            event["trace_id"] = format(done.ids[0], "032x")
+            event["span_id"] = format(done.ids[1], "016x")
+        event.update(done.info.extras[self].fields)
+        event["grpc.code"] = go_code_name(done.code)
+        event["grpc.time_ms"] = round(done.duration * 1000.0, 3)
+        event["peer.address"] = done.address
+        if done.code is not _C.OK and done.details:
+            event["grpc.error"] = done.details
+        if done.info.kind is not RpcKind.UNARY:
+            event["grpc.msgs_received"] = done.msgs_received
+            event["grpc.msgs_sent"] = done.msgs_sent
+        if done.metadata is not None:
+            event["grpc.metadata"] = self._metadata(done.metadata)
+        if done.request is not None:
+            event["grpc.request"] = self._payload(done.request)
+        if done.response is not None:
+            event["grpc.response"] = self._payload(done.response)
+        if done.exception is not None:
+            exc = done.exception
             event["exception"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        if state.fields:
-            event.update(state.fields)
+        if done.fields:
+            event.update(done.fields)
         return event
+
+    def json_line(self, done: _Finished) -> str | None:
+        """The line exactly as ``render_json(self.line(done))``, formatted directly for the usual
+        call (unary, no error details, handler fields, metadata, payloads or exception, and no key
+        of its configured as sensitive); None otherwise."""
+        if (
+            done.details
+            or done.fields
+            or done.exception is not None
+            or done.metadata is not None
+            or done.request is not None
+            or done.response is not None
+            or done.info.kind is not RpcKind.UNARY
+            or not PIPELINE.sensitive.isdisjoint(_PLAIN_LINE_KEYS)
+        ):
+            return None
+        ids = ""
+        if done.ids is not None:
+            ids = f'"trace_id":"{done.ids[0]:032x}","span_id":"{done.ids[1]:016x}",'
+        variable = _json_members(
+            {
+                "grpc.code": go_code_name(done.code),
+                "grpc.time_ms": round(done.duration * 1000.0, 3),
+                "peer.address": done.address,
+            }
+        )
+        method = done.info.extras[self]
+        return (
+            f'{{"timestamp":"{iso_time(done.timestamp)}","level":"{done.level}",{self._json_head},'
+            f"{ids}{method.json},{variable}}}"
+        )
 
     def _metadata(self, metadata: Any) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -156,3 +194,86 @@ class AccessLog:
         if len(text) > self._max_chars:
             return text[: self._max_chars] + "...(truncated)"
         return text
+
+
+# The keys of a line json_line writes (redaction of any of them needs the general path).
+_PLAIN_LINE_KEYS = frozenset(
+    (
+        "timestamp",
+        "level",
+        "service",
+        "event",
+        "trace_id",
+        "span_id",
+        "grpc.component",
+        "grpc.service",
+        "grpc.method",
+        "grpc.method_type",
+        "grpc.code",
+        "grpc.time_ms",
+        "peer.address",
+    )
+)
+
+
+def _json_members(fields: dict[str, Any]) -> str:
+    """``fields`` as JSON object members, without the braces."""
+    return orjson.dumps(fields).decode()[1:-1]
+
+
+class _MethodFields:
+    """The fields every access line of one method carries, as a dict and as JSON members."""
+
+    __slots__ = ("fields", "json")
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        self.fields = fields
+        self.json = _json_members(fields)
+
+
+class _Finished:
+    """What an access line needs of a finished call, without the call itself: queued for the
+    writer thread, which builds the line (a :class:`~telemetry.logging.writer.DeferredEvent`)."""
+
+    __slots__ = (
+        "access_log",
+        "address",
+        "code",
+        "details",
+        "duration",
+        "exception",
+        "fields",
+        "ids",
+        "info",
+        "level",
+        "metadata",
+        "msgs_received",
+        "msgs_sent",
+        "request",
+        "response",
+        "timestamp",
+    )
+
+    def __init__(self, access_log: AccessLog, state: CallState, level: str) -> None:
+        self.access_log = access_log
+        self.timestamp = time.time()
+        self.level = level
+        self.info = state.info
+        self.code = state.code
+        self.details = state.details
+        self.duration = state.duration
+        self.address = state.peer if access_log.side is Side.SERVER else state.target
+        self.ids = span_ids(state)
+        self.msgs_received = state.msgs_received
+        self.msgs_sent = state.msgs_sent
+        self.metadata = state.metadata if access_log.log_metadata else None
+        self.request = state.request if access_log.log_payloads else None
+        self.response = state.response if access_log.log_payloads else None
+        self.exception = state.exception
+        self.fields = state.fields
+
+    def event(self) -> dict[str, Any]:
+        return self.access_log.line(self)
+
+    def json_line(self) -> str | None:
+        return self.access_log.json_line(self)

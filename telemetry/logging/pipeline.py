@@ -22,7 +22,7 @@ from opentelemetry import trace
 
 from telemetry.config import DEFAULT_SENSITIVE_KEYS
 from telemetry.logging.render import render_console, render_json
-from telemetry.logging.writer import AsyncLineWriter
+from telemetry.logging.writer import AsyncLineWriter, DeferredEvent
 from telemetry.rpc.call import CallState
 
 Sink = Callable[[dict[str, Any]], None]
@@ -58,14 +58,14 @@ class LogPipeline:
             with contextlib.suppress(Exception):  # a broken sink must not break the caller
                 sink(event)
 
-    def emit_later(self, build: Callable[[], dict[str, Any]]) -> None:
-        """Emit the event ``build()`` returns, built on the writer thread when the writer is the only
-        sink: the request path then only enqueues a callable. Other sinks get it built now."""
+    def emit_later(self, deferred: DeferredEvent) -> None:
+        """Emit ``deferred``'s event, built on the writer thread when the writer is the only sink:
+        the request path then only enqueues it. Other sinks get it built now."""
         writer = self.writer
         if writer is not None and self.sinks == (writer,):
-            writer.put_deferred(build)
+            writer.put_deferred(deferred)
         else:
-            self.emit(build())
+            self.emit(deferred.event())
 
     def add_sink(self, sink: Sink) -> None:
         self.sinks = (*self.sinks, sink)

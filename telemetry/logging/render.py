@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import datetime
+import math
+import time
 from typing import Any
 
 import orjson
@@ -10,9 +11,29 @@ import orjson
 _FIRST = ("timestamp", "level", "service", "event", "trace_id", "span_id")
 
 
+_second: tuple[int, str] = (0, "1970-01-01T00:00:00")  # the last second formatted, and its text
+
+
+def iso_time(ts: float) -> str:
+    """``ts`` (seconds since the epoch) as ISO 8601 UTC with milliseconds,
+    ``2026-11-22T06:51:58.544+00:00``; the date and time of day are formatted once per second."""
+    global _second
+    whole = math.floor(ts)
+    micros = round((ts - whole) * 1e6)  # rounded to microseconds first, as datetime does
+    if micros == 1_000_000:
+        whole, micros = whole + 1, 0
+    cached = _second
+    if cached[0] == whole:
+        text = cached[1]
+    else:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, text)  # one assignment: threads see the old pair or the new one
+    return f"{text}.{micros // 1000:03d}+00:00"
+
+
 def _iso(ts: Any) -> Any:
     if isinstance(ts, float | int):
-        return datetime.datetime.fromtimestamp(ts, tz=datetime.UTC).isoformat(timespec="milliseconds")
+        return iso_time(ts)
     return ts
 
 

@@ -8,12 +8,28 @@ events are dropped and counted (``dropped``), never waited for.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from telemetry.batch_queue import BatchQueue
+from telemetry.logging.render import render_json
 
 Renderer = Callable[[dict[str, Any]], str]
-Event = dict[str, Any] | Callable[[], dict[str, Any]]  # an event, or a deferred builder of one
+
+
+class DeferredEvent(Protocol):
+    """An event built on the writer thread, not by the caller."""
+
+    def event(self) -> dict[str, Any]:
+        """The event dict (prepared and rendered by the writer)."""
+        ...
+
+    def json_line(self) -> str | None:
+        """The event already rendered as :func:`render_json` would, or None when :meth:`event`
+        must be rendered; asked only when the writer renders JSON."""
+        ...
+
+
+Event = dict[str, Any] | DeferredEvent
 
 
 class AsyncLineWriter:
@@ -28,6 +44,7 @@ class AsyncLineWriter:
         self._stream = stream
         self._render = render
         self._prepare = prepare  # applied to deferred events once built (redaction)
+        self._renders_json = render is render_json
         self.write_errors = 0
         self._queue: BatchQueue[Event] = BatchQueue(
             self._write,
@@ -40,9 +57,9 @@ class AsyncLineWriter:
     def __call__(self, event: dict[str, Any]) -> None:
         self._queue.put(event)
 
-    def put_deferred(self, build: Callable[[], dict[str, Any]]) -> None:
-        """Queue a builder; the event is built (and prepared) on the writer thread."""
-        self._queue.put(build)
+    def put_deferred(self, deferred: DeferredEvent) -> None:
+        """Queue an event to build (and prepare) on the writer thread."""
+        self._queue.put(deferred)
 
     @property
     def dropped(self) -> int:
@@ -55,17 +72,22 @@ class AsyncLineWriter:
     def close(self, timeout: float = 5.0) -> None:
         self._queue.close(timeout)
 
-    def _materialise(self, item: Event) -> dict[str, Any]:
-        if not callable(item):
-            return item
-        event = item()
-        return self._prepare(event) if self._prepare is not None else event
+    def _line(self, item: Event) -> str:
+        if type(item) is dict:
+            return self._render(item)
+        assert not isinstance(item, dict)
+        if self._renders_json:
+            line = item.json_line()
+            if line is not None:
+                return line
+        event = item.event()
+        return self._render(self._prepare(event) if self._prepare is not None else event)
 
     def _write(self, events: list[Event]) -> None:
         lines = []
         for item in events:
             try:
-                lines.append(self._render(self._materialise(item)))
+                lines.append(self._line(item))
             except Exception:  # a value that cannot render loses its line, not the rest
                 self.write_errors += 1
         try:

@@ -33,6 +33,7 @@ from telemetry.rpc.call import CallState, MethodInfo, RpcKind, go_code_name
 from telemetry.tracing.concern import is_sampled, trace_ids
 
 OVERFLOW_LABEL = "other"
+_OK = grpc.StatusCode.OK
 EXEMPLAR_INTERVAL = 1.0  # seconds between exemplar refreshes of one bucket
 _LABELS = ("grpc_type", "grpc_service", "grpc_method")
 
@@ -49,6 +50,7 @@ class MethodStats:
         "handled",
         "in_flight",
         "labels",
+        "ok",
         "received",
         "sent",
         "started",
@@ -63,6 +65,7 @@ class MethodStats:
         self.in_flight = 0
         self.received = 0
         self.sent = 0
+        self.ok = 0  # handled with OK (the other codes are counted in ``handled``)
         self.handled: dict[grpc.StatusCode, int] = {}
         self.buckets = [0] * (len(bounds) + 1)  # per bucket, not cumulative; last is +Inf
         self.exemplars: list[Exemplar | None] = [None] * (len(bounds) + 1)
@@ -82,23 +85,34 @@ class MethodStats:
                 self.sent += 1
 
     def finish(
-        self, code: grpc.StatusCode, seconds: float, trace_id: str | None, received: int, sent: int
+        self, code: grpc.StatusCode, seconds: float, call: CallState | None, received: int, sent: int
     ) -> None:
-        """``received``/``sent``: messages not yet counted live (those of unary calls)."""
+        """``call``: the call, for its trace id as an exemplar (None: no exemplar).
+        ``received``/``sent``: messages not yet counted live (those of unary calls)."""
         index = bisect.bisect_left(self._bounds, seconds)  # first bucket with le >= seconds
+        exemplar = None
+        if call is not None:
+            # A scrape keeps one exemplar per bucket: refreshing it once a second is plenty, and
+            # only then is the trace id worth formatting. (An unlocked read: a race costs at most
+            # one extra refresh.)
+            now = time.monotonic()
+            if now - self._exemplar_at[index] >= EXEMPLAR_INTERVAL and is_sampled(call):
+                ids = trace_ids(call)
+                if ids is not None:
+                    exemplar = Exemplar({"trace_id": ids[0]}, seconds, time.time())
         with self._lock:
             self.in_flight -= 1
-            self.handled[code] = self.handled.get(code, 0) + 1
+            if code is _OK:  # status codes are enums, whose hashing runs in Python
+                self.ok += 1
+            else:
+                self.handled[code] = self.handled.get(code, 0) + 1
             self.buckets[index] += 1
             self.sum += seconds
             self.received += received
             self.sent += sent
-            if trace_id is not None:
-                # A scrape keeps one exemplar per bucket: refreshing it once a second is plenty.
-                now = time.monotonic()
-                if now - self._exemplar_at[index] >= EXEMPLAR_INTERVAL:
-                    self._exemplar_at[index] = now
-                    self.exemplars[index] = Exemplar({"trace_id": trace_id}, seconds, time.time())
+            if exemplar is not None:
+                self._exemplar_at[index] = now
+                self.exemplars[index] = exemplar
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -107,7 +121,7 @@ class MethodStats:
                 "in_flight": self.in_flight,
                 "received": self.received,
                 "sent": self.sent,
-                "handled": dict(self.handled),
+                "handled": {_OK: self.ok, **self.handled} if self.ok else dict(self.handled),
                 "buckets": list(self.buckets),
                 "exemplars": list(self.exemplars),
                 "sum": self.sum,
@@ -210,12 +224,11 @@ class RpcMetricsConcern:
         state.info.extras[self].message(received)
 
     def on_finish(self, state: CallState) -> None:
-        ids = trace_ids(state) if is_sampled(state) else None
         unary = state.info.kind is RpcKind.UNARY  # unary messages are counted here, not live
         state.info.extras[self].finish(
             state.code,
             state.duration,
-            ids[0] if ids else None,
+            state,
             state.msgs_received if unary else 0,
             state.msgs_sent if unary else 0,
         )

@@ -49,17 +49,12 @@ class ServerAdapterBase:
     def wrap(self, handler: grpc.RpcMethodHandler, info: MethodInfo) -> grpc.RpcMethodHandler:
         raise NotImplementedError
 
-    @staticmethod
-    def new_state(info: MethodInfo, context: Any) -> CallState:
-        state = CallState(info, perf_counter(), context.invocation_metadata(), context.peer())
-        state.context = context
-        return state
-
     def start_call(self, info: MethodInfo, context: Any, request: Any = None) -> CallState:
         """Start the chain; a RejectCall propagates with its trailing metadata already set (the
         adapter aborts, sync or awaited; an AnswerCall is returned as the response). ``request``
         is the single request, None for a request stream."""
-        state = self.new_state(info, context)
+        state = CallState(info, perf_counter(), context.invocation_metadata(), context.peer())
+        state.context = context
         state.request = request
         try:
             self.chain.start(state)

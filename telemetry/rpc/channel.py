@@ -74,7 +74,20 @@ class _UnaryResponse(_Multicallable):
     def __call__(
         self, request: Any, timeout: float | None = None, metadata: Any = None, **options: Any
     ) -> Any:
-        return self.with_call(request, timeout, metadata, **options)[0]
+        runner = self._runner
+        if runner.retrier is not None:
+            return self._governed_call(request, timeout, metadata, options)[0]
+        state, request = self._begin(request, timeout, metadata)
+        try:
+            # grpc's plain call, not with_call: no Call object to build and ask for its code.
+            response = self._inner(
+                request, timeout=state.timeout, metadata=outgoing_metadata(metadata, state), **options
+            )
+        except grpc.RpcError as error:  # the error is also the finished Call
+            runner.finish(state, error)
+            raise
+        runner.end_call(state, None, None)  # it returned: OK
+        return response
 
     def with_call(
         self, request: Any, timeout: float | None = None, metadata: Any = None, **options: Any
@@ -82,10 +95,7 @@ class _UnaryResponse(_Multicallable):
         runner = self._runner
         if runner.retrier is not None:
             return self._governed_call(request, timeout, metadata, options)
-        try:
-            state, request = runner.begin(self._info, timeout, metadata, request)
-        except RejectCall as reject:
-            raise FailedCall(reject.code, reject.details, reject.trailing_metadata) from None
+        state, request = self._begin(request, timeout, metadata)
         try:
             response, call = self._inner.with_call(
                 request, timeout=state.timeout, metadata=outgoing_metadata(metadata, state), **options
@@ -95,6 +105,12 @@ class _UnaryResponse(_Multicallable):
             raise
         runner.finish(state, call)
         return response, call
+
+    def _begin(self, request: Any, timeout: float | None, metadata: Any) -> tuple[CallState, Any]:
+        try:
+            return self._runner.begin(self._info, timeout, metadata, request)
+        except RejectCall as reject:
+            raise FailedCall(reject.code, reject.details, reject.trailing_metadata) from None
 
     def _governed_call(
         self, request: Any, timeout: float | None, metadata: Any, options: dict[str, Any]

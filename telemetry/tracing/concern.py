@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from telemetry.rpc.call import CallState, MethodInfo, Side
 from telemetry.tracing.otlp_encoding import SpanTemplate
-from telemetry.tracing.rpcspan import RpcTracer
+from telemetry.tracing.rpcspan import IS_VALID, SPAN_ID, TRACE_ID, RpcTracer
 
 _SERVER_ERROR_CODES = frozenset(
     {
@@ -35,11 +35,20 @@ _SERVER_ERROR_CODES = frozenset(
 
 def trace_ids(state: CallState) -> tuple[str, str] | None:
     """(trace_id, span_id) in hex for the call's span, computed once per call."""
-    if state.trace_ids is None and state.span is not None:
-        ctx = state.span.get_span_context()
-        if ctx.is_valid:
-            state.trace_ids = (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
+    if state.trace_ids is None:
+        ids = span_ids(state)
+        if ids is not None:
+            state.trace_ids = (format(ids[0], "032x"), format(ids[1], "016x"))
     return state.trace_ids
+
+
+def span_ids(state: CallState) -> tuple[int, int] | None:
+    """(trace_id, span_id) of the call's span as integers, or None (no span, or an invalid one)."""
+    span = state.span
+    if span is None:
+        return None
+    ctx = span.get_span_context()
+    return (ctx[TRACE_ID], ctx[SPAN_ID]) if ctx[IS_VALID] else None
 
 
 def is_sampled(state: CallState) -> bool:
@@ -56,6 +65,23 @@ def peer_host_port(peer: str) -> tuple[str, int | None]:
         if len(_peer_cache) >= 4096:
             _peer_cache.clear()
         cached = _peer_cache[peer] = split_host_port(peer)
+    return cached
+
+
+_peer_attributes_cache: dict[str, dict[str, Any]] = {}
+
+
+def peer_attributes(peer: str) -> dict[str, Any]:
+    """``network.peer.address`` / ``.port`` of a server span, cached per peer (do not modify)."""
+    cached = _peer_attributes_cache.get(peer)
+    if cached is None:
+        host, port = peer_host_port(peer)
+        cached = {"network.peer.address": host}
+        if port is not None:
+            cached["network.peer.port"] = port
+        if len(_peer_attributes_cache) >= 4096:
+            _peer_attributes_cache.clear()
+        _peer_attributes_cache[peer] = cached
     return cached
 
 
@@ -99,10 +125,11 @@ class _Tracing:
     def _end(state: CallState, error_codes: frozenset[Any] | None) -> None:
         span = state.span
         code = state.code
-        span.set_attribute("rpc.response.status_code", code.name)
-        if code != grpc.StatusCode.OK and (error_codes is None or code in error_codes):
-            span.set_attribute("error.type", code.name)
-            span.set_status(Status(StatusCode.ERROR, state.details or code.name))
+        name = code._name_  # not .name: an enum property, a Python call per span
+        span.set_attribute("rpc.response.status_code", name)
+        if code is not grpc.StatusCode.OK and (error_codes is None or code in error_codes):
+            span.set_attribute("error.type", name)
+            span.set_status(Status(StatusCode.ERROR, state.details or name))
         if state.exception is not None:
             span.record_exception(state.exception, escaped=True)
         span.end()
@@ -118,12 +145,9 @@ class ServerTracing(_Tracing):
         if template is None:
             return
         parent, context = self._propagation.extract(state.metadata, self._tracer.reads_parent_context)
-        span = self._tracer.start(template, parent, context, SpanKind.SERVER)
-        if span.is_recording():
-            host, port = peer_host_port(state.peer)
-            span.set_attribute("network.peer.address", host)
-            if port is not None:
-                span.set_attribute("network.peer.port", port)
+        span = self._tracer.start(
+            template, parent, context, SpanKind.SERVER, peer_attributes(state.peer)
+        )
         state.span = span
         state.span_token = otel_context.attach(trace.set_span_in_context(span, context))
 
@@ -158,7 +182,7 @@ class ClientTracing(_Tracing):
         parent = trace.get_current_span(current).get_span_context()
         span = self._tracer.start(template, parent, current, SpanKind.CLIENT)
         state.span = span
-        self._propagation.inject(span.get_span_context(), state.add_outgoing_metadata)
+        self._propagation.inject(span.get_span_context(), state.add_outgoing_metadata, current)
 
     def on_finish(self, state: CallState) -> None:
         if state.span is not None:

@@ -22,8 +22,13 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from telemetry.batch_queue import BatchQueue
 from telemetry.tracing.otlp_decoding import decode_bytes, json_line
-from telemetry.tracing.otlp_encoding import encode_request, encode_resource_header, encode_scope
-from telemetry.tracing.rpcspan import SCOPE, RpcSpan
+from telemetry.tracing.otlp_encoding import (
+    encode_request,
+    encode_resource_header,
+    encode_scope,
+    encode_span,
+)
+from telemetry.tracing.rpcspan import SCOPE
 
 _log = logging.getLogger("telemetry.export")
 _EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -134,9 +139,10 @@ class SpanExportPipeline:
                 _log.warning("span export failed (%s spans lost so far): %s", self.failed, exc)
 
     def _encode(self, batch: list[Any]) -> bytes:
-        rpc = [span.encode() for span in batch if type(span) is RpcSpan]
+        # RPC spans arrive as export records (tuples), SDK spans as ReadableSpans.
+        rpc = [encode_span(*span) for span in batch if type(span) is tuple]
         payload = encode_request(self._resource_header, self._scope, rpc) if rpc else b""
-        others = [span for span in batch if type(span) is not RpcSpan]
+        others = [span for span in batch if type(span) is not tuple]
         if others:
             from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 

@@ -108,8 +108,25 @@ class SpanTemplate:
         )
 
 
+SpanRecord = tuple[
+    bytes,  # SpanTemplate.encoded: name, kind and constant attributes
+    int,  # trace id
+    int,  # span id
+    int | None,  # parent span id
+    str,  # trace state header
+    int,  # trace flags
+    int,  # start, ns since the epoch
+    int,  # end
+    Mapping[str, Any] | None,  # attributes beyond the template's
+    Sequence[tuple[str, int, Mapping[str, Any] | None]] | None,  # events: name, time, attributes
+    int,  # status code (STATUS_*)
+    str | None,  # status message
+]
+"""The arguments of :func:`encode_span`, as an RPC span's export record carries them."""
+
+
 def encode_span(
-    template: SpanTemplate,
+    template: bytes,
     trace_id: int,
     span_id: int,
     parent_span_id: int | None,
@@ -122,7 +139,7 @@ def encode_span(
     status_code: int,
     status_message: str | None,
 ) -> bytes:
-    """One ``Span`` message (not yet wrapped as a field)."""
+    """One ``Span`` message (not yet wrapped as a field); ``template``: SpanTemplate.encoded."""
     parts = [
         b"\x0a\x10" + trace_id.to_bytes(16, "big"),
         b"\x12\x08" + span_id.to_bytes(8, "big"),
@@ -131,7 +148,7 @@ def encode_span(
         parts.append(field_string(3, trace_state))
     if parent_span_id:
         parts.append(b"\x22\x08" + parent_span_id.to_bytes(8, "big"))
-    parts.append(template.encoded)
+    parts.append(template)
     parts.append(b"\x39" + _pack_fixed64(start_ns))  # field 7, fixed64
     parts.append(b"\x41" + _pack_fixed64(end_ns))  # field 8, fixed64
     if attributes:

@@ -67,17 +67,20 @@ class W3CPropagation:
             context = trace.set_span_in_context(NonRecordingSpan(parent), context)
         return parent, context
 
-    def inject(self, span_context: SpanContext, add: AddMetadata) -> None:
-        add(
-            "traceparent",
-            f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
-            f"{int(span_context.trace_flags):02x}",
-        )
-        if span_context.trace_state:
-            add("tracestate", span_context.trace_state.to_header())
-        if self._baggage is not None and otel_baggage.get_all():
+    def inject(
+        self, span_context: SpanContext, add: AddMetadata, context: Context | None = None
+    ) -> None:
+        """Add the headers for ``span_context``, and the baggage of ``context`` (default: the
+        current context)."""
+        # Indexed, not through SpanContext's properties (a Python call each): see rpcspan.
+        trace_id, span_id, _, trace_flags, trace_state, _ = span_context
+        flags = "01" if trace_flags == 1 else f"{int(trace_flags):02x}"
+        add("traceparent", f"00-{trace_id:032x}-{span_id:016x}-{flags}")
+        if trace_state:
+            add("tracestate", trace_state.to_header())
+        if self._baggage is not None and otel_baggage.get_all(context):
             carrier: dict[str, str] = {}
-            self._baggage.inject(carrier)
+            self._baggage.inject(carrier, context)
             if "baggage" in carrier:
                 add("baggage", carrier["baggage"])
 
@@ -96,9 +99,11 @@ class GenericPropagation:
         parent = trace.get_current_span(context).get_span_context()
         return (parent if parent.is_valid else None), context
 
-    def inject(self, span_context: SpanContext, add: AddMetadata) -> None:
+    def inject(
+        self, span_context: SpanContext, add: AddMetadata, context: Context | None = None
+    ) -> None:
         carrier: dict[str, str] = {}
-        context = trace.set_span_in_context(NonRecordingSpan(span_context))
+        context = trace.set_span_in_context(NonRecordingSpan(span_context), context)
         self._propagator.inject(carrier, context=context)
         for key, value in carrier.items():
             add(key, value)

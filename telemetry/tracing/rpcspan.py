@@ -15,7 +15,7 @@ import random
 import time
 import traceback
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -38,6 +38,7 @@ from telemetry.tracing.otlp_encoding import (
     STATUS_ERROR,
     STATUS_OK,
     STATUS_UNSET,
+    SpanRecord,
     SpanTemplate,
     encode_span,
 )
@@ -53,6 +54,15 @@ _STATUS_CODES = {
     StatusCode.ERROR: STATUS_ERROR,
 }
 _SPAN_KINDS = {"SERVER": SpanKind.SERVER, "CLIENT": SpanKind.CLIENT, "INTERNAL": SpanKind.INTERNAL}
+
+# SpanContext is a tuple whose fields are read through Python properties (a function call each);
+# the per-call paths index it instead (tests/unit/test_span_context_layout.py pins the layout).
+TRACE_ID: Final = 0
+SPAN_ID: Final = 1
+IS_REMOTE: Final = 2
+TRACE_FLAGS: Final = 3
+TRACE_STATE: Final = 4
+IS_VALID: Final = 5
 SCOPE = InstrumentationScope("telemetry", "0.1.0")
 
 
@@ -164,18 +174,23 @@ class RpcSpan(trace.Span):
     def name(self) -> str:
         return self._name or self._template.name
 
-    def encode(self) -> bytes:
+    def export_record(self) -> SpanRecord:
+        """The ended span as a plain tuple for the export queue, where spans wait up to a second:
+        the garbage collector stops tracking such a tuple (ints, strings, bytes, a dict of
+        scalars) at its first pass, so queued spans are never promoted to older generations and
+        never make the collector walk the whole heap. :func:`encode_span` takes it as arguments."""
         template = self._template
         if self._name is not None:
             template = SpanTemplate(self._name, template.kind, template.attributes)
         ctx = self._context
-        return encode_span(
-            template,
-            ctx.trace_id,
-            ctx.span_id,
-            self.parent.span_id if self.parent is not None else None,
-            ctx.trace_state.to_header() if ctx.trace_state else "",
-            int(ctx.trace_flags),
+        trace_state = ctx[TRACE_STATE]
+        return (
+            template.encoded,
+            ctx[TRACE_ID],
+            ctx[SPAN_ID],
+            self.parent[SPAN_ID] if self.parent is not None else None,
+            trace_state.to_header() if trace_state else "",
+            int(ctx[TRACE_FLAGS]),
             self._start_ns,
             self._end_ns,
             self._attributes,
@@ -183,6 +198,9 @@ class RpcSpan(trace.Span):
             self._status,
             self._status_message,
         )
+
+    def encode(self) -> bytes:
+        return encode_span(*self.export_record())
 
     def to_readable(self, resource: Resource) -> ReadableSpan:
         attributes = dict(self._template.attributes)
@@ -224,9 +242,11 @@ class RpcTracer:
     ) -> None:
         if not isinstance(sampler, LiveSampler):
             sampler = LiveSampler(sampler, follows_parent_else_samples=follows_parent_else_samples)
-        # While the default sampler (parentbased_always_on) is in force, start() decides inline:
-        # follow the parent, else sample. The flag is read per call, so a live swap reaches it.
+        # While the configured sampler is parentbased_always_on (the default) or always_on,
+        # start() decides inline: follow the parent, else sample; or sample all. The flag is read
+        # per call, so a live swap reaches it; samples_all belongs to the configured sampler.
         self._live = sampler
+        self._samples_all = sampler.samples_all
         # A caller that read reads_parent_context just before a swap ended the fast path may pass
         # a context without the parent; only then can a context need repairing.
         self._repair_parent = sampler.may_use_fast_path
@@ -250,21 +270,24 @@ class RpcTracer:
         parent: SpanContext | None,
         parent_context: Context | None,
         kind: SpanKind,
+        attributes: dict[str, Any] | None = None,
     ) -> trace.Span:
-        """A new span under ``parent`` (None: a new trace). ``parent_context`` is for the sampler."""
-        if parent is not None and parent.is_valid:
-            trace_id = parent.trace_id
+        """A new span under ``parent`` (None: a new trace). ``parent_context`` is for the sampler;
+        ``attributes`` (copied) are the span's first own attributes, beyond the template's."""
+        if parent is not None and parent[IS_VALID]:
+            trace_id = parent[TRACE_ID]
         else:
             parent = None
             trace_id = self._getrandbits(128)
         span_id = self._getrandbits(64)
         if self._live.fast_path:
-            if parent is None or parent.trace_flags & TraceFlags.SAMPLED:
-                state = parent.trace_state if parent is not None else _EMPTY_TRACE_STATE
+            if parent is None or self._samples_all or parent[TRACE_FLAGS] & TraceFlags.SAMPLED:
+                state = parent[TRACE_STATE] if parent is not None else _EMPTY_TRACE_STATE
                 context = SpanContext(trace_id, span_id, False, _SAMPLED, state)
-                return RpcSpan(self, template, context, parent, None)
+                own = attributes.copy() if attributes else None
+                return RpcSpan(self, template, context, parent, own)
             return NonRecordingSpan(
-                SpanContext(trace_id, span_id, False, _NOT_SAMPLED, parent.trace_state)
+                SpanContext(trace_id, span_id, False, _NOT_SAMPLED, parent[TRACE_STATE])
             )
         for_sampler = parent_context if parent_context is not None else _EMPTY_CONTEXT
         if parent is not None and self._repair_parent:
@@ -282,12 +305,14 @@ class RpcTracer:
             )
         context = SpanContext(trace_id, span_id, False, _SAMPLED, result.trace_state)
         extra = result.attributes
-        attributes = {k: v for k, v in extra.items() if k not in template.attributes} if extra else None
-        return RpcSpan(self, template, context, parent, attributes or None)
+        own = {k: v for k, v in extra.items() if k not in template.attributes} if extra else {}
+        if attributes:
+            own.update(attributes)
+        return RpcSpan(self, template, context, parent, own or None)
 
     def on_end(self, span: RpcSpan) -> None:
         if self._export is not None:
-            self._export.add(span)
+            self._export.add(span.export_record())
         if self._processors:
             readable = span.to_readable(self._resource)
             for processor in self._processors:

@@ -150,22 +150,32 @@ class LiveSampler(Sampler):
     """The configured sampler, or the one :meth:`use` put in its place (the SDK provider and the
     RPC tracer both hold this object, so a swap reaches every span at once).
 
-    ``follows_parent_else_samples``: the configured sampler is ``parentbased_always_on``, which the
-    RPC tracer decides inline while it is in force (:attr:`fast_path`).
+    ``follows_parent_else_samples``: the configured sampler is ``parentbased_always_on``;
+    ``samples_all``: it is ``always_on``. The RPC tracer decides either inline while it is in force
+    (:attr:`fast_path`): follow the parent, else sample; or sample every span.
 
     Readers take no lock: each decision reads :attr:`fast_path` or :attr:`current` once, and
     :meth:`use` orders its two writes so that ``fast_path`` is true only while ``current`` is the
     configured sampler. A call racing a swap is decided by the old sampler or by the new one.
     """
 
-    def __init__(self, configured: Sampler, *, follows_parent_else_samples: bool = False) -> None:
+    def __init__(
+        self,
+        configured: Sampler,
+        *,
+        follows_parent_else_samples: bool = False,
+        samples_all: bool = False,
+    ) -> None:
+        if follows_parent_else_samples and samples_all:
+            raise ValueError("a sampler follows its parent or samples all, not both")
         self._configured = configured
-        self._configured_fast = follows_parent_else_samples
+        self._configured_fast = follows_parent_else_samples or samples_all
+        self._samples_all = samples_all
         self._lock = threading.Lock()  # orders writers only; deciding never takes it
         self.current: Sampler = configured
         """The sampler deciding now (read-only: swap it with :meth:`use`)."""
-        self.fast_path: bool = follows_parent_else_samples
-        """True while the RPC tracer may decide inline (follow the parent, else sample)."""
+        self.fast_path: bool = self._configured_fast
+        """True while the RPC tracer may decide inline (see :attr:`samples_all`)."""
 
     @property
     def configured(self) -> Sampler:
@@ -173,8 +183,14 @@ class LiveSampler(Sampler):
 
     @property
     def may_use_fast_path(self) -> bool:
-        """Whether :attr:`fast_path` can ever be true (the configuration is parentbased_always_on)."""
+        """Whether :attr:`fast_path` can ever be true (the configuration is parentbased_always_on
+        or always_on)."""
         return self._configured_fast
+
+    @property
+    def samples_all(self) -> bool:
+        """On the fast path: sample every span (always_on), not only those whose parent is."""
+        return self._samples_all
 
     def use(self, sampler: Sampler | None) -> None:
         """Decide with ``sampler`` from now on; None puts the configured sampler back."""

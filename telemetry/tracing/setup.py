@@ -97,6 +97,7 @@ def build_tracing(
     sampler = LiveSampler(
         sampler_from_name(config.sampler, config.sampler_arg),
         follows_parent_else_samples=config.sampler == "parentbased_always_on",
+        samples_all=config.sampler == "always_on",
     )
     extra = list(span_processors)
     pipeline = None

@@ -543,6 +543,51 @@ def test_adaptive_limiter_sheds_under_cpu_pressure(sync_service: Any) -> None:
     assert decisions(b.registry, "adaptive", "rejected") >= 1
 
 
+def test_under_pressure_grpcs_poller_refuses_beyond_the_limit_before_the_chain(
+    sync_service: Any,
+) -> None:
+    pressure = {"cpu": 0.99}
+    gov = Governance(
+        {"adaptive": {"enabled": True, "initial_limit": 2, "max_limit": 2, "cool_off": 0.2}},
+        cpu=lambda: pressure["cpu"],
+    )
+    b = sync_service("b", governance=gov)
+    stub = echo_pb2_grpc.EchoStub(grpc.insecure_channel(b.target))
+    adaptive = gov.snapshot().adaptive
+    assert adaptive is not None
+    wait_until(  # each call sets the cap for the next: the limit, once the CPU was read
+        lambda: stub.Unary(echo_pb2.EchoRequest(text="x")) and adaptive.admission_cap() is not None,
+        message="cpu read",
+    )
+    unary = {"grpc_type": "unary", "grpc_service": ECHO, "grpc_method": "Unary"}
+    started = metric_value(b.registry, "grpc_server_started_total", **unary)
+
+    def burst() -> list[Any]:
+        futures = [
+            stub.Unary.future(echo_pb2.EchoRequest(text="x", sleep_seconds=0.3)) for _ in range(6)
+        ]
+        return [future.exception() for future in futures]
+
+    errors = [error for error in burst() if error is not None]
+    assert errors and len(errors) <= 5  # at least one admitted, within the limit (<= 2)
+    assert {(e.code(), e.details()) for e in errors} == {
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!")
+    }
+    # Refused in the poller: no worker, no concern chain; only the decision counter saw them.
+    admitted = 6 - len(errors)
+    assert metric_value(b.registry, "grpc_server_started_total", **unary) == started + admitted
+    assert decisions(b.registry, "adaptive", "rejected") == len(errors)
+    assert adaptive.last_shed is not None  # reported to the limiter: its cool-off started
+
+    pressure["cpu"] = 0.2  # pressure gone: after the cool-off the cap is lifted
+    wait_until(
+        lambda: stub.Unary(echo_pb2.EchoRequest(text="x")) and adaptive.admission_cap() is None,
+        message="cap lifted",
+    )
+    stub.Unary(echo_pb2.EchoRequest(text="x"))  # this call lifts the cap grpc checks
+    assert all(error is None for error in burst())
+
+
 def test_standing_queue_is_drained_by_refusing_calls_that_waited(sync_service: Any) -> None:
     # CPU stays low: only the queue-delay gate (CoDel) can refuse here.
     gov = Governance(

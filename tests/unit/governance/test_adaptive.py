@@ -345,3 +345,73 @@ def test_samplers_must_be_callable() -> None:
         AdaptiveLimiter(pressure=0.5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="loop_lag"):
         AdaptiveLimiter(pressure=Signal(), loop_lag=0.1)  # type: ignore[arg-type]
+
+
+# -- admission cap (for refusing before the chain), sheds reported from there, probe RTT --------
+
+
+def test_admission_cap_is_none_without_pressure_and_the_limit_under_it() -> None:
+    clock, cpu = FakeClock(), Signal(0.3)
+    limiter = make(cpu, clock)
+    warm(limiter, clock)
+    assert limiter.admission_cap() is None
+    cpu.value = 0.8
+    clock.advance(BUCKET)
+    assert limiter.admission_cap() == limiter.limit == 11
+
+
+def test_a_shed_elsewhere_starts_the_cool_off_like_a_shed_here() -> None:
+    clock, cpu = FakeClock(), Signal(0.3)
+    limiter = make(cpu, clock, window=5.0, buckets=50)
+    warm(limiter, clock)
+    cpu.value = 0.9
+    clock.advance(BUCKET)
+    limiter.shed_elsewhere()
+    assert limiter.reason == "cpu" and limiter.last_shed == clock()
+    cpu.value = 0.3
+    clock.advance(BUCKET)  # pressure gone, still cooling off: the cap stays
+    assert limiter.admission_cap() == 11
+    clock.advance(1.0)
+    assert limiter.admission_cap() is None
+
+
+def test_without_pressure_a_shed_elsewhere_is_a_latency_shed() -> None:
+    clock, cpu = FakeClock(), Signal(0.1)
+    limiter = make(cpu, clock)
+    warm(limiter, clock)
+    limiter.shed_elsewhere()
+    assert limiter.reason == "latency"
+
+
+def test_probe_rtt_drops_the_limit_once_per_window_of_overload() -> None:
+    clock, cpu = FakeClock(), Signal(0.3)
+    limiter = make(cpu, clock)
+    warm(limiter, clock)
+    cpu.value = 0.9
+    caps = []
+    for _ in range(25):  # 2.5 s of overload, one cap reading per bucket
+        run_bucket(limiter, clock, 100, 0.010)
+        caps.append(limiter.admission_cap())
+    probes = [i for i, cap in enumerate(caps) if cap == 1]
+    starts = [i for i in probes if i - 1 not in probes]
+    # The first probe a window (10 buckets) into the overload, then one per window, each a bucket
+    # and a half long (one or two readings); the limit in force in between.
+    assert len(starts) == 2 and 8 <= starts[0] <= 11 and starts[1] - starts[0] == 10
+    assert all(len([i for i in probes if s <= i <= s + 2]) <= 2 for s in starts)
+    assert all(cap is not None and cap > 1 for i, cap in enumerate(caps) if i not in probes)
+
+
+def test_probe_rtt_unlearns_a_min_rt_inflated_by_time_slicing() -> None:
+    # A GIL-bound service: 10 ms of CPU per call, so n calls in flight each take n * 10 ms. At
+    # saturation it passes 9 calls per 100-ms bucket whatever n is (90 calls/s).
+    clock, cpu = FakeClock(), Signal(1.0)
+    limiter = make(cpu, clock, cpu_threshold=0.8, cpu_max=2.0)
+    limits = []
+    for _ in range(40):
+        together = max(1, min(limiter.admission_cap() or 4, 4))
+        run_bucket(limiter, clock, 9, 0.010 * together, together=together)
+        limits.append(limiter.limit)
+    # Without the probe the first buckets (4 in flight, 40 ms each) would hold the limit at 4:
+    # round((90 * 0.04 + 1) * 0.83) = 4. The probe's lone calls (10 ms) bring it to 2.
+    assert limits[0] == 4
+    assert limits[-1] == 2
