@@ -13,6 +13,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -272,12 +273,12 @@ class Telemetry:
         leaves concerns out, as for :meth:`server_concerns` (e.g. ``metrics=False``).
         With governance, the adaptive limiter also refuses in grpc's poller thread
         (telemetry.rpc.admission), within ``maximum_concurrent_rpcs`` if given."""
-        admission = None
-        if self.governance is not None and select.get("governance", True):
-            admission = PollerAdmission(self.governance)
+        governed = self.governance is not None and select.get("governance", True)
+        admission = PollerAdmission(self.governance) if self.governance and governed else None
+        # Governance stamps each call as it is queued, for queue-delay shedding (CoDel).
+        pool = QueueTimedExecutor if governed else ThreadPoolExecutor
         server = grpc.server(
-            # Stamps each call as it is queued, for queue-delay shedding (governance.adaptive).
-            QueueTimedExecutor(max_workers=max_workers, thread_name_prefix="grpc-handler"),
+            pool(max_workers=max_workers, thread_name_prefix="grpc-handler"),
             interceptors=[*([admission] if admission else []), *interceptors] or None,
             options=list(options),
             maximum_concurrent_rpcs=maximum_concurrent_rpcs,
