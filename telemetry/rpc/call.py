@@ -56,8 +56,12 @@ _GO_CODE_NAMES = {
 }
 
 
+# Keyed by the member's name: hashing a StatusCode runs Enum.__hash__ in Python.
+_GO_CODE_NAMES_BY_NAME = {code._name_: name for code, name in _GO_CODE_NAMES.items()}
+
+
 def go_code_name(code: grpc.StatusCode) -> str:
-    return _GO_CODE_NAMES.get(code, "Unknown")
+    return _GO_CODE_NAMES_BY_NAME.get(getattr(code, "_name_", ""), "Unknown")
 
 
 def split_method(full_method: str) -> tuple[str, str]:

@@ -16,6 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 _pack_fixed64 = struct.Struct("<Q").pack
+_pack_ids = struct.Struct(">2sQQ2sQ").pack  # tag, trace id (high, low 64 bits), tag, span id
+_pack_times = struct.Struct("<cQcQ").pack  # tag, start, tag, end (fixed64, little-endian)
+_LOW_64 = (1 << 64) - 1
 _pack_double = struct.Struct("<d").pack
 
 SPAN_KIND = {"INTERNAL": 1, "SERVER": 2, "CLIENT": 3, "PRODUCER": 4, "CONSUMER": 5}
@@ -140,17 +143,14 @@ def encode_span(
     status_message: str | None,
 ) -> bytes:
     """One ``Span`` message (not yet wrapped as a field); ``template``: SpanTemplate.encoded."""
-    parts = [
-        b"\x0a\x10" + trace_id.to_bytes(16, "big"),
-        b"\x12\x08" + span_id.to_bytes(8, "big"),
-    ]
+    # Fields 1 and 2 (trace and span id), then 7 and 8 (start and end, fixed64), each one pack.
+    ids = _pack_ids(b"\x0a\x10", trace_id >> 64, trace_id & _LOW_64, b"\x12\x08", span_id)
+    times = _pack_times(b"\x39", start_ns, b"\x41", end_ns)
     if trace_state:
-        parts.append(field_string(3, trace_state))
+        ids += field_string(3, trace_state)
     if parent_span_id:
-        parts.append(b"\x22\x08" + parent_span_id.to_bytes(8, "big"))
-    parts.append(template)
-    parts.append(b"\x39" + _pack_fixed64(start_ns))  # field 7, fixed64
-    parts.append(b"\x41" + _pack_fixed64(end_ns))  # field 8, fixed64
+        ids += b"\x22\x08" + parent_span_id.to_bytes(8, "big")
+    parts = [ids, template, times]
     if attributes:
         parts.append(key_values(9, attributes))
     if events:

@@ -106,3 +106,16 @@ def test_iso_time_matches_datetime(ts: float) -> None:
     expected = datetime.datetime.fromtimestamp(ts, tz=datetime.UTC).isoformat(timespec="milliseconds")
     assert iso_time(ts) == expected
     assert iso_time(ts + 1) != expected  # the cached second moves on
+
+
+def test_durations_render_as_orjson_renders_them() -> None:
+    import random
+
+    import orjson
+
+    rng = random.Random(7)
+    values = [0.0, 0.001, 0.5, 1.0, 12.3456, 999.999, 86_400_000.0]
+    values += [rng.uniform(0, 10 ** rng.randint(-3, 7)) for _ in range(20_000)]
+    for seconds in values:
+        ms = round(seconds * 1000.0, 3)
+        assert repr(ms) == orjson.dumps(ms).decode(), ms
