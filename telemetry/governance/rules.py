@@ -240,7 +240,10 @@ class AdaptiveRule:
     # A CPU-bound handler holds the GIL for Python's whole switch interval (5 ms) before grpc's
     # poller thread can take a new call, let alone refuse it: ~200 admission decisions a second.
     # While adaptive shedding is on, the process switch interval is set to this (0: leave it).
-    gil_switch_interval: float = _positive(default=0.0005, inclusive=True, maximum=0.005)
+    # 0.2 ms: with admission in the poller thread (telemetry.rpc.admission), 0.2 ms gave p99s
+    # 10-15% lower than 0.5 ms at 2x and 4x overload, same goodput; 2 and 5 ms were far worse
+    # (benchmarks/RESULTS.md, overload).
+    gil_switch_interval: float = _positive(default=0.0002, inclusive=True, maximum=0.005)
     # Queue-delay shedding (CoDel, see governance.codel) for sync servers built by Telemetry.server:
     # when even the least-delayed call of an interval waited over queue_target, calls that waited
     # over twice that are refused as they reach a worker. 0 turns it off.
