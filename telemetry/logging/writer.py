@@ -1,6 +1,7 @@
 """A bounded, non-blocking line writer.
 
-Log calls only append an event dict to a bounded queue; a daemon thread renders and writes batches.
+Log calls only append an event dict (or a :class:`DeferredEvent`, built there) to a bounded queue;
+a daemon thread renders and writes batches.
 A slow or blocked stream therefore fills the queue instead of stalling handlers: past ``capacity``
 events are dropped and counted (``dropped``), never waited for.
 """

@@ -4,8 +4,8 @@ An SDK span costs 20-27 us to create and end (attribute validation, locks, a Rea
 :class:`RpcSpan` implements the OpenTelemetry ``Span`` API with plain slots: handler code can still set
 attributes, add events, record exceptions and start SDK child spans under it. The sampler in force
 decides as usual (a :class:`LiveSampler`: the control plane may swap it at any time). Ended spans
-go to the export pipeline as they are (encoded on the export thread) and, when SDK span processors
-are registered (tests, user processors), to them as ``ReadableSpan``.
+go to the export pipeline as export records, plain tuples encoded on the export thread, and, when
+SDK span processors are registered (tests, user processors), to them as ``ReadableSpan``.
 """
 
 from __future__ import annotations
