@@ -273,13 +273,13 @@ class Telemetry:
         leaves concerns out, as for :meth:`server_concerns` (e.g. ``metrics=False``).
         With governance, the adaptive limiter also refuses in grpc's poller thread
         (telemetry.rpc.admission), within ``maximum_concurrent_rpcs`` if given."""
-        governed = self.governance is not None and select.get("governance", True)
-        admission = PollerAdmission(self.governance) if self.governance and governed else None
+        governance = self.governance if select.get("governance", True) else None
+        admission = PollerAdmission(governance) if governance is not None else None
         # Governance stamps each call as it is queued, for queue-delay shedding (CoDel).
-        pool = QueueTimedExecutor if governed else ThreadPoolExecutor
+        pool = QueueTimedExecutor if governance is not None else ThreadPoolExecutor
         server = grpc.server(
             pool(max_workers=max_workers, thread_name_prefix="grpc-handler"),
-            interceptors=[*([admission] if admission else []), *interceptors] or None,
+            interceptors=([admission, *interceptors] if admission else list(interceptors)) or None,
             options=list(options),
             maximum_concurrent_rpcs=maximum_concurrent_rpcs,
         )

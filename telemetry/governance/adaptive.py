@@ -304,9 +304,10 @@ class AdaptiveLimiter:
                 cap = min(cap, self._min_limit if now < self._probe_until else self._limit)
             return None if cap >= _NO_LIMIT else cap
 
-    def shed_elsewhere(self) -> None:
+    def shed_elsewhere(self) -> str:
         """A call was refused before :meth:`try_acquire` saw it, at :meth:`admission_cap`: count
-        it as this limiter's shed (it starts or extends the cool-off as a pressure shed does)."""
+        it as this limiter's shed (it starts or extends the cool-off as a pressure shed does).
+        Returns the reason, as :attr:`reason` would now."""
         now = self._current()
         with self._lock:
             self._last_shed = now
@@ -317,6 +318,7 @@ class AdaptiveLimiter:
                 self._reason = self._pressure_reason
             else:
                 self._reason = "latency"
+            return self._reason
 
     # -- once per bucket ------------------------------------------------------------------------
 

@@ -42,23 +42,32 @@ class DecisionRecorder:
     def decision(
         self, state: CallState | None, mechanism: str, outcome: str, reason: str = "", **attributes: Any
     ) -> None:
-        info = state.info if state is not None else None
-        service = info.service if info is not None else ""
-        method = info.method if info is not None else ""
-        key = (mechanism, service, method, outcome)
-        with self._lock:
-            self._counts[key] = self._counts.get(key, 0) + 1
-        if state is not None:
-            _mark_call(state, mechanism, outcome, reason, attributes)
-        self._log_sampled(mechanism, outcome, info.full_method if info else "", reason, attributes)
+        if state is None:
+            self._count(("", ""), "", mechanism, outcome, reason, attributes)
+            return
+        info = state.info
+        self._count(
+            (info.service, info.method), info.full_method, mechanism, outcome, reason, attributes
+        )
+        _mark_call(state, mechanism, outcome, reason, attributes)
 
     def decision_for(self, full_method: str, mechanism: str, outcome: str, reason: str = "") -> None:
         """A decision about a call that has no call state (refused before the chain saw it)."""
-        service, method = split_method(full_method)
-        key = (mechanism, service, method, outcome)
+        self._count(split_method(full_method), full_method, mechanism, outcome, reason, {})
+
+    def _count(
+        self,
+        service_method: tuple[str, str],
+        full_method: str,
+        mechanism: str,
+        outcome: str,
+        reason: str,
+        attributes: dict[str, Any],
+    ) -> None:
+        key = (mechanism, *service_method, outcome)
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + 1
-        self._log_sampled(mechanism, outcome, full_method, reason, {})
+        self._log_sampled(mechanism, outcome, full_method, reason, attributes)
 
     def counts(self) -> dict[tuple[str, str, str, str], int]:
         with self._lock:

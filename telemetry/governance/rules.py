@@ -373,6 +373,13 @@ def _parse(cls: type[_T], data: Any, path: str) -> _T:
     return rule
 
 
+def finite_number(value: Any, path: str) -> float:
+    """``value`` as a float; RuleError naming ``path`` unless it is a finite int or float."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise RuleError(path, f"must be a finite number, got {value!r}")
+    return float(value)
+
+
 def _convert(hint: Any, value: Any, path: str) -> Any:
     origin = get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -414,9 +421,7 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
             raise RuleError(path, f"must be an integer, got {value!r}")
         return value
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise RuleError(path, f"must be a finite number, got {value!r}")
-        return float(value)
+        return finite_number(value, path)
     if hint is str:
         if not isinstance(value, str):
             raise RuleError(path, f"must be a string, got {value!r}")

@@ -85,21 +85,20 @@ class MethodStats:
                 self.sent += 1
 
     def finish(
-        self, code: grpc.StatusCode, seconds: float, call: CallState | None, received: int, sent: int
+        self, code: grpc.StatusCode, seconds: float, call: CallState, received: int, sent: int
     ) -> None:
-        """``call``: the call, for its trace id as an exemplar (None: no exemplar).
+        """``call``: the call, for its trace id as an exemplar when its span is sampled.
         ``received``/``sent``: messages not yet counted live (those of unary calls)."""
         index = bisect.bisect_left(self._bounds, seconds)  # first bucket with le >= seconds
         exemplar = None
-        if call is not None:
-            # A scrape keeps one exemplar per bucket: refreshing it once a second is plenty, and
-            # only then is the trace id worth formatting. (An unlocked read: a race costs at most
-            # one extra refresh.)
-            now = time.monotonic()
-            if now - self._exemplar_at[index] >= EXEMPLAR_INTERVAL and is_sampled(call):
-                ids = trace_ids(call)
-                if ids is not None:
-                    exemplar = Exemplar({"trace_id": ids[0]}, seconds, time.time())
+        # A scrape keeps one exemplar per bucket: refreshing it once a second is plenty, and only
+        # then is the trace id worth formatting. (An unlocked read: a race costs at most one
+        # extra refresh.)
+        now = time.monotonic()
+        if now - self._exemplar_at[index] >= EXEMPLAR_INTERVAL and is_sampled(call):
+            ids = trace_ids(call)
+            if ids is not None:
+                exemplar = Exemplar({"trace_id": ids[0]}, seconds, time.time())
         with self._lock:
             self.in_flight -= 1
             if code is _OK:  # status codes are enums, whose hashing runs in Python

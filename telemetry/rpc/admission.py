@@ -52,10 +52,6 @@ class PollerAdmission(grpc.ServerInterceptor):
         self._static_cap: int | None = None  # the server's own maximum_concurrent_rpcs
         self._cap: int | None = None  # the limit we last set (None: the static one is in force)
 
-    @property
-    def attached(self) -> bool:
-        return self._state is not None
-
     def attach(self, server: grpc.Server) -> bool:
         """Take over ``server``'s concurrency limit; False (and no effect) if grpc changed."""
         state = getattr(server, "_state", None)
@@ -77,15 +73,12 @@ class PollerAdmission(grpc.ServerInterceptor):
         return continuation(handler_call_details)
 
     def _admit(self, state: Any, method: str) -> None:
-        cap = state.maximum_concurrent_rpcs
         snapshot = self._governance.snapshot()
         adaptive = snapshot.adaptive if snapshot.rules.enabled else None
-        if self._cap is not None and cap is not None and state.active_rpc_count >= cap:
-            # grpc refuses this call as soon as we return: it compared the same numbers.
-            reason = "overload"
-            if adaptive is not None:
-                adaptive.shed_elsewhere()
-                reason = adaptive.reason or reason
+        # While our limit is in force it is grpc's: grpc refuses this call as soon as we return,
+        # having compared the same numbers.
+        if self._cap is not None and state.active_rpc_count >= self._cap:
+            reason = (adaptive.shed_elsewhere() if adaptive is not None else "") or "overload"
             self._governance.recorder.decision_for(method, "adaptive", REJECTED, reason)
         wanted = adaptive.admission_cap() if adaptive is not None else None
         if wanted is not None and self._static_cap is not None:

@@ -163,7 +163,6 @@ class CallState:
         "start",
         "target",
         "timeout",
-        "trace_ids",
     )
 
     def __init__(
@@ -193,7 +192,6 @@ class CallState:
         self.deadline_token: Any = None
         self.service: str | None = None  # the serving service, for log lines in the handler
         self.service_token: Any = None
-        self.trace_ids: tuple[str, str] | None = None
         self.fields: dict[str, Any] | None = None  # access-log fields added by handler code
         self.request: Any = None
         self.response: Any = None

@@ -34,12 +34,10 @@ _SERVER_ERROR_CODES = frozenset(
 
 
 def trace_ids(state: CallState) -> tuple[str, str] | None:
-    """(trace_id, span_id) in hex for the call's span, computed once per call."""
-    if state.trace_ids is None:
-        ids = span_ids(state)
-        if ids is not None:
-            state.trace_ids = (format(ids[0], "032x"), format(ids[1], "016x"))
-    return state.trace_ids
+    """(trace_id, span_id) in hex for the call's span (formatted on demand: only exemplars, at
+    most once a second per histogram bucket, ask)."""
+    ids = span_ids(state)
+    return None if ids is None else (format(ids[0], "032x"), format(ids[1], "016x"))
 
 
 def span_ids(state: CallState) -> tuple[int, int] | None:
@@ -75,7 +73,7 @@ def peer_attributes(peer: str) -> dict[str, Any]:
     """``network.peer.address`` / ``.port`` of a server span, cached per peer (do not modify)."""
     cached = _peer_attributes_cache.get(peer)
     if cached is None:
-        host, port = peer_host_port(peer)
+        host, port = split_host_port(peer)
         cached = {"network.peer.address": host}
         if port is not None:
             cached["network.peer.port"] = port

@@ -21,7 +21,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
-from opentelemetry.sdk.trace.sampling import Decision, Sampler
+from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
     NonRecordingSpan,
@@ -40,7 +40,6 @@ from telemetry.tracing.otlp_encoding import (
     STATUS_UNSET,
     SpanRecord,
     SpanTemplate,
-    encode_span,
 )
 from telemetry.tracing.samplers import LiveSampler
 
@@ -199,9 +198,6 @@ class RpcSpan(trace.Span):
             self._status_message,
         )
 
-    def encode(self) -> bytes:
-        return encode_span(*self.export_record())
-
     def to_readable(self, resource: Resource) -> ReadableSpan:
         attributes = dict(self._template.attributes)
         if self._attributes:
@@ -227,21 +223,16 @@ class RpcSpan(trace.Span):
 class RpcTracer:
     """Starts :class:`RpcSpan` s under the sampler in force and hands ended ones on.
 
-    ``sampler``: a :class:`LiveSampler` (which knows whether the fast path applies), or any
-    sampler, then wrapped in one with ``follows_parent_else_samples``.
+    ``sampler``: the :class:`LiveSampler` in force (it knows whether the fast path applies).
     """
 
     def __init__(
         self,
-        sampler: Sampler,
+        sampler: LiveSampler,
         resource: Resource,
         export: Any | None,
         processors: Sequence[SpanProcessor] = (),
-        *,
-        follows_parent_else_samples: bool = False,
     ) -> None:
-        if not isinstance(sampler, LiveSampler):
-            sampler = LiveSampler(sampler, follows_parent_else_samples=follows_parent_else_samples)
         # While the configured sampler is parentbased_always_on (the default) or always_on,
         # start() decides inline: follow the parent, else sample; or sample all. The flag is read
         # per call, so a live swap reaches it; samples_all belongs to the configured sampler.

@@ -18,11 +18,9 @@ a switch never cuts a trace in two. Deleting the key puts the configured sampler
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import (
@@ -37,7 +35,7 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import Link, SpanKind, TraceState, get_current_span
 from opentelemetry.util.types import Attributes
 
-from telemetry.governance.rules import RuleError
+from telemetry.governance.rules import RuleError, finite_number
 
 DEFAULT_TRACES_PER_SECOND = 100.0
 
@@ -130,20 +128,14 @@ def parse_sampling(raw: bytes | str | None) -> Sampler | None:
         given = "both" if value else "neither"
         raise RuleError("sampling", f"give exactly one of {', '.join(SAMPLING_FIELDS)}, got {given}")
     if "ratio" in value:
-        ratio = _number(value["ratio"], "sampling.ratio")
+        ratio = finite_number(value["ratio"], "sampling.ratio")
         if not 0.0 <= ratio <= 1.0:
             raise RuleError("sampling.ratio", f"must be between 0 and 1, got {value['ratio']!r}")
         return ParentBased(TraceIdRatioBased(ratio))
-    rate = _number(value["traces_per_second"], "sampling.traces_per_second")
+    rate = finite_number(value["traces_per_second"], "sampling.traces_per_second")
     if rate <= 0:
         raise RuleError("sampling.traces_per_second", f"must be > 0, got {value['traces_per_second']!r}")
     return ParentBased(RateLimitingSampler(rate))
-
-
-def _number(value: Any, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RuleError(path, f"must be a finite number, got {value!r}")
-    return float(value)
 
 
 class LiveSampler(Sampler):

@@ -180,6 +180,25 @@ def test_rpc_tracer_follows_the_swap_per_call() -> None:
     assert start(rpc, None).is_recording()
 
 
+@pytest.mark.parametrize("parent_sampled", [None, True, False])
+def test_configured_always_on_samples_inline_whatever_the_parent(parent_sampled: bool | None) -> None:
+    live = LiveSampler(ALWAYS_ON, samples_all=True)
+    rpc = tracer(live)
+    assert not rpc.reads_parent_context  # decided inline, as the SDK's ALWAYS_ON would
+    parent_span = None if parent_sampled is None else parent(parent_sampled)
+    span = start(rpc, parent_span)
+    assert span.is_recording() and span.get_span_context().trace_flags.sampled
+    if parent_span is not None:
+        assert span.get_span_context().trace_id == parent_span.trace_id
+    live.use(ratio(0.0))  # a live swap ends the shortcut
+    assert rpc.reads_parent_context and not start(rpc, None).is_recording()
+
+
+def test_a_sampler_cannot_both_follow_its_parent_and_sample_all() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        LiveSampler(ALWAYS_ON, follows_parent_else_samples=True, samples_all=True)
+
+
 @pytest.mark.parametrize(
     ("value", "parent_sampled", "recorded"),
     [
