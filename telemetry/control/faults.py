@@ -186,10 +186,6 @@ class FaultInjector:
         self._shared = _shared or _Shared()
 
     @property
-    def aio(self) -> bool:
-        return self._aio
-
-    @property
     def faults(self) -> Mapping[str, Fault]:
         """The faults in force, by pattern."""
         table = self._shared.table
@@ -209,9 +205,6 @@ class FaultInjector:
             _log.info("fault latency_ms is not injected on a grpc.aio server (it would block the loop)")
         self._shared.table = table
         return faults
-
-    def clear(self) -> None:
-        self.configure(None)
 
     # -- the concern ----------------------------------------------------------------------------
 

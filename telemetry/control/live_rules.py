@@ -215,11 +215,6 @@ class LiveRules:
         status = self._status  # replaced whole, never mutated: no lock (a write may be in flight)
         return dict(status) if status is not None else None
 
-    @property
-    def revision(self) -> int:
-        """The etcd revision of the rules last seen."""
-        return self._watcher.revision
-
     # -- updates --------------------------------------------------------------------------------
 
     def _on_change(self, state: Mapping[str, bytes], revision: int) -> None:

@@ -133,21 +133,15 @@ class RoundRobinBalancer(_NoFeedback):
         return candidates[i % n]
 
 
-class WeightedRandomBalancer(_NoFeedback):
+class WeightedRandomBalancer(RandomBalancer):
     """Choice proportional to ``Instance.weight``; uniform when every weight is 0. No lock: stateless."""
 
-    __slots__ = ("_random",)
-
-    def __init__(self, *, random: RandomSource = default_random) -> None:
-        self._random = random
+    __slots__ = ()
 
     def pick(self, candidates: Sequence[Instance]) -> Instance:
-        n = len(candidates)
-        if n == 0:
-            raise _empty()
         total = sum(c.weight for c in candidates)
-        if total == 0:
-            return candidates[_index(self._random, n)]
+        if total == 0:  # also no candidates: the parent raises
+            return super().pick(candidates)
         point = self._random() * total
         chosen = candidates[0]
         for candidate in candidates:

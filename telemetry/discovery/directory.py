@@ -12,13 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from telemetry.config import ConfigError
 from telemetry.discovery.etcd import EtcdClient
-from telemetry.discovery.instance import SERVICES_PREFIX, Instance
+from telemetry.discovery.instance import SERVICES_PREFIX, Instance, parse_registrations
 from telemetry.discovery.watch import PrefixWatcher
 
 __all__ = ["ServiceDirectory"]
@@ -30,12 +28,11 @@ class ServiceDirectory:
     def __init__(self, client: EtcdClient, *, cache_file: str | Path | None = None) -> None:
         self._cache_file = Path(cache_file) if cache_file else None
         self._by_service: dict[str, tuple[Instance, ...]] = {}
-        self._lock = threading.Lock()
-        self._listeners: list[Callable[[], None]] = []
         initial = self._load_cache()
         self._watcher = PrefixWatcher(client, SERVICES_PREFIX, initial=initial)
         if initial:
             self._rebuild(initial)
+        # First on the watcher: listeners added later run after the view is rebuilt.
         self._watcher.add_listener(self._on_change)
 
     def start(self) -> ServiceDirectory:
@@ -58,35 +55,22 @@ class ServiceDirectory:
         return {service: len(found) for service, found in self._by_service.items()}
 
     def add_listener(self, listener: Callable[[], None]) -> None:
-        """Called (from the watch thread) after every change."""
-        self._listeners.append(listener)
+        """Called (from the watch thread) after every change; a failing listener is logged and
+        does not stop the others."""
+        self._watcher.add_listener(lambda _state, _revision: listener())
 
     # -- updates ------------------------------------------------------------------------------
 
     def _on_change(self, state: Mapping[str, bytes], revision: int) -> None:
         self._rebuild(state)
         self._save_cache(state)
-        for listener in list(self._listeners):
-            try:
-                listener()
-            except Exception:
-                _log.exception("directory listener failed")
 
     def _rebuild(self, state: Mapping[str, bytes]) -> None:
-        by_service: dict[str, list[Instance]] = {}
-        for key, value in state.items():
-            service, _, instance_id = key[len(SERVICES_PREFIX) :].partition("/")
-            try:
-                instance = Instance.from_json(service, instance_id, value)
-            except ConfigError as exc:
-                _log.warning("skipping registry entry %s: %s", key, exc)
-                continue
-            by_service.setdefault(service, []).append(instance)
-        with self._lock:
-            old = self._by_service
-            fresh = {s: tuple(sorted(i, key=lambda x: x.id)) for s, i in by_service.items()}
-            # Unchanged services keep their very tuple: channels detect change by identity.
-            self._by_service = {s: old[s] if old.get(s) == t else t for s, t in fresh.items()}
+        # Only the watch thread (or __init__) writes; readers see the old or the new dict whole.
+        old = self._by_service
+        fresh = {s: tuple(i) for s, i in parse_registrations(state.items(), _log).items()}
+        # Unchanged services keep their very tuple: channels detect change by identity.
+        self._by_service = {s: old[s] if old.get(s) == t else t for s, t in fresh.items()}
 
     def _load_cache(self) -> dict[str, bytes]:
         if self._cache_file is None or not self._cache_file.exists():

@@ -100,7 +100,6 @@ class KeyValue:
     key: str
     value: bytes
     mod_revision: int
-    lease: int
 
 
 class PrefixRead(NamedTuple):
@@ -111,9 +110,8 @@ class PrefixRead(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class WatchBatch:
-    """One watch response: changes (``value`` None for a delete) up to ``revision``."""
+    """One watch response: changes (``value`` None for a delete)."""
 
-    revision: int
     changes: tuple[tuple[str, bytes | None, int], ...]
     """(key, value or None when deleted, mod_revision)."""
     compacted: int = 0
@@ -372,7 +370,7 @@ class WatchStream:
         try:
             for response in self._call:
                 if response.compact_revision:
-                    yield WatchBatch(int(response.header.revision), (), int(response.compact_revision))
+                    yield WatchBatch((), int(response.compact_revision))
                     return
                 if response.canceled:
                     raise EtcdError(f"etcd watch cancelled: {response.cancel_reason}")
@@ -384,7 +382,7 @@ class WatchStream:
                     )
                     for event in response.events
                 )
-                yield WatchBatch(int(response.header.revision), changes)
+                yield WatchBatch(changes)
         except grpc.RpcError as exc:
             if self._closed.is_set():
                 return
@@ -403,4 +401,4 @@ def _bytes(value: str | bytes) -> bytes:
 
 
 def _kv(kv: Any) -> KeyValue:
-    return KeyValue(kv.key.decode(), bytes(kv.value), int(kv.mod_revision), int(kv.lease))
+    return KeyValue(kv.key.decode(), bytes(kv.value), int(kv.mod_revision))

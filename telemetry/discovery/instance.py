@@ -8,13 +8,14 @@ entry written by hand is skipped with a message naming the field instead of brea
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from telemetry.config import ConfigError
 
-__all__ = ["SERVICES_PREFIX", "Instance", "instance_key"]
+__all__ = ["SERVICES_PREFIX", "Instance", "instance_key", "parse_registrations"]
 
 SERVICES_PREFIX = "/services/"
 MAX_WEIGHT = 10_000
@@ -87,3 +88,22 @@ class Instance:
         if unknown:
             raise ConfigError(f"instance.{sorted(unknown)[0]}: unknown field")
         return cls(service=service, id=instance_id, **data)
+
+
+def parse_registrations(
+    items: Iterable[tuple[str, str | bytes]], log: logging.Logger
+) -> dict[str, list[Instance]]:
+    """Registry ``(key, value)`` pairs under :data:`SERVICES_PREFIX` -> instances by service, sorted
+    by id. A malformed entry is skipped with a warning on ``log`` naming the key and the field."""
+    found: dict[str, list[Instance]] = {}
+    for key, value in items:
+        service, _, instance_id = key[len(SERVICES_PREFIX) :].partition("/")
+        try:
+            instance = Instance.from_json(service, instance_id, value)
+        except ConfigError as exc:
+            log.warning("skipping registration %s: %s", key, exc)
+            continue
+        found.setdefault(service, []).append(instance)
+    for instances in found.values():
+        instances.sort(key=lambda i: i.id)
+    return found

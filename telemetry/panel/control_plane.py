@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from telemetry.config import ConfigError
 from telemetry.control.faults import parse_faults
 from telemetry.control.live_rules import (
     CLUSTER,
@@ -44,7 +43,7 @@ from telemetry.control.live_rules import (
     rules_key,
 )
 from telemetry.discovery.etcd import EtcdClient, KeyValue
-from telemetry.discovery.instance import SERVICES_PREFIX, Instance
+from telemetry.discovery.instance import SERVICES_PREFIX, Instance, parse_registrations
 from telemetry.governance.rules import GovernanceRules, RuleError
 from telemetry.panel.autolimit import parse_autolimit
 from telemetry.tracing.samplers import parse_sampling
@@ -384,16 +383,7 @@ def _inherit(key: str, document: Any, statuses: Mapping[str, Mapping[str, Any]])
 
 def _instances(items: Iterable[KeyValue]) -> dict[str, list[Instance]]:
     """Registrations by service, sorted by id (malformed ones skipped with a warning)."""
-    found: dict[str, list[Instance]] = {}
-    for kv in items:
-        service, _, instance_id = kv.key[len(SERVICES_PREFIX) :].partition("/")
-        try:
-            found.setdefault(service, []).append(Instance.from_json(service, instance_id, kv.value))
-        except ConfigError as exc:
-            _log.warning("skipping registration %s: %s", kv.key, exc)
-    for instances in found.values():
-        instances.sort(key=lambda i: i.id)
-    return found
+    return parse_registrations(((kv.key, kv.value) for kv in items), _log)
 
 
 def _rollout(
