@@ -9,11 +9,10 @@ split by the instances across themselves.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from telemetry.governance.rules import RuleError, validate_pattern
+from telemetry.governance.rules import RuleError, finite_number, validate_pattern
 
 __all__ = ["AutoLimit", "parse_autolimit"]
 
@@ -54,11 +53,9 @@ def parse_autolimit(value: Any) -> AutoLimit:
     bounds = {}
     for name, default in (("minimum", 1.0), ("maximum", 1000.0)):
         number = value.get(name, default)
-        if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
-            raise RuleError(f"autolimit.{name}", f"must be a finite number, got {number!r}")
+        bounds[name] = finite_number(number, f"autolimit.{name}")
         if number <= 0:
             raise RuleError(f"autolimit.{name}", f"must be > 0, got {number!r}")
-        bounds[name] = float(number)
     if bounds["maximum"] < bounds["minimum"]:
         raise RuleError("autolimit.maximum", "must be >= minimum")
     return AutoLimit(enabled=enabled, pattern=pattern, **bounds)

@@ -17,8 +17,8 @@ from typing import Any
 from telemetry.governance.rules import most_specific, validate_pattern
 
 __all__ = [
-    "set_adaptive", "set_breaker", "set_cluster_limit", "set_enabled", "set_fault",
-    "set_rate_limit", "set_sampling", "set_shed_methods", "set_shedding",
+    "governing_rule", "methods_of", "set_adaptive", "set_breaker", "set_cluster_limit",
+    "set_enabled", "set_fault", "set_rate_limit", "set_sampling", "set_shed_methods", "set_shedding",
 ]  # fmt: skip
 
 Transform = Callable[[Any], Any]
@@ -94,7 +94,7 @@ def set_shed_methods(methods: Iterable[str], candidates: Iterable[str]) -> Trans
 
     def apply(section: Any) -> Any:
         for pattern in sorted(every):
-            current = _methods(section).get(pattern)
+            current = methods_of(section).get(pattern)
             low = isinstance(current, dict) and current.get("priority") == "low"
             if pattern in chosen and not low:
                 section, rule = _method_rule(section, pattern)
@@ -158,7 +158,8 @@ def set_cluster_limit(pattern: str, total: float | None) -> Transform:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _methods(section: Any) -> dict[str, Any]:
+def methods_of(section: Any) -> dict[str, Any]:
+    """A section's ``methods`` (empty when it has none or is malformed)."""
     if isinstance(section, dict) and isinstance(section.get("methods"), dict):
         return section["methods"]  # type: ignore[no-any-return]
     return {}
@@ -168,7 +169,7 @@ def _method_rule(section: Any, pattern: str) -> tuple[dict[str, Any], dict[str, 
     """``section`` with an entry for ``pattern`` (copied from the entry governing it now when
     missing), and that entry."""
     section = dict(section) if isinstance(section, dict) else {}
-    methods = dict(_methods(section))
+    methods = dict(methods_of(section))
     section["methods"] = methods
     rule = methods.get(pattern)
     if not isinstance(rule, dict):
@@ -187,6 +188,13 @@ def _governing(methods: Mapping[str, Any], pattern: str) -> Any:
         return methods.get("*")
     found = most_specific(methods, pattern.partition("/")[0], pattern)
     return found[1] if found else None
+
+
+def governing_rule(section: Any, pattern: str) -> dict[str, Any]:
+    """The entry of ``section`` that governs ``pattern`` now (its own, else the most specific
+    broader one), empty when none does."""
+    found = _governing(methods_of(section), pattern)
+    return found if isinstance(found, dict) else {}
 
 
 def _empty(rule: Any) -> bool:

@@ -14,7 +14,7 @@ import streamlit as st
 
 from telemetry.control.live_rules import CLUSTER, FAULTS, KEYS, SAMPLING
 from telemetry.discovery.etcd import EtcdError
-from telemetry.governance.rules import GRPC_CODE_NAMES, Algorithm, most_specific
+from telemetry.governance.rules import GRPC_CODE_NAMES, Algorithm
 from telemetry.panel import controls
 from telemetry.panel.autolimit import parse_autolimit
 from telemetry.panel.control_plane import AUTOLIMIT, Change, ConflictError, Rollout, describe
@@ -63,8 +63,9 @@ def _confirm(panel: Panel, change: Change, timeout: float = 3.0) -> None:
     started = time.monotonic()
     rollout: Rollout | None = None
     try:
+        instances = panel.plane.instances(change.service)  # registrations: read once
         while True:
-            rollout = panel.plane.rollout(change.service, change.revision)
+            rollout = panel.plane.rollout(change.service, change.revision, instances)
             if rollout.done or rollout.refused or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
@@ -131,8 +132,8 @@ class Known:
 
 
 def _known(panel: Panel, service: str, in_force: dict[str, Any], prometheus_ok: bool) -> Known:
-    server = set(_methods(in_force["server"]))
-    client = set(_methods(in_force["client"]))
+    server = set(controls.methods_of(in_force["server"]))
+    client = set(controls.methods_of(in_force["client"]))
     served: list[str] = []
     if prometheus_ok:
         with guarded("Methods from Prometheus"):
@@ -145,19 +146,6 @@ def _known(panel: Panel, service: str, in_force: dict[str, Any], prometheus_ok: 
         methods=sorted(set(served) | {p for p in server if not p.endswith("*")}),
         prometheus_ok=prometheus_ok,
     )
-
-
-def _methods(section: Any) -> dict[str, Any]:
-    methods = section.get("methods") if isinstance(section, dict) else None
-    return methods if isinstance(methods, dict) else {}
-
-
-def _governing(section: Any, pattern: str) -> dict[str, Any]:
-    """The entry that governs ``pattern`` now (its own, else the most specific broader one)."""
-    methods = _methods(section)
-    service = pattern.partition("/")[0] if pattern != "*" else "*"
-    match = most_specific(methods, service, pattern)
-    return match[1] if match and isinstance(match[1], dict) else {}
 
 
 def _master(panel: Panel, service: str, actor: str | None, in_force: dict[str, Any], _: Known) -> None:
@@ -176,7 +164,7 @@ def _rate_limit(
         "its methods, a pattern of its own gets its own limiter."
     )
     pattern = st.selectbox("Methods", known.server, key="rate_pattern")
-    current = _governing(in_force["server"], pattern).get("rate_limit") or {}
+    current = controls.governing_rule(in_force["server"], pattern).get("rate_limit") or {}
     algorithms = list(get_args(Algorithm))
     with st.form("form_rate"):
         on = st.checkbox("Rate limit on", value=bool(current), key="rate_on")
@@ -221,7 +209,7 @@ def _breakers(
 ) -> None:
     st.markdown(f"**Breakers on the calls {service} makes**")
     pattern = st.selectbox("Calls to", known.client, key="breaker_pattern")
-    current = _governing(in_force["client"], pattern).get("breaker") or {}
+    current = controls.governing_rule(in_force["client"], pattern).get("breaker") or {}
     modes = list(_BREAKER_MODES)
     mode_now = next((m for m, f in _BREAKER_MODES.items() if f == current.get("force", "")), "automatic")
     with st.form("form_breaker"):
@@ -303,7 +291,7 @@ def _callers(panel: Panel, grpc_services: list[str], prometheus_ok: bool) -> lis
             callers |= set(panel.live.callers(grpc_services))
     for other in panel.plane.services():
         client = panel.plane.in_force(other)["client"]
-        if any(p.split("/")[0] in grpc_services for p in _methods(client)):
+        if any(p.split("/")[0] in grpc_services for p in controls.methods_of(client)):
             callers.add(other)
     return sorted(callers)
 
@@ -317,7 +305,7 @@ def _degradation(
     )
     shedding = in_force["shedding"] if isinstance(in_force["shedding"], dict) else {}
     levels = list(shedding.get("levels", [0.7, 0.8, 0.9]))
-    low = [p for p, r in _methods(in_force["server"]).items()
+    low = [p for p, r in controls.methods_of(in_force["server"]).items()
            if isinstance(r, dict) and r.get("priority") == "low"]  # fmt: skip
     with st.form("form_shedding"):
         on = st.checkbox(

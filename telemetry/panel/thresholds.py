@@ -124,23 +124,20 @@ def recommend_limit(
         )
         return Recommendation(None, None, baseline, reason, curve)
 
+    knee = curve[max(start - 1, 0)].throughput  # the last point before the sustained rise
+    limit = _round_down(knee * headroom)
     if start <= 1:
-        knee = curve[0].throughput
-        limit = _round_down(knee * headroom)
         reason = (
             f"latency already rises at the lowest observed load ({_rate(knee)} calls/s, p99 "
             f"{_ms(curve[start].p99)} vs {_ms(baseline)} at the lowest load): recommending "
             f"{_rate(limit)} calls/s, though the knee may be lower still"
         )
-        return Recommendation(limit, knee, baseline, reason, curve)
-
-    knee = curve[start - 1].throughput
-    limit = _round_down(knee * headroom)
-    reason = (
-        f"p99 rises above {rise:g}x its low-load value ({_ms(baseline)} -> {_ms(curve[start].p99)}) "
-        f"beyond {_rate(knee)} calls/s: recommending {_rate(limit)} calls/s "
-        f"({headroom:.0%} of the knee)"
-    )
+    else:
+        reason = (
+            f"p99 rises above {rise:g}x its low-load value ({_ms(baseline)} -> "
+            f"{_ms(curve[start].p99)}) beyond {_rate(knee)} calls/s: recommending "
+            f"{_rate(limit)} calls/s ({headroom:.0%} of the knee)"
+        )
     return Recommendation(limit, knee, baseline, reason, curve)
 
 
