@@ -83,10 +83,15 @@ class LoadGenerator:
         rng = random.Random(settings.get("seed"))
         self._rng = rng
         self._scenarios = Scenarios(rng, int(settings.get("users", 50)))
-        self._mix = [(name, float(weight)) for name, weight in mix.items()]
-        for name, weight in self._mix:
-            if not hasattr(self._scenarios, name) or weight < 0:
+        self._names = list(mix)
+        self._weights = [float(weight) for weight in mix.values()]
+        # Resolved once; the scraper runs beside the mix, at its own rate.
+        self._actions: dict[str, Callable[[], Request]] = {"scraper": self._scenarios.scraper}
+        for name, weight in zip(self._names, self._weights, strict=True):
+            action = getattr(self._scenarios, name, None)
+            if not callable(action) or weight < 0:
                 raise config.ServiceConfigError(f"mix.{name}: unknown scenario or negative weight")
+            self._actions[name] = action
         self._pool = ThreadPoolExecutor(max_workers=int(settings.get("workers", 32)),
                                         thread_name_prefix="loadgen")  # fmt: skip
         self._backlog = threading.BoundedSemaphore(int(settings.get("max_outstanding", 256)))
@@ -118,7 +123,7 @@ class LoadGenerator:
         self._stop.set()
 
     def _pick(self) -> str:
-        return self._rng.choices([n for n, _ in self._mix], [w for _, w in self._mix])[0]
+        return self._rng.choices(self._names, self._weights)[0]
 
     def _schedule(self, rate: float, scenario: Callable[[], str]) -> None:
         """Open loop: the n-th request goes at start + n / rate, late ones are not made up twice."""
@@ -136,7 +141,7 @@ class LoadGenerator:
 
     def _send(self, scenario: str) -> None:
         try:
-            method, path, body, headers = getattr(self._scenarios, scenario)()
+            method, path, body, headers = self._actions[scenario]()
             start = time.perf_counter()
             status = self._request(scenario, method, path, body, headers)
             self._durations.labels(scenario).observe(time.perf_counter() - start)

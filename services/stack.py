@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from services.healthcheck import check_grpc, check_http
+from telemetry.testing.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_CONFIG = ROOT / "prometheus" / "prometheus.yml"
@@ -45,18 +46,6 @@ DEFAULT_PORTS = {"gateway": 8080, "prometheus": 9090, "etcd": 2379, "panel": 850
 
 class StackError(RuntimeError):
     """The stack could not start; the message says which part and why (with its log's tail)."""
-
-
-def free_port(preferred: int = 0) -> int:
-    """``preferred`` when it is free on loopback, else any free port."""
-    for candidate in (preferred, 0) if preferred else (0,):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise StackError("no free port on 127.0.0.1")
 
 
 def ensure_binary(command: str, package: str) -> str:
@@ -222,12 +211,21 @@ class NativeStack:
         same port would both start and share each other's calls."""
         preferred = DEFAULT_PORTS.get(name, 0) if self._standard_ports else 0
         for _ in range(100):
-            port = free_port(preferred)
+            try:
+                port = free_port(preferred)
+            except OSError as exc:
+                raise StackError("no free port on 127.0.0.1") from exc
             if port not in self._handed_out:
                 self._handed_out.add(port)
                 return port
             preferred = 0
         raise StackError("no free port on 127.0.0.1 that this stack has not used yet")
+
+    def _metrics_port(self, instance: str) -> int:
+        """The port ``instance`` serves its metrics on, given on first asking."""
+        if instance not in self.metrics_ports:
+            self.metrics_ports[instance] = self._port()
+        return self.metrics_ports[instance]
 
     def _spawn(
         self, name: str, argv: list[str], ready: Callable[[], str | None],
@@ -277,9 +275,7 @@ class NativeStack:
         )  # fmt: skip
 
     def _service_env(self, instance: str) -> dict[str, str]:
-        metrics = self.metrics_ports.get(instance) or self.metrics_ports.setdefault(
-            instance, self._port()
-        )
+        metrics = self._metrics_port(instance)
         assert self.otlp_endpoint is not None
         return {
             "ETCD_ENDPOINTS": self.etcd_endpoint,
@@ -298,7 +294,7 @@ class NativeStack:
         port = self._port(instance)
         self.ports[instance] = port
         env = {**self._service_env(instance), "SHOP_LISTEN": f"127.0.0.1:{port}"}
-        urls = {"metrics": f"http://127.0.0.1:{self.metrics_ports[instance]}/metrics"}
+        urls = {"metrics": self.metrics_url(instance)}
         if service == "gateway":
             ready = partial(check_http, f"http://127.0.0.1:{port}/healthz")
             urls = {"http": f"http://127.0.0.1:{port}", **urls}
@@ -313,7 +309,7 @@ class NativeStack:
             "LOADGEN_TARGET": self.gateway_url,
             "LOADGEN_RATE": str(self.loadgen_rate),
         }
-        metrics = f"http://127.0.0.1:{self.metrics_ports['loadgen']}/metrics"
+        metrics = self.metrics_url("loadgen")
         self._spawn("loadgen", [sys.executable, "-m", "services.loadgen"],
                     lambda: check_http(metrics), env, {"metrics": metrics})  # fmt: skip
 
@@ -345,7 +341,7 @@ class NativeStack:
         port = self._port("prometheus")
         self.ports["prometheus"] = port
         if self.with_loadgen:
-            self.metrics_ports["loadgen"] = self.metrics_ports.get("loadgen") or self._port()
+            self._metrics_port("loadgen")
         targets: dict[str, list[str]] = {}
         for instance, metrics in self.metrics_ports.items():
             targets.setdefault(instance.split("-")[0], []).append(f"127.0.0.1:{metrics}")

@@ -26,7 +26,10 @@ def poll(
         time.sleep(interval)
 
 
-async def poll_async(read: Callable[[], T], ready: Callable[[T], bool], timeout: float, what: str) -> T:
+async def poll_async(
+    read: Callable[[], T], ready: Callable[[T], bool], timeout: float, what: str,
+    interval: float = 0.01,
+) -> T:  # fmt: skip
     """:func:`poll` for asyncio tests: waits without blocking the loop (which may be running the
     very server that will produce what is awaited)."""
     deadline = time.monotonic() + timeout
@@ -36,4 +39,4 @@ async def poll_async(read: Callable[[], T], ready: Callable[[T], bool], timeout:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not arrive within {timeout}s; have {value!r}")
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(interval)

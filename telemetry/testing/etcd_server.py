@@ -9,13 +9,14 @@ with EtcdServer() as etcd:           # started; data in a temporary directory
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+
+from telemetry.testing.ports import free_port
 
 __all__ = ["EtcdServer", "etcd_binary"]
 
@@ -26,20 +27,14 @@ def etcd_binary() -> str | None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class EtcdServer:
     def __init__(self, *, start: bool = True) -> None:
         binary = etcd_binary()
         if binary is None:
             raise RuntimeError("etcd is not installed (Debian package etcd-server)")
         self._binary = binary
-        self.port = _free_port()
-        self._peer_port = _free_port()
+        self.port = free_port()
+        self._peer_port = free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="etcd-test-"))
         self._log = self._dir / "etcd.log"
         self._proc: subprocess.Popen[bytes] | None = None

@@ -14,7 +14,6 @@ import base64
 import http.server
 import json
 import math
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -48,6 +47,7 @@ from telemetry.panel.prometheus import Prometheus, PrometheusError
 from telemetry.panel.thresholds import LoadPoint, recommend_limit
 from telemetry.testing._poll import poll
 from telemetry.testing.etcd_server import EtcdServer
+from telemetry.testing.ports import free_port
 
 PAYMENT = "demoshop.v1.Payment"
 APPLY_WITHIN = 5.0  # seconds; the watch is push-based, this is only a ceiling for slow CI
@@ -105,18 +105,12 @@ def instance(etcd: EtcdServer) -> Iterator[StartInstance]:
         if tel.live_rules is not None:
             assert tel.live_rules.wait_ready(APPLY_WITHIN), "live rules did not read etcd"
         if register:
-            tel.register(f"127.0.0.1:{_free_port()}")
+            tel.register(f"127.0.0.1:{free_port()}")
         return tel
 
     yield start
     for tel in started:
         tel.shutdown()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def audit_entries(client: EtcdClient, service: str) -> list[tuple[int, dict[str, Any]]]:
@@ -516,7 +510,7 @@ def fake_http() -> Iterator[FakeHTTP]:
 
 
 def closed_url() -> str:
-    return f"http://127.0.0.1:{_free_port()}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def test_prometheus_unreachable() -> None:

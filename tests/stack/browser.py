@@ -12,13 +12,14 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
+
+from telemetry.testing._poll import poll
 
 __all__ = ["Chromium", "chromium_binary"]
 
@@ -55,25 +56,32 @@ class Chromium:
         self._ids = itertools.count(1)
         self._closing = contextlib.ExitStack()
         try:
-            self._ws = self._closing.enter_context(self._connect(deadline=time.monotonic() + 30))
+            self._ws = self._closing.enter_context(self._connect(timeout=30))
         except BaseException:
             self.close()
             raise
 
-    def _connect(self, deadline: float) -> ClientConnection:
-        """Chromium writes its DevTools port to the profile; attach to its one page."""
-        port_file = self._profile / "DevToolsActivePort"
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"chromium exited with {self._proc.returncode}")
-            if port_file.exists() and port_file.read_text().strip():
-                port = port_file.read_text().split()[0]
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as r:
-                    pages = [t for t in json.loads(r.read()) if t.get("type") == "page"]
-                if pages:
-                    return connect(pages[0]["webSocketDebuggerUrl"], max_size=64 * 2**20)
-            time.sleep(0.1)
-        raise RuntimeError("chromium's DevTools did not come up")
+    def _connect(self, timeout: float) -> ClientConnection:
+        """Attach to chromium's one page, once its DevTools are up."""
+        url = poll(self._page_url, lambda u: u is not None, timeout, "chromium's DevTools page",
+                   interval=0.1)  # fmt: skip
+        assert url is not None
+        return connect(url, max_size=64 * 2**20)
+
+    def _page_url(self) -> str | None:
+        """The DevTools websocket of chromium's page; None until chromium has written its DevTools
+        port to the profile and opened the page."""
+        if self._proc.poll() is not None:
+            raise RuntimeError(f"chromium exited with {self._proc.returncode}")
+        try:
+            port = (self._profile / "DevToolsActivePort").read_text().split()
+        except FileNotFoundError:
+            return None
+        if not port:
+            return None
+        with urllib.request.urlopen(f"http://127.0.0.1:{port[0]}/json/list", timeout=5) as r:
+            pages = [t for t in json.loads(r.read()) if t.get("type") == "page"]
+        return str(pages[0]["webSocketDebuggerUrl"]) if pages else None
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         """One DevTools command; events arriving meanwhile are skipped."""
@@ -97,15 +105,9 @@ class Chromium:
         return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float) -> Any:
-        """Poll ``expression`` until it is truthy; returns its last value (falsy on timeout)."""
-        deadline = time.monotonic() + timeout
-        value = None
-        while time.monotonic() < deadline:
-            value = self.evaluate(expression)
-            if value:
-                return value
-            time.sleep(0.25)
-        return value
+        """Poll ``expression`` until it is truthy and return that value; AssertionError on timeout."""
+        return poll(lambda: self.evaluate(expression), bool, timeout, "a truthy page expression",
+                    interval=0.25)  # fmt: skip
 
     def screenshot(self, path: Path) -> bytes:
         data = base64.b64decode(

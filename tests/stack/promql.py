@@ -240,10 +240,11 @@ def _variable_query(variable: Mapping[str, Any]) -> str | None:
     return result.group(1).strip() if result is not None else None
 
 
-def _panels(panels: list[Any]) -> Iterator[Mapping[str, Any]]:
-    for panel in panels:
+def panels(items: list[Any]) -> Iterator[Mapping[str, Any]]:
+    """Every panel of a dashboard's ``panels``, with those nested in rows."""
+    for panel in items:
         yield panel
-        yield from _panels(panel.get("panels", []))  # rows keep their panels here when collapsed
+        yield from panels(panel.get("panels", []))  # rows keep their panels here when collapsed
 
 
 def load_dashboard(path: Path) -> dict[str, Any]:
@@ -267,7 +268,7 @@ def dashboard_expressions(path: Path) -> list[Expr]:
                     "variable",
                 )
             )
-    for panel in _panels(board.get("panels", [])):
+    for panel in panels(board.get("panels", [])):
         for target in panel.get("targets", []):
             expr = target.get("expr")
             if expr is None:

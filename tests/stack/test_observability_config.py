@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from stack.promql import (
-    DATASOURCES,
     Expr,
     all_expressions,
     dashboard_expressions,
@@ -24,6 +23,7 @@ from stack.promql import (
     datasource_uids,
     load_dashboard,
     metric_names,
+    panels,
     provisioned_datasources,
     provisioned_uids,
     rule_expressions,
@@ -226,18 +226,12 @@ def test_dashboard_settings(path: Path) -> None:
     assert board["refresh"] == "5s"
     assert board["time"]["from"] == "now-15m"
     assert board["schemaVersion"] >= 39  # Grafana 11 and later
-    panel_ids = [panel["id"] for panel in _all_panels(board["panels"])]
+    panel_ids = [panel["id"] for panel in panels(board["panels"])]
     assert len(panel_ids) == len(set(panel_ids)), "panel ids must be unique within a dashboard"
-    for panel in _all_panels(board["panels"]):
+    for panel in panels(board["panels"]):
         if panel["type"] != "row":
             assert panel.get("targets"), f"{path.name}: panel {panel['title']!r} has no query"
             assert all(t.get("expr", "").strip() for t in panel["targets"]), panel["title"]
-
-
-def _all_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for panel in panels:
-        yield panel
-        yield from _all_panels(panel.get("panels", []))
 
 
 @pytest.mark.parametrize("path", dashboard_files(ROOT), ids=lambda p: p.name)
@@ -266,7 +260,6 @@ def test_datasource_provisioning() -> None:
     destinations = sources["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
     assert {"name": "trace_id", "datasourceUid": "jaeger"} in destinations
     assert all(d["datasourceUid"] in sources for d in destinations)
-    assert (ROOT / DATASOURCES).is_file()
 
 
 def test_dashboard_provisioning() -> None:
@@ -280,10 +273,7 @@ def test_dashboard_provisioning() -> None:
 def test_latency_panels_show_exemplars() -> None:
     board = load_dashboard(ROOT / "grafana/dashboards/service-overview.json")
     with_exemplars = [
-        t["expr"]
-        for p in _all_panels(board["panels"])
-        for t in p.get("targets", [])
-        if t.get("exemplar")
+        t["expr"] for p in panels(board["panels"]) for t in p.get("targets", []) if t.get("exemplar")
     ]
     # Exemplars come from the raw histogram, never from a recording rule.
     assert any("grpc_server_handling_seconds_bucket" in expr for expr in with_exemplars)
