@@ -40,14 +40,14 @@ MULTIPLIERS = (0.5, 1.0, 2.0, 4.0)
 # -- server process -----------------------------------------------------------------------------
 
 
-def serve(port: int, limiter: bool, work_ms: float, flavour: str, workers: int) -> None:
+def serve(port: int, limiter: bool, work_ms: float, flavour: str, workers: int, adaptive: str) -> None:
     stubs_dir()
     import bench_pb2
     import bench_pb2_grpc
 
     import telemetry
 
-    rules = {"adaptive": {"enabled": True}} if limiter else None
+    rules = {"adaptive": {"enabled": True, **json.loads(adaptive)}} if limiter else None
     tel = telemetry.init(
         service_name="overload",
         tracing_enabled=False,
@@ -201,11 +201,13 @@ def load(target: str, job: str) -> None:
 
 
 class Server:
-    def __init__(self, limiter: bool, work_ms: float, flavour: str, workers: int) -> None:
+    def __init__(
+        self, limiter: bool, work_ms: float, flavour: str, workers: int, adaptive: str = "{}"
+    ) -> None:
         self.port = free_port()
         self.proc = spawn(
             [__file__, "--role", "server", "--port", str(self.port), "--work-ms", str(work_ms)]
-            + ["--server", flavour, "--workers", str(workers)]
+            + ["--server", flavour, "--workers", str(workers), "--adaptive", adaptive]
             + (["--limiter"] if limiter else []),
             ready_line="ready",
             stdin=True,
@@ -230,7 +232,7 @@ def run_load(target: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(
-    seconds: float, work_ms: float, deadline_ms: float, flavour: str, workers: int
+    seconds: float, work_ms: float, deadline_ms: float, flavour: str, workers: int, adaptive: str
 ) -> dict[str, Any]:
     server = Server(limiter=False, work_ms=work_ms, flavour=flavour, workers=workers)
     try:
@@ -242,7 +244,7 @@ def run(
     rows: dict[str, dict[str, Any]] = {}
     for limiter in (False, True):
         for multiplier in MULTIPLIERS:
-            server = Server(limiter=limiter, work_ms=work_ms, flavour=flavour, workers=workers)
+            server = Server(limiter, work_ms, flavour, workers, adaptive)
             try:
                 spec = {
                     "kind": "open", "rate": capacity * multiplier, "seconds": seconds,
@@ -326,14 +328,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3-second runs")
     parser.add_argument("--server", choices=["sync", "aio"], default="sync", help="server flavour")
     parser.add_argument("--workers", type=int, default=32, help="sync server handler threads")
+    parser.add_argument(
+        "--adaptive", default="{}", help='adaptive rule fields for the limiter runs, as JSON: '
+        '\'{"take_turns": false}\''
+    )  # fmt: skip
     args = parser.parse_args()
     if args.role == "server":
-        serve(args.port, args.limiter, args.work_ms, args.server, args.workers)
+        serve(args.port, args.limiter, args.work_ms, args.server, args.workers, args.adaptive)
     elif args.role == "load":
         load(args.target, args.job)
     else:
         seconds = 3.0 if args.quick else args.seconds
-        figures = run(seconds, args.work_ms, args.deadline_ms, args.server, args.workers)
+        figures = run(seconds, args.work_ms, args.deadline_ms, args.server, args.workers, args.adaptive)
+        figures["adaptive_rule"] = json.loads(args.adaptive)
         report(figures, args.work_ms, args.deadline_ms, seconds, args.server, args.workers)
 
 

@@ -19,10 +19,10 @@ from typing import Any
 import grpc
 import orjson
 
-from telemetry.logging.pipeline import PIPELINE, REDACTED, current_call
+from telemetry.logging.pipeline import LEVELS, PIPELINE, REDACTED, current_call
 from telemetry.logging.render import iso_time
 from telemetry.rpc.call import CallState, MethodInfo, RpcKind, Side, go_code_name
-from telemetry.tracing.concern import span_ids
+from telemetry.tracing.rpcspan import IS_VALID, SPAN_ID, TRACE_ID
 
 _C = grpc.StatusCode
 _SERVER_LEVELS = {
@@ -109,7 +109,7 @@ class AccessLog:
             level = _SERVER_LEVELS.get(code, "error") if self.side is Side.SERVER else "warning"
         wanted = self._all or (self._errors and code != grpc.StatusCode.OK)
         quiet = not wanted or state.info.service in self._excluded
-        if state.exception is None and (quiet or not PIPELINE.enabled_for(level)):
+        if state.exception is None and (quiet or LEVELS[level] < PIPELINE.min_level):
             return
         # The line is built on the writer thread from a snapshot of plain values: holding the call
         # state (and through it grpc's call objects) until the writer runs would keep dozens of
@@ -267,7 +267,9 @@ class _Finished:
         self.details = state.details
         self.duration = state.duration
         self.address = state.peer if access_log.side is Side.SERVER else state.target
-        self.ids = span_ids(state)
+        span = state.span  # span_ids(state), inline (once per access line)
+        ctx = span.get_span_context() if span is not None else None
+        self.ids = (ctx[TRACE_ID], ctx[SPAN_ID]) if ctx is not None and ctx[IS_VALID] else None
         self.msgs_received = state.msgs_received
         self.msgs_sent = state.msgs_sent
         self.metadata = state.metadata if access_log.log_metadata else None

@@ -87,7 +87,13 @@ class ConcernChain:
                 report_hook_failure(concern, "on_start")
 
     def finish(self, state: CallState) -> None:
-        self._finish(state, self.reversed)
+        # _finish's loop, inline: every call ends here (one function layer less on a cold path).
+        state.duration = perf_counter() - state.start
+        for concern in self.reversed:
+            try:
+                concern.on_finish(state)
+            except Exception:
+                report_hook_failure(concern, "on_finish")
 
     def message(self, state: CallState, received: bool) -> None:
         """Count a message; per-message hooks run for streams only (unary counts are final at

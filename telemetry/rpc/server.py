@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from time import perf_counter
 from typing import Any
 
 import grpc
@@ -12,6 +13,7 @@ from telemetry.rpc._server_common import (
     ServerAdapterBase,
     new_handler,
     original_behavior,
+    status_details,
 )
 from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall
 from telemetry.rpc.concern import Concern
@@ -38,10 +40,50 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
 
             return new_handler(handler, info.kind, stream_response)
 
+        if not streaming_in:
+            return new_handler(handler, info.kind, self._unary(behavior, info))
+
         def single_response(request: Any, context: Any) -> Any:
             return self._single_response(behavior, info, streaming_in, request, context)
 
         return new_handler(handler, info.kind, single_response)
+
+    def _unary(self, behavior: Any, info: MethodInfo) -> Any:
+        """The unary behaviour: what _single_response does for one request, in one function.
+        Every call runs it, between grpc's C work, on a cold interpreter: each function layer
+        costs ~1 us there, so the layers are folded in (benchmarks/RESULTS.md, overhead)."""
+        chain = self.chain
+        start, finish = chain.start, chain.finish
+        ok = grpc.StatusCode.OK
+
+        def unary(request: Any, context: Any) -> Any:
+            state = CallState(info, perf_counter(), context.invocation_metadata(), context.peer())
+            state.context = context
+            state.request = request
+            try:
+                start(state)
+            except RejectCall as reject:
+                if reject.trailing_metadata:
+                    context.set_trailing_metadata(reject.trailing_metadata)
+                if isinstance(reject, AnswerCall):  # a fallback stands in for the handler
+                    return reject.response
+                context.abort(reject.code, reject.details)  # raises
+            state.msgs_received = 1
+            try:
+                response = behavior(request, context)
+            except Exception as exc:
+                self._fail(state, exc, context)  # raises
+            code = context.code()
+            if code is None or code is ok:
+                state.response = response
+                state.msgs_sent = 1
+            else:
+                state.code = code
+                state.details = status_details(context)
+            finish(state)
+            return response
+
+        return unary
 
     def _begin(self, info: MethodInfo, streaming_in: bool, request: Any, context: Any) -> CallState:
         """Start the call; raises AnswerCall when a concern answers it, aborts when one refuses."""

@@ -19,6 +19,8 @@ from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
+from telemetry.tracing.rpcspan import valid_span_context
+
 _TRACEPARENT = re.compile(r"^\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\s*$")
 _EMPTY = Context()
 _EMPTY_TRACE_STATE = TraceState()
@@ -37,7 +39,7 @@ def parse_traceparent(header: str, tracestate: str | None) -> SpanContext | None
     if not trace_id or not span_id:
         return None
     state = TraceState.from_header([tracestate]) if tracestate else _EMPTY_TRACE_STATE
-    return SpanContext(trace_id, span_id, True, TraceFlags(int(flags_hex, 16)), state)
+    return valid_span_context(trace_id, span_id, True, TraceFlags(int(flags_hex, 16)), state)
 
 
 class W3CPropagation:

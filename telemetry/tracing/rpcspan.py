@@ -62,6 +62,18 @@ IS_REMOTE: Final = 2
 TRACE_FLAGS: Final = 3
 TRACE_STATE: Final = 4
 IS_VALID: Final = 5
+
+_new_tuple = tuple.__new__
+
+
+def valid_span_context(
+    trace_id: int, span_id: int, is_remote: bool, flags: TraceFlags, state: TraceState
+) -> SpanContext:
+    """``SpanContext(...)`` for ids already known valid (non-zero, in range): SpanContext's
+    ``__new__`` is a Python function re-checking them, on every call."""
+    return _new_tuple(SpanContext, (trace_id, span_id, is_remote, flags, state, True))
+
+
 SCOPE = InstrumentationScope("telemetry", "0.1.0")
 
 
@@ -167,6 +179,17 @@ class RpcSpan(trace.Span):
         self._end_ns = end_time or time.time_ns()
         self._tracer.on_end(self)
 
+    def end_ok(self, status_code_name: str) -> None:
+        """``set_attribute("rpc.response.status_code", status_code_name)`` then ``end()``, as one
+        call: the tracing concern's path for a call that ended OK."""
+        if self._end_ns:
+            return
+        if self._attributes is None:
+            self._attributes = {}
+        self._attributes["rpc.response.status_code"] = status_code_name
+        self._end_ns = time.time_ns()
+        self._tracer.on_end(self)
+
     # -- export --------------------------------------------------------------------------------
 
     @property
@@ -265,16 +288,17 @@ class RpcTracer:
     ) -> trace.Span:
         """A new span under ``parent`` (None: a new trace). ``parent_context`` is for the sampler;
         ``attributes`` (copied) are the span's first own attributes, beyond the template's."""
+        getrandbits = self._getrandbits
         if parent is not None and parent[IS_VALID]:
             trace_id = parent[TRACE_ID]
         else:
             parent = None
-            trace_id = self._getrandbits(128)
-        span_id = self._getrandbits(64)
+            trace_id = getrandbits(128) or _nonzero(128)
+        span_id = getrandbits(64) or _nonzero(64)
         if self._live.fast_path:
             if parent is None or self._samples_all or parent[TRACE_FLAGS] & TraceFlags.SAMPLED:
                 state = parent[TRACE_STATE] if parent is not None else _EMPTY_TRACE_STATE
-                context = SpanContext(trace_id, span_id, False, _SAMPLED, state)
+                context = valid_span_context(trace_id, span_id, False, _SAMPLED, state)
                 own = attributes.copy() if attributes else None
                 return RpcSpan(self, template, context, parent, own)
             return NonRecordingSpan(
@@ -309,6 +333,14 @@ class RpcTracer:
             for processor in self._processors:
                 with contextlib.suppress(Exception):  # a user processor must not fail the RPC
                     processor.on_end(readable)
+
+
+def _nonzero(bits: int) -> int:
+    """A random id that is not the invalid id 0 (as the SDK's generator: draw again)."""
+    while True:
+        value = random.getrandbits(bits)
+        if value:
+            return value
 
 
 def _with_parent(context: Context, parent: SpanContext) -> Context:
