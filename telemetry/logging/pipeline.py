@@ -36,11 +36,40 @@ current_call: ContextVar[CallState | None] = ContextVar("telemetry_current_call"
 
 class LogPipeline:
     def __init__(self) -> None:
-        self.sinks: tuple[Sink, ...] = ()
+        self._sinks: tuple[Sink, ...] = ()
+        self._writer: AsyncLineWriter | None = None
         self.default_service = "unknown_service"
         self.sensitive: frozenset[str] = frozenset(DEFAULT_SENSITIVE_KEYS)
         self.min_level = LEVELS["info"]
-        self.writer: AsyncLineWriter | None = None
+        self.emit_later: Callable[[DeferredEvent], None] = self._emit_built
+        """Emit a :class:`DeferredEvent`: when the writer is the only sink, it is queued as is and
+        built on the writer thread (the request path only enqueues it); otherwise it is built now
+        for every sink. Chosen whenever the sinks change, so the access log's call is one call."""
+
+    @property
+    def sinks(self) -> tuple[Sink, ...]:
+        return self._sinks
+
+    @sinks.setter
+    def sinks(self, sinks: tuple[Sink, ...]) -> None:
+        self._sinks = sinks
+        self._route()
+
+    @property
+    def writer(self) -> AsyncLineWriter | None:
+        return self._writer
+
+    @writer.setter
+    def writer(self, writer: AsyncLineWriter | None) -> None:
+        self._writer = writer
+        self._route()
+
+    def _route(self) -> None:
+        writer = self._writer
+        if writer is not None and self._sinks == (writer,):
+            self.emit_later = writer.put_deferred
+        else:
+            self.emit_later = self._emit_built
 
     def enabled_for(self, level: str) -> bool:
         return LEVELS.get(level, 20) >= self.min_level
@@ -54,24 +83,18 @@ class LogPipeline:
     def emit(self, event: dict[str, Any]) -> None:
         """Redact and hand ``event`` to every sink. Never raises."""
         self.redact(event)
-        for sink in self.sinks:
+        for sink in self._sinks:
             with contextlib.suppress(Exception):  # a broken sink must not break the caller
                 sink(event)
 
-    def emit_later(self, deferred: DeferredEvent) -> None:
-        """Emit ``deferred``'s event, built on the writer thread when the writer is the only sink:
-        the request path then only enqueues it. Other sinks get it built now."""
-        writer = self.writer
-        if writer is not None and self.sinks == (writer,):
-            writer.put_deferred(deferred)
-        else:
-            self.emit(deferred.event())
+    def _emit_built(self, deferred: DeferredEvent) -> None:
+        self.emit(deferred.event())
 
     def add_sink(self, sink: Sink) -> None:
-        self.sinks = (*self.sinks, sink)
+        self.sinks = (*self._sinks, sink)
 
     def remove_sink(self, sink: Sink) -> None:
-        self.sinks = tuple(s for s in self.sinks if s is not sink)
+        self.sinks = tuple(s for s in self._sinks if s is not sink)
 
 
 PIPELINE = LogPipeline()

@@ -54,13 +54,12 @@ class AsyncLineWriter:
             interval=interval,
             name="telemetry-log-writer",
         )
+        # Queue an event to build (and prepare) on the writer thread: the queue's put itself,
+        # one call on the request path.
+        self.put_deferred: Callable[[DeferredEvent], None] = self._queue.put
 
     def __call__(self, event: dict[str, Any]) -> None:
         self._queue.put(event)
-
-    def put_deferred(self, deferred: DeferredEvent) -> None:
-        """Queue an event to build (and prepare) on the writer thread."""
-        self._queue.put(deferred)
 
     @property
     def dropped(self) -> int:

@@ -13,10 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from telemetry.rpc.call import CallState, MethodInfo, Side
 from telemetry.tracing import fastcontext
+from telemetry.tracing.fastcontext import SPAN_KEY
 from telemetry.tracing.otlp_encoding import SpanTemplate
 from telemetry.tracing.rpcspan import IS_VALID, SPAN_ID, TRACE_ID, RpcSpan, RpcTracer
 
@@ -122,12 +124,11 @@ class _Tracing:
 
     @staticmethod
     def _end(state: CallState, error_codes: frozenset[Any] | None) -> None:
+        """End the call's span. Callers take the usual case (an RpcSpan, OK, no exception)
+        themselves: ``span.end_ok("OK")``, one call instead of set_attribute + end."""
         span = state.span
         code = state.code
         name = code._name_  # not .name: an enum property, a Python call per span
-        if code is _OK and type(span) is RpcSpan and state.exception is None:
-            span.end_ok(name)  # the usual call: one call instead of set_attribute + end
-            return
         span.set_attribute("rpc.response.status_code", name)
         if code is not _OK and (error_codes is None or code in error_codes):
             span.set_attribute("error.type", name)
@@ -147,17 +148,25 @@ class ServerTracing(_Tracing):
         if template is None:
             return
         parent, context = self._propagation.extract(state.metadata, not self._live.fast_path)
-        span = self._tracer.start(
-            template, parent, context, SpanKind.SERVER, peer_attributes(state.peer)
-        )
+        peer = _peer_attributes_cache.get(state.peer) or peer_attributes(state.peer)
+        span = self._tracer.start(template, parent, context, SpanKind.SERVER, peer)
         state.span = span
-        state.span_token = fastcontext.attach(fastcontext.with_span(span, context))
+        # fastcontext.with_span, inline (this runs on every traced call)
+        state.span_token = fastcontext.attach(Context({**context, SPAN_KEY: span}))
 
     def on_finish(self, state: CallState) -> None:
-        if state.span is None:
+        span = state.span
+        if span is None:
             return
-        self._end(state, _SERVER_ERROR_CODES)
-        fastcontext.detach(state.span_token)
+        if state.code is _OK and type(span) is RpcSpan and state.exception is None:
+            span.end_ok("OK")
+        else:
+            self._end(state, _SERVER_ERROR_CODES)
+        token = state.span_token
+        try:
+            fastcontext.reset(token)
+        except Exception:  # another context's token: the API's detach logs it
+            fastcontext.detach(token)
 
 
 class ClientTracing(_Tracing):
@@ -181,11 +190,17 @@ class ClientTracing(_Tracing):
         if template is None:
             return
         current = fastcontext.get_current()
-        parent = fastcontext.current_span(current).get_span_context()
+        current_span = current.get(SPAN_KEY)  # fastcontext.current_span, inline
+        parent = current_span.get_span_context() if isinstance(current_span, Span) else None
         span = self._tracer.start(template, parent, current, SpanKind.CLIENT)
         state.span = span
         self._propagation.inject(span.get_span_context(), state.add_outgoing_metadata, current)
 
     def on_finish(self, state: CallState) -> None:
-        if state.span is not None:
+        span = state.span
+        if span is None:
+            return
+        if state.code is _OK and type(span) is RpcSpan and state.exception is None:
+            span.end_ok("OK")
+        else:
             self._end(state, None)

@@ -20,7 +20,9 @@ from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import INVALID_SPAN, Span
 from opentelemetry.trace.propagation import _SPAN_KEY
 
-__all__ = ["attach", "current_span", "detach", "get_current", "with_span"]
+__all__ = ["SPAN_KEY", "attach", "current_span", "detach", "get_current", "reset", "with_span"]
+
+SPAN_KEY = _SPAN_KEY  # where the API keeps the current span in a Context
 
 _runtime = getattr(_api, "_RUNTIME_CONTEXT", None)
 _var = None
@@ -29,30 +31,32 @@ if type(_runtime) is ContextVarsRuntimeContext:
 
 get_current: Callable[[], Context]
 attach: Callable[[Context], Token[Context]]
+reset: Callable[[Token[Context]], None]
+"""``detach`` without the guard: raises where ``detach`` would log (a token of another context)."""
 
 if _var is not None:
     get_current = _var.get
     attach = _var.set
-    _reset = _var.reset
+    reset = _var.reset
 
     def detach(token: Token[Context]) -> None:
         try:
-            _reset(token)
+            reset(token)
         except Exception:  # the API's path, which logs the failure as the API does
             _api.detach(token)
 
 else:  # another runtime context: the API
     get_current = _api.get_current
     attach = _api.attach
-    detach = _api.detach
+    detach = reset = _api.detach
 
 
 def with_span(span: Span, context: Context) -> Context:
     """``trace.set_span_in_context(span, context)``."""
-    return Context({**context, _SPAN_KEY: span})
+    return Context({**context, SPAN_KEY: span})
 
 
 def current_span(context: Context) -> Any:
     """``trace.get_current_span(context)``."""
-    span = context.get(_SPAN_KEY)
+    span = context.get(SPAN_KEY)
     return span if isinstance(span, Span) else INVALID_SPAN

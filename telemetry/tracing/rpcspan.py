@@ -188,7 +188,11 @@ class RpcSpan(trace.Span):
             self._attributes = {}
         self._attributes["rpc.response.status_code"] = status_code_name
         self._end_ns = time.time_ns()
-        self._tracer.on_end(self)
+        tracer = self._tracer
+        if tracer.export_only is not None:  # on_end's usual case, inline
+            tracer.export_only(self.export_record())
+        else:
+            tracer.on_end(self)
 
     # -- export --------------------------------------------------------------------------------
 
@@ -267,6 +271,8 @@ class RpcTracer:
         self._resource = resource
         self._export = export  # SpanExportPipeline, or None
         self._processors = tuple(processors)
+        # Where an ended span's record goes when that is all on_end does (no SDK processors).
+        self.export_only = export.add if export is not None and not self._processors else None
         self._getrandbits = random.getrandbits
 
     @property
@@ -298,7 +304,8 @@ class RpcTracer:
         if self._live.fast_path:
             if parent is None or self._samples_all or parent[TRACE_FLAGS] & TraceFlags.SAMPLED:
                 state = parent[TRACE_STATE] if parent is not None else _EMPTY_TRACE_STATE
-                context = valid_span_context(trace_id, span_id, False, _SAMPLED, state)
+                # valid_span_context, inline (every sampled span)
+                context = _new_tuple(SpanContext, (trace_id, span_id, False, _SAMPLED, state, True))
                 own = attributes.copy() if attributes else None
                 return RpcSpan(self, template, context, parent, own)
             return NonRecordingSpan(

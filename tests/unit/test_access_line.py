@@ -28,11 +28,11 @@ def _finished(log: AccessLog, kind: RpcKind = RpcKind.UNARY, **slots: Any) -> An
     for name, value in slots.items():
         setattr(state, name, value)
     queued: list[Any] = []
-    original, PIPELINE.emit_later = PIPELINE.emit_later, queued.append  # type: ignore[method-assign,assignment]
+    original, PIPELINE.emit_later = PIPELINE.emit_later, queued.append
     try:
         log.on_finish(state)
     finally:
-        PIPELINE.emit_later = original  # type: ignore[method-assign]
+        PIPELINE.emit_later = original
     assert len(queued) == 1
     return queued[0]
 
