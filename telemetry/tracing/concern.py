@@ -191,10 +191,18 @@ class ClientTracing(_Tracing):
             return
         current = fastcontext.get_current()
         current_span = current.get(SPAN_KEY)  # fastcontext.current_span, inline
-        parent = current_span.get_span_context() if isinstance(current_span, Span) else None
+        # (isinstance with Span, an ABC, runs ABCMeta's Python __instancecheck__: test None first)
+        parent = (
+            current_span.get_span_context()
+            if current_span is not None and isinstance(current_span, Span)
+            else None
+        )
         span = self._tracer.start(template, parent, current, SpanKind.CLIENT)
         state.span = span
-        self._propagation.inject(span.get_span_context(), state.add_outgoing_metadata, current)
+        headers = state.outgoing_metadata
+        if headers is None:
+            headers = state.outgoing_metadata = []
+        self._propagation.inject(span.get_span_context(), headers, current)
 
     def on_finish(self, state: CallState) -> None:
         span = state.span

@@ -9,7 +9,7 @@ Any other configuration goes through the configured ``TextMapPropagator`` unchan
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry import baggage as otel_baggage
@@ -19,13 +19,14 @@ from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
-from telemetry.tracing.rpcspan import valid_span_context
+from telemetry.tracing.rpcspan import EMPTY_TRACE_STATE
+
+_new_tuple = tuple.__new__
 
 _TRACEPARENT = re.compile(r"^\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\s*$")
 _EMPTY = Context()
-_EMPTY_TRACE_STATE = TraceState()
 
-AddMetadata = Callable[[str, str], None]
+Headers = list[tuple[str, str]]
 
 
 def parse_traceparent(header: str, tracestate: str | None) -> SpanContext | None:
@@ -38,8 +39,10 @@ def parse_traceparent(header: str, tracestate: str | None) -> SpanContext | None
     trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
     if not trace_id or not span_id:
         return None
-    state = TraceState.from_header([tracestate]) if tracestate else _EMPTY_TRACE_STATE
-    return valid_span_context(trace_id, span_id, True, TraceFlags(int(flags_hex, 16)), state)
+    state = TraceState.from_header([tracestate]) if tracestate else EMPTY_TRACE_STATE
+    flags = TraceFlags(int(flags_hex, 16))
+    # rpcspan.valid_span_context, inline: the ids were just checked
+    return _new_tuple(SpanContext, (trace_id, span_id, True, flags, state, True))
 
 
 class W3CPropagation:
@@ -70,21 +73,21 @@ class W3CPropagation:
         return parent, context
 
     def inject(
-        self, span_context: SpanContext, add: AddMetadata, context: Context | None = None
+        self, span_context: SpanContext, headers: Headers, context: Context | None = None
     ) -> None:
-        """Add the headers for ``span_context``, and the baggage of ``context`` (default: the
-        current context)."""
+        """Append to ``headers`` those for ``span_context``, and the baggage of ``context``
+        (default: the current context)."""
         # Indexed, not through SpanContext's properties (a Python call each): see rpcspan.
         trace_id, span_id, _, trace_flags, trace_state, _ = span_context
         flags = "01" if trace_flags == 1 else f"{int(trace_flags):02x}"
-        add("traceparent", f"00-{trace_id:032x}-{span_id:016x}-{flags}")
-        if trace_state:
-            add("tracestate", trace_state.to_header())
+        headers.append(("traceparent", f"00-{trace_id:032x}-{span_id:016x}-{flags}"))
+        if trace_state is not EMPTY_TRACE_STATE and trace_state:
+            headers.append(("tracestate", trace_state.to_header()))
         if self._baggage is not None and otel_baggage.get_all(context):
             carrier: dict[str, str] = {}
             self._baggage.inject(carrier, context)
             if "baggage" in carrier:
-                add("baggage", carrier["baggage"])
+                headers.append(("baggage", carrier["baggage"]))
 
 
 class GenericPropagation:
@@ -102,13 +105,12 @@ class GenericPropagation:
         return (parent if parent.is_valid else None), context
 
     def inject(
-        self, span_context: SpanContext, add: AddMetadata, context: Context | None = None
+        self, span_context: SpanContext, headers: Headers, context: Context | None = None
     ) -> None:
         carrier: dict[str, str] = {}
         context = trace.set_span_in_context(NonRecordingSpan(span_context), context)
         self._propagator.inject(carrier, context=context)
-        for key, value in carrier.items():
-            add(key, value)
+        headers.extend(carrier.items())
 
 
 def propagation_for(names: tuple[str, ...], propagator: TextMapPropagator) -> Any:

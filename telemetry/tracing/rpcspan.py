@@ -46,7 +46,9 @@ from telemetry.tracing.samplers import LiveSampler
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _EMPTY_CONTEXT = Context()
-_EMPTY_TRACE_STATE = TraceState()
+# The one empty TraceState of this package's spans: tested by identity, since a TraceState's truth
+# value is its Python __len__.
+EMPTY_TRACE_STATE = TraceState()
 _STATUS_CODES = {
     StatusCode.UNSET: STATUS_UNSET,
     StatusCode.OK: STATUS_OK,
@@ -215,7 +217,7 @@ class RpcSpan(trace.Span):
             ctx[TRACE_ID],
             ctx[SPAN_ID],
             self.parent[SPAN_ID] if self.parent is not None else None,
-            trace_state.to_header() if trace_state else "",
+            "" if trace_state is EMPTY_TRACE_STATE or not trace_state else trace_state.to_header(),
             int(ctx[TRACE_FLAGS]),
             self._start_ns,
             self._end_ns,
@@ -303,7 +305,7 @@ class RpcTracer:
         span_id = getrandbits(64) or _nonzero(64)
         if self._live.fast_path:
             if parent is None or self._samples_all or parent[TRACE_FLAGS] & TraceFlags.SAMPLED:
-                state = parent[TRACE_STATE] if parent is not None else _EMPTY_TRACE_STATE
+                state = parent[TRACE_STATE] if parent is not None else EMPTY_TRACE_STATE
                 # valid_span_context, inline (every sampled span)
                 context = _new_tuple(SpanContext, (trace_id, span_id, False, _SAMPLED, state, True))
                 own = attributes.copy() if attributes else None
