@@ -4,8 +4,9 @@
 ``set_span_in_context`` calls ``set_value``, which copies the context. Each layer is a Python call,
 and on the cold interpreter of a live server each costs about a microsecond (benchmarks/RESULTS.md,
 overhead). With the default runtime context (ContextVars) these functions go to the ContextVar
-directly; with any other (``OTEL_PYTHON_CONTEXT``) they are the API's own. The span key is the
-API's private ``_SPAN_KEY``; tests/unit/test_fastcontext.py checks both against the API.
+directly; with any other (``OTEL_PYTHON_CONTEXT``) they are the API's own. The span and baggage
+keys are the API's private ``_SPAN_KEY`` and ``_BAGGAGE_KEY``; tests/unit/test_fastcontext.py checks
+all of it against the API.
 """
 
 from __future__ import annotations
@@ -15,14 +16,19 @@ from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as _api
+from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.context import Context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import INVALID_SPAN, Span
 from opentelemetry.trace.propagation import _SPAN_KEY
 
-__all__ = ["SPAN_KEY", "attach", "current_span", "detach", "get_current", "reset", "with_span"]
+__all__ = [
+    "BAGGAGE_KEY", "SPAN_KEY", "attach", "current_span", "detach", "get_current", "reset",
+    "with_span",
+]  # fmt: skip
 
 SPAN_KEY = _SPAN_KEY  # where the API keeps the current span in a Context
+BAGGAGE_KEY = _BAGGAGE_KEY  # and the baggage (a dict)
 
 _runtime = getattr(_api, "_RUNTIME_CONTEXT", None)
 _var = None

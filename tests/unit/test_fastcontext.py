@@ -7,6 +7,7 @@ import logging
 import random
 
 import pytest
+from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -104,3 +105,9 @@ def test_end_ok_is_set_attribute_then_end() -> None:
     assert ours[0] == theirs[0] and ours[3:6] == theirs[3:6] and ours[7:] == theirs[7:]
     second.end_ok("OK")  # ended: nothing more
     assert len(records) == 2
+
+
+def test_the_baggage_key_is_the_apis() -> None:
+    context = otel_baggage.set_baggage("tenant", "acme", Context())
+    assert context.get(fastcontext.BAGGAGE_KEY) == {"tenant": "acme"}
+    assert dict(otel_baggage.get_all(context)) == context[fastcontext.BAGGAGE_KEY]
