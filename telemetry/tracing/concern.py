@@ -123,11 +123,11 @@ class _Tracing:
         info.extras[self] = SpanTemplate(info.rpc_method, self._kind, attributes)
 
     @staticmethod
-    def _end(state: CallState, error_codes: frozenset[Any] | None) -> None:
-        """End the call's span. Callers take the usual case (an RpcSpan, OK, no exception)
-        themselves: ``span.end_ok("OK")``, one call instead of set_attribute + end."""
-        span = state.span
+    def _end(span: Any, state: CallState, error_codes: frozenset[Any] | None) -> None:
         code = state.code
+        if code is _OK and type(span) is RpcSpan and state.exception is None:
+            span.end_ok("OK")  # the usual call: one call instead of set_attribute + end
+            return
         name = code._name_  # not .name: an enum property, a Python call per span
         span.set_attribute("rpc.response.status_code", name)
         if code is not _OK and (error_codes is None or code in error_codes):
@@ -158,10 +158,7 @@ class ServerTracing(_Tracing):
         span = state.span
         if span is None:
             return
-        if state.code is _OK and type(span) is RpcSpan and state.exception is None:
-            span.end_ok("OK")
-        else:
-            self._end(state, _SERVER_ERROR_CODES)
+        self._end(span, state, _SERVER_ERROR_CODES)
         token = state.span_token
         try:
             fastcontext.reset(token)
@@ -206,9 +203,5 @@ class ClientTracing(_Tracing):
 
     def on_finish(self, state: CallState) -> None:
         span = state.span
-        if span is None:
-            return
-        if state.code is _OK and type(span) is RpcSpan and state.exception is None:
-            span.end_ok("OK")
-        else:
-            self._end(state, None)
+        if span is not None:
+            self._end(span, state, None)
