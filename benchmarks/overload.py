@@ -17,6 +17,7 @@ unloaded p99.
 
     python benchmarks/overload.py            # about 3 minutes
     python benchmarks/overload.py --quick    # a smoke run
+    python benchmarks/overload.py --adaptive '{"cool_off": 2.0}'   # other limiter rule fields
 """
 
 from __future__ import annotations
