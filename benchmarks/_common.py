@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,12 +32,6 @@ def stubs_dir() -> Path:
     out = compile_protos(HERE / "protos", Path(tempfile.mkdtemp(prefix="bench-stubs-")))
     os.environ["BENCH_STUBS"] = str(out)
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def spawn(

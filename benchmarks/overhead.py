@@ -38,13 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     SpanSink,
     emit_json,
-    free_port,
     median,
     print_table,
     spawn,
     stop,
     stubs_dir,
 )
+
+from telemetry.testing import free_port
 
 MODES = ("bare", "peer", "tracing", "full", "full_dead", "no_log", "no_metrics", "no_deadline")
 # Concerns each mode of this package leaves out (the last three are diagnostics, not in the default run).

@@ -33,7 +33,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import emit_json, free_port, print_table, spawn, stop, stubs_dir
+from _common import emit_json, print_table, spawn, stop, stubs_dir
+
+from telemetry.testing import free_port
 
 MULTIPLIERS = (0.5, 1.0, 2.0, 4.0)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -20,15 +19,9 @@ from calls import INCOMING, TRACE_ID, call_sync, requests_for
 from helpers import make_config, metric_value
 
 import telemetry
-from telemetry.testing import OtlpReceiver
+from telemetry.testing import OtlpReceiver, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
