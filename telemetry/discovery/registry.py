@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from telemetry.discovery.backoff import Backoff
 from telemetry.discovery.etcd import EtcdClient, EtcdClosedError, EtcdError
 from telemetry.discovery.instance import Instance
 
@@ -49,20 +50,19 @@ class Registration:
         return self
 
     def _run(self) -> None:
-        delay = 0.05
         refresh_every = self.ttl / 3
+        backoff = Backoff(0.05, max(0.05, refresh_every))
         while not self._stop.is_set():
             try:
                 if not self._lease or self._client.refresh_lease(self._lease) <= 0:
                     self._register()
-                delay = 0.05
+                backoff.reset()
                 self._stop.wait(refresh_every)
             except EtcdClosedError:
                 return  # the owner let etcd go: nothing left to keep alive
             except EtcdError as exc:
                 _log.debug("registration of %s: %s", self.instance.key, exc)
-                self._stop.wait(delay)
-                delay = min(refresh_every, delay * 2)
+                self._stop.wait(backoff.next())
             except Exception:  # never let registration die silently
                 if self._client.closed:
                     return

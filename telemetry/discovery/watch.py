@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
+from telemetry.discovery.backoff import Backoff
 from telemetry.discovery.etcd import EtcdClient, EtcdClosedError, EtcdError, WatchStream
 
 __all__ = ["PrefixWatcher"]
@@ -45,7 +46,7 @@ class PrefixWatcher:
         self._stop = threading.Event()
         self._synced = threading.Event()
         self._stream: WatchStream | None = None
-        self._backoff = backoff
+        self._backoff = Backoff(*backoff)  # a bad pair fails here, not in the thread
         self._thread: threading.Thread | None = None
 
     # -- read side ----------------------------------------------------------------------------
@@ -89,7 +90,7 @@ class PrefixWatcher:
     # -- the loop -----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        delay = self._backoff[0]
+        backoff = self._backoff
         need_read = True
         while not self._stop.is_set():
             try:
@@ -100,19 +101,18 @@ class PrefixWatcher:
                     need_read = self._history_lost()
                     if need_read:
                         continue
-                delay = self._backoff[0]
+                backoff.reset()
                 need_read = self._follow()
             except EtcdClosedError:
                 return
             except EtcdError as exc:
                 _log.debug("watch on %s interrupted: %s", self.prefix, exc)
-                self._stop.wait(delay)
-                delay = min(self._backoff[1], delay * 2)
+                self._stop.wait(backoff.next())
             except Exception:  # a listener bug must not end discovery
                 if self._client.closed:
                     return
                 _log.exception("watch on %s: unexpected error", self.prefix)
-                self._stop.wait(delay)
+                self._stop.wait(backoff.next())
 
     def _read_all(self) -> None:
         read = self._client.get_prefix(self.prefix)

@@ -127,9 +127,7 @@ def test_instances_re_register_after_etcd_loses_its_data(
     wait_until(lambda: ids(directory) == {"a"}, message="registered")
     etcd.restart(wipe=True)
     # The wiped cluster has no lease: the next refresh finds it gone and registers again.
-    wait_until(
-        lambda: client.get("/services/order/a") is not None, timeout=TTL + 3, message="re-registered"
-    )
+    wait_until(lambda: stored(client, "/services/order/a"), timeout=TTL + 3, message="re-registered")
     wait_until(lambda: ids(directory) == {"a"}, message="directory sees it again")
     registration.deregister()
 
@@ -151,6 +149,14 @@ def test_watch_resumes_after_an_etcd_restart_without_missing_a_change(
     )
     client.delete("/services/order/one")
     wait_until(lambda: ids(directory) == {"two"}, message="changes after the restart")
+
+
+def stored(client: EtcdClient, key: str) -> bool:
+    """Whether ``key`` is in etcd; False while the client cannot reach it yet (just restarted)."""
+    try:
+        return client.get(key) is not None
+    except EtcdError:
+        return False
 
 
 def succeeds(write: Callable[[], object]) -> bool:
