@@ -174,7 +174,12 @@ def test_watch_re_reads_when_etcd_history_is_gone(
         client.put(f"/services/order/i{i}", instance(iid=f"i{i}").to_json())
     wait_until(lambda: len(ids(directory)) == 5, message="five instances")
     etcd.restart(wipe=True)  # revision back to 1: resuming from ours would wait forever
-    client.put("/services/order/fresh", instance(iid="fresh").to_json())
+    # The test's own client may still be reconnecting to the restarted etcd: retry the write.
+    fresh = instance(iid="fresh").to_json()
+    wait_until(
+        lambda: succeeds(lambda: client.put("/services/order/fresh", fresh)),
+        message="etcd taking writes again",
+    )
     wait_until(lambda: ids(directory) == {"fresh"}, message="state re-read after the wipe")
 
 
