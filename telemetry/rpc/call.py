@@ -183,7 +183,8 @@ class CallState:
         self.exception: BaseException | None = None
         self.msgs_received = 0
         self.msgs_sent = 0
-        # Client only: the timeout to send and metadata concerns add (trace context, ...).
+        # Client only: the timeout to send, and metadata concerns add to the call (trace context,
+        # ...): a list of (key, value) a concern creates if None and appends to.
         self.timeout: float | None = None
         self.outgoing_metadata: list[tuple[str, str]] | None = None
         self.target = ""
@@ -199,8 +200,3 @@ class CallState:
         # Client, single response: an AnswerCall, set by a concern when the call failed but has a
         # fallback answer (its trailing metadata tells the caller it was a fallback).
         self.answer: Any = _NO_ANSWER
-
-    def add_outgoing_metadata(self, key: str, value: str) -> None:
-        if self.outgoing_metadata is None:
-            self.outgoing_metadata = []
-        self.outgoing_metadata.append((key, value))
