@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import http.client
-import os
 import random
 import signal
 import threading
@@ -194,10 +193,7 @@ class LoadGenerator:
 
 
 def main() -> None:
-    settings = config.load("loadgen")
-    for variable, key in (("LOADGEN_TARGET", "target"), ("LOADGEN_RATE", "rate")):
-        if os.environ.get(variable):  # the names docker-compose.yml uses
-            settings[key] = config.parse(variable, os.environ[variable], settings[key])
+    settings = config.load("loadgen")  # SHOP_TARGET, SHOP_RATE ... as for every service
     tel = telemetry.init(service_name="loadgen")
     generator = LoadGenerator(tel, settings)
     for sig in (signal.SIGTERM, signal.SIGINT):

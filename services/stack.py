@@ -306,8 +306,8 @@ class NativeStack:
     def _start_loadgen(self) -> None:
         env = {
             **self._service_env("loadgen"),
-            "LOADGEN_TARGET": self.gateway_url,
-            "LOADGEN_RATE": str(self.loadgen_rate),
+            "SHOP_TARGET": self.gateway_url,
+            "SHOP_RATE": str(self.loadgen_rate),
         }
         metrics = self.metrics_url("loadgen")
         self._spawn("loadgen", [sys.executable, "-m", "services.loadgen"],
