@@ -74,10 +74,7 @@ class ClientDeadline:
         self._clock = clock
 
     def on_start(self, state: CallState) -> None:
-        value = _deadline.get()
-        if value is None:  # the usual case outside a handler: no call to _left
-            return
-        left = _left(value, self._clock)
+        left = _left(_deadline.get(), self._clock)
         if left is None:
             return
         if left <= 0:

@@ -19,10 +19,10 @@ from typing import Any
 import grpc
 import orjson
 
-from telemetry.logging.pipeline import LEVELS, PIPELINE, REDACTED, current_call
-from telemetry.logging.render import iso_time
+from telemetry.logging.pipeline import PIPELINE, REDACTED, current_call
+from telemetry.logging.render import FIRST_KEYS, iso_time
 from telemetry.rpc.call import CallState, MethodInfo, RpcKind, Side, go_code_name
-from telemetry.tracing.rpcspan import IS_VALID, SPAN_ID, TRACE_ID
+from telemetry.tracing.concern import span_ids
 
 _C = grpc.StatusCode
 _SERVER_LEVELS = {
@@ -109,7 +109,7 @@ class AccessLog:
             level = _SERVER_LEVELS.get(code, "error") if self.side is Side.SERVER else "warning"
         wanted = self._all or (self._errors and code != grpc.StatusCode.OK)
         quiet = not wanted or state.info.service in self._excluded
-        if state.exception is None and (quiet or LEVELS[level] < PIPELINE.min_level):
+        if state.exception is None and (quiet or not PIPELINE.enabled_for(level)):
             return
         # The line is built on the writer thread from a snapshot of plain values: holding the call
         # state (and through it grpc's call objects) until the writer runs would keep dozens of
@@ -199,12 +199,7 @@ class AccessLog:
 # The keys of a line json_line writes (redaction of any of them needs the general path).
 _PLAIN_LINE_KEYS = frozenset(
     (
-        "timestamp",
-        "level",
-        "service",
-        "event",
-        "trace_id",
-        "span_id",
+        *FIRST_KEYS,
         "grpc.component",
         "grpc.service",
         "grpc.method",
@@ -267,9 +262,7 @@ class _Finished:
         self.details = state.details
         self.duration = state.duration
         self.address = state.peer if access_log.side is Side.SERVER else state.target
-        span = state.span  # span_ids(state), inline (once per access line)
-        ctx = span.get_span_context() if span is not None else None
-        self.ids = (ctx[TRACE_ID], ctx[SPAN_ID]) if ctx is not None and ctx[IS_VALID] else None
+        self.ids = span_ids(state)
         self.msgs_received = state.msgs_received
         self.msgs_sent = state.msgs_sent
         self.metadata = state.metadata if access_log.log_metadata else None

@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-_FIRST = ("timestamp", "level", "service", "event", "trace_id", "span_id")
+# The keys every line starts with, in this order.
+FIRST_KEYS = ("timestamp", "level", "service", "event", "trace_id", "span_id")
 
 
 _second: tuple[int, str] = (0, "1970-01-01T00:00:00")  # the last second formatted, and its text
@@ -38,7 +39,7 @@ def _iso(ts: Any) -> Any:
 
 
 def render_json(event: dict[str, Any]) -> str:
-    ordered = {key: event[key] for key in _FIRST if key in event}
+    ordered = {key: event[key] for key in FIRST_KEYS if key in event}
     if "timestamp" in ordered:
         ordered["timestamp"] = _iso(ordered["timestamp"])
     for key, value in event.items():
@@ -48,7 +49,7 @@ def render_json(event: dict[str, Any]) -> str:
 
 
 def render_console(event: dict[str, Any]) -> str:
-    rest = {k: v for k, v in event.items() if k not in _FIRST and k != "exception"}
+    rest = {k: v for k, v in event.items() if k not in FIRST_KEYS and k != "exception"}
     head = (
         f"{_iso(event.get('timestamp', ''))} {str(event.get('level', '')).upper():<7} "
         f"[{event.get('service', '-')}] {event.get('event', '')}"

@@ -93,12 +93,11 @@ class _UnaryResponse(_Multicallable):
             except RejectCall as reject:
                 raise FailedCall(reject.code, reject.details, reject.trailing_metadata) from None
             state.msgs_sent = 1
-        added = state.outgoing_metadata  # outgoing_metadata(metadata, state), inline
-        if added:
-            metadata = tuple(added) if metadata is None else (*tuple(metadata), *added)
         try:
             # grpc's plain call, not with_call: no Call object to build and ask for its code.
-            response = self._inner(request, timeout=state.timeout, metadata=metadata, **options)
+            response = self._inner(
+                request, timeout=state.timeout, metadata=outgoing_metadata(metadata, state), **options
+            )
         except grpc.RpcError as error:  # the error is also the finished Call
             runner.finish(state, error)
             raise

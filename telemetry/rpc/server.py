@@ -43,13 +43,13 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
         if not streaming_in:
             return new_handler(handler, info.kind, self._unary(behavior, info))
 
-        def single_response(request: Any, context: Any) -> Any:
-            return self._single_response(behavior, info, streaming_in, request, context)
+        def stream_request(requests: Any, context: Any) -> Any:
+            return self._stream_request(behavior, info, requests, context)
 
-        return new_handler(handler, info.kind, single_response)
+        return new_handler(handler, info.kind, stream_request)
 
     def _unary(self, behavior: Any, info: MethodInfo) -> Any:
-        """The unary behaviour: what _single_response does for one request, in one function.
+        """The unary behaviour: _begin, the handler and finish_returned, in one function.
         Every call runs it, between grpc's C work, on a cold interpreter: each function layer
         costs ~1 us there, so the layers are folded in (benchmarks/RESULTS.md, overhead)."""
         chain = self.chain
@@ -97,17 +97,14 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
             self.chain.message(state, True)
         return state
 
-    def _single_response(
-        self, behavior: Any, info: MethodInfo, streaming_in: bool, request: Any, context: Any
-    ) -> Any:
+    def _stream_request(self, behavior: Any, info: MethodInfo, requests: Any, context: Any) -> Any:
+        """A request stream, one response (unary calls take :meth:`_unary`)."""
         try:
-            state = self._begin(info, streaming_in, request, context)
+            state = self._begin(info, True, requests, context)
         except AnswerCall as answer:  # a fallback stands in for the handler
             return answer.response
-        if streaming_in:
-            request = self._count_requests(request, state)
         try:
-            response = behavior(request, context)
+            response = behavior(self._count_requests(requests, state), context)
         except Exception as exc:
             self._fail(state, exc, context)  # raises
         if self.finish_returned(state, context):

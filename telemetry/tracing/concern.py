@@ -13,12 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from telemetry.rpc.call import CallState, MethodInfo, Side
 from telemetry.tracing import fastcontext
-from telemetry.tracing.fastcontext import SPAN_KEY
 from telemetry.tracing.otlp_encoding import SpanTemplate
 from telemetry.tracing.rpcspan import IS_VALID, SPAN_ID, TRACE_ID, RpcSpan, RpcTracer
 
@@ -148,11 +146,10 @@ class ServerTracing(_Tracing):
         if template is None:
             return
         parent, context = self._propagation.extract(state.metadata, not self._live.fast_path)
-        peer = _peer_attributes_cache.get(state.peer) or peer_attributes(state.peer)
+        peer = peer_attributes(state.peer)
         span = self._tracer.start(template, parent, context, SpanKind.SERVER, peer)
         state.span = span
-        # fastcontext.with_span, inline (this runs on every traced call)
-        state.span_token = fastcontext.attach(Context({**context, SPAN_KEY: span}))
+        state.span_token = fastcontext.attach(fastcontext.with_span(span, context))
 
     def on_finish(self, state: CallState) -> None:
         span = state.span
@@ -187,13 +184,7 @@ class ClientTracing(_Tracing):
         if template is None:
             return
         current = fastcontext.get_current()
-        current_span = current.get(SPAN_KEY)  # fastcontext.current_span, inline
-        # (isinstance with Span, an ABC, runs ABCMeta's Python __instancecheck__: test None first)
-        parent = (
-            current_span.get_span_context()
-            if current_span is not None and isinstance(current_span, Span)
-            else None
-        )
+        parent = fastcontext.current_span(current).get_span_context()
         span = self._tracer.start(template, parent, current, SpanKind.CLIENT)
         state.span = span
         headers = state.outgoing_metadata

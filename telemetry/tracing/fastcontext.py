@@ -65,4 +65,5 @@ def with_span(span: Span, context: Context) -> Context:
 def current_span(context: Context) -> Any:
     """``trace.get_current_span(context)``."""
     span = context.get(SPAN_KEY)
-    return span if isinstance(span, Span) else INVALID_SPAN
+    # None first: isinstance with Span, an ABC, runs ABCMeta's Python __instancecheck__.
+    return span if span is not None and isinstance(span, Span) else INVALID_SPAN

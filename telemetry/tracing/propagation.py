@@ -20,9 +20,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Trace
 
 from telemetry.tracing import fastcontext
 from telemetry.tracing.fastcontext import BAGGAGE_KEY
-from telemetry.tracing.rpcspan import EMPTY_TRACE_STATE
-
-_new_tuple = tuple.__new__
+from telemetry.tracing.rpcspan import EMPTY_TRACE_STATE, valid_span_context
 
 _TRACEPARENT = re.compile(r"^\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\s*$")
 _EMPTY = Context()
@@ -41,9 +39,7 @@ def parse_traceparent(header: str, tracestate: str | None) -> SpanContext | None
     if not trace_id or not span_id:
         return None
     state = TraceState.from_header([tracestate]) if tracestate else EMPTY_TRACE_STATE
-    flags = TraceFlags(int(flags_hex, 16))
-    # rpcspan.valid_span_context, inline: the ids were just checked
-    return _new_tuple(SpanContext, (trace_id, span_id, True, flags, state, True))
+    return valid_span_context(trace_id, span_id, True, TraceFlags(int(flags_hex, 16)), state)
 
 
 class W3CPropagation:

@@ -182,19 +182,13 @@ class RpcSpan(trace.Span):
         self._tracer.on_end(self)
 
     def end_ok(self, status_code_name: str) -> None:
-        """``set_attribute("rpc.response.status_code", status_code_name)`` then ``end()``, as one
-        call: the tracing concern's path for a call that ended OK."""
-        if self._end_ns:
-            return
-        if self._attributes is None:
-            self._attributes = {}
-        self._attributes["rpc.response.status_code"] = status_code_name
-        self._end_ns = time.time_ns()
-        tracer = self._tracer
-        if tracer.export_only is not None:  # on_end's usual case, inline
-            tracer.export_only(self.export_record())
-        else:
-            tracer.on_end(self)
+        """``set_attribute("rpc.response.status_code", status_code_name)`` then ``end()``: the
+        tracing concern's path for a call that ended OK (no set_attribute call)."""
+        if not self._end_ns:
+            if self._attributes is None:
+                self._attributes = {}
+            self._attributes["rpc.response.status_code"] = status_code_name
+            self.end()
 
     # -- export --------------------------------------------------------------------------------
 
@@ -273,8 +267,6 @@ class RpcTracer:
         self._resource = resource
         self._export = export  # SpanExportPipeline, or None
         self._processors = tuple(processors)
-        # Where an ended span's record goes when that is all on_end does (no SDK processors).
-        self.export_only = export.add if export is not None and not self._processors else None
         self._getrandbits = random.getrandbits
 
     @property
@@ -306,8 +298,7 @@ class RpcTracer:
         if self._live.fast_path:
             if parent is None or self._samples_all or parent[TRACE_FLAGS] & TraceFlags.SAMPLED:
                 state = parent[TRACE_STATE] if parent is not None else EMPTY_TRACE_STATE
-                # valid_span_context, inline (every sampled span)
-                context = _new_tuple(SpanContext, (trace_id, span_id, False, _SAMPLED, state, True))
+                context = valid_span_context(trace_id, span_id, False, _SAMPLED, state)
                 own = attributes.copy() if attributes else None
                 return RpcSpan(self, template, context, parent, own)
             return NonRecordingSpan(

@@ -49,6 +49,16 @@ def warm(limiter: AdaptiveLimiter, clock: FakeClock) -> None:
         run_bucket(limiter, clock, 100, 0.010)
 
 
+def pressed(cpu: Signal, clock: FakeClock) -> AdaptiveLimiter:
+    """A warmed limiter whose CPU has just gone to 0.9 (over the 0.8 threshold), in a 5-s window
+    that keeps the warm-up's pass rate while no call completes during the test."""
+    limiter = make(cpu, clock, window=5.0, buckets=50)
+    warm(limiter, clock)
+    cpu.value = 0.9
+    clock.advance(BUCKET)
+    return limiter
+
+
 def fill(limiter: AdaptiveLimiter, up_to: int) -> None:
     while limiter.in_flight < up_to:
         assert limiter.try_acquire()
@@ -135,11 +145,7 @@ def test_limit_shrinks_as_cpu_rises_above_the_threshold() -> None:
 
 def test_cool_off_keeps_shedding_after_cpu_drops_then_stops() -> None:
     clock, cpu = FakeClock(), Signal(0.3)
-    # A 5-s window keeps the warm-up's pass rate while no call completes during the test.
-    limiter = make(cpu, clock, window=5.0, buckets=50)
-    warm(limiter, clock)
-    cpu.value = 0.9
-    clock.advance(BUCKET)
+    limiter = pressed(cpu, clock)
     assert limiter.limit == 6  # round(11 * 0.5)
     fill(limiter, 6)
     assert not limiter.try_acquire()
@@ -362,10 +368,7 @@ def test_admission_cap_is_none_without_pressure_and_the_limit_under_it() -> None
 
 def test_a_shed_elsewhere_starts_the_cool_off_like_a_shed_here() -> None:
     clock, cpu = FakeClock(), Signal(0.3)
-    limiter = make(cpu, clock, window=5.0, buckets=50)
-    warm(limiter, clock)
-    cpu.value = 0.9
-    clock.advance(BUCKET)
+    limiter = pressed(cpu, clock)
     limiter.shed_elsewhere()
     assert limiter.reason == "cpu" and limiter.last_shed == clock()
     cpu.value = 0.3
