@@ -1,10 +1,11 @@
 """Whole-chain deadline propagation.
 
-grpc Python does not carry a handler's remaining deadline into the calls it makes (Go does). The
-server concern records the incoming call's absolute deadline in a ContextVar; the client concern sends
-``min(explicit timeout, remaining)`` and refuses with DEADLINE_EXCEEDED, without touching the network,
-when nothing remains. :func:`deadline_scope` sets a chain deadline at an entry point that is not a gRPC
-server (an HTTP gateway, a batch job).
+grpc Python does not carry a handler's remaining deadline into the calls it makes (Go does). On a
+server with :class:`ServerDeadline` the call being served (made current by the server's concern
+chain) carries its deadline; the client concern sends ``min(explicit timeout, remaining)`` and refuses
+with DEADLINE_EXCEEDED, without touching the network, when nothing remains. :func:`deadline_scope` sets
+a chain deadline at an entry point that is not a gRPC server (an HTTP gateway, a batch job), or a
+closer one inside a handler.
 """
 
 from __future__ import annotations
@@ -13,39 +14,35 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
 
 import grpc
 
-from telemetry.rpc.call import CallState, RejectCall
+from telemetry.rpc.call import CallState, MethodInfo, RejectCall, current_call
 
-# The chain deadline: an absolute time on the monotonic clock (set by deadline_scope), or the
-# incoming call's servicer context, asked only when an outgoing call or remaining() needs it.
-_deadline: ContextVar[Any] = ContextVar("telemetry_deadline", default=None)
+# A deadline_scope's deadline: an absolute time on the monotonic clock. It holds the served call's
+# deadline too when set inside a handler, so it is asked first.
+_deadline: ContextVar[float | None] = ContextVar("telemetry_deadline", default=None)
 
 # Sync grpc reports "no deadline" as a huge time_remaining(), aio as None; beyond a year is none.
 _NO_DEADLINE = 365 * 24 * 3600.0
 
 
-def _left(value: Any, clock: Callable[[], float]) -> float | None:
-    """Seconds left of a ``_deadline`` value, or None when there is no deadline."""
-    if value is None:
-        return None
-    if isinstance(value, float):
-        return value - clock()
-    left = value.time_remaining()
-    return None if left is None or left > _NO_DEADLINE else max(left, 0.0)
-
-
 def remaining(clock: Callable[[], float] = time.monotonic) -> float | None:
     """Seconds left of the current chain deadline, or None when there is none."""
-    return _left(_deadline.get(), clock)
+    scoped = _deadline.get()
+    if scoped is not None:
+        return scoped - clock()
+    call = current_call.get()
+    if call is None or ServerDeadline not in call.info.extras:
+        return None
+    left = call.context.time_remaining()  # asked only here: most calls never need it
+    return None if left is None or left > _NO_DEADLINE else max(left, 0.0)
 
 
 @contextmanager
 def deadline_scope(timeout: float, clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
     """Calls made inside get at most ``timeout`` seconds (or less, if an outer deadline is closer)."""
-    outer = _left(_deadline.get(), clock)
+    outer = remaining(clock)
     token = _deadline.set(clock() + (timeout if outer is None else min(outer, timeout)))
     try:
         yield
@@ -54,17 +51,10 @@ def deadline_scope(timeout: float, clock: Callable[[], float] = time.monotonic) 
 
 
 class ServerDeadline:
-    """Records the incoming call's deadline for the handler and the calls it makes."""
+    """Makes the deadline of the call being served the chain deadline of the calls it makes."""
 
-    def on_start(self, state: CallState) -> None:
-        state.deadline_token = _deadline.set(state.context)  # read lazily: most calls never ask
-
-    def on_finish(self, state: CallState) -> None:
-        if state.deadline_token is not None:
-            try:  # noqa: SIM105 - contextlib.suppress costs a context manager on every call
-                _deadline.reset(state.deadline_token)
-            except ValueError:  # finished in another context (a done-callback): nothing to undo
-                pass
+    def prepare(self, info: MethodInfo) -> None:
+        info.extras[ServerDeadline] = True  # what remaining() looks for: no per-call work
 
 
 class ClientDeadline:
@@ -74,7 +64,7 @@ class ClientDeadline:
         self._clock = clock
 
     def on_start(self, state: CallState) -> None:
-        left = _left(_deadline.get(), self._clock)
+        left = remaining(self._clock)
         if left is None:
             return
         if left <= 0:
@@ -84,6 +74,3 @@ class ClientDeadline:
             )
         if state.timeout is None or left < state.timeout:
             state.timeout = left
-
-    def on_finish(self, state: CallState) -> None:
-        pass

@@ -29,7 +29,7 @@ from telemetry.governance.keyed import KeyedLimiter
 from telemetry.governance.observe import DEFERRED, FALLBACK, REJECTED, RETRIED
 from telemetry.rpc.call import AnswerCall, CallState, RejectCall, RpcKind, has_answer
 from telemetry.rpc.executor import queue_delay
-from telemetry.tracing.concern import peer_host_port
+from telemetry.tracing.concern import PEER_HOST_PORT
 
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
 DECISION_KEY = "x-governance"  # trailing metadata naming the mechanism that refused or answered
@@ -319,7 +319,7 @@ def call_key(state: CallState, source: str) -> str:
     """The value a keyed limit is keyed by: ``peer`` (client host), ``metadata:<name>`` or
     ``baggage:<name>``; "" when the call does not carry it."""
     if source == "peer":
-        return peer_host_port(state.peer)[0]
+        return PEER_HOST_PORT[state.peer][0]
     kind, _, name = source.partition(":")
     if kind == "metadata":
         for key, value in state.metadata:

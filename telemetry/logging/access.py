@@ -19,7 +19,8 @@ from typing import Any
 import grpc
 import orjson
 
-from telemetry.logging.pipeline import PIPELINE, REDACTED, current_call
+from telemetry.computed_cache import ComputedCache
+from telemetry.logging.pipeline import PIPELINE, REDACTED
 from telemetry.logging.render import FIRST_KEYS, iso_time
 from telemetry.rpc.call import CallState, MethodInfo, RpcKind, Side, go_code_name
 from telemetry.tracing.concern import span_ids
@@ -54,7 +55,7 @@ _SERVER_LEVELS = {
 
 
 class AccessLog:
-    """Writes the access line; on the server it also scopes :func:`add_log_fields` to the call."""
+    """Writes the access line; on the server it also names the service for the handler's lines."""
 
     logs_exceptions = True
 
@@ -82,6 +83,8 @@ class AccessLog:
         self._json_head = _json_members({"service": service_name, "event": "finished call"})
 
     def prepare(self, info: MethodInfo) -> None:
+        if self.side is Side.SERVER:
+            info.owner = self._service
         info.extras[self] = _MethodFields(
             {
                 "grpc.component": info.side.value,
@@ -91,17 +94,7 @@ class AccessLog:
             }
         )
 
-    def on_start(self, state: CallState) -> None:
-        if self.side is Side.SERVER:
-            state.service = self._service
-            state.service_token = current_call.set(state)
-
     def on_finish(self, state: CallState) -> None:
-        if state.service_token is not None:
-            try:  # noqa: SIM105 - contextlib.suppress costs a context manager on every call
-                current_call.reset(state.service_token)
-            except ValueError:  # finished in another context: nothing to undo
-                pass
         code = state.code
         if code is _C.OK:  # most calls; status codes are enums, whose hashing runs in Python
             level = "info"
@@ -168,11 +161,7 @@ class AccessLog:
         ids = ""
         if done.ids is not None:
             ids = f'"trace_id":"{done.ids[0]:032x}","span_id":"{done.ids[1]:016x}",'
-        address = _json_strings.get(done.address)
-        if address is None:
-            if len(_json_strings) >= 4096:
-                _json_strings.clear()
-            address = _json_strings[done.address] = orjson.dumps(done.address).decode()
+        address = _JSON_STRINGS[done.address]
         # Code names are plain ASCII words, and a float's repr is the shortest text that reads back
         # as it, as orjson writes it (a test compares the two on many values).
         return (
@@ -212,7 +201,7 @@ _PLAIN_LINE_KEYS = frozenset(
 
 
 # Peer addresses as JSON strings: each connection's calls share one.
-_json_strings: dict[str, str] = {}
+_JSON_STRINGS: ComputedCache[str, str] = ComputedCache(lambda text: orjson.dumps(text).decode())
 
 
 def _json_members(fields: dict[str, Any]) -> str:

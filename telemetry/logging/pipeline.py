@@ -14,7 +14,6 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, MutableMapping
-from contextvars import ContextVar
 from typing import Any, TextIO
 
 import structlog
@@ -23,15 +22,12 @@ from opentelemetry import trace
 from telemetry.config import DEFAULT_SENSITIVE_KEYS
 from telemetry.logging.render import render_console, render_json
 from telemetry.logging.writer import AsyncLineWriter, DeferredEvent
-from telemetry.rpc.call import CallState
+from telemetry.rpc.call import current_call
 
 Sink = Callable[[dict[str, Any]], None]
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 REDACTED = "[REDACTED]"
-
-# The call being served in this context: its service name and the fields handlers add to its line.
-current_call: ContextVar[CallState | None] = ContextVar("telemetry_current_call", default=None)
 
 
 class LogPipeline:
@@ -105,7 +101,7 @@ def add_context_fields(event: dict[str, Any]) -> dict[str, Any]:
     event.setdefault("timestamp", time.time())
     if "service" not in event:
         call = current_call.get()
-        event["service"] = (call.service if call is not None else None) or PIPELINE.default_service
+        event["service"] = (call.info.owner if call is not None else None) or PIPELINE.default_service
     if "trace_id" not in event:
         ctx = trace.get_current_span().get_span_context()
         if ctx.is_valid:

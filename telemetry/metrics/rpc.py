@@ -72,33 +72,36 @@ class MethodStats:
         self._exemplar_at = [-EXEMPLAR_INTERVAL] * (len(bounds) + 1)
         self.sum = 0.0
 
-    def start(self) -> None:
+    # The call hooks of the metrics concern for this method (see RpcMetricsConcern.for_method).
+
+    def on_start(self, state: CallState) -> None:
         with self._lock:
             self.started += 1
             self.in_flight += 1
 
-    def message(self, received: bool) -> None:
+    def on_message(self, state: CallState, received: bool) -> None:
         with self._lock:
             if received:
                 self.received += 1
             else:
                 self.sent += 1
 
-    def finish(
-        self, code: grpc.StatusCode, seconds: float, call: CallState, received: int, sent: int
-    ) -> None:
-        """``call``: the call, for its trace id as an exemplar when its span is sampled.
-        ``received``/``sent``: messages not yet counted live (those of unary calls)."""
+    def on_finish(self, state: CallState) -> None:
+        """Count the end of a call: its code, duration (with the call's trace id as an exemplar
+        when its span is sampled) and, for unary calls, its messages (streams count them live)."""
+        seconds = state.duration
         index = bisect.bisect_left(self._bounds, seconds)  # first bucket with le >= seconds
         exemplar = None
         # A scrape keeps one exemplar per bucket: refreshing it once a second is plenty, and only
         # then is the trace id worth formatting. (An unlocked read: a race costs at most one
         # extra refresh.)
         now = time.monotonic()
-        if now - self._exemplar_at[index] >= EXEMPLAR_INTERVAL and is_sampled(call):
-            ids = trace_ids(call)
+        if now - self._exemplar_at[index] >= EXEMPLAR_INTERVAL and is_sampled(state):
+            ids = trace_ids(state)
             if ids is not None:
                 exemplar = Exemplar({"trace_id": ids[0]}, seconds, time.time())
+        code = state.code
+        unary = state.info.kind is RpcKind.UNARY
         with self._lock:
             self.in_flight -= 1
             if code is _OK:  # status codes are enums, whose hashing runs in Python
@@ -107,8 +110,9 @@ class MethodStats:
                 self.handled[code] = self.handled.get(code, 0) + 1
             self.buckets[index] += 1
             self.sum += seconds
-            self.received += received
-            self.sent += sent
+            if unary:
+                self.received += state.msgs_received
+                self.sent += state.msgs_sent
             if exemplar is not None:
                 self._exemplar_at[index] = now
                 self.exemplars[index] = exemplar
@@ -208,26 +212,11 @@ def _float_text(value: float) -> str:
 
 
 class RpcMetricsConcern:
-    """Counts and times every call on one side."""
+    """Counts and times every call on one side: each method's calls run the hooks of its
+    :class:`MethodStats`."""
 
     def __init__(self, metrics: SideMetrics) -> None:
         self._metrics = metrics
 
-    def prepare(self, info: MethodInfo) -> None:
-        info.extras[self] = self._metrics.stats(info)
-
-    def on_start(self, state: CallState) -> None:
-        state.info.extras[self].start()
-
-    def on_message(self, state: CallState, received: bool) -> None:
-        state.info.extras[self].message(received)
-
-    def on_finish(self, state: CallState) -> None:
-        unary = state.info.kind is RpcKind.UNARY  # unary messages are counted here, not live
-        state.info.extras[self].finish(
-            state.code,
-            state.duration,
-            state,
-            state.msgs_received if unary else 0,
-            state.msgs_sent if unary else 0,
-        )
+    def for_method(self, info: MethodInfo) -> MethodStats:
+        return self._metrics.stats(info)

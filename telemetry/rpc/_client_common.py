@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from time import perf_counter
 from typing import Any
 
@@ -58,12 +58,3 @@ class ClientAdapterBase:
         elif not state.info.streams_responses:
             self.chain.message(state, True)  # a response stream counted each message as it came
         self.chain.finish(state)
-
-
-def outgoing_metadata(metadata: Any, state: CallState) -> Sequence[tuple[str, Any]] | None:
-    """The caller's metadata plus what concerns added (trace context, baggage ...)."""
-    if not state.outgoing_metadata:
-        return metadata  # type: ignore[no-any-return]
-    if metadata is None:
-        return tuple(state.outgoing_metadata)
-    return (*tuple(metadata), *state.outgoing_metadata)

@@ -23,7 +23,7 @@ class ServerAdapterBase:
     """Wraps each method handler once and caches it, keyed by method and the handler it wraps."""
 
     def __init__(self, concerns: Iterable[Concern]) -> None:
-        self.chain = ConcernChain(concerns)
+        self.chain = ConcernChain(concerns, serving=True)
         # Someone must log an unexpected handler exception with its stack; the access log does.
         self._logs_exceptions = any(getattr(c, "logs_exceptions", False) for c in self.chain.concerns)
         self._cache: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}

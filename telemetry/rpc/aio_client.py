@@ -18,7 +18,7 @@ import grpc
 import grpc.aio
 
 from telemetry import deadline
-from telemetry.rpc._client_common import ClientAdapterBase, outgoing_metadata
+from telemetry.rpc._client_common import ClientAdapterBase
 from telemetry.rpc.call import AnswerCall, CallState, RejectCall, RpcKind, has_answer
 from telemetry.rpc.concern import Concern, ConcernChain
 
@@ -116,7 +116,7 @@ class AioClientInterceptor(
         new_details = grpc.aio.ClientCallDetails(
             details.method,
             state.timeout,
-            outgoing_metadata(details.metadata, state),
+            state.outgoing_metadata or details.metadata,
             details.credentials,
             details.wait_for_ready,
         )

@@ -8,7 +8,8 @@ call state, so the sync and aio adapters for all four RPC kinds drive the same c
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
@@ -72,17 +73,25 @@ def split_method(full_method: str) -> tuple[str, str]:
     return "unknown", full_method.strip("/") or "unknown"
 
 
+# A concern and one of its call hooks for a method (a bound ``on_start``, ``on_finish``, ...).
+Hook = tuple[object, Callable[..., None]]
+
+
 class MethodInfo:
     """What is fixed for one method on one side; built once and cached by the adapters."""
 
     __slots__ = (
         "extras",
+        "finishers",
         "full_method",
         "kind",
+        "message_hooks",
         "method",
+        "owner",
         "rpc_method",
         "service",
         "side",
+        "starters",
         "streams_requests",
         "streams_responses",
     )
@@ -95,6 +104,13 @@ class MethodInfo:
         self.streams_requests = kind in (RpcKind.CLIENT_STREAM, RpcKind.BIDI_STREAM)
         self.streams_responses = kind in (RpcKind.SERVER_STREAM, RpcKind.BIDI_STREAM)
         self.side = side
+        # The name of the telemetry service serving the method, for the lines its handler logs
+        # (set by the server's access log; None: the process's default service).
+        self.owner: str | None = None
+        # The call hooks of the chain's concerns for this method, resolved by ConcernChain.prepare.
+        self.starters: tuple[Hook, ...] = ()
+        self.message_hooks: tuple[Hook, ...] = ()
+        self.finishers: tuple[Hook, ...] = ()
         # Per-method precomputed data owned by concerns (e.g. metric children), keyed by concern.
         self.extras: dict[object, Any] = {}
 
@@ -140,9 +156,9 @@ class CallState:
 
     __slots__ = (
         "answer",
+        "call_token",
         "code",
         "context",
-        "deadline_token",
         "details",
         "duration",
         "exception",
@@ -156,8 +172,6 @@ class CallState:
         "peer",
         "request",
         "response",
-        "service",
-        "service_token",
         "span",
         "span_token",
         "start",
@@ -183,16 +197,15 @@ class CallState:
         self.exception: BaseException | None = None
         self.msgs_received = 0
         self.msgs_sent = 0
-        # Client only: the timeout to send, and metadata concerns add to the call (trace context,
-        # ...): a list of (key, value) a concern creates if None and appends to.
+        # Client only: the timeout to send, and the metadata to send when concerns add to the
+        # caller's (trace context, ...): None sends the caller's; the first concern adding a header
+        # starts the list from a copy of ``metadata``, and every concern appends to it.
         self.timeout: float | None = None
         self.outgoing_metadata: list[tuple[str, str]] | None = None
         self.target = ""
         self.span: Any = None
         self.span_token: Any = None
-        self.deadline_token: Any = None
-        self.service: str | None = None  # the serving service, for log lines in the handler
-        self.service_token: Any = None
+        self.call_token: Any = None  # server: resets current_call when the chain finishes
         self.fields: dict[str, Any] | None = None  # access-log fields added by handler code
         self.request: Any = None
         self.response: Any = None
@@ -200,3 +213,8 @@ class CallState:
         # Client, single response: an AnswerCall, set by a concern when the call failed but has a
         # fallback answer (its trailing metadata tells the caller it was a fallback).
         self.answer: Any = _NO_ANSWER
+
+
+# The call being served in this context (set by a server's concern chain from its start to its
+# finish): the fields handler code adds to its access line, its deadline, its service's name.
+current_call: ContextVar[CallState | None] = ContextVar("telemetry_current_call", default=None)

@@ -15,7 +15,6 @@ from typing import Any
 import grpc
 
 from telemetry import deadline
-from telemetry.rpc._client_common import outgoing_metadata
 from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall, RpcKind, has_answer
 from telemetry.rpc.client import AnsweredCall, ClientInterceptor, CountingResponses, FailedCall
 
@@ -61,7 +60,7 @@ class _Multicallable:
         except RejectCall as reject:
             return None, FailedCall(reject.code, reject.details, reject.trailing_metadata)
         call = invoke(
-            request, timeout=state.timeout, metadata=outgoing_metadata(metadata, state), **options
+            request, timeout=state.timeout, metadata=state.outgoing_metadata or metadata, **options
         )
         call.add_done_callback(lambda done: runner.finish(state, done))
         return state, call
@@ -96,7 +95,7 @@ class _UnaryResponse(_Multicallable):
         try:
             # grpc's plain call, not with_call: no Call object to build and ask for its code.
             response = self._inner(
-                request, timeout=state.timeout, metadata=outgoing_metadata(metadata, state), **options
+                request, timeout=state.timeout, metadata=state.outgoing_metadata or metadata, **options
             )
         except grpc.RpcError as error:  # the error is also the finished Call
             runner.finish(state, error)
@@ -117,7 +116,7 @@ class _UnaryResponse(_Multicallable):
         state, request = self._begin(request, timeout, metadata)
         try:
             response, call = self._inner.with_call(
-                request, timeout=state.timeout, metadata=outgoing_metadata(metadata, state), **options
+                request, timeout=state.timeout, metadata=state.outgoing_metadata or metadata, **options
             )
         except grpc.RpcError as error:  # the error is also the finished Call
             runner.finish(state, error)
@@ -148,7 +147,7 @@ class _UnaryResponse(_Multicallable):
                 raise FailedCall(reject.code, reject.details, reject.trailing_metadata) from None
             try:
                 response, call = self._inner.with_call(
-                    sent, timeout=state.timeout, metadata=outgoing_metadata(metadata, state), **options
+                    sent, timeout=state.timeout, metadata=state.outgoing_metadata or metadata, **options
                 )
             except grpc.RpcError as error:
                 runner.finish(state, error)

@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 
-from telemetry.rpc._client_common import ClientAdapterBase, outgoing_metadata
+from telemetry.rpc._client_common import ClientAdapterBase
 from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall, RpcKind
 from telemetry.rpc.concern import Concern, ConcernChain
 
@@ -68,7 +68,7 @@ class ClientInterceptor(
         new_details = _ClientCallDetails(
             details.method,
             state.timeout,
-            outgoing_metadata(details.metadata, state),
+            state.outgoing_metadata or details.metadata,
             details.credentials,
             details.wait_for_ready,
             details.compression,

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from telemetry.computed_cache import ComputedCache
 from telemetry.rpc.call import CallState, MethodInfo, Side
 from telemetry.tracing import fastcontext
 from telemetry.tracing.otlp_encoding import SpanTemplate
@@ -53,36 +54,6 @@ def is_sampled(state: CallState) -> bool:
     return state.span is not None and bool(state.span.get_span_context().trace_flags.sampled)
 
 
-_peer_cache: dict[str, tuple[str, int | None]] = {}
-
-
-def peer_host_port(peer: str) -> tuple[str, int | None]:
-    """:func:`split_host_port` for peers, cached: every call on a connection has the same peer."""
-    cached = _peer_cache.get(peer)
-    if cached is None:
-        if len(_peer_cache) >= 4096:
-            _peer_cache.clear()
-        cached = _peer_cache[peer] = split_host_port(peer)
-    return cached
-
-
-_peer_attributes_cache: dict[str, dict[str, Any]] = {}
-
-
-def peer_attributes(peer: str) -> dict[str, Any]:
-    """``network.peer.address`` / ``.port`` of a server span, cached per peer (do not modify)."""
-    cached = _peer_attributes_cache.get(peer)
-    if cached is None:
-        host, port = split_host_port(peer)
-        cached = {"network.peer.address": host}
-        if port is not None:
-            cached["network.peer.port"] = port
-        if len(_peer_attributes_cache) >= 4096:
-            _peer_attributes_cache.clear()
-        _peer_attributes_cache[peer] = cached
-    return cached
-
-
 def split_host_port(address: str) -> tuple[str, int | None]:
     """Host and port from a peer (``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``) or a target (``dns:///h:5``)."""
     for prefix in ("ipv4:", "ipv6:", "dns:///", "dns:", "unix:", "unix-abstract:"):
@@ -95,6 +66,21 @@ def split_host_port(address: str) -> tuple[str, int | None]:
     if not sep or not port.isdigit():
         return address, None
     return host.strip("[]"), int(port)
+
+
+def _peer_attributes(peer: str) -> dict[str, Any]:
+    host, port = split_host_port(peer)
+    attributes: dict[str, Any] = {"network.peer.address": host}
+    if port is not None:
+        attributes["network.peer.port"] = port
+    return attributes
+
+
+# Every call on a connection has the same peer: the peer's split and its span attributes, cached.
+PEER_HOST_PORT: ComputedCache[str, tuple[str, int | None]] = ComputedCache(split_host_port)
+"""Host and port of a peer (:func:`split_host_port`)."""
+PEER_ATTRIBUTES: ComputedCache[str, dict[str, Any]] = ComputedCache(_peer_attributes)
+"""``network.peer.address`` / ``.port`` of a server span (do not modify the dicts)."""
 
 
 class _Tracing:
@@ -113,12 +99,13 @@ class _Tracing:
         self._untraced = frozenset(untraced_services)
         self._attributes = attributes or {}
 
-    def prepare(self, info: MethodInfo) -> None:
+    def for_method(self, info: MethodInfo) -> _Tracing | None:
+        """Traces the method's calls with its span template; untraced services sit out."""
         if info.service in self._untraced:
-            info.extras[self] = None
-            return
+            return None
         attributes = {"rpc.system.name": "grpc", "rpc.method": info.rpc_method, **self._attributes}
         info.extras[self] = SpanTemplate(info.rpc_method, self._kind, attributes)
+        return self
 
     @staticmethod
     def _end(span: Any, state: CallState, error_codes: frozenset[Any] | None) -> None:
@@ -142,11 +129,9 @@ class ServerTracing(_Tracing):
     _kind = Side.SERVER.name
 
     def on_start(self, state: CallState) -> None:
-        template = state.info.extras.get(self)
-        if template is None:
-            return
+        template = state.info.extras[self]
         parent, context = self._propagation.extract(state.metadata, not self._live.fast_path)
-        peer = peer_attributes(state.peer)
+        peer = PEER_ATTRIBUTES[state.peer]
         span = self._tracer.start(template, parent, context, SpanKind.SERVER, peer)
         state.span = span
         state.span_token = fastcontext.attach(fastcontext.with_span(span, context))
@@ -180,16 +165,14 @@ class ClientTracing(_Tracing):
         super().__init__(tracer, propagation, untraced_services, attributes)
 
     def on_start(self, state: CallState) -> None:
-        template = state.info.extras.get(self)
-        if template is None:
-            return
+        template = state.info.extras[self]
         current = fastcontext.get_current()
         parent = fastcontext.current_span(current).get_span_context()
         span = self._tracer.start(template, parent, current, SpanKind.CLIENT)
         state.span = span
         headers = state.outgoing_metadata
         if headers is None:
-            headers = state.outgoing_metadata = []
+            headers = state.outgoing_metadata = [*state.metadata]
         self._propagation.inject(span.get_span_context(), headers, current)
 
     def on_finish(self, state: CallState) -> None:

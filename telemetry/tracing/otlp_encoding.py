@@ -15,6 +15,8 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from telemetry.computed_cache import ComputedCache
+
 _pack_fixed64 = struct.Struct("<Q").pack
 _pack_ids = struct.Struct(">2sQQ2sQ").pack  # tag, trace id (high, low 64 bits), tag, span id
 _pack_times = struct.Struct("<cQcQ").pack  # tag, start, tag, end (fixed64, little-endian)
@@ -73,23 +75,22 @@ def any_value(value: Any) -> bytes:
     return field_string(1, str(value))
 
 
-# Encoded KeyValue entries for attribute values that repeat (status codes, peer hosts, ports).
-_kv_cache: dict[tuple[int, str, Any], bytes] = {}
-_KV_CACHE_SIZE = 4096
+def _encode_key_value(field: int, key: str, value: Any) -> bytes:
+    return field_bytes(field, field_string(1, key) + field_bytes(2, any_value(value)))
+
+
+# Encoded KeyValue entries for attribute values that repeat (status codes, peer hosts, ports),
+# keyed with the value's type too: True == 1, but they encode differently.
+_KEY_VALUES: ComputedCache[tuple[int, str, Any, type], bytes] = ComputedCache(
+    lambda k: _encode_key_value(k[0], k[1], k[2])
+)
 
 
 def key_value(field: int, key: str, value: Any) -> bytes:
-    cacheable = type(value) in (str, int, bool)
-    if cacheable:
-        cached = _kv_cache.get((field, key, value))
-        if cached is not None:
-            return cached
-    encoded = field_bytes(field, field_string(1, key) + field_bytes(2, any_value(value)))
-    if cacheable:
-        if len(_kv_cache) >= _KV_CACHE_SIZE:
-            _kv_cache.clear()
-        _kv_cache[(field, key, value)] = encoded
-    return encoded
+    kind = type(value)
+    if kind is str or kind is int or kind is bool:
+        return _KEY_VALUES[field, key, value, kind]
+    return _encode_key_value(field, key, value)
 
 
 def key_values(field: int, attributes: Mapping[str, Any]) -> bytes:

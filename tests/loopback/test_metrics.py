@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 import telemetry
 from telemetry.metrics.rpc import SideMetrics
-from telemetry.rpc.call import MethodInfo, RpcKind, Side
+from telemetry.rpc.call import CallState, MethodInfo, RpcKind, Side
 
 METHODS = {
     "unary": "Unary",
@@ -117,7 +117,8 @@ def test_method_label_cardinality_is_bounded(side: str) -> None:
     metrics = SideMetrics(side, (0.1, 1.0), max_methods=2)
     registry.register(metrics)
     for i in range(5):
-        metrics.stats(MethodInfo(f"/svc.S/M{i}", RpcKind.UNARY, Side(side))).start()
+        info = MethodInfo(f"/svc.S/M{i}", RpcKind.UNARY, Side(side))
+        metrics.stats(info).on_start(CallState(info, 0.0, None, ""))
     sample = registry.get_sample_value
     labels = {"grpc_type": "unary", "grpc_service": "svc.S"}
     assert sample(f"grpc_{side}_started_total", {**labels, "grpc_method": "M0"}) == 1
