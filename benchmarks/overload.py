@@ -51,6 +51,21 @@ MULTIPLIERS = (0.5, 1.0, 2.0, 4.0)
 MODES = ("no_limiter", "limiter", "limiter+sre")
 
 
+def _governance_only(service_name: str, rules: dict[str, Any] | None) -> Any:
+    """This package set up for governance alone (no tracing, metrics or access log): what the
+    benchmark measures is the limiter (and throttle), not telemetry's cost."""
+    import telemetry
+
+    return telemetry.init(
+        service_name=service_name,
+        tracing_enabled=False,
+        metrics_port=None,
+        access_log=False,
+        log_level="error",
+        governance=rules,
+    )
+
+
 # -- server process -----------------------------------------------------------------------------
 
 
@@ -59,17 +74,8 @@ def serve(port: int, limiter: bool, work_ms: float, flavour: str, workers: int, 
     import bench_pb2
     import bench_pb2_grpc
 
-    import telemetry
-
     rules = {"adaptive": {"enabled": True, **json.loads(adaptive)}} if limiter else None
-    tel = telemetry.init(
-        service_name="overload",
-        tracing_enabled=False,
-        metrics_port=None,
-        access_log=False,
-        log_level="error",
-        governance=rules,
-    )
+    tel = _governance_only("overload", rules)
     from telemetry.control.faults import burn_cpu
 
     work = work_ms / 1000
@@ -201,17 +207,8 @@ def load(target: str, job: str) -> None:
     def open_channel() -> Any:
         if not spec.get("throttle"):
             return grpc.aio.insecure_channel(target)
-        import telemetry
-
         # Governance only: the generator must stay as cheap per call as the plain channel.
-        tel = telemetry.init(
-            service_name="overload-load",
-            tracing_enabled=False,
-            metrics_port=None,
-            access_log=False,
-            log_level="error",
-            governance={"client": {"methods": {"*": {"throttle": {}}}}},
-        )
+        tel = _governance_only("overload-load", {"client": {"methods": {"*": {"throttle": {}}}}})
         return tel.aio_channel(target, tracing=False, metrics=False, logging=False, deadlines=False)
 
     async def main() -> dict[str, Any]:

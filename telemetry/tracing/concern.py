@@ -94,7 +94,6 @@ class _Tracing:
         attributes: dict[str, Any] | None = None,
     ) -> None:
         self._tracer = tracer
-        self._live = tracer.sampler  # its fast_path says whether the sampler reads the parent
         self._propagation = propagation
         self._untraced = frozenset(untraced_services)
         self._attributes = attributes or {}
@@ -130,7 +129,7 @@ class ServerTracing(_Tracing):
 
     def on_start(self, state: CallState) -> None:
         template = state.info.extras[self]
-        parent, context = self._propagation.extract(state.metadata, not self._live.fast_path)
+        parent, context = self._propagation.extract(state.metadata, self._tracer.reads_parent_context)
         peer = PEER_ATTRIBUTES[state.peer]
         span = self._tracer.start(template, parent, context, SpanKind.SERVER, peer)
         state.span = span
