@@ -174,6 +174,7 @@ def _order_json(reply: pb.OrderReply) -> dict[str, Any]:
         "recommendations": list(reply.recommendations),
         "recommendations_degraded": reply.recommendations_degraded,
         "notification_deferred": reply.notification_deferred,
+        "payment_deferred": reply.payment_deferred,
     }
 
 

@@ -1,7 +1,10 @@
-"""order (grpc.aio): places orders. Reserves stock (inventory) and charges (payment): core, so
-their failure fails the order. Then, concurrently, asks recommendation for suggestions (non-core:
-a default list when it fails) and notification to tell the user (deferred into a bounded queue
-when it fails). Every downstream is reached by service name through etcd, balanced per call.
+"""order (grpc.aio): places orders. Reserves stock (inventory): core, its failure fails the order.
+Charges (payment): core too, but when payment fails or its breaker is open the charge is deferred
+(governance's sync-to-async fallback: queued, sent when payment recovers) and the order is accepted
+with ``payment_deferred``, as shops take orders while a payment provider is down. Then,
+concurrently, asks recommendation for suggestions (non-core: a default list when it fails) and
+notification to tell the user (deferred the same way). Every downstream is reached by service name
+through etcd, balanced per call.
 """
 
 from __future__ import annotations
@@ -64,13 +67,13 @@ class Order(pb_grpc.OrderServicer):
                 timeout=self._timeout("inventory"),
             ),
         )  # fmt: skip
-        charge = await self._core_call(
-            context, "payment", self._payment.Charge(
-                pb.ChargeRequest(order_id=order_id, user=request.user,
-                                 amount_cents=reservation.total_cents, currency=currency),
-                timeout=self._timeout("payment"),
-            ),
+        charging = self._payment.Charge(
+            pb.ChargeRequest(order_id=order_id, user=request.user,
+                             amount_cents=reservation.total_cents, currency=currency),
+            timeout=self._timeout("payment"),
         )  # fmt: skip
+        charge = await self._core_call(context, "payment", charging)
+        payment_deferred = await _decision(charging, "deferred")
         await self._node.simulated_io_async("db.insert order", "db_latency_ms",
                                             **{"db.system.name": "postgresql"})  # fmt: skip
         (skus, degraded), deferred = await asyncio.gather(
@@ -80,10 +83,11 @@ class Order(pb_grpc.OrderServicer):
             order_id=order_id, user=request.user, items=request.items,
             total_cents=reservation.total_cents, currency=currency, payment_id=charge.payment_id,
             recommendations=skus, recommendations_degraded=degraded, notification_deferred=deferred,
+            payment_deferred=payment_deferred,
         )  # fmt: skip
         self._remember(reply)
         log.info("order placed", order_id=order_id, total_cents=reply.total_cents,
-                 degraded=degraded, deferred=deferred)  # fmt: skip
+                 degraded=degraded, deferred=deferred, payment_deferred=payment_deferred)  # fmt: skip
         return reply
 
     async def GetOrder(  # noqa: N802
@@ -123,10 +127,11 @@ class Order(pb_grpc.OrderServicer):
             reply = await call
         except grpc.RpcError:  # no fallback applied (e.g. rules switched off): still non-core
             return list(self._node.settings.get("default_recommendations", [])), True
-        return list(reply.skus), await _fell_back(call)
+        return list(reply.skus), await _decision(call, "fallback")
 
     async def _notify(self, user: str, order_id: str) -> bool:
-        """True when the notification was deferred (queued until notification recovers)."""
+        """True when the notification was deferred (queued until notification recovers); a
+        fallback answer without queueing (deferral off) is not a deferral."""
         call = self._notification.Notify(
             pb.NotifyRequest(user=user, order_id=order_id, channel="email"),
             timeout=self._timeout("notification"),
@@ -136,7 +141,7 @@ class Order(pb_grpc.OrderServicer):
         except grpc.RpcError as error:
             log.warning("notification not sent", order_id=order_id, error=str(error.code()))
             return False
-        return await _fell_back(call)
+        return await _decision(call, "deferred")
 
     def _remember(self, reply: pb.OrderReply) -> None:
         self._orders[reply.order_id] = reply
@@ -144,9 +149,11 @@ class Order(pb_grpc.OrderServicer):
             self._orders.popitem(last=False)
 
 
-async def _fell_back(call: Any) -> bool:
+async def _decision(call: Any, outcome: str) -> bool:
+    """Did governance answer ``call`` with ``outcome`` ("fallback", "deferred")? Its trailing
+    metadata says so: ``x-governance: <outcome>:<mechanism>``."""
     trailing = await call.trailing_metadata()
-    return any(key == GOVERNANCE_KEY and str(value).startswith("fallback") for key, value in
+    return any(key == GOVERNANCE_KEY and str(value).startswith(f"{outcome}:") for key, value in
                (trailing or ()))  # fmt: skip
 
 
@@ -159,6 +166,8 @@ async def build(node: runtime.Node) -> runtime.Servicers:
         )
         governance.register_fallback("demoshop.v1.Notification/Notify",
                                      default=pb.NotifyReply(queued=True))  # fmt: skip
+        # A deferred charge has no payment id yet: payment assigns one when the queue sends it.
+        governance.register_fallback("demoshop.v1.Payment/Charge", default=pb.ChargeReply())
     servicer = Order(node)
 
     def add_servicers(server: Any, _node: runtime.Node) -> Iterable[str]:

@@ -187,9 +187,11 @@ class Telemetry:
         deadlines: bool = True,
         governance: bool = True,
         channel: Callable[[], grpc.Channel] | None = None,
+        retries: bool = True,
     ) -> list[Concern]:
         """The client chain, in order: tracing, access log, metrics, deadline, governance (when
-        the handle has it). ``channel`` makes a channel to ``target`` for deferred calls."""
+        the handle has it). ``channel`` makes a channel to ``target`` for deferred calls;
+        ``retries`` False leaves retrying to the caller (a balanced channel's instances)."""
         cfg = self.config
         concerns = self._concerns(
             (lambda tracer, propagation, untraced: ClientTracing(tracer, propagation, untraced, target))
@@ -200,7 +202,7 @@ class Telemetry:
             deadline.ClientDeadline() if deadlines and cfg.deadline_propagation else None,
         )
         if governance and self.governance is not None:
-            concerns.append(ClientGovernance(self.governance, target, channel))
+            concerns.append(ClientGovernance(self.governance, target, channel, retries=retries))
         return concerns
 
     def _concerns(
@@ -360,12 +362,19 @@ class Telemetry:
         channel of each instance, with the same credentials, options and concerns."""
         if self.discovery is None:
             raise ConfigError(f"a channel to service {service!r} needs etcd: init(..., etcd=...)")
+        governance = self.governance if dict(select or {}).get("governance", True) else None
+        # One retry layer: the balanced channel retries (on another instance), with governance's
+        # plan for the service when it has one; the instance channels never retry themselves.
         return {
             "service": service,
             "source": self.discovery.directory,
             "balancer": build_balancer(balancer),
             "make_channel": partial(make_one, credentials=credentials, options=options,
-                                    interceptors=interceptors, **dict(select or {})),
+                                    interceptors=interceptors, retries=False, **dict(select or {})),
+            "retry_plans": (
+                None if governance is None
+                else lambda method: governance.retry_plan(method, service)
+            ),
         }  # fmt: skip
 
     def service_channel(

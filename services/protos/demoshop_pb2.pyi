@@ -31,7 +31,7 @@ class GetOrderRequest(_message.Message):
     def __init__(self, order_id: _Optional[str] = ...) -> None: ...
 
 class OrderReply(_message.Message):
-    __slots__ = ("order_id", "user", "items", "total_cents", "currency", "payment_id", "recommendations", "recommendations_degraded", "notification_deferred")
+    __slots__ = ("order_id", "user", "items", "total_cents", "currency", "payment_id", "recommendations", "recommendations_degraded", "notification_deferred", "payment_deferred")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class OrderReply(_message.Message):
     RECOMMENDATIONS_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDATIONS_DEGRADED_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_DEFERRED_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_DEFERRED_FIELD_NUMBER: _ClassVar[int]
     order_id: str
     user: str
     items: _containers.RepeatedCompositeFieldContainer[Item]
@@ -50,7 +51,8 @@ class OrderReply(_message.Message):
     recommendations: _containers.RepeatedScalarFieldContainer[str]
     recommendations_degraded: bool
     notification_deferred: bool
-    def __init__(self, order_id: _Optional[str] = ..., user: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., total_cents: _Optional[int] = ..., currency: _Optional[str] = ..., payment_id: _Optional[str] = ..., recommendations: _Optional[_Iterable[str]] = ..., recommendations_degraded: _Optional[bool] = ..., notification_deferred: _Optional[bool] = ...) -> None: ...
+    payment_deferred: bool
+    def __init__(self, order_id: _Optional[str] = ..., user: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., total_cents: _Optional[int] = ..., currency: _Optional[str] = ..., payment_id: _Optional[str] = ..., recommendations: _Optional[_Iterable[str]] = ..., recommendations_degraded: _Optional[bool] = ..., notification_deferred: _Optional[bool] = ..., payment_deferred: _Optional[bool] = ...) -> None: ...
 
 class ReserveRequest(_message.Message):
     __slots__ = ("order_id", "items")

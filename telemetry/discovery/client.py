@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Generator, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -52,16 +53,17 @@ import grpc
 import grpc.aio
 from opentelemetry import baggage
 
-from telemetry import deadline
 from telemetry.discovery.balancer import Balancer, route
 from telemetry.discovery.instance import Instance
 from telemetry.governance._types import Clock, monotonic
 from telemetry.governance.breaker import BreakerState, CircuitBreaker
-from telemetry.governance.retry import RetryBudget
+from telemetry.governance.retry import RetryBudget, RetryCall, RetryPlan, RetryPolicy
 from telemetry.governance.rules import DEFAULT_FAILURE_CODES
 from telemetry.rpc._server_common import rpc_error_code
 from telemetry.rpc.aio_client import SettledAioCall
 from telemetry.rpc.client import FailedCall
+from telemetry.rpc.relay import note_refusal, refusal
+from telemetry.rpc.retrying import new_retry_call, next_delay
 
 __all__ = [
     "RETRY_CODES",
@@ -219,6 +221,7 @@ class _Core(Generic[C]):
         retry_codes: Collection[grpc.StatusCode],
         clock: Clock,
         panic: bool = True,
+        retry_plans: Callable[[str], RetryPlan | None] | None = None,
     ) -> None:
         if not service:
             raise ValueError("service must be a non-empty string")
@@ -233,6 +236,13 @@ class _Core(Generic[C]):
         self.route_baggage_key = route_baggage_key
         self.budget = retry_budget if retry_budget is not None else default_retry_budget(clock)
         self.max_attempts = max_attempts
+        self.retry_plans = retry_plans
+        # Failover without governance: another instance at once, no backoff.
+        self.failover_plan = RetryPlan(
+            RetryPolicy(max_attempts=max_attempts, initial_backoff=0.0, max_backoff=0.0, jitter=0.0),
+            frozenset(retry_codes),
+            self.budget,
+        )
         self.breaker_factory = breaker_factory or (lambda: default_breaker(clock))
         self.failure_codes = frozenset(failure_codes)
         self.retry_codes = frozenset(retry_codes)
@@ -340,7 +350,9 @@ class _Core(Generic[C]):
             routes[group] = pool
         return pool
 
-    def pick(self, view: _View[C], group: str | None, exclude: Collection[str] = ()) -> _Picked | None:
+    def pick(
+        self, view: _View[C], group: str | None, exclude: Collection[str] = (), *, panic: bool = True
+    ) -> _Picked | None:
         """An instance whose breaker admits the call, its endpoint acquired. When every candidate is
         ejected, a first attempt goes to one of them anyway (a panic pick, whose outcome no breaker
         counts); a retry gets None."""
@@ -358,43 +370,57 @@ class _Core(Generic[C]):
             # Ejected (or removed): the others share the call.
             address = instance.address
             candidates = [c for c in candidates if c.address != address]
-        if everyone and not exclude and self.panic:
+        if everyone and not exclude and panic and self.panic:
             instance = self.balancer.pick(everyone)
             endpoint = view.endpoints[instance.address]
             if self._acquire(endpoint):
                 return instance, _PanicPick(endpoint)
         return None
 
-    def retry(
+    def first_attempt(self, method: str) -> RetryPlan:
+        """A unary call to ``method`` starts: its retry plan, the first attempt counted in the
+        plan's budget (first attempts earn the retries)."""
+        plan = self.plan_for(method)
+        if plan.budget is not None:
+            plan.budget.on_call()
+        return plan
+
+    def plan_for(self, method: str) -> RetryPlan:
+        """The one retry plan of a call to ``method``: governance's for this service (the rule's
+        policy, codes and budget) when it has one, else failover only (another instance at once,
+        on :data:`RETRY_CODES`, within this channel's budget)."""
+        if self.retry_plans is not None:
+            plan = self.retry_plans(method)
+            if plan is not None:
+                return plan
+        return self.failover_plan
+
+    def next_attempt(
         self,
         view: _View[C],
         group: str | None,
+        retrying: RetryCall,
         code: Any,
+        trailing: Any,
         tried: Sequence[str],
-        give_up_at: float | None,
-    ) -> _Picked | None:
+    ) -> tuple[_Picked, float] | None:
         """After an attempt failed with ``code`` (``tried``: the addresses tried so far, one per
-        attempt), the instance for the next attempt -- or None: the caller gets the error. A retry
-        needs a retry code, an attempt left, time left and the budget's grant."""
-        if code not in self.retry_codes or len(tried) >= self.max_attempts:
-            return None
-        if give_up_at is not None and self.clock() >= give_up_at:
-            return None
-        left = deadline.remaining()  # the chain deadline of the call being served, if any
-        if left is not None and left <= 0:
-            return None
-        if self.budget.available <= 0:  # ask first: a pick advances round-robin and spends probes
+        attempt): the instance for the next attempt and the seconds to wait first -- or None, the
+        caller gets the error. The RetryCall decides (codes, pushback, a relayed refusal, attempts,
+        time, budget); an instance not tried yet is preferred, and one already tried is called
+        again only when the plan waits between attempts (a governance retry rule)."""
+        delay = next_delay(retrying, code, trailing)
+        if delay is None:
             return None
         picked = self.pick(view, group, tried)
-        if picked is None:
-            return None
-        if not self.budget.try_spend():  # spent by another call meanwhile
-            picked[1].breaker.on_ignored()
-            self._release(_unwrap(picked[1]))
-            return None
-        return picked
+        if picked is None and (delay > 0 or retrying.waits):
+            picked = self.pick(view, group, panic=False)
+        return None if picked is None else (picked, delay)
 
     def unavailable_details(self, view: _View[C]) -> str:
+        """Why a call is refused locally (no instance to call); noted on the call being served,
+        whose failure then relays the refusal (telemetry.rpc.relay)."""
+        note_refusal("discovery")
         if not view.instances:
             return f"no instances of service {self.service!r}"
         return f"no available instance of service {self.service!r}: all are ejected by their breakers"
@@ -434,17 +460,22 @@ class _Core(Generic[C]):
         latency: float,
         *,
         streamed: bool = False,
+        trailing: Any = (),
     ) -> None:
-        """Report one attempt's outcome (``code`` None: no status, e.g. a local exception)."""
+        """Report one attempt's outcome (``code`` None: no status, e.g. a local exception;
+        ``trailing``: a failed attempt's trailing metadata)."""
         real = _unwrap(endpoint)
         try:
             breaker = endpoint.breaker
-            failed = code in self.failure_codes
+            refused = code is not _OK and code is not None and refusal(trailing) is not None
+            failed = code in self.failure_codes and not refused
             duration = 0.0 if streamed else latency
             if failed:
                 breaker.on_failure(duration)
-            elif code is None or code is _CANCELLED:
-                breaker.on_ignored()  # says nothing about the instance
+            elif code is None or code is _CANCELLED or refused:
+                # No status, the caller gave up, or a refusal by governance -- this instance's own
+                # breaker, or one further down that it relays: says nothing about the instance.
+                breaker.on_ignored()
             else:
                 breaker.on_success(duration)
             if not streamed:
@@ -454,6 +485,15 @@ class _Core(Generic[C]):
                     _log.exception("balancer on_done failed")
         finally:
             self._release(real)
+
+
+def _trailing(error: grpc.RpcError) -> Any:
+    """A failed attempt's trailing metadata (refusal marks, retry pushback); () if it has none."""
+    read = getattr(error, "trailing_metadata", None)
+    try:
+        return (read() if callable(read) else None) or ()
+    except Exception:
+        return ()
 
 
 class _Multicallable:
@@ -502,7 +542,6 @@ class _SyncMulticallable(_Multicallable):
             return FailedCall(_UNAVAILABLE, core.unavailable_details(view))
         instance, endpoint = picked
         if not streamed:
-            core.budget.on_call()
             core.started(instance)
         clock = core.clock
         start = clock()
@@ -543,8 +582,9 @@ class _SyncUnaryUnary(_SyncMulticallable):
         picked = core.pick(view, group)
         if picked is None:
             raise FailedCall(_UNAVAILABLE, core.unavailable_details(view))
-        core.budget.on_call()
-        tried: tuple[str, ...] = ()  # an allocation only when a call fails
+        plan = core.first_attempt(self._key[1])
+        retrying: RetryCall | None = None  # made on the first failure
+        tried: tuple[str, ...] = ()
         while True:
             instance, endpoint = picked
             core.started(instance)
@@ -555,13 +595,18 @@ class _SyncUnaryUnary(_SyncMulticallable):
                 )
             except grpc.RpcError as error:
                 code = rpc_error_code(error)
-                core.finish(instance, endpoint, code, clock() - start)
+                trailing = _trailing(error)
+                core.finish(instance, endpoint, code, clock() - start, trailing=trailing)
                 tried = (*tried, endpoint.address)
-                picked = core.retry(view, group, code, tried, give_up_at)
-                if picked is None:
+                if retrying is None:
+                    retrying = new_retry_call(plan, give_up_at, clock)
+                step = core.next_attempt(view, group, retrying, code, trailing, tried)
+                if step is None:
                     raise
-                if give_up_at is not None:
-                    timeout = give_up_at - clock()
+                picked, delay = step
+                if delay > 0:
+                    time.sleep(delay)
+                timeout = retrying.remaining()
             except BaseException:
                 core.finish(instance, endpoint, None, clock() - start)
                 raise
@@ -659,6 +704,7 @@ class ServiceChannel(_Balanced, grpc.Channel):
         retry_codes: Collection[grpc.StatusCode] = RETRY_CODES,
         clock: Clock = monotonic,
         panic: bool = True,
+        retry_plans: Callable[[str], RetryPlan | None] | None = None,
     ) -> None:
         """``retry_budget`` None: :func:`default_retry_budget`; ``breaker_factory`` None:
         :func:`default_breaker`; ``max_attempts`` counts the first attempt (1 disables retries);
@@ -677,6 +723,7 @@ class ServiceChannel(_Balanced, grpc.Channel):
             retry_codes=retry_codes,
             clock=clock,
             panic=panic,
+            retry_plans=retry_plans,
         )
 
     unary_unary = _factory("unary_unary", _SyncUnaryUnary)
@@ -768,9 +815,9 @@ class _AioUnaryCall(grpc.aio.UnaryUnaryCall):
         if picked is None:
             self._local = _unavailable(core.unavailable_details(view))
             raise self._local
-        core.budget.on_call()
-        give_up_at = self._give_up_at
-        tried: tuple[str, ...] = ()  # an allocation only when a call fails
+        plan = core.first_attempt(key[1])
+        retrying: RetryCall | None = None  # made on the first failure
+        tried: tuple[str, ...] = ()
         while True:
             instance, endpoint = picked
             core.started(instance)
@@ -782,13 +829,18 @@ class _AioUnaryCall(grpc.aio.UnaryUnaryCall):
                 response = await call
             except grpc.RpcError as error:
                 code = rpc_error_code(error)
-                core.finish(instance, endpoint, code, clock() - start)
+                trailing = _trailing(error)
+                core.finish(instance, endpoint, code, clock() - start, trailing=trailing)
                 tried = (*tried, endpoint.address)
-                picked = core.retry(view, group, code, tried, give_up_at)
-                if picked is None:
+                if retrying is None:
+                    retrying = new_retry_call(plan, self._give_up_at, clock)
+                step = core.next_attempt(view, group, retrying, code, trailing, tried)
+                if step is None:
                     raise
-                if give_up_at is not None:
-                    timeout = give_up_at - clock()
+                picked, delay = step
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                timeout = retrying.remaining()
             except BaseException:  # cancelled included: it says nothing about the instance
                 core.finish(instance, endpoint, None, clock() - start)
                 raise
@@ -987,6 +1039,7 @@ class AioServiceChannel(_Balanced, grpc.aio.Channel):
         retry_codes: Collection[grpc.StatusCode] = RETRY_CODES,
         clock: Clock = monotonic,
         panic: bool = True,
+        retry_plans: Callable[[str], RetryPlan | None] | None = None,
     ) -> None:
         """The same arguments as :class:`ServiceChannel`, with grpc.aio channels."""
         self._closing: set[asyncio.Task[None]] = set()
@@ -1004,6 +1057,7 @@ class AioServiceChannel(_Balanced, grpc.aio.Channel):
             retry_codes=retry_codes,
             clock=clock,
             panic=panic,
+            retry_plans=retry_plans,
         )
 
     def _close_later(self, channel: grpc.aio.Channel) -> None:

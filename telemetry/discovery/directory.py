@@ -4,7 +4,10 @@
 ``instances(service)`` from memory (no etcd call on the request path). When etcd is unreachable
 the last known instances stay in use; with ``cache_file`` the view is also written to disk after
 each change and read back at start, so a process restarted during an etcd outage still finds its
-peers. Malformed entries are skipped with a log line naming the field.
+peers. When etcd comes back empty (its data wiped) the instances it lost stay in use for
+``retain_after_wipe`` seconds, until each re-registers (then it is etcd's entry again) or the time
+is up (then it is dropped): calls never find a service empty meanwhile. Malformed entries are
+skipped with a log line naming the field.
 """
 
 from __future__ import annotations
@@ -25,11 +28,22 @@ _log = logging.getLogger("telemetry.discovery")
 
 
 class ServiceDirectory:
-    def __init__(self, client: EtcdClient, *, cache_file: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        client: EtcdClient,
+        *,
+        cache_file: str | Path | None = None,
+        retain_after_wipe: float = 10.0,
+    ) -> None:
+        """``retain_after_wipe``: seconds an instance etcd lost with its data stays in use while
+        it registers again; it must exceed the registrations' lease TTL (the default 10 s is twice
+        :class:`~telemetry.discovery.registry.Registration`'s default 5 s); 0: drop at once."""
         self._cache_file = Path(cache_file) if cache_file else None
         self._by_service: dict[str, tuple[Instance, ...]] = {}
         initial = self._load_cache()
-        self._watcher = PrefixWatcher(client, SERVICES_PREFIX, initial=initial)
+        self._watcher = PrefixWatcher(
+            client, SERVICES_PREFIX, initial=initial, retain_after_wipe=retain_after_wipe
+        )
         if initial:
             self._rebuild(initial)
         # First on the watcher: listeners added later run after the view is rebuilt.

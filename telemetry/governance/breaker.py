@@ -3,8 +3,11 @@
 The state machine follows resilience4j (count or time sliding window, ``minimum_calls``, failure-rate and
 slow-call-rate thresholds, a bounded number of half-open probes), with two additions:
 
-* **Backoff.** Each reopen from half-open multiplies the open wait by ``backoff_multiplier`` (capped at
-  ``max_open_wait``); a successful close resets it to ``open_wait``.
+* **Backoff.** Each reopen from half-open multiplies the open wait by ``backoff_multiplier``, capped
+  at ``max_open_wait`` (30 s by default); a successful close resets it to ``open_wait``. Only the
+  target's own failures reopen: a probe whose result says nothing about the target (the caller
+  reports ``on_ignored``: a refusal relayed from further down, a limit answering, a cancelled
+  call) hands its permit back, so the wait does not grow while a dependency's breaker is open.
 * **Recovery ramp.** Peers hand a recovering backend its full traffic at once (purgatory closes on one
   success; sentinel-golang lets every half-open request through). Here, once ``half_open_probes`` probes
   have succeeded, the breaker admits each call with probability ``ramp_steps[i]`` (the rest fail
@@ -24,6 +27,12 @@ phases apart, so the exported gauge keeps its three familiar values):
    with a small baseline error rate would otherwise flap forever), while a real relapse (for the
    defaults: as many failures as successes) reopens within a few calls. The share is a function of the
    time since ramping began; it cannot step up past a breach because a breach reopens.
+
+The recovery timeline, from the moment the target is healthy again: the rest of the open wait
+(at most ``max_open_wait``), then ``half_open_probes`` successful probes (a round trip each, run
+concurrently), then the ramp, ``(len(ramp_steps) - 1) * ramp_step_duration`` seconds, during which
+the refused share falls step by step to 0. With the defaults that is at most 30 + ~0 + 6 s; the demo
+shop uses a 2 s wait capped at 5 s and 0.5 s steps: at most ~6.5 s.
 
 Transitions are lazy: the ``OPEN -> HALF_OPEN`` move and ramp steps happen in the next ``try_acquire`` /
 ``on_*`` call, not on a timer, and ``state`` is a plain read. ``on_transition(old, new, reason)`` is
@@ -254,7 +263,7 @@ class CircuitBreaker:
         slow_call_duration: float = 1.0,
         consecutive_failures: int = 0,
         open_wait: float = 5.0,
-        max_open_wait: float = 60.0,
+        max_open_wait: float = 30.0,
         backoff_multiplier: float = 2.0,
         half_open_probes: int = 3,
         ramp_steps: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0),

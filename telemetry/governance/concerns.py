@@ -3,14 +3,30 @@
 They run last in the chain, so a refused call is still traced, logged and counted like any other.
 
 Server (:class:`ServerGovernance`): priority shedding, the method's rate limit, then the adaptive
-limiter. A refusal is RESOURCE_EXHAUSTED with a retry hint in the trailing metadata
-(``grpc-retry-pushback-ms``, the key gRPC's own retry support reads), or the method's fallback.
+limiter. A refusal is RESOURCE_EXHAUSTED with grpc's retry pushback in the trailing metadata
+(``grpc-retry-pushback-ms``, gRFC A6), or the method's fallback. Overload refusals push back by a
+short delay (another instance, or this one a little later, may take the call); a per-key limit
+(per user, per peer) says ``-1``, do not retry: the limit is the caller's, and retrying on another
+instance would double it.
 
 Client (:class:`ClientGovernance`): the breaker (per target and method), adaptive throttling (per
 target), the bulkhead (per downstream). An open breaker or a throttled call fails fast with
 UNAVAILABLE before any network I/O; a full bulkhead with RESOURCE_EXHAUSTED; each may answer with
 the method's fallback instead. Outcomes feed the breaker and throttle, and a failed call may get a
-fallback answer or a retry (see :meth:`ClientGovernance.retry_delay`).
+fallback answer or a retry (one engine, :class:`~telemetry.governance.retry.RetryCall`, driven by
+the channel; see :meth:`ClientGovernance.retry_plan`).
+
+Breakers judge their own target only (``telemetry.rpc.relay``): a failure that relays a refusal
+from further down the chain, or the target's rate limit answering, is neither a failure nor a
+success, and a half-open probe that gets one hands its permit back instead of reopening. A
+refusal -- local, or the target's -- is noted on the call being served, so that call's failure
+tells its own callers the same.
+
+Which codes count as failures is the breaker rule's ``failure_codes`` (default UNAVAILABLE,
+DEADLINE_EXCEEDED, INTERNAL, RESOURCE_EXHAUSTED, UNKNOWN). Codes that say the request was wrong,
+not the server -- INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED, UNAUTHENTICATED,
+FAILED_PRECONDITION, OUT_OF_RANGE -- are not among them (a rule may still name them), and
+CANCELLED never counts (the caller gave up).
 """
 
 from __future__ import annotations
@@ -26,14 +42,15 @@ from telemetry.governance.deferral import ChannelFactory, DeferredCalls
 from telemetry.governance.degrade import Priority
 from telemetry.governance.engine import ClientPlan, FallbackPlan, Governance, ServerPlan
 from telemetry.governance.keyed import KeyedLimiter
-from telemetry.governance.observe import DEFERRED, FALLBACK, REJECTED, RETRIED
+from telemetry.governance.observe import DEFERRED, FALLBACK, REJECTED
+from telemetry.governance.retry import RetryPlan
 from telemetry.rpc.call import AnswerCall, CallState, RejectCall, RpcKind, has_answer
 from telemetry.rpc.executor import queue_delay
+from telemetry.rpc.relay import DECISION_KEY, RETRY_PUSHBACK_KEY, note_refusal, refusal, relayed
 from telemetry.tracing.concern import PEER_HOST_PORT
 
-RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
-DECISION_KEY = "x-governance"  # trailing metadata naming the mechanism that refused or answered
-
+_OK = grpc.StatusCode.OK
+_CANCELLED = grpc.StatusCode.CANCELLED
 # Codes that mean "the backend refused for load", not a broken request (SRE throttling counts them).
 _OVERLOAD_CODES = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE})
 
@@ -87,13 +104,8 @@ class ServerGovernance:
             if isinstance(limiter, KeyedLimiter):
                 key = call_key(state, plan.limit_key)
                 if not limiter.try_acquire(key):
-                    self._refuse(
-                        state,
-                        plan,
-                        "rate_limit",
-                        f"limit for {plan.limit_key}",
-                        limiter.retry_after(key),
-                    )
+                    # The caller's own limit: another instance must not take the call instead.
+                    self._refuse(state, plan, "rate_limit", f"limit for {plan.limit_key}", None)
             elif not self._admit(limiter, plan.reserve):
                 self._refuse(state, plan, "rate_limit", "limit", limiter.retry_after())
         adaptive = snapshot.adaptive
@@ -133,35 +145,46 @@ class ServerGovernance:
         return True
 
     def _refuse(
-        self, state: CallState, plan: ServerPlan | None, mechanism: str, reason: str, retry_after: float
+        self,
+        state: CallState,
+        plan: ServerPlan | None,
+        mechanism: str,
+        reason: str,
+        retry_after: float | None,
     ) -> None:
+        """Refuse with RESOURCE_EXHAUSTED; ``retry_after`` None: pushback -1, do not retry."""
         fallback = plan.fallback if plan is not None else None
         if fallback is not None and fallback.on_limit:
             _answer_with_fallback(state, fallback, mechanism, reason, self._recorder)
         self._recorder.decision(state, mechanism, REJECTED, reason)
+        pushback = "-1" if retry_after is None else str(max(1, round(retry_after * 1000)))
         raise RejectCall(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             f"{mechanism}: {reason}",
-            (
-                (RETRY_PUSHBACK_KEY, str(max(1, round(retry_after * 1000)))),
-                (DECISION_KEY, f"{REJECTED}:{mechanism}"),
-            ),
+            ((RETRY_PUSHBACK_KEY, pushback), (DECISION_KEY, f"{REJECTED}:{mechanism}")),
         )
 
 
 class ClientGovernance:
     """Client-side protection of one target: breaker, throttle, bulkhead, fallback, retry."""
 
-    __slots__ = ("_channel", "_gov", "_recorder", "target")
+    __slots__ = ("_channel", "_gov", "_recorder", "_retries", "target")
 
     def __init__(
-        self, governance: Governance, target: str, channel: ChannelFactory | None = None
+        self,
+        governance: Governance,
+        target: str,
+        channel: ChannelFactory | None = None,
+        *,
+        retries: bool = True,
     ) -> None:
-        """``channel`` makes a plain channel to ``target``, for sending deferred calls later."""
+        """``channel`` makes a plain channel to ``target``, for sending deferred calls later.
+        ``retries`` False: the channel above this one retries (a balanced channel's instances)."""
         self._gov = governance
         self._recorder = governance.recorder
         self.target = target
         self._channel = channel
+        self._retries = retries
 
     def on_start(self, state: CallState) -> None:
         gov = self._gov
@@ -173,21 +196,20 @@ class ClientGovernance:
             return
         breaker = plan.breaker
         if breaker is not None and not breaker.try_acquire():
-            self._refuse(
-                state, plan, "breaker", grpc.StatusCode.UNAVAILABLE, breaker.retry_after(), "breaker"
-            )
+            self._refuse(state, plan, "breaker", grpc.StatusCode.UNAVAILABLE, "breaker")
         throttle = plan.throttle
         if throttle is not None and not throttle.try_acquire():
             if breaker is not None:
                 breaker.on_ignored()
-            self._refuse(state, plan, "throttle", grpc.StatusCode.UNAVAILABLE, 0.1, "limit")
+            self._refuse(state, plan, "throttle", grpc.StatusCode.UNAVAILABLE, "limit")
         bulkhead = plan.bulkhead
         if bulkhead is not None and not bulkhead.try_acquire():
             if breaker is not None:
                 breaker.on_ignored()
-            self._refuse(state, plan, "bulkhead", grpc.StatusCode.RESOURCE_EXHAUSTED, 0.05, "limit")
-        if plan.retry_budget is not None:
-            plan.retry_budget.on_call()
+            self._refuse(state, plan, "bulkhead", grpc.StatusCode.RESOURCE_EXHAUSTED, "limit")
+        retry = plan.retry_plan
+        if retry is not None and retry.budget is not None and self._retries:
+            retry.budget.on_call()  # first attempts earn the budget retries are drawn from
         state.governance = plan
 
     def on_finish(self, state: CallState) -> None:
@@ -197,17 +219,27 @@ class ClientGovernance:
         code = state.code
         if plan.bulkhead is not None:
             plan.bulkhead.release()
+        refused_by = relays = None
+        if code is not _OK:
+            refused_by = refusal(state.trailing)
+            if refused_by is not None:
+                note_refusal(refused_by)  # the call being served fails for the same reason
+                relays = relayed(state.trailing)
         breaker = plan.breaker
         if breaker is not None:
-            if code in plan.failure_codes:
-                breaker.on_failure(state.duration)
-            elif code == grpc.StatusCode.CANCELLED:  # the caller gave up: says nothing of the server
+            if code is _OK:
+                breaker.on_success(state.duration)
+            elif relays is not None or refused_by == "rate_limit" or code is _CANCELLED:
+                # Not about the target's health: it relays a refusal from further down, its
+                # limit answers, or the caller gave up. A probe hands its permit back.
                 breaker.on_ignored()
+            elif code in plan.failure_codes:
+                breaker.on_failure(state.duration)
             else:
                 breaker.on_success(state.duration)
         throttle = plan.throttle
         if throttle is not None:
-            if code in _OVERLOAD_CODES:
+            if code in _OVERLOAD_CODES and relays is None:
                 throttle.on_rejected()
             else:
                 throttle.on_accepted()
@@ -233,20 +265,14 @@ class ClientGovernance:
                                           ((DECISION_KEY, f"{FALLBACK}:downstream"),))  # fmt: skip
                 self._recorder.decision(state, "fallback", FALLBACK, f"downstream failed: {code.name}")
 
-    def retry_delay(self, state: CallState, attempt: int) -> float | None:
-        """Seconds to wait before retrying the failed call ``state`` (attempt ``attempt`` just
-        failed), or None: not idempotent, code not retryable, attempts or budget used up."""
+    def retry_plan(self, state: CallState) -> RetryPlan | None:
+        """How the failed call ``state`` may be retried (its channel drives a
+        :class:`~telemetry.governance.retry.RetryCall` with it), or None: not idempotent, no retry
+        rule, answered by a fallback, a request stream, or a balanced channel retries instead."""
         plan: ClientPlan | None = state.governance
-        if plan is None or plan.retry is None or has_answer(state) or state.info.streams_requests:
+        if plan is None or not self._retries or has_answer(state) or state.info.streams_requests:
             return None
-        if state.code not in plan.retry_codes or attempt >= plan.retry.max_attempts:
-            return None
-        budget = plan.retry_budget
-        if budget is not None and not budget.try_spend():
-            self._recorder.decision(state, "retry", REJECTED, "retry budget exhausted")
-            return None
-        self._recorder.decision(state, "retry", RETRIED, f"{state.code.name}, attempt {attempt + 1}")
-        return plan.retry.backoff(attempt + 1, self._gov.random)
+        return plan.retry_plan
 
     def _refuse(
         self,
@@ -254,7 +280,6 @@ class ClientGovernance:
         plan: ClientPlan,
         mechanism: str,
         code: grpc.StatusCode,
-        retry_after: float,
         trigger: str,
     ) -> None:
         fallback = plan.fallback
@@ -267,13 +292,11 @@ class ClientGovernance:
         if fallback is not None and wanted and state.info.kind is RpcKind.UNARY:
             _answer_with_fallback(state, fallback, mechanism, "fail fast", self._recorder)
         self._recorder.decision(state, mechanism, REJECTED, "fail fast")
+        note_refusal(mechanism)
+        # No retry pushback: that is a server's word (gRFC A6); a balanced channel tries another
+        # instance at once when one instance's breaker refuses.
         raise RejectCall(
-            code,
-            f"{mechanism}: call refused locally",
-            (
-                (RETRY_PUSHBACK_KEY, str(max(1, round(retry_after * 1000)))),
-                (DECISION_KEY, f"{REJECTED}:{mechanism}"),
-            ),
+            code, f"{mechanism}: call refused locally", ((DECISION_KEY, f"{REJECTED}:{mechanism}"),)
         )
 
     def _defer(

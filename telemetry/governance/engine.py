@@ -33,7 +33,7 @@ from telemetry.governance.keyed import KeyedLimiter
 from telemetry.governance.observe import DecisionRecorder, GovernanceCollector
 from telemetry.governance.ratelimit import ConcurrencyLimiter as Bulkhead
 from telemetry.governance.ratelimit import LeakyBucketLimiter, RateLimiter, build_limiter
-from telemetry.governance.retry import RetryBudget, RetryPolicy
+from telemetry.governance.retry import RetryBudget, RetryPlan, RetryPolicy
 from telemetry.governance.rules import (
     DEFAULT_FAILURE_CODES,
     AdaptiveRule,
@@ -133,8 +133,7 @@ class ClientPlan:
     """What the client concern does for one method on one target."""
 
     __slots__ = (
-        "breaker", "bulkhead", "deferral", "failure_codes", "fallback", "retry", "retry_budget",
-        "retry_codes", "throttle",
+        "breaker", "bulkhead", "deferral", "failure_codes", "fallback", "retry_plan", "throttle",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -142,9 +141,7 @@ class ClientPlan:
         self.failure_codes = _DEFAULT_FAILURE_CODES  # the breaker's, when there is one
         self.throttle: AdaptiveThrottle | None = None
         self.bulkhead: Bulkhead | None = None
-        self.retry: RetryPolicy | None = None
-        self.retry_budget: RetryBudget | None = None
-        self.retry_codes: frozenset[grpc.StatusCode] = frozenset()
+        self.retry_plan: RetryPlan | None = None
         self.fallback: FallbackPlan | None = None
         self.deferral: DeferredCalls | None = None
 
@@ -160,6 +157,7 @@ class _Snapshot:
     shedder: PriorityShedder | None = None
     server_plans: dict[str, ServerPlan] = field(default_factory=dict)
     client_plans: dict[tuple[str, str], ClientPlan] = field(default_factory=dict)
+    retry_plans: dict[tuple[str, str], RetryPlan | None] = field(default_factory=dict)
 
 
 class Governance:
@@ -331,18 +329,7 @@ class Governance:
             plan.bulkhead = self._instance(
                 ("bulkhead", target, pattern, rule.bulkhead), lambda: Bulkhead(size)
             )
-        if rule.retry is not None and rule.idempotent:
-            plan.retry = _retry_policy(rule.retry)
-            plan.retry_codes = _codes(rule.retry.codes)
-            budget = rule.retry
-            plan.retry_budget = self._instance(
-                ("retry_budget", target, budget),
-                lambda: RetryBudget(
-                    ratio=budget.budget_ratio,
-                    min_per_second=budget.budget_min_per_second,
-                    clock=self.clock,
-                ),
-            )
+        plan.retry_plan = self._retry_plan(rule, info.full_method, target)
         plan.fallback = self._fallback_plan(f"{target}|{pattern}", rule.fallback, info)
         if rule.defer and channel is not None and info.kind is RpcKind.UNARY:
             breaker, codes, size = plan.breaker, plan.failure_codes, rule.defer_max_items
@@ -351,6 +338,42 @@ class Governance:
                 lambda: DeferredCalls(info.full_method, channel, breaker, codes, max_items=size),
             )
         return plan
+
+    def retry_plan(self, full_method: str, target: str) -> RetryPlan | None:
+        """The retry plan of ``full_method`` (``/pkg.Service/Method``) toward ``target`` under
+        the rules in force, for a channel that retries itself (a balanced channel: ``target`` is
+        the service name, one budget for all its instances). None: governance off, no retry rule,
+        or the method is not idempotent. Resolved once per method, target and rules generation."""
+        snapshot = self._snapshot
+        if not snapshot.rules.enabled:
+            return None
+        key = (target, full_method)
+        plans = snapshot.retry_plans
+        if key in plans:
+            return plans[key]
+        service, _, _ = full_method.strip("/").partition("/")
+        match = most_specific(snapshot.rules.client.methods, service, full_method.strip("/"))
+        plan = None if match is None else self._retry_plan(match[1], full_method, target)
+        if len(plans) < _MAX_RETRY_PLANS:  # method names come from code, but stay bounded anyway
+            plans[key] = plan
+        return plan
+
+    def _retry_plan(self, rule: ClientMethodRules, full_method: str, target: str) -> RetryPlan | None:
+        retry = rule.retry
+        if retry is None or not rule.idempotent:
+            return None
+        budget = self._instance(
+            ("retry_budget", target, retry),
+            lambda: RetryBudget(
+                ratio=retry.budget_ratio, min_per_second=retry.budget_min_per_second, clock=self.clock
+            ),
+        )
+        recorder = self.recorder
+
+        def on_decision(outcome: str, reason: str) -> None:
+            recorder.decision_for(full_method, "retry", outcome, reason)
+
+        return RetryPlan(_retry_policy(retry), _codes(retry.codes), budget, on_decision)
 
     def _fallback_plan(
         self, scope: str, rule: FallbackRule | None, info: MethodInfo
@@ -568,6 +591,7 @@ def _rule_objects(value: Any) -> Iterator[Any]:
 
 
 _DEFAULT_FAILURE_CODES = _codes(DEFAULT_FAILURE_CODES)
+_MAX_RETRY_PLANS = 10_000
 _NO_SERVER_PLAN = ServerPlan(None, "", Priority.NORMAL, False, None)
 _NO_CLIENT_PLAN = ClientPlan()
 

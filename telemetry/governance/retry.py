@@ -1,8 +1,19 @@
-"""Retry policy (exponential backoff with jitter) and retry budget, as sans-IO decision objects.
+"""Retries as sans-IO decision objects: policy (exponential backoff with jitter), budget, and the
+per-call loop state (:class:`RetryCall`) that every retrying call site drives.
 
 ``RetryPolicy`` only computes delays; ``RetryBudget`` only says whether one more retry may go. Which
 calls are idempotent and which status codes are retryable is the caller's (the adapter's) decision, as
 is the sleeping: nothing here waits, so the same objects serve threads and asyncio.
+
+One engine for every retry (the SRE book's "retry at one layer only"): a call gets ONE
+:class:`RetryPlan` -- policy, retryable codes, budget -- and ONE :class:`RetryCall` walking it; the
+caller's loop (sync or asyncio, whichever sleep it has, like tenacity's ``Retrying`` and
+``AsyncRetrying`` around one ``RetryCallState``) asks it after each failed attempt how long to wait,
+or whether to stop. Balanced channels supply the next instance; plain channels call the same one.
+Servers steer it with grpc's retry pushback (gRFC A6: trailing ``grpc-retry-pushback-ms``; a
+non-negative integer is the delay to use instead of the backoff, anything else means do not
+retry), and a failure that relays a refusal from further down the chain is never retried: another
+instance sits in front of the same refusing dependency.
 
 The budget follows Finagle's ``RetryBudget`` / Linkerd's retry budget / Envoy's retry budget: over a
 sliding window of ``window`` seconds, at most ``min_per_second * window + ratio * calls`` retries are
@@ -13,13 +24,16 @@ backend is failing, so retries cannot amplify an outage.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
 from telemetry.governance._types import Clock, RandomSource, default_random, monotonic
 
-__all__ = ["RetryBudget", "RetryPolicy"]
+__all__ = ["RetryBudget", "RetryCall", "RetryPlan", "RetryPolicy"]
 
 # Absorbs float error in ``ratio * calls`` (0.29 * 100 == 28.999999999999996).
 _EPSILON = 1e-9
@@ -205,3 +219,111 @@ class RetryBudget:
                 self._advance(now)
             allowed = math.floor(self._floor + self._ratio * self._calls + _EPSILON)
             return max(0, allowed - self._retries)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPlan:
+    """What one call may retry: ``codes`` (a status the caller compares with ``in``), the
+    ``policy`` (attempts, backoff) and the ``budget`` it draws from (shared by the target's calls)."""
+
+    policy: RetryPolicy
+    codes: Collection[Any]
+    budget: RetryBudget | None = None
+    on_decision: Callable[[str, str], None] | None = None
+    """Called with (outcome, reason) for each retry granted ("retried") or refused by the budget
+    ("rejected"): governance counts them."""
+
+
+# Why a RetryCall stopped (RetryCall.stopped).
+STOP_CODE = "code"
+STOP_PUSHBACK = "pushback"
+STOP_RELAYED = "relayed"
+STOP_ATTEMPTS = "attempts"
+STOP_TIME = "time"
+STOP_BUDGET = "budget"
+
+
+class RetryCall:
+    """One call's walk through its plan (tenacity's ``RetryCallState`` plus the stop/wait
+    decisions), sans IO: after each failed attempt, :meth:`next_delay` says how long to wait
+    before the next one, or None to give up (``stopped`` says why).
+
+    ``give_up_at`` (the caller's own timeout, on ``clock``) and ``time_left`` (a whole-chain
+    deadline, seconds or None) stop retries that could not finish in time. First attempts are
+    counted in the budget (``budget.on_call()``) by whoever starts calls, not here: a RetryCall is
+    only made once a call has failed, so calls that succeed allocate nothing.
+    """
+
+    __slots__ = ("_clock", "_give_up_at", "_plan", "_random", "_time_left", "attempt", "stopped")
+
+    def __init__(
+        self,
+        plan: RetryPlan,
+        *,
+        clock: Clock = monotonic,
+        random: RandomSource = default_random,
+        give_up_at: float | None = None,
+        time_left: Callable[[], float | None] | None = None,
+    ) -> None:
+        self._plan = plan
+        self._clock = clock
+        self._random = random
+        self._give_up_at = give_up_at
+        self._time_left = time_left
+        self.attempt = 1
+        self.stopped = ""
+
+    def next_delay(
+        self, code: Any, pushback: float | None = None, relayed: bool = False
+    ) -> float | None:
+        """Attempt ``attempt`` failed with ``code`` (``pushback``: the server's, parsed, negative
+        meaning do not retry; ``relayed``: the failure relays a refusal from further down).
+        Seconds to wait before the next attempt (``attempt`` is then advanced and the retry
+        taken from the budget), or None: give up (``stopped`` says why)."""
+        plan = self._plan
+        delay = 0.0
+        if code not in plan.codes:
+            why = STOP_CODE
+        elif relayed:
+            why = STOP_RELAYED
+        elif pushback is not None and pushback < 0:
+            why = STOP_PUSHBACK
+        elif self.attempt >= plan.policy.max_attempts:
+            why = STOP_ATTEMPTS
+        else:
+            delay = (
+                pushback if pushback is not None else plan.policy.backoff(self.attempt + 1, self._random)
+            )
+            why = self._no_time_for(delay)
+            if not why and plan.budget is not None and not plan.budget.try_spend():
+                self._report("rejected", "retry budget exhausted")
+                why = STOP_BUDGET
+        if why:
+            self.stopped = why
+            return None
+        self.attempt += 1
+        self._report("retried", f"{getattr(code, 'name', code)}, attempt {self.attempt}")
+        return delay
+
+    def _no_time_for(self, delay: float) -> str:
+        """STOP_TIME when a retry after ``delay`` would start past the caller's timeout or the
+        chain's deadline, else ""."""
+        if self._give_up_at is not None and self._clock() + delay >= self._give_up_at:
+            return STOP_TIME
+        left = self._time_left() if self._time_left is not None else None
+        return STOP_TIME if left is not None and left <= delay else ""
+
+    @property
+    def waits(self) -> bool:
+        """Does the plan wait between attempts (so the same target may be tried again)?"""
+        return self._plan.policy.initial_backoff > 0
+
+    def remaining(self) -> float | None:
+        """Seconds left of the caller's own timeout (None: it set none)."""
+        return None if self._give_up_at is None else self._give_up_at - self._clock()
+
+    def _report(self, outcome: str, reason: str) -> None:
+        hook = self._plan.on_decision
+        if hook is not None:
+            with contextlib.suppress(Exception):  # counting must never fail the call
+                hook(outcome, reason)

@@ -113,7 +113,7 @@ class BreakerRule:
     slow_call_duration: float = _positive(default=1.0)
     consecutive_failures: int = _positive(default=0, inclusive=True)
     open_wait: float = _positive(default=5.0)
-    max_open_wait: float = _positive(default=60.0)
+    max_open_wait: float = _positive(default=30.0)  # caps the backoff: recovery is part of the design
     backoff_multiplier: float = _positive(default=2.0, minimum=1.0, inclusive=True)
     half_open_probes: int = _positive(default=3)
     ramp_steps: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)

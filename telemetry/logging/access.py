@@ -23,6 +23,7 @@ from telemetry.computed_cache import ComputedCache
 from telemetry.logging.pipeline import PIPELINE, REDACTED
 from telemetry.logging.render import FIRST_KEYS, iso_time
 from telemetry.rpc.call import CallState, MethodInfo, RpcKind, Side, go_code_name
+from telemetry.rpc.relay import refusal
 from telemetry.tracing.concern import span_ids
 
 _C = grpc.StatusCode
@@ -52,6 +53,15 @@ _SERVER_LEVELS = {
     ),
     **dict.fromkeys((_C.UNKNOWN, _C.UNIMPLEMENTED, _C.INTERNAL, _C.DATA_LOSS), "error"),
 }
+
+
+def _rate_limited(state: CallState) -> bool:
+    """Was the call refused by a rate limit: this server's (its decision is on the call), or the
+    target's (its trailing metadata says so)?"""
+    fields = state.fields
+    if fields is not None and fields.get("governance") == "rejected:rate_limit":
+        return True
+    return refusal(state.trailing) == "rate_limit"
 
 
 class AccessLog:
@@ -98,6 +108,8 @@ class AccessLog:
         code = state.code
         if code is _C.OK:  # most calls; status codes are enums, whose hashing runs in Python
             level = "info"
+        elif code is _C.RESOURCE_EXHAUSTED and _rate_limited(state):
+            level = "info"  # a limit doing its job (a scraper over its quota): expected, not a fault
         else:
             level = _SERVER_LEVELS.get(code, "error") if self.side is Side.SERVER else "warning"
         wanted = self._all or (self._errors and code != grpc.StatusCode.OK)

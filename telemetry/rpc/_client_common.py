@@ -20,7 +20,7 @@ class ClientAdapterBase:
         self.chain = ConcernChain(concerns)
         self.target = target
         # The concern that can retry failed calls (governance), if the chain has one.
-        self.retrier: Any = next((c for c in self.chain.concerns if hasattr(c, "retry_delay")), None)
+        self.retrier: Any = next((c for c in self.chain.concerns if hasattr(c, "retry_plan")), None)
         self._methods: dict[tuple[str | bytes, RpcKind], MethodInfo] = {}
         self._lock = threading.Lock()
 

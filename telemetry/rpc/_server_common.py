@@ -12,10 +12,17 @@ import grpc
 
 from telemetry.rpc.call import CallState, MethodInfo, RejectCall, RpcKind, Side
 from telemetry.rpc.concern import Concern, ConcernChain
+from telemetry.rpc.relay import relay_metadata
 
 _log = logging.getLogger("telemetry")
 
 INTERNAL_ERROR_DETAILS = "internal error"
+# grpc sends status details in the grpc-message trailer, which the peer's metadata limit (8 KiB
+# soft, 16 KiB hard by default) also bounds: a handler echoing a 20 KB input in its error would
+# have the stream reset and its caller see UNAVAILABLE, blaming the server's health. Details
+# longer than this many UTF-8 bytes are cut and marked.
+MAX_STATUS_DETAILS = 1024
+_TRUNCATED = "... [truncated {} bytes]"
 _MAX_CACHED_METHODS = 10_000
 
 
@@ -70,6 +77,7 @@ class ServerAdapterBase:
         state.code = context.code() or grpc.StatusCode.OK
         if state.code == grpc.StatusCode.OK:
             return True
+        seal_failure(state, context)
         state.details = status_details(context)
         return False
 
@@ -79,6 +87,7 @@ class ServerAdapterBase:
         """Record a handler exception and finish the chain. True when the exception was
         unexpected: the adapter must then abort with INTERNAL."""
         unexpected = self.record_failure(state, exc, aborted_code)
+        seal_failure(state, context)  # sync: before the status goes; aio aborts went through the proxy
         if not unexpected and state.details is None:
             state.details = status_details(context)
         self.chain.finish(state)
@@ -104,6 +113,32 @@ class ServerAdapterBase:
         if not self._logs_exceptions:
             _log.error("unhandled exception in %s", state.info.full_method, exc_info=exc)
         return True
+
+
+def bounded_details(details: str) -> str:
+    """``details`` cut to :data:`MAX_STATUS_DETAILS` UTF-8 bytes (at a character boundary) and
+    marked with how much was cut."""
+    if len(details) * 4 <= MAX_STATUS_DETAILS:  # no character takes more than 4 bytes
+        return details
+    raw = details.encode("utf-8", "replace")
+    if len(raw) <= MAX_STATUS_DETAILS:
+        return details
+    keep = MAX_STATUS_DETAILS - len(_TRUNCATED.format(len(raw)))
+    head = raw[:keep].decode("utf-8", "ignore")
+    return head + _TRUNCATED.format(len(raw) - len(head.encode()))
+
+
+def seal_failure(state: CallState, context: Any) -> None:
+    """Before a failed call's status is sent: bound the details the handler set, and mark the
+    failure as relaying a governance refusal when a call it made was refused."""
+    details = context.details()
+    if details is not None and len(details) * 4 > MAX_STATUS_DETAILS:
+        text = details.decode("utf-8", "replace") if isinstance(details, bytes) else details
+        bounded = bounded_details(text)
+        if bounded is not text:
+            context.set_details(bounded)
+    if state.relayed is not None:
+        context.set_trailing_metadata(relay_metadata(state.relayed, context.trailing_metadata()))
 
 
 def rpc_error_code(exc: grpc.RpcError) -> Any:

@@ -11,16 +11,18 @@ interceptor, so those finish from a done-callback instead.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import grpc
 import grpc.aio
 
-from telemetry import deadline
+from telemetry.governance.retry import RetryCall
 from telemetry.rpc._client_common import ClientAdapterBase
 from telemetry.rpc.call import AnswerCall, CallState, RejectCall, RpcKind, has_answer
 from telemetry.rpc.concern import Concern, ConcernChain
+from telemetry.rpc.retrying import new_retry_call, next_delay
 
 
 class AioClientInterceptor(
@@ -46,9 +48,8 @@ class AioClientInterceptor(
 
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         """Returns the call, or a response: a fallback's answer (grpc.aio accepts either)."""
-        loop = asyncio.get_running_loop()
-        give_up_at = None if details.timeout is None else loop.time() + details.timeout
-        attempt = 1
+        give_up_at = None if details.timeout is None else time.monotonic() + details.timeout
+        retrying: RetryCall | None = None  # made on the first failure
         while True:
             try:
                 state, new_details = self._begin(details, RpcKind.UNARY, request)
@@ -69,18 +70,17 @@ class AioClientInterceptor(
                 return call
             if has_answer(state):
                 return AnsweredAioCall(state.answer.response, state.answer.trailing_metadata)
-            delay = self.retrier.retry_delay(state, attempt)
-            left = deadline.remaining()
-            if (
-                delay is None
-                or (left is not None and left <= delay)
-                or (give_up_at is not None and loop.time() + delay >= give_up_at)
-            ):
+            if retrying is None:
+                plan = self.retrier.retry_plan(state)
+                if plan is None:
+                    return call
+                retrying = new_retry_call(plan, give_up_at)
+            delay = next_delay(retrying, state.code, state.trailing)
+            if delay is None:
                 return call
             await asyncio.sleep(delay)
-            attempt += 1
             if give_up_at is not None:
-                details = details._replace(timeout=give_up_at - loop.time())
+                details = details._replace(timeout=retrying.remaining())
 
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         state, new_details = self._begin(details, RpcKind.SERVER_STREAM, request)
@@ -124,7 +124,11 @@ class AioClientInterceptor(
 
     async def _finish(self, state: CallState, call: Any) -> None:
         code = await call.code()
-        self.end_call(state, code, None if code == grpc.StatusCode.OK else await call.details())
+        if code == grpc.StatusCode.OK:
+            self.end_call(state, code, None)
+            return
+        state.trailing = await call.trailing_metadata() or ()  # governance reads refusal marks in it
+        self.end_call(state, code, await call.details())
 
     def _finish_when_done(self, state: CallState, call: Any) -> None:
         loop = asyncio.get_running_loop()

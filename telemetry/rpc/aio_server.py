@@ -18,11 +18,13 @@ import grpc.aio
 from telemetry.rpc._server_common import (
     INTERNAL_ERROR_DETAILS,
     ServerAdapterBase,
+    bounded_details,
     new_handler,
     original_behavior,
 )
 from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall
 from telemetry.rpc.concern import Concern, ConcernChain
+from telemetry.rpc.relay import relay_metadata
 
 
 class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
@@ -77,7 +79,7 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         except AnswerCall as answer:  # a fallback stands in for the handler
             return answer.response
         writes_responses = info.streams_responses
-        call_context = _CountingWriteContext(context, state, self.chain) if writes_responses else context
+        call_context = _ServedContext(context, state, self.chain if writes_responses else None)
         try:
             response = behavior(request, call_context)
             if inspect.isawaitable(response):
@@ -100,7 +102,7 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         state, request = await self._begin(info, streaming_in, request, context)
         finished = False
         try:
-            async for response in behavior(request, context):
+            async for response in behavior(request, _ServedContext(context, state, None)):
                 self.chain.message(state, False)
                 yield response
         except (GeneratorExit, asyncio.CancelledError):
@@ -137,19 +139,36 @@ async def _count_requests(
         yield request
 
 
-class _CountingWriteContext:
-    """Delegates to the real context; counts ``write()`` calls as messages sent."""
+class _ServedContext:
+    """The context handlers get: delegates to grpc's, with two differences. ``abort`` sends the
+    status at once in grpc.aio, so it is where the details are bounded and a relayed refusal is
+    marked (the sync adapter does both after the handler raised). With ``chain`` (streaming
+    handlers that use ``await context.write()``), each write counts as a message sent."""
 
     __slots__ = ("_chain", "_context", "_state")
 
-    def __init__(self, context: Any, state: CallState, chain: ConcernChain) -> None:
+    def __init__(self, context: Any, state: CallState, chain: ConcernChain | None) -> None:
         self._context = context
         self._state = state
         self._chain = chain
 
+    async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> None:
+        relayed = self._state.relayed
+        if relayed is not None and code != grpc.StatusCode.OK:
+            trailing_metadata = relay_metadata(
+                relayed, trailing_metadata or self._context.trailing_metadata()
+            )
+        await self._context.abort(
+            code, bounded_details(details) if details else details, trailing_metadata
+        )
+
+    async def abort_with_status(self, status: Any) -> None:
+        await self.abort(status.code, status.details, status.trailing_metadata)
+
     async def write(self, message: Any) -> None:
         await self._context.write(message)
-        self._chain.message(self._state, False)
+        if self._chain is not None:
+            self._chain.message(self._state, False)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)

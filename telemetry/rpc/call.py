@@ -170,6 +170,7 @@ class CallState:
         "msgs_sent",
         "outgoing_metadata",
         "peer",
+        "relayed",
         "request",
         "response",
         "span",
@@ -177,6 +178,7 @@ class CallState:
         "start",
         "target",
         "timeout",
+        "trailing",
     )
 
     def __init__(
@@ -213,6 +215,11 @@ class CallState:
         # Client, single response: an AnswerCall, set by a concern when the call failed but has a
         # fallback answer (its trailing metadata tells the caller it was a fallback).
         self.answer: Any = _NO_ANSWER
+        # Client: the trailing metadata of a call that failed (read only then).
+        self.trailing: Sequence[tuple[str, Any]] = ()
+        # Server: a governance refusal of a call this one made, which its failure relays
+        # (telemetry.rpc.relay).
+        self.relayed: str | None = None
 
 
 # The call being served in this context (set by a server's concern chain from its start to its

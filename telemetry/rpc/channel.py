@@ -14,9 +14,10 @@ from typing import Any
 
 import grpc
 
-from telemetry import deadline
+from telemetry.governance.retry import RetryCall
 from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall, RpcKind, has_answer
 from telemetry.rpc.client import AnsweredCall, ClientInterceptor, CountingResponses, FailedCall
+from telemetry.rpc.retrying import new_retry_call, next_delay
 
 
 def _factory(name: str, kind: RpcKind) -> Any:
@@ -137,7 +138,7 @@ class _UnaryResponse(_Multicallable):
         retried (each attempt is its own traced call) within the caller's timeout."""
         runner = self._runner
         give_up_at = None if timeout is None else time.monotonic() + timeout
-        attempt = 1
+        retrying: RetryCall | None = None  # made on the first failure
         while True:
             try:
                 state, sent = runner.begin(self._info, timeout, metadata, request)
@@ -154,13 +155,16 @@ class _UnaryResponse(_Multicallable):
                 if has_answer(state):
                     found = state.answer
                     return found.response, AnsweredCall(found.response, found.trailing_metadata)
-                delay = runner.retrier.retry_delay(state, attempt)
-                if delay is None or not _time_left_for(delay, give_up_at):
+                if retrying is None:
+                    plan = runner.retrier.retry_plan(state)
+                    if plan is None:
+                        raise
+                    retrying = new_retry_call(plan, give_up_at)
+                delay = next_delay(retrying, state.code, state.trailing)
+                if delay is None:
                     raise
                 time.sleep(delay)
-                attempt += 1
-                if give_up_at is not None:
-                    timeout = give_up_at - time.monotonic()
+                timeout = retrying.remaining()
                 continue
             state.response = response
             runner.finish(state, call)
@@ -170,15 +174,6 @@ class _UnaryResponse(_Multicallable):
         self, request: Any, timeout: float | None = None, metadata: Any = None, **options: Any
     ) -> Any:
         return self._launch(self._inner.future, request, timeout, metadata, options)[1]
-
-
-def _time_left_for(delay: float, give_up_at: float | None) -> bool:
-    """Is there time for a retry after ``delay``, within the caller's timeout and any deadline
-    propagated from the call being served?"""
-    left = deadline.remaining()
-    if left is not None and left <= delay:
-        return False
-    return give_up_at is None or time.monotonic() + delay < give_up_at
 
 
 class _Streaming(_Multicallable):

@@ -88,8 +88,11 @@ class ClientInterceptor(
     def finish(self, state: CallState, call: Any) -> None:
         """Record how a call ended (``call`` is the grpc Call, or the RpcError it raised)."""
         code = call.code()
-        ok = code is None or code == grpc.StatusCode.OK
-        self.end_call(state, code, None if ok else call.details())
+        if code is None or code == grpc.StatusCode.OK:
+            self.end_call(state, code, None)
+            return
+        state.trailing = call.trailing_metadata() or ()  # governance reads refusal marks in it
+        self.end_call(state, code, call.details())
 
 
 def count_sent(requests: Iterator[Any], state: CallState, chain: ConcernChain) -> Iterator[Any]:

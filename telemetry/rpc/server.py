@@ -13,6 +13,7 @@ from telemetry.rpc._server_common import (
     ServerAdapterBase,
     new_handler,
     original_behavior,
+    seal_failure,
     status_details,
 )
 from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall
@@ -79,6 +80,7 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
                 state.msgs_sent = 1
             else:
                 state.code = code
+                seal_failure(state, context)
                 state.details = status_details(context)
             finish(state)
             return response

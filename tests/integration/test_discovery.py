@@ -167,9 +167,9 @@ def succeeds(write: Callable[[], object]) -> bool:
     return True
 
 
-def test_watch_re_reads_when_etcd_history_is_gone(
-    etcd: EtcdServer, client: EtcdClient, directory: ServiceDirectory
-) -> None:
+def test_watch_re_reads_when_etcd_history_is_gone(etcd: EtcdServer, client: EtcdClient) -> None:
+    # The five lost with etcd's data stay served for the grace (1 s here), waiting to re-register.
+    directory = ServiceDirectory(client, retain_after_wipe=1.0).start()
     for i in range(5):
         client.put(f"/services/order/i{i}", instance(iid=f"i{i}").to_json())
     wait_until(lambda: len(ids(directory)) == 5, message="five instances")
@@ -180,7 +180,10 @@ def test_watch_re_reads_when_etcd_history_is_gone(
         lambda: succeeds(lambda: client.put("/services/order/fresh", fresh)),
         message="etcd taking writes again",
     )
-    wait_until(lambda: ids(directory) == {"fresh"}, message="state re-read after the wipe")
+    try:
+        wait_until(lambda: ids(directory) == {"fresh"}, message="state re-read after the wipe")
+    finally:
+        directory.stop()
 
 
 def test_cache_file_serves_peers_when_etcd_is_down_at_start(

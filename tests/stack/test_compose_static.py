@@ -3,8 +3,9 @@
 No Docker engine is needed: docker-compose (1.29, Debian's package) validates the file with
 ``config -q``, and everything else is read as YAML. The rules checked here are the ones the stack
 promises: pinned images, a healthcheck (or a stated reason) everywhere, deterministic start order,
-memory limits, no anonymous Grafana admin, host paths that exist, one image for the repo's code, a
-ports table that tells the truth, and collector components that the pinned release really has.
+memory limits, a restart policy everywhere, no anonymous Grafana admin, host paths that exist, one
+image for the repo's code, a ports table that tells the truth, and collector components that the
+pinned release really has.
 """
 
 from __future__ import annotations
@@ -259,7 +260,22 @@ def test_every_service_has_a_memory_limit_both_compose_versions_apply() -> None:
         # --compatibility, Compose v2 applies both.
         assert "mem_limit" in service, f"{name}: no mem_limit"
         assert 64 << 20 <= _memory_bytes(service["mem_limit"]) <= 2 << 30, f"{name}: odd mem_limit"
-        assert service.get("restart") in ("unless-stopped", "always", "on-failure"), f"{name}: restart"
+
+
+def test_every_service_declares_a_restart_policy() -> None:
+    # Killing a container is part of the demo: a long-running service comes back by itself. A
+    # one-shot (init) container says so in x-one-shot and exits for good ("no") or retries failures.
+    for name, service in _services().items():
+        assert "restart" in service, f"{name}: no restart policy (restart: unless-stopped)"
+        policy = service["restart"]
+        assert isinstance(policy, str), f"{name}: restart {policy!r}: quote it (YAML reads no as false)"
+        if service.get("x-one-shot"):
+            assert policy == "no" or policy.startswith("on-failure"), f"{name}: one-shot, {policy}"
+        else:
+            assert policy in ("unless-stopped", "always"), (
+                f"{name}: restart {policy}; a long-running service restarts unless-stopped "
+                "(or set x-one-shot to say why it runs once)"
+            )
 
 
 def test_ports_table_in_the_header_matches_published_ports() -> None:

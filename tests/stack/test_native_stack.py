@@ -174,7 +174,7 @@ def metric_lines(url: str, name: str) -> list[str]:
         return [line for line in response.read().decode().splitlines() if line.startswith(name)]
 
 
-def test_payment_failing_opens_orders_breaker_and_recommendation_failing_degrades(
+def test_payment_failing_defers_charges_and_recommendation_failing_degrades(
     stack: NativeStack, otlp: OtlpReceiver
 ) -> None:
     etcd = EtcdClient(EtcdConfig(endpoints=(stack.etcd_endpoint,)))
@@ -189,12 +189,14 @@ def test_payment_failing_opens_orders_breaker_and_recommendation_failing_degrade
                        for line in metric_lines(order_metrics, "governance_breaker_state"))  # fmt: skip
 
         wait_for(breaker_open, bool, 30, "order's breaker on payment open")
-        # Orders now fail fast: order's breaker answers, payment is not called.
+        # Orders are still accepted, at once: order's breaker refuses the charge locally, which
+        # is deferred (queued until payment recovers); payment is not called.
         status, body = request(f"{stack.gateway_url}/orders", method="POST", body=ORDER)
-        assert status == 503, body
-        assert body["error"] == "payment: breaker: call refused locally"
+        assert status == 201, body
+        assert body["payment_deferred"] is True
+        assert body["payment_id"] == ""
         otlp.wait_for(lambda spans: any(
-            s.service_name == "order" and "governance.rejected" in s.events
+            s.service_name == "order" and "governance.deferred" in s.events
             for s in spans), timeout=10)  # fmt: skip
 
         etcd.delete("/governance/payment/faults")
@@ -202,8 +204,10 @@ def test_payment_failing_opens_orders_breaker_and_recommendation_failing_degrade
                  json.dumps({"*": {"error_rate": 1.0, "error_code": "INTERNAL"}}))  # fmt: skip
 
         def degraded_order() -> Any:
+            # Charged again (order's breaker on payment closed after the heal), suggestions degraded.
             status, body = request(f"{stack.gateway_url}/orders", method="POST", body=ORDER)
-            return body if status == 201 and body["recommendations_degraded"] else None
+            degraded = status == 201 and body["recommendations_degraded"]
+            return body if degraded and not body["payment_deferred"] else None
 
         body = wait_for(degraded_order, lambda b: b is not None, 30, "an order with the default list")
         assert body["recommendations"] == ["sku-mug", "sku-beans-1kg", "sku-filter-papers"]

@@ -405,15 +405,14 @@ def test_client_plan_fields(gov: Governance) -> None:
     assert plan.failure_codes == frozenset({grpc.StatusCode.ABORTED})
     assert isinstance(plan.throttle, AdaptiveThrottle)
     assert isinstance(plan.bulkhead, ConcurrencyLimiter)
-    assert isinstance(plan.retry, RetryPolicy)
-    assert isinstance(plan.retry_budget, RetryBudget)
-    assert plan.retry_codes == frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED})
+    assert plan.retry_plan is not None
+    assert isinstance(plan.retry_plan.policy, RetryPolicy)
+    assert isinstance(plan.retry_plan.budget, RetryBudget)
+    assert plan.retry_plan.codes == frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED})
     assert plan.fallback is not None
     assert plan.deferral is None  # no channel factory given: nothing to send deferred calls with
     other = cplan(gov, "/pkg.Svc/N")
-    assert other.retry is None
-    assert other.retry_budget is None
-    assert other.retry_codes == frozenset()
+    assert other.retry_plan is None
     assert other.breaker is None
     assert grpc.StatusCode.UNAVAILABLE in other.failure_codes  # the defaults without a breaker
 
