@@ -234,14 +234,22 @@ def service_increase(
 
 
 def amplification(
-    before: Mapping[str, Snapshot], after: Mapping[str, Snapshot], hops: Sequence[Hop] = HOPS
+    before: Mapping[str, Snapshot],
+    after: Mapping[str, Snapshot],
+    hops: Sequence[Hop] = HOPS,
+    received: Mapping[str, float] | None = None,
 ) -> dict[str, float | None]:
     """Hop name -> calls that reached the callee per request the caller received, between two
-    scrapes (instance name -> samples); None when the caller received nothing."""
+    scrapes (instance name -> samples); None when the caller received nothing. ``received``
+    gives a caller's requests directly (the gateway's: what the benchmark sent meanwhile; its
+    HTTP histogram counts a request only when it ends, which lags behind during a slow fault)."""
     result: dict[str, float | None] = {}
     for hop in hops:
         name, labels = hop.upstream
-        upstream = service_increase(before, after, hop.caller, name, labels)
+        if received is not None and hop.caller in received:
+            upstream = received[hop.caller]
+        else:
+            upstream = service_increase(before, after, hop.caller, name, labels)
         downstream = service_increase(before, after, hop.callee, "grpc_server_started_total", hop.method)
         result[hop.name] = round(downstream / upstream, 3) if upstream > 0 else None
     return result

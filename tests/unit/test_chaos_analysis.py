@@ -209,6 +209,8 @@ def test_amplification_counts_calls_that_reached_the_callee_instance_by_instance
         "order->inventory": 1.0,
         "order->payment": 1.1,  # 110 Charge calls reached payment for 100 orders: 10 retries
     }
+    # The gateway's requests given directly (what was sent), not from its lagging histogram.
+    assert amplification(before, after, received={"gateway": 80})["gateway->order"] == 1.25
 
 
 def test_amplification_is_none_without_upstream_requests() -> None:
