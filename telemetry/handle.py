@@ -315,7 +315,9 @@ class Telemetry:
     ) -> grpc.Channel:
         """A sync channel (TLS when ``credentials`` are given); telemetry runs first, then
         ``interceptors``. Calls skip grpc's interceptor machinery (see telemetry.rpc.channel).
-        With etcd configured, a bare service name (no ``:``) gives a :meth:`service_channel`."""
+        With etcd configured, a bare service name (no ``:``) gives a :meth:`service_channel`.
+        ``select`` leaves concerns out (``metrics=False`` ...); ``retries=False`` leaves retrying
+        failed calls to the caller (a balanced channel makes its instances' channels so)."""
         if self._is_service_name(target):
             return self.service_channel(target, credentials=credentials, options=options,
                                         interceptors=interceptors, select=select)  # fmt: skip
@@ -362,7 +364,8 @@ class Telemetry:
         channel of each instance, with the same credentials, options and concerns."""
         if self.discovery is None:
             raise ConfigError(f"a channel to service {service!r} needs etcd: init(..., etcd=...)")
-        governance = self.governance if dict(select or {}).get("governance", True) else None
+        chosen = dict(select or {})
+        governance = self.governance if chosen.get("governance", True) else None
         # One retry layer: the balanced channel retries (on another instance), with governance's
         # plan for the service when it has one; the instance channels never retry themselves.
         return {
@@ -370,7 +373,7 @@ class Telemetry:
             "source": self.discovery.directory,
             "balancer": build_balancer(balancer),
             "make_channel": partial(make_one, credentials=credentials, options=options,
-                                    interceptors=interceptors, retries=False, **dict(select or {})),
+                                    interceptors=interceptors, **{**chosen, "retries": False}),
             "retry_plans": (
                 None if governance is None
                 else lambda method: governance.retry_plan(method, service)

@@ -13,8 +13,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import telemetry
+from telemetry.discovery.etcd import EtcdClient, EtcdConfig
 from telemetry.logging import pipeline
 from telemetry.testing import SpanCapture, capture_logs
+from telemetry.testing.etcd_server import EtcdServer
 from telemetry.testing.protoc import compile_protos
 
 ROOT = Path(__file__).resolve().parent
@@ -100,3 +102,17 @@ async def aio_service() -> AsyncIterator[Callable[..., Any]]:
     for service in started:
         await service.server.stop(None)
         service.tel.shutdown()
+
+
+@pytest.fixture
+def etcd() -> Iterator[EtcdServer]:
+    """A throwaway etcd for one test (modules with their own ``etcd`` fixture override it)."""
+    with EtcdServer() as server:
+        yield server
+
+
+@pytest.fixture
+def client(etcd: EtcdServer) -> Iterator[EtcdClient]:
+    c = EtcdClient(EtcdConfig(endpoints=(etcd.endpoint,), timeout=1.0))
+    yield c
+    c.close()

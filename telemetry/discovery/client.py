@@ -21,15 +21,22 @@ Per call:
    instance whose breaker does not admit the call is skipped (outlier ejection, as in Envoy and grpc's
    outlier detection). It comes back through the breaker's own half-open probes and recovery ramp.
    Only ``failure_codes`` count against an instance (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL,
-   UNKNOWN by default); other statuses, RESOURCE_EXHAUSTED included, are the server answering.
+   UNKNOWN by default); other statuses, RESOURCE_EXHAUSTED included, are the server answering, and
+   a failure that relays a refusal from further down, or the instance's rate limit answering
+   (``telemetry.rpc.relay``), says nothing about the instance either.
 4. *Balancing.* The balancer picks among the admitted instances and is told when each unary call
    starts and ends (latency, and whether the instance failed it).
-5. *Retries* (unary-unary only). On UNAVAILABLE or RESOURCE_EXHAUSTED -- codes a server or the
-   transport uses for "not processed here" -- the call is retried on a different instance while
-   attempts remain, the caller's timeout has time left (each attempt gets what is left) and the
-   :class:`~telemetry.governance.retry.RetryBudget` grants it, so retries cannot multiply an outage.
-   There is no backoff: the next attempt goes to another instance. ``future()`` does not retry: it
-   delegates to one picked instance and reports the outcome from a done-callback.
+5. *Retries* (unary-unary only), the toolkit's one retry layer for such a call: the instance
+   channels (``tel.channel(address, retries=False)``) never retry underneath. The plan is
+   governance's retry rule for the method when it has one (its codes, attempts, backoff and budget:
+   ``retry_plans``), else failover only (:data:`RETRY_CODES`, ``max_attempts``, this channel's
+   :class:`~telemetry.governance.retry.RetryBudget`); a
+   :class:`~telemetry.governance.retry.RetryCall` walks it. An instance not tried yet takes the
+   next attempt at once; one already tried only after the plan's backoff or the server's pushback
+   (gRFC A6, ``grpc-retry-pushback-ms``; ``-1`` forbids retrying). Every attempt gets what is left
+   of the caller's timeout and of the chain's deadline, and a failure relaying a refusal from
+   further down is not retried (another instance sits in front of the same refusal). ``future()``
+   does not retry: it delegates to one picked instance and reports the outcome from a done-callback.
 
 Streaming calls pick one instance and are not retried (a request stream cannot be replayed). Their
 outcome feeds the instance's breaker, but neither the balancer nor the breaker's slow-call rate: a
@@ -62,7 +69,7 @@ from telemetry.governance.rules import DEFAULT_FAILURE_CODES
 from telemetry.rpc._server_common import rpc_error_code
 from telemetry.rpc.aio_client import SettledAioCall
 from telemetry.rpc.client import FailedCall
-from telemetry.rpc.relay import note_refusal, refusal
+from telemetry.rpc.relay import note_refusal, refusal, relayed
 from telemetry.rpc.retrying import new_retry_call, next_delay
 
 __all__ = [
@@ -395,7 +402,7 @@ class _Core(Generic[C]):
                 return plan
         return self.failover_plan
 
-    def next_attempt(
+    def retry_delay(
         self,
         view: _View[C],
         group: str | None,
@@ -403,19 +410,27 @@ class _Core(Generic[C]):
         code: Any,
         trailing: Any,
         tried: Sequence[str],
-    ) -> tuple[_Picked, float] | None:
+    ) -> float | None:
         """After an attempt failed with ``code`` (``tried``: the addresses tried so far, one per
-        attempt): the instance for the next attempt and the seconds to wait first -- or None, the
-        caller gets the error. The RetryCall decides (codes, pushback, a relayed refusal, attempts,
-        time, budget); an instance not tried yet is preferred, and one already tried is called
-        again only when the plan waits between attempts (a governance retry rule)."""
-        delay = next_delay(retrying, code, trailing)
-        if delay is None:
+        attempt): seconds to wait before the next attempt, or None -- the caller gets the error.
+        The RetryCall decides (codes, pushback, a relayed refusal, attempts, time, budget), asked
+        only when there is an instance to try: one not tried yet goes at once (the pushback and
+        backoff are the refusing instance's), one already tried only when the plan waits between
+        attempts (a governance retry rule) or the server asked for a delay. Then :meth:`pick_retry`."""
+        candidates = self._candidates(view, group)
+        if any(c.address not in tried for c in candidates):
+            return next_delay(retrying, code, trailing, elsewhere=True)
+        if not candidates:
             return None
-        picked = self.pick(view, group, tried)
-        if picked is None and (delay > 0 or retrying.waits):
-            picked = self.pick(view, group, panic=False)
-        return None if picked is None else (picked, delay)
+        delay = next_delay(retrying, code, trailing)
+        if delay is None or (delay <= 0 and not retrying.waits):
+            return None
+        return delay
+
+    def pick_retry(self, view: _View[C], group: str | None, tried: Sequence[str]) -> _Picked | None:
+        """The instance for a retry (after :meth:`retry_delay`'s wait): one not tried yet if any
+        admits the call, else one already tried (never a panic pick)."""
+        return self.pick(view, group, tried) or self.pick(view, group, panic=False)
 
     def unavailable_details(self, view: _View[C]) -> str:
         """Why a call is refused locally (no instance to call); noted on the call being served,
@@ -467,7 +482,10 @@ class _Core(Generic[C]):
         real = _unwrap(endpoint)
         try:
             breaker = endpoint.breaker
-            refused = code is not _OK and code is not None and refusal(trailing) is not None
+            # Says nothing about this instance: a refusal it relays from further down, or its
+            # rate limit answering. (Its own breaker refusing in the instance channel does: a
+            # failure, so the instance is ejected rather than picked and refused on every call.)
+            refused = code is not _OK and code is not None and _not_about_instance(trailing)
             failed = code in self.failure_codes and not refused
             duration = 0.0 if streamed else latency
             if failed:
@@ -485,6 +503,10 @@ class _Core(Generic[C]):
                     _log.exception("balancer on_done failed")
         finally:
             self._release(real)
+
+
+def _not_about_instance(trailing: Any) -> bool:
+    return relayed(trailing) is not None or refusal(trailing) == "rate_limit"
 
 
 def _trailing(error: grpc.RpcError) -> Any:
@@ -553,11 +575,13 @@ class _SyncMulticallable(_Multicallable):
         except BaseException:
             core.finish(instance, endpoint, None, clock() - start, streamed=streamed)
             raise
-        call.add_done_callback(
-            lambda done: core.finish(
-                instance, endpoint, rpc_error_code(done), clock() - start, streamed=streamed
-            )
-        )
+
+        def report(done: Any) -> None:
+            code = rpc_error_code(done)
+            trailing = _trailing(done) if code is not _OK else ()
+            core.finish(instance, endpoint, code, clock() - start, streamed=streamed, trailing=trailing)
+
+        call.add_done_callback(report)
         return call
 
 
@@ -600,13 +624,17 @@ class _SyncUnaryUnary(_SyncMulticallable):
                 tried = (*tried, endpoint.address)
                 if retrying is None:
                     retrying = new_retry_call(plan, give_up_at, clock)
-                step = core.next_attempt(view, group, retrying, code, trailing, tried)
-                if step is None:
+                delay = core.retry_delay(view, group, retrying, code, trailing, tried)
+                if delay is None:
                     raise
-                picked, delay = step
                 if delay > 0:
                     time.sleep(delay)
                 timeout = retrying.remaining()
+                picked = core.pick_retry(view, group, tried)
+                if picked is None or (timeout is not None and timeout <= 0):
+                    if picked is not None:
+                        core.finish(*picked, None, 0.0, streamed=True)  # hand it back unused
+                    raise
             except BaseException:
                 core.finish(instance, endpoint, None, clock() - start)
                 raise
@@ -834,13 +862,17 @@ class _AioUnaryCall(grpc.aio.UnaryUnaryCall):
                 tried = (*tried, endpoint.address)
                 if retrying is None:
                     retrying = new_retry_call(plan, self._give_up_at, clock)
-                step = core.next_attempt(view, group, retrying, code, trailing, tried)
-                if step is None:
+                delay = core.retry_delay(view, group, retrying, code, trailing, tried)
+                if delay is None:
                     raise
-                picked, delay = step
                 if delay > 0:
                     await asyncio.sleep(delay)
                 timeout = retrying.remaining()
+                picked = core.pick_retry(view, group, tried)
+                if picked is None or (timeout is not None and timeout <= 0):
+                    if picked is not None:
+                        core.finish(*picked, None, 0.0, streamed=True)  # hand it back unused
+                    raise
             except BaseException:  # cancelled included: it says nothing about the instance
                 core.finish(instance, endpoint, None, clock() - start)
                 raise
@@ -985,13 +1017,15 @@ class _AioStreaming(_Multicallable):
             raise
 
         async def report() -> None:
-            code = None
+            code = trailing = None
             try:
                 code = await call.code()
+                if code is not _OK:
+                    trailing = await call.trailing_metadata()
             except Exception:
                 _log.debug("no status for a %s stream", core.service, exc_info=True)
             finally:
-                core.finish(instance, endpoint, code, 0.0, streamed=True)
+                core.finish(instance, endpoint, code, 0.0, streamed=True, trailing=trailing or ())
 
         def done(_call: Any) -> None:
             # The status is only readable by awaiting; the call is done, so this returns at once.

@@ -29,7 +29,7 @@ from telemetry.governance.ratelimit import (
     TokenBucketLimiter,
     WarmUpLimiter,
 )
-from telemetry.governance.retry import RetryBudget, RetryPolicy
+from telemetry.governance.retry import RetryBudget, RetryCall, RetryPlan, RetryPolicy
 from telemetry.governance.rules import (
     AdaptiveRule,
     BreakerRule,
@@ -73,6 +73,8 @@ __all__ = [
     "RateLimitRule",
     "RateLimiter",
     "RetryBudget",
+    "RetryCall",
+    "RetryPlan",
     "RetryPolicy",
     "RetryRule",
     "RuleError",

@@ -44,7 +44,7 @@ from telemetry.governance.engine import ClientPlan, FallbackPlan, Governance, Se
 from telemetry.governance.keyed import KeyedLimiter
 from telemetry.governance.observe import DEFERRED, FALLBACK, REJECTED
 from telemetry.governance.retry import RetryPlan
-from telemetry.rpc.call import AnswerCall, CallState, RejectCall, RpcKind, has_answer
+from telemetry.rpc.call import AnswerCall, CallState, RejectCall, RpcKind, has_answer, retry_attempt
 from telemetry.rpc.executor import queue_delay
 from telemetry.rpc.relay import DECISION_KEY, RETRY_PUSHBACK_KEY, note_refusal, refusal, relayed
 from telemetry.tracing.concern import PEER_HOST_PORT
@@ -208,7 +208,7 @@ class ClientGovernance:
                 breaker.on_ignored()
             self._refuse(state, plan, "bulkhead", grpc.StatusCode.RESOURCE_EXHAUSTED, "limit")
         retry = plan.retry_plan
-        if retry is not None and retry.budget is not None and self._retries:
+        if retry is not None and retry.budget is not None and self._retries and not retry_attempt.get():
             retry.budget.on_call()  # first attempts earn the budget retries are drawn from
         state.governance = plan
 
@@ -312,6 +312,7 @@ class ClientGovernance:
                 value, f"{mechanism}: deferred", ((DECISION_KEY, f"{DEFERRED}:{mechanism}"),)
             )
         self._recorder.decision(state, "deferral", REJECTED, "deferral queue full")
+        note_refusal("deferral")
         raise RejectCall(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "deferral queue full",

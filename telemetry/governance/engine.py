@@ -373,7 +373,7 @@ class Governance:
         def on_decision(outcome: str, reason: str) -> None:
             recorder.decision_for(full_method, "retry", outcome, reason)
 
-        return RetryPlan(_retry_policy(retry), _codes(retry.codes), budget, on_decision)
+        return RetryPlan(_retry_policy(retry), _codes(retry.codes), budget, on_decision, self.random)
 
     def _fallback_plan(
         self, scope: str, rule: FallbackRule | None, info: MethodInfo

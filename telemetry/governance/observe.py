@@ -52,7 +52,8 @@ class DecisionRecorder:
         _mark_call(state, mechanism, outcome, reason, attributes)
 
     def decision_for(self, full_method: str, mechanism: str, outcome: str, reason: str = "") -> None:
-        """A decision about a call that has no call state (refused before the chain saw it)."""
+        """A decision with no call state at hand: a call refused before the chain saw it, or a
+        retry decided by a channel's retry loop between attempts."""
         self._count(split_method(full_method), full_method, mechanism, outcome, reason, {})
 
     def _count(

@@ -232,6 +232,8 @@ class RetryPlan:
     on_decision: Callable[[str, str], None] | None = None
     """Called with (outcome, reason) for each retry granted ("retried") or refused by the budget
     ("rejected"): governance counts them."""
+    random: RandomSource = default_random
+    """Draws the backoff's jitter (governance passes its injected source)."""
 
 
 # Why a RetryCall stopped (RetryCall.stopped).
@@ -261,39 +263,49 @@ class RetryCall:
         plan: RetryPlan,
         *,
         clock: Clock = monotonic,
-        random: RandomSource = default_random,
+        random: RandomSource | None = None,
         give_up_at: float | None = None,
         time_left: Callable[[], float | None] | None = None,
     ) -> None:
         self._plan = plan
         self._clock = clock
-        self._random = random
+        self._random = random if random is not None else plan.random
         self._give_up_at = give_up_at
         self._time_left = time_left
         self.attempt = 1
         self.stopped = ""
 
     def next_delay(
-        self, code: Any, pushback: float | None = None, relayed: bool = False
+        self,
+        code: Any,
+        pushback: float | None = None,
+        relayed: bool = False,
+        *,
+        elsewhere: bool = False,
     ) -> float | None:
         """Attempt ``attempt`` failed with ``code`` (``pushback``: the server's, parsed, negative
-        meaning do not retry; ``relayed``: the failure relays a refusal from further down).
-        Seconds to wait before the next attempt (``attempt`` is then advanced and the retry
-        taken from the budget), or None: give up (``stopped`` says why)."""
+        meaning do not retry; ``relayed``: the failure relays a refusal from further down;
+        ``elsewhere``: the next attempt goes to another target, so the failed one's pushback and
+        the backoff do not apply). Seconds to wait before the next attempt (``attempt`` is then
+        advanced and the retry taken from the budget), or None: give up (``stopped`` says why).
+        A pushback longer than the policy's ``max_backoff`` gives up too: a server asking for a
+        long wait is better answered now than by a caller's thread held that long."""
         plan = self._plan
         delay = 0.0
         if code not in plan.codes:
             why = STOP_CODE
         elif relayed:
             why = STOP_RELAYED
-        elif pushback is not None and pushback < 0:
+        elif pushback is not None and (
+            pushback < 0 or (not elsewhere and pushback > plan.policy.max_backoff)
+        ):
             why = STOP_PUSHBACK
         elif self.attempt >= plan.policy.max_attempts:
             why = STOP_ATTEMPTS
         else:
-            delay = (
-                pushback if pushback is not None else plan.policy.backoff(self.attempt + 1, self._random)
-            )
+            if not elsewhere:
+                delay = plan.policy.backoff(self.attempt + 1, self._random)
+                delay = pushback if pushback is not None else delay
             why = self._no_time_for(delay)
             if not why and plan.budget is not None and not plan.budget.try_spend():
                 self._report("rejected", "retry budget exhausted")
@@ -315,7 +327,8 @@ class RetryCall:
 
     @property
     def waits(self) -> bool:
-        """Does the plan wait between attempts (so the same target may be tried again)?"""
+        """Does the plan back off between attempts, so the same target may be tried again? (A
+        server's pushback allows that too; the caller sees it as a delay > 0.)"""
         return self._plan.policy.initial_backoff > 0
 
     def remaining(self) -> float | None:

@@ -137,7 +137,10 @@ def seal_failure(state: CallState, context: Any) -> None:
         bounded = bounded_details(text)
         if bounded is not text:
             context.set_details(bounded)
-    if state.relayed is not None:
+    # A handler's own bug (an unexpected exception that is no downstream call's error) is the
+    # served call's fault, whatever its calls met before: not marked.
+    exc = state.exception
+    if state.relayed is not None and (exc is None or isinstance(exc, grpc.RpcError)):
         context.set_trailing_metadata(relay_metadata(state.relayed, context.trailing_metadata()))
 
 

@@ -20,7 +20,7 @@ import grpc.aio
 
 from telemetry.governance.retry import RetryCall
 from telemetry.rpc._client_common import ClientAdapterBase
-from telemetry.rpc.call import AnswerCall, CallState, RejectCall, RpcKind, has_answer
+from telemetry.rpc.call import AnswerCall, CallState, RejectCall, RpcKind, has_answer, retry_attempt
 from telemetry.rpc.concern import Concern, ConcernChain
 from telemetry.rpc.retrying import new_retry_call, next_delay
 
@@ -51,10 +51,14 @@ class AioClientInterceptor(
         give_up_at = None if details.timeout is None else time.monotonic() + details.timeout
         retrying: RetryCall | None = None  # made on the first failure
         while True:
+            token = None if retrying is None else retry_attempt.set(True)
             try:
                 state, new_details = self._begin(details, RpcKind.UNARY, request)
             except AnswerCall as answer:
                 return AnsweredAioCall(answer.response, answer.trailing_metadata)
+            finally:
+                if token is not None:
+                    retry_attempt.reset(token)
             call = await continuation(new_details, request)
             try:
                 response = await call
@@ -80,7 +84,10 @@ class AioClientInterceptor(
                 return call
             await asyncio.sleep(delay)
             if give_up_at is not None:
-                details = details._replace(timeout=retrying.remaining())
+                left = retrying.remaining()
+                if left is not None and left <= 0:  # the sleep overshot the caller's timeout
+                    return call
+                details = details._replace(timeout=left)
 
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         state, new_details = self._begin(details, RpcKind.SERVER_STREAM, request)

@@ -121,6 +121,8 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         aborted = context.code() if isinstance(exc, grpc.aio.AbortError) else None
         if self.finish_failed(state, exc, aborted, context):
             await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR_DETAILS)
+        if aborted is None:  # a status mapped from the exception (a downstream deadline): send it
+            await context.abort(state.code, state.details or "")
         raise exc
 
 
@@ -164,6 +166,10 @@ class _ServedContext:
 
     async def abort_with_status(self, status: Any) -> None:
         await self.abort(status.code, status.details, status.trailing_metadata)
+
+    def set_details(self, details: str) -> None:
+        # An abort without details sends these: bound them here too.
+        self._context.set_details(bounded_details(details) if details else details)
 
     async def write(self, message: Any) -> None:
         await self._context.write(message)

@@ -225,3 +225,7 @@ class CallState:
 # The call being served in this context (set by a server's concern chain from its start to its
 # finish): the fields handler code adds to its access line, its deadline, its service's name.
 current_call: ContextVar[CallState | None] = ContextVar("telemetry_current_call", default=None)
+
+# True while a retrying channel starts a retry (not a first attempt): retry budgets count first
+# attempts only (they earn the retries).
+retry_attempt: ContextVar[bool] = ContextVar("telemetry_retry_attempt", default=False)

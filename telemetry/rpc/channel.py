@@ -15,7 +15,15 @@ from typing import Any
 import grpc
 
 from telemetry.governance.retry import RetryCall
-from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall, RpcKind, has_answer
+from telemetry.rpc.call import (
+    AnswerCall,
+    CallState,
+    MethodInfo,
+    RejectCall,
+    RpcKind,
+    has_answer,
+    retry_attempt,
+)
 from telemetry.rpc.client import AnsweredCall, ClientInterceptor, CountingResponses, FailedCall
 from telemetry.rpc.retrying import new_retry_call, next_delay
 
@@ -140,12 +148,16 @@ class _UnaryResponse(_Multicallable):
         give_up_at = None if timeout is None else time.monotonic() + timeout
         retrying: RetryCall | None = None  # made on the first failure
         while True:
+            token = None if retrying is None else retry_attempt.set(True)
             try:
                 state, sent = runner.begin(self._info, timeout, metadata, request)
             except AnswerCall as answer:
                 return answer.response, AnsweredCall(answer.response, answer.trailing_metadata)
             except RejectCall as reject:
                 raise FailedCall(reject.code, reject.details, reject.trailing_metadata) from None
+            finally:
+                if token is not None:
+                    retry_attempt.reset(token)
             try:
                 response, call = self._inner.with_call(
                     sent, timeout=state.timeout, metadata=state.outgoing_metadata or metadata, **options
@@ -165,6 +177,8 @@ class _UnaryResponse(_Multicallable):
                     raise
                 time.sleep(delay)
                 timeout = retrying.remaining()
+                if timeout is not None and timeout <= 0:  # the sleep overshot the caller's timeout
+                    raise
                 continue
             state.response = response
             runner.finish(state, call)

@@ -35,6 +35,7 @@ __all__ = [
     "RELAYED_KEY",
     "RETRY_PUSHBACK_KEY",
     "note_refusal",
+    "parse_pushback",
     "refusal",
     "relay_metadata",
     "relayed",
@@ -100,7 +101,8 @@ def parse_pushback(value: Any) -> float | None:
         return None
     text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
     text = text.strip()
-    if not text.isdigit() or len(text) > 10:  # isdigit: no sign, no fraction, no exponent
+    # ASCII digits only: no sign, fraction or exponent (and no "²", which isdigit() accepts).
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
         return NO_RETRY
     milliseconds = int(text)
     return NO_RETRY if milliseconds > _MAX_PUSHBACK_MS else milliseconds / 1000.0

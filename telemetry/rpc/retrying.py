@@ -25,8 +25,13 @@ def new_retry_call(
 
 
 def next_delay(
-    retrying: RetryCall, code: Any, trailing_metadata: Iterable[tuple[str, Any]] | None
+    retrying: RetryCall,
+    code: Any,
+    trailing_metadata: Iterable[tuple[str, Any]] | None,
+    *,
+    elsewhere: bool = False,
 ) -> float | None:
-    """Seconds before the next attempt after one failed with ``code``, or None: give up."""
+    """Seconds before the next attempt after one failed with ``code``, or None: give up
+    (``elsewhere``: the next attempt goes to another target, at once)."""
     pushback, relays = retry_hints(trailing_metadata)
-    return retrying.next_delay(code, pushback, relays)
+    return retrying.next_delay(code, pushback, relays, elsewhere=elsewhere)

@@ -144,8 +144,11 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
             yield request
 
     def _fail(self, state: CallState, exc: Exception, context: Any) -> None:
-        if self.finish_failed(state, exc, _aborted_code(exc, context), context):
+        aborted = _aborted_code(exc, context)
+        if self.finish_failed(state, exc, aborted, context):
             context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR_DETAILS)
+        if aborted is None:  # a status mapped from the exception (a downstream deadline): send it
+            context.abort(state.code, state.details or "")
         raise exc
 
 

@@ -15,25 +15,12 @@ import pytest
 from helpers import wait_until
 
 from telemetry.discovery.directory import ServiceDirectory
-from telemetry.discovery.etcd import EtcdClient, EtcdConfig, EtcdError
+from telemetry.discovery.etcd import EtcdClient, EtcdError
 from telemetry.discovery.instance import Instance
 from telemetry.discovery.registry import Registration
 from telemetry.testing.etcd_server import EtcdServer
 
 TTL = 2
-
-
-@pytest.fixture
-def etcd() -> Iterator[EtcdServer]:
-    with EtcdServer() as server:
-        yield server
-
-
-@pytest.fixture
-def client(etcd: EtcdServer) -> Iterator[EtcdClient]:
-    c = EtcdClient(EtcdConfig(endpoints=(etcd.endpoint,), timeout=1.0))
-    yield c
-    c.close()
 
 
 @pytest.fixture

@@ -132,19 +132,6 @@ class EmptyWatch:
 
 
 @pytest.fixture
-def etcd() -> Iterator[EtcdServer]:
-    with EtcdServer() as server:
-        yield server
-
-
-@pytest.fixture
-def client(etcd: EtcdServer) -> Iterator[EtcdClient]:
-    c = EtcdClient(EtcdConfig(endpoints=(etcd.endpoint,), timeout=1.0))
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def relay(etcd: EtcdServer) -> Iterator[Relay]:
     r = Relay(etcd.port)
     yield r

@@ -56,6 +56,25 @@ def test_what_is_never_retried(
 def test_server_pushback_replaces_the_backoff() -> None:
     retrying = RetryCall(plan(initial_backoff=0.01))
     assert retrying.next_delay(grpc.StatusCode.RESOURCE_EXHAUSTED, 0.25) == 0.25
+    # Longer than the policy's max_backoff (1 s): give up rather than hold the caller that long.
+    assert retrying.next_delay(grpc.StatusCode.RESOURCE_EXHAUSTED, 30.0) is None
+    assert retrying.stopped == "pushback"
+
+
+def test_another_target_is_tried_at_once() -> None:
+    """The failed target's pushback and the backoff are about it: another one goes now; only a
+    pushback of -1 (do not retry) still stops."""
+    retrying = RetryCall(plan(initial_backoff=0.5))
+    assert retrying.next_delay(UNAVAILABLE, 30.0, elsewhere=True) == 0.0
+    assert retrying.next_delay(UNAVAILABLE, elsewhere=True) == 0.0
+    assert retrying.attempt == 3
+    assert RetryCall(plan()).next_delay(UNAVAILABLE, NO_RETRY, elsewhere=True) is None
+
+
+def test_jitter_is_drawn_from_the_plans_random_source() -> None:
+    seeded = RetryPlan(RetryPolicy(initial_backoff=1.0, max_backoff=2.0, jitter=0.5), CODES,
+                       random=lambda: 1.0)  # fmt: skip
+    assert RetryCall(seeded).next_delay(UNAVAILABLE) == pytest.approx(1.5)
 
 
 def test_no_retry_that_would_start_after_the_timeout_or_the_chain_deadline() -> None:
@@ -87,7 +106,7 @@ def test_one_budget_across_calls_and_its_refusals_are_reported() -> None:
 @pytest.mark.parametrize(
     ("value", "seconds"),
     [(None, None), ("250", 0.25), (b"0", 0.0), ("-1", NO_RETRY), ("1.5", NO_RETRY), ("x", NO_RETRY),
-     ("+5", NO_RETRY), ("99999999999", NO_RETRY), ("3600001", NO_RETRY)],
+     ("+5", NO_RETRY), ("99999999999", NO_RETRY), ("3600001", NO_RETRY), ("²", NO_RETRY)],
 )  # fmt: skip
 def test_pushback_follows_grpc_a6(value: object, seconds: float | None) -> None:
     assert parse_pushback(value) == seconds
