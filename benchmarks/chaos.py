@@ -2,10 +2,12 @@
 rules (``governed``) and with governance switched off (``ungoverned``), on the native stack.
 
 For each scenario, twice in one run (governed, ungoverned; the order alternates between scenarios so
-drift on a shared machine favours neither), a FRESH native stack (``services/stack.py``: etcd,
-Prometheus, the span receiver, gateway, order, 2 inventory, 2 payment, recommendation, notification;
-no load generator, no panel) is started in a temporary directory. ``ungoverned`` writes ``false`` to
-``/governance/<service>/enabled`` for every service and waits (up to 15 s) until every instance's
+drift on a shared machine favours neither; the two payment scenarios a third time, ``no_deferral``:
+governed, but order's charges not deferred, which shows the breakers' own recovery), a FRESH
+native stack (``services/stack.py``: etcd, Prometheus, the span receiver, gateway, order, 2
+inventory, 2 payment, recommendation, notification; no load generator, no panel) is started in a
+temporary directory. ``ungoverned`` writes ``false`` to ``/governance/<service>/enabled`` for every
+service and waits (up to 15 s) until every instance's
 ``/governance-status/`` shows it applied; ``governed`` runs the rules as shipped
 (``services/config/*.yaml``). An open-loop generator in this process then sends ``POST /orders``
 at ``--rate`` per second (a send is never delayed by a slow answer; at most 512 requests in flight,
@@ -97,6 +99,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -122,6 +126,11 @@ from telemetry.discovery.etcd import EtcdClient, EtcdConfig, EtcdError
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MODES = ("governed", "ungoverned")
+NO_DEFERRAL = "no_deferral"
+"""A third mode for the payment scenarios: governed, but order's charges are not deferred (its
+``demoshop.v1.Payment/*`` rule keeps only its breaker), so orders fail while payment does and the
+breakers' own recovery timeline shows: order's breaker on payment, and the gateway's on order,
+which must not be held open by order relaying its breaker's refusals."""
 SERVICES = ("gateway", "order", "inventory", "payment", "recommendation", "notification")
 INSTANCES = {"inventory": 2, "payment": 2}
 HOP_SERVICES = ("gateway", "order", "inventory", "payment")  # whose counters give the amplification
@@ -132,7 +141,7 @@ HOSTILE_RATE = 20.0
 HOSTILE_SKU_BYTES = 20 * 1024
 HOSTILE_USER = "mallory"
 QUICK_SCENARIOS = ("payment_failing", "inventory_kill", "etcd_wiped")
-COLOURS = {"governed": "#1f77b4", "ungoverned": "#d62728"}
+COLOURS = {"governed": "#1f77b4", "ungoverned": "#d62728", NO_DEFERRAL: "#2a9d8f"}
 
 _T0 = time.monotonic()
 
@@ -304,6 +313,16 @@ def wait_applied(client: EtcdClient, revisions: dict[str, int], timeout: float) 
         time.sleep(0.2)
 
 
+def order_without_deferral() -> dict[str, Any]:
+    """order's shipped ``client`` rules with its charges no longer deferred (the breaker kept)."""
+    rules = yaml.safe_load((ROOT / "services" / "config" / "order.yaml").read_text())
+    client = dict(rules["governance"]["client"])
+    methods = dict(client["methods"])
+    methods["demoshop.v1.Payment/*"] = {"breaker": methods["demoshop.v1.Payment/*"]["breaker"]}
+    client["methods"] = methods
+    return client
+
+
 def switch_governance_off(client: EtcdClient, timeout: float = 15.0) -> bool:
     revisions = {s: etcd_put(client, rules_key(s, "enabled"), "false") for s in SERVICES}
     return wait_applied(client, revisions, timeout)
@@ -346,9 +365,12 @@ class Scenario:
     description: str
     begin: Callable[[Run], None]
     end: Callable[[Run], None]
+    modes: tuple[str, ...] = MODES
 
 
-def _faults(service: str, faults: dict[str, dict[str, Any]]) -> tuple[Callable[[Run], None], ...]:
+def _faults(
+    service: str, faults: dict[str, dict[str, Any]]
+) -> tuple[Callable[[Run], None], Callable[[Run], None]]:
     key = rules_key(service, "faults")
 
     def begin(run: Run) -> None:
@@ -413,9 +435,10 @@ SCENARIOS = {
     s.name: s
     for s in (
         Scenario("payment_slow", "payment answers 2 s late",
-                 *_faults("payment", {"*": {"latency_ms": 2000}})),
+                 *_faults("payment", {"*": {"latency_ms": 2000}}), (*MODES, NO_DEFERRAL)),
         Scenario("payment_failing", "payment fails every call (UNAVAILABLE)",
-                 *_faults("payment", {"*": {"error_rate": 1.0, "error_code": "UNAVAILABLE"}})),
+                 *_faults("payment", {"*": {"error_rate": 1.0, "error_code": "UNAVAILABLE"}}),
+                 (*MODES, NO_DEFERRAL)),
         Scenario("recommendation_failing", "recommendation fails every call (non-core)",
                  *_faults("recommendation", {"*": {"error_rate": 1.0}})),
         Scenario("inventory_kill", "inventory-1 killed (SIGKILL), down, restarted at the end",
@@ -499,6 +522,11 @@ def run_one(
             started = time.monotonic()
             run.notes["governance_off_applied"] = switch_governance_off(run.etcd)
             log(f"  governance off in {time.monotonic() - started:.1f} s")
+        elif mode == NO_DEFERRAL:
+            revision = etcd_put(
+                run.etcd, rules_key("order", "client"), json.dumps(order_without_deferral())
+            )
+            run.notes["no_deferral_applied"] = wait_applied(run.etcd, {"order": revision}, 15.0)
         return _timeline(run, scenario, phases, seed), run.records
     finally:
         if run is not None:
@@ -528,7 +556,7 @@ def _recovery(figures: dict[str, Any]) -> str:
 def table_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
     rows = []
     for name, entry in results.items():
-        for mode in MODES:
+        for mode in entry.get("order", MODES):
             f = entry.get(mode)
             if f is None:
                 continue
@@ -548,12 +576,12 @@ def table_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
-def comparison(name: str, entry: dict[str, Any]) -> str:
-    g, u = entry.get("governed"), entry.get("ungoverned")
+def comparison(name: str, entry: dict[str, Any], mode: str = "governed") -> str:
+    g, u = entry.get(mode), entry.get("ungoverned")
     if not g or not u or "error" in g or "error" in u:
         return f"{name}: no comparison (a run failed)"
     return (
-        f"{name}: governed vs ungoverned: failed during {g['failed_during']} vs {u['failed_during']}"
+        f"{name}: {mode} vs ungoverned: failed during {g['failed_during']} vs {u['failed_during']}"
         f" (of {g['sent_during']} / {u['sent_during']}), after {g['failed_after']} vs "
         f"{u['failed_after']}, recovery {_recovery(g)} vs {_recovery(u)} s, p99 during fault "
         f"{_fmt(g['p99_ok_during_ms'])} vs {_fmt(u['p99_ok_during_ms'])} ms, amplification "
@@ -573,7 +601,7 @@ def chart(
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(11, 6.5), height_ratios=(1, 1))
     start, end = -phases.warmup, phases.fault + phases.after
     subtitle = []
-    for mode in MODES:
+    for mode in (*MODES, NO_DEFERRAL):
         if mode not in runs:
             continue
         figures, records = runs[mode]
@@ -680,7 +708,7 @@ def run_all(
     failed = False
     for index, name in enumerate(names):
         scenario = SCENARIOS[name]
-        order = MODES if index % 2 == 0 else MODES[::-1]
+        order = scenario.modes if index % 2 == 0 else scenario.modes[::-1]
         entry: dict[str, Any] = {"description": scenario.description, "order": list(order)}
         runs: dict[str, tuple[dict[str, Any], list[Record]]] = {}
         for mode in order:
@@ -732,6 +760,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for name, entry in results.items():
         print(comparison(name, entry))
+        if NO_DEFERRAL in entry:
+            print(comparison(name, entry, NO_DEFERRAL))
     emit_json({
         "benchmark": "chaos",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

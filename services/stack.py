@@ -421,8 +421,9 @@ class NativeStack:
         return self.holds / name
 
     def _report(self, message: str) -> None:
-        """One line on stdout and in ``logs/stack.log``: what the supervisor saw and did."""
-        print(f"stack: {message}", flush=True)
+        """One line on stderr (a benchmark driving the stack keeps stdout for its figures) and
+        in ``logs/stack.log``: what the supervisor saw and did."""
+        print(f"stack: {message}", file=sys.stderr, flush=True)
         with contextlib.suppress(OSError), (self.logs / "stack.log").open("a") as log:
             log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
 

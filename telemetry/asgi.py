@@ -155,7 +155,8 @@ class AsgiTelemetry:
             exemplar = {"trace_id": format(ctx.trace_id, "032x")} if ctx.trace_flags.sampled else None
             self._histogram.labels(method, route, str(status)).observe(duration, exemplar)
         client = scope.get("client")
-        level = "error" if status >= 500 else "warning" if status >= 400 else "info"
+        # 429 is a limit doing its job (a client over its quota): expected, not a fault to warn of.
+        level = "error" if status >= 500 else "warning" if status >= 400 and status != 429 else "info"
         getattr(_access, level)(
             "finished request",
             **{

@@ -107,7 +107,11 @@ class DecisionRecorder:
                 self._last_logged[key] = (last, folded + 1)
                 return
             self._last_logged[key] = (now, 0)
-        _log.warning(
+        # A rate limit refusing is the limit working as configured (say, a scraper over its
+        # quota): info. Other refusals (overload, breakers) are worth a warning.
+        level = logging.INFO if mechanism == "rate_limit" else logging.WARNING
+        _log.log(
+            level,
             "governance %s %s %s",
             mechanism,
             outcome,
