@@ -32,7 +32,8 @@ The recovery timeline, from the moment the target is healthy again: the rest of 
 (at most ``max_open_wait``), then ``half_open_probes`` successful probes (a round trip each, run
 concurrently), then the ramp, ``(len(ramp_steps) - 1) * ramp_step_duration`` seconds, during which
 the refused share falls step by step to 0. With the defaults that is at most 30 + ~0 + 6 s; the demo
-shop uses a 2 s wait capped at 5 s and 0.5 s steps: at most ~6.5 s.
+shop uses a 2 s wait capped at 4 s and one 0.5 s step at half the traffic: at most ~4.5 s, plus the
+timeout of a probe still in flight when the target recovered (a slow target's probe fails late).
 
 Transitions are lazy: the ``OPEN -> HALF_OPEN`` move and ramp steps happen in the next ``try_acquire`` /
 ``on_*`` call, not on a timer, and ``state`` is a plain read. ``on_transition(old, new, reason)`` is

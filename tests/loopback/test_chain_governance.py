@@ -256,3 +256,19 @@ def test_a_per_user_limit_refusal_is_not_retried_on_another_instance(
         for n in nodes
     ]
     assert sorted(refusals) == [0.0, 1.0]  # one attempt: never tried on the other instance
+
+
+def test_an_instance_whose_own_breaker_refuses_is_ejected(sync_service: Any, client: Any) -> None:
+    """The instance channel's governance breaker on a failing instance refuses locally: that is
+    about the instance, so the balanced channel ejects it instead of picking it (and failing over)
+    on every other call."""
+    sick, well = Failing(), Failing()
+    well.mode = "ok"
+    nodes = [sync_service("sick", servicer=sick), sync_service("well", servicer=well)]
+    a = client(breaker_rules(consecutive_failures=2, open_wait=30))
+    with balanced(a, [n.target for n in nodes]) as channel:
+        stub = echo_pb2_grpc.EchoStub(channel)
+        replies = [stub.Unary(echo_pb2.EchoRequest(text="x"), timeout=5).text for _ in range(20)]
+        assert replies == ["ok"] * 20  # every failure went on to the well instance
+        assert channel._core.ejected() == [nodes[0].target]
+    assert sick.calls == 2  # its governance breaker opened; then ejected, it is not even picked
