@@ -2,11 +2,13 @@
 
 Per request: a SERVER span continuing the caller's W3C ``traceparent``/``tracestate`` and baggage (a
 malformed header starts a new trace), named ``METHOD route`` with the current HTTP semantic
-conventions; ``http_server_request_duration_seconds`` (histogram with ``trace_id`` exemplars); one
-access line; and the request's timeout header (``x-request-timeout-ms`` by default) turned into the
-chain deadline, so the gRPC calls the app makes get what is left of it. A malformed timeout header is
-answered 400 without running the app. An exception escaping the app is answered 500 with a generic
-JSON body (never the message or stack) and logged with its stack.
+conventions (the values of sensitive ``url.query`` parameters, and userinfo in an absolute-form
+target, replaced by ``REDACTED``: :mod:`telemetry.logging.redaction`);
+``http_server_request_duration_seconds`` (histogram with ``trace_id`` exemplars); one access line
+(with the same ``url.query``); and the request's timeout header (``x-request-timeout-ms`` by
+default) turned into the chain deadline, so the gRPC calls the app makes get what is left of it. A
+malformed timeout header is answered 400 without running the app. An exception escaping the app is
+answered 500 with a generic JSON body (never the message or stack) and logged with its stack.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import Histogram
 
 from telemetry.deadline import deadline_scope
-from telemetry.logging.pipeline import get_logger
+from telemetry.logging.pipeline import PIPELINE, get_logger
+from telemetry.logging.redaction import redact_userinfo
+from telemetry.tracing.propagation import keep_baggage
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -70,8 +74,12 @@ class AsgiTelemetry:
         timeout_header: str = DEFAULT_TIMEOUT_HEADER,
         max_timeout: float = 300.0,
         untraced_paths: Collection[str] = UNTRACED_PATHS,
+        trusted_baggage: Collection[str] | None = (),
     ) -> None:
+        """``trusted_baggage``: the caller's baggage keys to keep (default none: an HTTP entry
+        point is a trust boundary; None keeps every key, for an internal hop)."""
         self._app = app
+        self._trusted_baggage = None if trusted_baggage is None else frozenset(trusted_baggage)
         self._tracer = tracer
         self._propagator = propagator
         self._histogram = histogram
@@ -87,9 +95,12 @@ class AsgiTelemetry:
         start = time.perf_counter()
         headers = _headers(scope)
         method = scope.get("method", "GET")
-        route = self._route(scope.get("path", "/"))
-        parent = self._propagator.extract(headers)
-        token = otel_context.attach(parent)  # baggage from the caller is visible to the app
+        path, query = _target(scope)
+        route = self._route(path)
+        # The caller's baggage is untrusted here: only the allowed keys reach the app and the
+        # calls it makes (W3C Baggage, security considerations).
+        parent = keep_baggage(self._propagator.extract(headers), self._trusted_baggage)
+        token = otel_context.attach(parent)
         status = [0]
 
         async def send_recording(message: Message) -> None:
@@ -102,7 +113,7 @@ class AsgiTelemetry:
                 f"{method} {route}",
                 context=parent,
                 kind=SpanKind.SERVER,
-                attributes=_request_attributes(scope, method, route, headers),
+                attributes=_request_attributes(scope, method, route, headers, path, query),
                 record_exception=False,
                 set_status_on_exception=False,
             ) as span:
@@ -111,7 +122,8 @@ class AsgiTelemetry:
                 if status[0] >= 500:
                     span.set_status(Status(StatusCode.ERROR))
                     span.set_attribute("error.type", str(status[0]))
-                self._finish(span, method, route, status[0], time.perf_counter() - start, scope)
+                self._finish(span, method, route, status[0], time.perf_counter() - start, scope,
+                             path, query)  # fmt: skip
         finally:
             otel_context.detach(token)
 
@@ -133,7 +145,7 @@ class AsgiTelemetry:
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             span.set_attribute("error.type", type(exc).__qualname__)
-            _log.error("unhandled exception in %s %s", scope.get("method"), scope.get("path"),
+            _log.error("unhandled exception in %s %s", scope.get("method"), _target(scope)[0],
                        exc_info=exc)  # fmt: skip
             if status[0] == 0:  # nothing sent yet: the client still gets a clean answer
                 await _json(send, 500, {"error": "internal error"})
@@ -148,8 +160,9 @@ class AsgiTelemetry:
         return min(millis / 1000.0, self._max_timeout)
 
     def _finish(
-        self, span: trace.Span, method: str, route: str, status: int, duration: float, scope: Scope
-    ) -> None:
+        self, span: trace.Span, method: str, route: str, status: int, duration: float, scope: Scope,
+        path: str, query: str,
+    ) -> None:  # fmt: skip
         ctx = span.get_span_context()
         if self._histogram is not None:
             exemplar = {"trace_id": format(ctx.trace_id, "032x")} if ctx.trace_flags.sampled else None
@@ -157,17 +170,17 @@ class AsgiTelemetry:
         client = scope.get("client")
         # 429 is a limit doing its job (a client over its quota): expected, not a fault to warn of.
         level = "error" if status >= 500 else "warning" if status >= 400 and status != 429 else "info"
-        getattr(_access, level)(
-            "finished request",
-            **{
-                "http.request.method": method,
-                "http.route": route,
-                "url.path": scope.get("path", "/"),
-                "http.response.status_code": status,
-                "http.time_ms": round(duration * 1000.0, 3),
-                "client.address": client[0] if client else None,
-            },
-        )
+        fields = {
+            "http.request.method": method,
+            "http.route": route,
+            "url.path": path,
+            "http.response.status_code": status,
+            "http.time_ms": round(duration * 1000.0, 3),
+            "client.address": client[0] if client else None,
+        }
+        if query:
+            fields["url.query"] = query
+        getattr(_access, level)("finished request", **fields)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -180,17 +193,29 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
+def _target(scope: Scope) -> tuple[str, str]:
+    """``url.path`` and ``url.query`` as recorded (span, access line, labels through the route)."""
+    path: str = scope.get("path", "/")
+    # An absolute-form target (RFC 9112 3.2.2, what proxies get) reaches ``path`` whole on some
+    # servers: semconv url.full, userinfo "SHOULD be redacted".
+    if "@" in path:
+        path = redact_userinfo(path)
+    raw = scope.get("query_string")
+    # semconv url.query: values of credential-carrying parameters SHOULD be replaced by REDACTED.
+    return path, (PIPELINE.redactor.query(raw.decode("latin-1")) if raw else "")
+
+
 def _request_attributes(
-    scope: Scope, method: str, route: str, headers: dict[str, str]
+    scope: Scope, method: str, route: str, headers: dict[str, str], path: str, query: str
 ) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "http.request.method": method,
         "http.route": route,
-        "url.path": scope.get("path", "/"),
+        "url.path": path,
         "url.scheme": scope.get("scheme", "http"),
     }
-    if query := scope.get("query_string"):
-        attributes["url.query"] = query.decode("latin-1")
+    if query:
+        attributes["url.query"] = query
     if agent := headers.get("user-agent"):
         attributes["user_agent.original"] = agent
     if client := scope.get("client"):

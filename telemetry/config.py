@@ -47,15 +47,25 @@ DEFAULT_UNTRACED_SERVICES = (
     "etcdserverpb.Auth",
     "opentelemetry.proto.collector.trace.v1.TraceService",
 )
+# Key names whose values are redacted (log lines, access-line metadata, header attributes): patterns
+# matched whole, case-insensitively, "-" and "_" alike, "*" any run; "!name" exempts a name. Substring
+# patterns fail closed (``*token*`` also redacts ``tokens_used``): see telemetry.logging.redaction.
 DEFAULT_SENSITIVE_KEYS = (
     "authorization",
     "proxy-authorization",
     "cookie",
     "set-cookie",
     "x-api-key",
-    "x-auth-token",
-    "password",
-    "token",
+    "*token*",
+    "*secret*",
+    "*password*",
+    "*passwd*",
+    "*api-key*",
+    "*apikey*",
+    "*session*",
+    "*credential*",
+    "*private-key*",
+    "*privatekey*",
 )
 # go-grpc-prometheus / Prometheus client default buckets, so community dashboards line up.
 DEFAULT_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -103,6 +113,10 @@ class TelemetryConfig:
     log_payloads: bool = False
     payload_max_chars: int = 512
     sensitive_keys: tuple[str, ...] = DEFAULT_SENSITIVE_KEYS
+    # The caller's W3C baggage keys a gRPC server keeps (None: all, the default inside a mesh of
+    # services built with this package; (): none, for a server facing the outside). HTTP entry
+    # points drop it unless told otherwise: ``tel.asgi(app, trusted_baggage=...)``.
+    inbound_baggage: tuple[str, ...] | None = None
 
     # Metrics
     metrics_enabled: bool = True
@@ -132,7 +146,9 @@ class TelemetryConfig:
         return dataclasses.replace(self, **changes)
 
 
-_NULLABLE = {"metrics_port", "otlp_endpoint", "sampler_arg", "service_version", "log_stream"}
+_NULLABLE = {
+    "metrics_port", "otlp_endpoint", "sampler_arg", "service_version", "log_stream", "inbound_baggage",
+}  # fmt: skip
 
 
 def _read_env(env: Mapping[str, str]) -> dict[str, Any]:  # noqa: PLR0915 - one flat list of variables
@@ -207,7 +223,12 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:  # noqa: PLR0915 - one 
         )
     if (host := get("TELEMETRY_METRICS_HOST")) is not None:
         out["metrics_host"] = host
+    if (kept := get("TELEMETRY_INBOUND_BAGGAGE")) is not None:
+        # "*": every key (the default); "none" or empty: no baggage; else the keys to keep.
+        names = tuple(k.strip() for k in kept.split(",") if k.strip())
+        out["inbound_baggage"] = None if names == ("*",) else () if names in ((), ("none",)) else names
     if (keys := get("TELEMETRY_SENSITIVE_KEYS")) is not None:
+        # Added to the defaults: names, patterns ("x-tenant-*"), or "!name" to keep one in clear.
         extra = tuple(k.strip().lower() for k in keys.split(",") if k.strip())
         out["sensitive_keys"] = DEFAULT_SENSITIVE_KEYS + extra
     return out
@@ -222,6 +243,11 @@ def _validate(cfg: TelemetryConfig) -> None:
     _choice("log_level", cfg.log_level, LOG_LEVELS)
     _choice("log_format", cfg.log_format, ("json", "console"))
     _choice("client_access_log", cfg.client_access_log, ("all", "errors", "off"))
+    inbound = cfg.inbound_baggage
+    if inbound is not None and (
+        not isinstance(inbound, tuple) or not all(isinstance(k, str) and k for k in inbound)
+    ):
+        raise ConfigError(f"inbound_baggage: must be None or a tuple of baggage keys, got {inbound!r}")
     for p in cfg.propagators:
         _choice("propagators", p, PROPAGATORS)
     if cfg.otlp_endpoint is not None:

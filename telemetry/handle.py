@@ -436,11 +436,14 @@ class Telemetry:
         route: Callable[[str], str] = lambda path: path,
         timeout_header: str = DEFAULT_TIMEOUT_HEADER,
         untraced_paths: Collection[str] = UNTRACED_PATHS,
+        trusted_baggage: Collection[str] | None = (),
     ) -> AsgiTelemetry:
         """Wrap an ASGI app: a SERVER span per request continuing the caller's trace, the HTTP
         duration histogram, an access line, and ``timeout_header`` (milliseconds) as the deadline
         of the gRPC calls the app makes (see :mod:`telemetry.asgi`). ``route(path)`` gives the
-        low-cardinality route name used in span names and labels."""
+        low-cardinality route name used in span names and labels. The caller's W3C baggage is
+        dropped (an HTTP entry point is a trust boundary) but for the ``trusted_baggage`` keys
+        (None keeps all)."""
         if self._http_histogram is None and self.config.metrics_enabled:
             self._http_histogram = http_duration_histogram(self.config.latency_buckets)
             self._register(self._http_histogram)
@@ -452,6 +455,7 @@ class Telemetry:
             route=route,
             timeout_header=timeout_header,
             untraced_paths=untraced_paths,
+            trusted_baggage=trusted_baggage,
         )
 
     # -- lifecycle ------------------------------------------------------------------------------

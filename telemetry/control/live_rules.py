@@ -25,15 +25,20 @@ baseline is the rules given in code, which the panel starts from when it edits a
 in etcd). An invalid
 document (a bad field, bad JSON, an unknown key) changes nothing: the previous rules, faults and
 sampling stay in force and the status says ``"rejected"`` with the error naming the field
-(``rules.server.methods['*'].rate_limit.limit: must be > 0.0, got 0.0``, ``sampling.ratio: must be
-between 0 and 1, got 1.5``).
+(``rules.server.methods['*'].rate_limit.limit: must be <= 1e6, got 1e+308``, ``sampling.ratio: must
+be between 0 and 1, got 1.5``). Hostile values are refused the same way: each value is bounded
+before it is parsed (256 KiB, 32 levels of nesting: ``rules.server: nesting too deep in ...``), and
+any other failure while validating or applying, whatever its type, is a rejection too (its stack is
+logged once): the panel always gets an answer.
 While etcd is unreachable nothing changes either: the rules in force stay.
 
-Cluster-wide limits (``cluster``: method pattern -> total calls per second, or per window) are
-split evenly across the live instances: each instance writes ``total / instance_count()`` as that
-pattern's ``server.methods.<pattern>.rate_limit.limit`` (adding a 1 s token bucket when the pattern
-has no rate limit). :meth:`LiveRules.refresh` re-assembles when the count changes; the discovery
-layer calls it when the registry does.
+Cluster-wide limits (``cluster``: method pattern -> total calls per second, or per window, within
+the range of a rate limit, 0.001 to 1e6) are split evenly across the live instances: each instance
+writes ``total / instance_count()`` as that pattern's ``server.methods.<pattern>.rate_limit.limit``
+(adding a 1 s token bucket when the pattern has no rate limit), never less than the smallest rate
+limit, 0.001 (so a tiny total over many instances admits a little more than the total rather than
+being refused when instances join). :meth:`LiveRules.refresh` re-assembles when the count
+changes; the discovery layer calls it when the registry does.
 """
 
 from __future__ import annotations
@@ -41,17 +46,26 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from telemetry.config import ConfigError
 from telemetry.control.faults import FaultInjector, parse_faults
 from telemetry.discovery.etcd import EtcdClient, EtcdError
 from telemetry.discovery.watch import PrefixWatcher
 from telemetry.governance.engine import Governance
-from telemetry.governance.rules import GovernanceRules, RuleError, validate_pattern
+from telemetry.governance.rules import (
+    LIMIT_MAX,
+    LIMIT_MIN,
+    GovernanceRules,
+    RuleError,
+    json_text,
+    load_json,
+    number_in_range,
+    validate_pattern,
+)
 from telemetry.tracing.samplers import LiveSampler, parse_sampling
 
 __all__ = [
@@ -110,7 +124,7 @@ def read_all_statuses(
         service, _, instance_id = kv.key[len(STATUS_PREFIX) :].partition("/")
         try:
             status = json.loads(kv.value)
-        except ValueError:
+        except (ValueError, RecursionError):  # junk written there (100,000-deep ...) is skipped
             continue
         if isinstance(status, dict) and instance_id:
             statuses.setdefault(service, {})[instance_id] = status
@@ -227,34 +241,34 @@ class LiveRules:
     def _update(self, state: Mapping[str, bytes], revision: int, count: int, *, forced: bool) -> None:
         """Validate everything, then apply everything, or nothing. ``forced``: etcd changed, so
         report even when the result is unchanged; otherwise (refresh) only report changes."""
-        faults_raw = state.get(self.prefix + FAULTS)
-        sampling_raw = state.get(self.prefix + SAMPLING)
+        faults_key, sampling_key = self.prefix + FAULTS, self.prefix + SAMPLING
+        faults_raw = state.get(faults_key)
+        sampling_raw = state.get(sampling_key)
         sampling_changed = self._sampler is not None and sampling_raw != self._applied_sampling
+        stage = "rules: could not be validated"  # names an unforeseen failure, which has no path
         try:
             doc = self._assemble(state, count)
             rules = GovernanceRules.from_dict(doc)
             faults = None
             if self._faults is not None and faults_raw != self._applied_faults:
-                faults = parse_faults(faults_raw)
-            sampler = parse_sampling(sampling_raw) if sampling_changed else None
-        except ValueError as exc:  # RuleError, FaultError: the field is in the message
-            status = self._new_status(REJECTED, revision, str(exc))
-            if forced or _core(status) != _core(self._status):
-                _log.warning(
-                    "governance rules at etcd revision %d rejected, previous rules stay: %s",
-                    revision,
-                    exc,
-                )
-                self._write_status(status)
+                stage = f"{FAULTS}: could not be validated"
+                faults = parse_faults(_bounded(faults_raw, FAULTS, faults_key))
+            stage = f"{SAMPLING}: could not be validated"
+            sampling = _bounded(sampling_raw, SAMPLING, sampling_key) if sampling_changed else None
+            sampler = parse_sampling(sampling) if sampling_changed else None
+            rules_changed = doc != self._applied_doc
+            changed = rules_changed or faults is not None or sampling_changed
+            if not (forced or changed):
+                self._count = count
+                return
+            if rules_changed:
+                stage = "rules: could not be applied"
+                self._governance.apply(rules)  # validated above; on failure nothing changed
+                self._applied_doc = doc
+        except Exception as exc:  # any failure is a refusal: the rules in force stay, the panel is told
+            self._reject(exc, stage, revision, forced=forced)
             return
         self._count = count
-        rules_changed = doc != self._applied_doc
-        changed = rules_changed or faults is not None or sampling_changed
-        if not (forced or changed):
-            return
-        if rules_changed:
-            self._governance.apply(rules)  # validated above
-            self._applied_doc = doc
         if faults is not None and self._faults is not None:
             self._faults.configure(faults)
             self._applied_faults = faults_raw
@@ -272,6 +286,25 @@ class LiveRules:
             )
         self._write_status(status)
 
+    def _reject(self, exc: Exception, stage: str, revision: int, *, forced: bool) -> None:
+        """Report ``exc`` as a rejection. A :class:`ConfigError` (RuleError, FaultError) names its
+        field; anything else is unforeseen (a bug, or input validation missed): it is named by
+        ``stage`` and its stack is logged, once per report."""
+        named = isinstance(exc, ConfigError)
+        error = str(exc) if named else f"{stage} ({type(exc).__name__}: {exc})"
+        if len(error) > _MAX_ERROR:  # the status is read by the panel: keep it small
+            error = error[: _MAX_ERROR - 3] + "..."
+        status = self._new_status(REJECTED, revision, error)
+        if forced or _core(status) != _core(self._status):
+            _log.warning(
+                "governance rules at etcd revision %d rejected, previous rules stay: %s",
+                revision,
+                error,
+                # A RuleError chained to a cause is from_dict's last resort: unforeseen too.
+                exc_info=None if named and exc.__cause__ is None else exc,
+            )
+            self._write_status(status)
+
     def _assemble(self, state: Mapping[str, bytes], count: int) -> dict[str, Any]:
         """The rules document: code's rules < the ``rules`` document < section keys, then the
         cluster limits split across ``count`` instances."""
@@ -285,10 +318,7 @@ class LiveRules:
             if name not in KEYS:
                 raise RuleError(key, f"unknown governance key (known: {', '.join(KEYS)})")
             path = "rules" if name == DOCUMENT else CLUSTER if name == CLUSTER else f"rules.{name}"
-            try:
-                value = json.loads(state[key])
-            except ValueError as exc:
-                raise RuleError(path, f"not valid JSON in {key}: {exc}") from None
+            value = load_json(state[key], path, source=key)  # bounded: size and nesting
             if name == DOCUMENT:
                 if not isinstance(value, dict):
                     raise RuleError("rules", f"must be an object, got {type(value).__name__}")
@@ -333,6 +363,15 @@ class LiveRules:
             _log.warning("could not write governance status %s: %s", self.status_key, exc)
 
 
+_MAX_ERROR = 2000
+"""Longest error message written to a status (characters)."""
+
+
+def _bounded(raw: bytes | None, path: str, key: str) -> str | None:
+    """``raw`` checked for size and nesting before its own parser sees it (None stays None)."""
+    return None if raw is None else json_text(raw, path, source=key)
+
+
 def _core(status: dict[str, Any] | None) -> tuple[Any, ...] | None:
     """A status without its timestamp: what makes a new report worth writing."""
     if status is None:
@@ -341,18 +380,15 @@ def _core(status: dict[str, Any] | None) -> tuple[Any, ...] | None:
 
 
 def parse_cluster(value: Any) -> dict[str, float]:
-    """The ``cluster`` key's value: method pattern -> total limit; RuleError names a bad entry."""
+    """The ``cluster`` key's value: method pattern -> total limit, a number in the range of a rate
+    limit (0.001 to 1e6, booleans and non-finite numbers refused); RuleError names a bad entry."""
     if not isinstance(value, dict):
         raise RuleError(CLUSTER, f"must be an object, got {type(value).__name__}")
     totals: dict[str, float] = {}
     for pattern, total in value.items():
-        path = f"{CLUSTER}.{pattern}"
+        path = f"{CLUSTER}.{pattern if len(pattern) <= 100 else pattern[:100] + '...'}"
         validate_pattern(pattern, path)
-        if isinstance(total, bool) or not isinstance(total, int | float) or not math.isfinite(total):
-            raise RuleError(path, f"must be a finite number, got {total!r}")
-        if total <= 0:
-            raise RuleError(path, f"must be > 0, got {total!r}")
-        totals[pattern] = float(total)
+        totals[pattern] = number_in_range(total, path, LIMIT_MIN, LIMIT_MAX)
     return totals
 
 
@@ -391,5 +427,11 @@ def _split_cluster_limits(doc: dict[str, Any], count: int) -> None:
         limit = rule.get("rate_limit") if isinstance(rule, dict) else None
         if isinstance(limit, dict) and limit.get("cluster") is True:
             total = limit.get("limit")
-            if isinstance(total, int | float) and not isinstance(total, bool):
-                rule["rate_limit"] = {**limit, "limit": total / count, "cluster": False}
+            # Out of range (or not a number): left whole, so from_dict reports the total written.
+            if (
+                isinstance(total, int | float)
+                and not isinstance(total, bool)
+                and LIMIT_MIN <= total <= LIMIT_MAX
+            ):
+                share = max(total / count, LIMIT_MIN)  # a valid total never splits into an invalid share
+                rule["rate_limit"] = {**limit, "limit": share, "cluster": False}

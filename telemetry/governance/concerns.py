@@ -31,6 +31,7 @@ CANCELLED never counts (the caller gave up).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -341,7 +342,18 @@ def _release(limiter: Any, key: str) -> None:
 
 def call_key(state: CallState, source: str) -> str:
     """The value a keyed limit is keyed by: ``peer`` (client host), ``metadata:<name>`` or
-    ``baggage:<name>``; "" when the call does not carry it."""
+    ``baggage:<name>``; "" when the call does not carry it. A caller controls it, so a long one
+    is replaced by its digest: the key table is bounded in bytes as well as in entries."""
+    key = _call_key(state, source)
+    if len(key) > MAX_KEY_CHARS:
+        return "sha256:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+    return key
+
+
+MAX_KEY_CHARS = 128
+
+
+def _call_key(state: CallState, source: str) -> str:
     if source == "peer":
         return PEER_HOST_PORT[state.peer][0]
     kind, _, name = source.partition(":")

@@ -36,6 +36,7 @@ from telemetry.governance.ratelimit import LeakyBucketLimiter, RateLimiter, buil
 from telemetry.governance.retry import RetryBudget, RetryPlan, RetryPolicy
 from telemetry.governance.rules import (
     DEFAULT_FAILURE_CODES,
+    MAX_JSON_BYTES,
     AdaptiveRule,
     BreakerRule,
     ClientMethodRules,
@@ -542,9 +543,13 @@ _switch_interval = _SwitchInterval()
 
 def parse_rules(rules: RulesInput) -> GovernanceRules:
     """Rules from an object (re-validated: code can build invalid ones), a mapping, JSON text or
-    a JSON/YAML file path."""
+    a JSON/YAML file path. Raises :class:`RuleError` and nothing else, whatever the input."""
     if isinstance(rules, GovernanceRules):
-        return GovernanceRules.from_dict(rules.to_dict())
+        try:
+            data = rules.to_dict()
+        except Exception as exc:  # an object built in code can hold anything (a cycle ...)
+            raise RuleError("rules", f"cannot be read ({type(exc).__name__}: {str(exc)[:300]})") from exc
+        return GovernanceRules.from_dict(data)
     if isinstance(rules, Path):
         return _load_file(rules)
     if isinstance(rules, str):
@@ -554,17 +559,23 @@ def parse_rules(rules: RulesInput) -> GovernanceRules:
 
 def _load_file(path: Path) -> GovernanceRules:
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise RuleError(str(path), f"cannot read rules file: {exc}") from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise RuleError(str(path), f"too large: {len(raw)} bytes, at most {MAX_JSON_BYTES}")
     if path.suffix in (".yaml", ".yml"):
         import yaml  # a declared dependency (services read their YAML config with it too)
 
         try:
-            return GovernanceRules.from_dict(yaml.safe_load(text) or {})
+            data = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
             raise RuleError(str(path), f"not valid YAML: {exc}") from None
-    return GovernanceRules.from_json(text)
+        except Exception as exc:  # what PyYAML lets through: RecursionError when deeply nested,
+            # ValueError for an impossible date ...: a refusal all the same
+            raise RuleError(str(path), f"not valid YAML ({type(exc).__name__}: {exc})") from None
+        return GovernanceRules.from_dict(data or {})
+    return GovernanceRules.from_json(raw)
 
 
 def _codes(names: tuple[str, ...]) -> frozenset[grpc.StatusCode]:

@@ -21,6 +21,10 @@ from telemetry.rpc.call import CallState, split_method
 
 _log = logging.getLogger("telemetry.governance")
 
+MAX_METHOD_LABELS = 500  # as the grpc metrics' max_method_labels: past it, "other"
+_OVERFLOW = ("other", "other")
+_MAX_LABEL_CHARS = 200
+
 # outcome names used across mechanisms
 REJECTED = "rejected"
 FALLBACK = "fallback"
@@ -31,8 +35,18 @@ RETRIED = "retried"
 class DecisionRecorder:
     """Counts and reports decisions; cheap enough for the rejection path of an overloaded server."""
 
-    def __init__(self, log_interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        log_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_methods: int = MAX_METHOD_LABELS,
+    ) -> None:
+        """``max_methods``: distinct (service, method) label pairs kept; later ones are counted,
+        and their log lines sampled, as ("other", "other"): method names can come from callers
+        (a generic handler serves any name), and every table and label set needs a bound."""
         self._counts: dict[tuple[str, str, str, str], int] = {}
+        self._max_methods = max_methods
+        self._methods: set[tuple[str, str]] = set()
         self._transitions: dict[tuple[str, str, str], int] = {}
         self._lock = threading.Lock()
         self._log_interval = log_interval
@@ -65,8 +79,18 @@ class DecisionRecorder:
         reason: str,
         attributes: dict[str, Any],
     ) -> None:
-        key = (mechanism, *service_method, outcome)
+        service, method = service_method
+        if len(service) + len(method) > 2 * _MAX_LABEL_CHARS:  # bounded in bytes too
+            service_method = (service[:_MAX_LABEL_CHARS], method[:_MAX_LABEL_CHARS])
+            full_method = full_method[: 2 * _MAX_LABEL_CHARS]
         with self._lock:
+            if service_method not in self._methods:
+                if len(self._methods) < self._max_methods:
+                    self._methods.add(service_method)
+                else:
+                    service_method = _OVERFLOW
+                    full_method = "other"
+            key = (mechanism, *service_method, outcome)
             self._counts[key] = self._counts.get(key, 0) + 1
         self._log_sampled(mechanism, outcome, full_method, reason, attributes)
 

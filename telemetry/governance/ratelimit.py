@@ -30,6 +30,12 @@ The buckets use the GCRA formulation (one "theoretical arrival time" instead of 
 last-refill time): one comparison and one addition per call, no refill arithmetic. Time comparisons
 tolerate 1 ns so that times built by adding decimal steps (0.1 + 0.1 + ...) land on the intended
 side of a boundary.
+
+No argument can make a limiter fail open through float arithmetic: NaN and infinities are refused,
+and so is a value whose derived quantities would leave the float range (a rate so small that
+``1 / rate`` overflows to infinity, which would admit every call; a window so short that its end
+would land before its start within the 1 ns tolerance). The governance rules keep every value far
+inside these limits (``telemetry.governance.rules``).
 """
 
 from __future__ import annotations
@@ -64,6 +70,10 @@ ALGORITHMS: tuple[str, ...] = (
 
 _EPS = 1e-9
 """Tolerance of time comparisons (seconds): absorbs float rounding of summed decimal steps."""
+
+_MIN_WINDOW = 1e-6
+"""Shortest window (seconds): 1000 times the time tolerance, so a window always ends after it
+starts, and ``now / window`` stays finite for any clock."""
 
 _floor = math.floor
 _INF = math.inf
@@ -102,6 +112,25 @@ def _positive_float(name: str, value: float) -> float:
     if not (0 < value < _INF):  # also rejects NaN
         raise ValueError(f"{name} must be > 0 and finite, got {value!r}")
     return float(value)
+
+
+def _interval(name: str, rate: float) -> float:
+    """``1 / rate``: seconds per call. Refuses a rate so small (sub-normal) that this overflows: an
+    infinite interval makes every comparison with it pass, which would admit every call."""
+    try:
+        interval = 1.0 / rate
+    except (OverflowError, ZeroDivisionError):
+        interval = _INF
+    if not interval < _INF:
+        raise ValueError(f"{name} is too small: its inverse overflows, got {rate!r}")
+    return interval
+
+
+def _window(value: float) -> float:
+    window = _positive_float("window", value)
+    if window < _MIN_WINDOW:
+        raise ValueError(f"window must be >= {_MIN_WINDOW} seconds, got {value!r}")
+    return window
 
 
 def _non_negative_float(name: str, value: float) -> float:
@@ -183,7 +212,7 @@ class FixedWindowLimiter:
 
     def __init__(self, limit: int, window: float = 1.0, *, clock: Clock = monotonic) -> None:
         self._limit = _positive_int("limit", limit)
-        self._window = _positive_float("window", window)
+        self._window = _window(window)
         self._clock = clock
         self._count = 0
         self._end = -_INF  # the first call opens the first window
@@ -268,7 +297,7 @@ class SlidingWindowLimiter:
         self, limit: int, window: float = 1.0, *, buckets: int = 10, clock: Clock = monotonic
     ) -> None:
         self._limit = _positive_int("limit", limit)
-        self._window = _positive_float("window", window)
+        self._window = _window(window)
         self._n = _positive_int("buckets", buckets)
         self._clock = clock
         self._inv_sub = self._n / self._window  # sub-windows per second
@@ -379,8 +408,14 @@ class TokenBucketLimiter:
             burst = max(1, math.ceil(self._rate))
         self._burst = _positive_int("burst", burst)
         self._clock = clock
-        self._interval = 1.0 / self._rate  # seconds one token takes to refill
-        self._span = self._burst * self._interval + _EPS  # a full bucket, in seconds
+        self._interval = _interval("rate", self._rate)  # seconds one token takes to refill
+        try:
+            span = self._burst * self._interval + _EPS  # a full bucket, in seconds
+        except OverflowError:  # an int burst past the float range
+            span = _INF
+        if not span < _INF:  # an infinite span admits every call
+            raise ValueError(f"burst / rate overflows: burst={burst!r}, rate={rate!r}")
+        self._span = span
         self._tat = -_INF  # full
         self._lock = threading.Lock()
 
@@ -449,7 +484,7 @@ class LeakyBucketLimiter:
         self._max_wait = _non_negative_float("max_wait", max_wait)
         self._wait_limit = self._max_wait + _EPS
         self._clock = clock
-        self._interval = 1.0 / self._rate
+        self._interval = _interval("rate", self._rate)
         self._tat = -_INF
         self._lock = threading.Lock()
 
@@ -578,7 +613,11 @@ class WarmUpLimiter:
             raise ValueError(f"cold_factor must be >= 1, got {cold_factor!r}")
         self._cold_factor = cold_factor
         self._cold_rate = self._rate / cold_factor
+        _interval("rate", self._rate)
+        _interval("rate / cold_factor", self._cold_rate)  # the cold rate must not underflow either
         self._slope = (self._rate - self._cold_rate) / self._warm_up  # rate gained per heat second
+        if not self._slope < _INF:  # inf * 0 heat would be NaN, and a NaN rate admits every call
+            raise ValueError(f"warm_up is too short for rate: warm_up={warm_up!r}, rate={rate!r}")
         self._clock = clock
         self._heat = 0.0
         self._last = clock()

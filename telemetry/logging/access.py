@@ -5,9 +5,9 @@ including calls refused locally, which no server saw), or for every call with ``
 
 Handler code adds fields to its call's line with :func:`telemetry.add_log_fields` while it runs (the
 seed notes' "aggregate fields into one access log"). Levels follow go-grpc-middleware's code-to-level
-mapping. Metadata and payloads are off by default; when on, sensitive keys are redacted and payloads
-truncated. An unexpected handler exception is logged here with its stack (the client only ever sees
-INTERNAL).
+mapping. Metadata and payloads are off by default; when on, sensitive keys are redacted (by pattern:
+:mod:`telemetry.logging.redaction`) and payloads truncated. An unexpected handler exception is logged
+here with its stack (the client only ever sees INTERNAL).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import grpc
 import orjson
 
 from telemetry.computed_cache import ComputedCache
-from telemetry.logging.pipeline import PIPELINE, REDACTED
+from telemetry.logging.pipeline import PIPELINE
+from telemetry.logging.redaction import REDACTED, redactor_for
 from telemetry.logging.render import FIRST_KEYS, iso_time
 from telemetry.rpc.call import CallState, MethodInfo, RpcKind, Side, go_code_name
 from telemetry.rpc.relay import refusal
@@ -89,7 +90,7 @@ class AccessLog:
         self.log_metadata = log_metadata
         self.log_payloads = log_payloads
         self._max_chars = payload_max_chars
-        self._sensitive = frozenset(k.lower() for k in sensitive_keys)
+        self._sensitive = redactor_for(frozenset(sensitive_keys)).sensitive
         self._json_head = _json_members({"service": service_name, "event": "finished call"})
 
     def prepare(self, info: MethodInfo) -> None:
@@ -167,7 +168,7 @@ class AccessLog:
             or done.request is not None
             or done.response is not None
             or done.info.kind is not RpcKind.UNARY
-            or not PIPELINE.sensitive.isdisjoint(_PLAIN_LINE_KEYS)
+            or PIPELINE.redactor.any_sensitive[_PLAIN_LINE_KEYS]
         ):
             return None
         ids = ""
@@ -187,7 +188,7 @@ class AccessLog:
         for key, value in metadata:
             if key.endswith("-bin"):
                 continue
-            out[key] = REDACTED if key.lower() in self._sensitive else str(value)
+            out[key] = REDACTED if self._sensitive(key) else str(value)
         return out
 
     def _payload(self, message: Any) -> str:

@@ -1,9 +1,10 @@
 """One process-wide log pipeline for structlog, stdlib ``logging`` and the access-log concern.
 
 Every event, whatever its source, gets the same fields (timestamp, level, service, and ``trace_id`` /
-``span_id`` when a span is current), has sensitive keys redacted, and is handed to the sinks: the
-non-blocking writer in production, captures in tests. Logging is process-global by nature (structlog
-and the root logger are), so this module owns that global state and nothing else does.
+``span_id`` when a span is current), has sensitive keys redacted (by pattern, nested values too: see
+:mod:`telemetry.logging.redaction`), and is handed to the sinks: the non-blocking writer in
+production, captures in tests. Logging is process-global by nature (structlog and the root logger
+are), so this module owns that global state and nothing else does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import structlog
 from opentelemetry import trace
 
 from telemetry.config import DEFAULT_SENSITIVE_KEYS
+from telemetry.logging.redaction import Redactor, redactor_for
 from telemetry.logging.render import render_console, render_json
 from telemetry.logging.writer import AsyncLineWriter, DeferredEvent
 from telemetry.rpc.call import current_call
@@ -27,7 +29,6 @@ from telemetry.rpc.call import current_call
 Sink = Callable[[dict[str, Any]], None]
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
-REDACTED = "[REDACTED]"
 
 
 class LogPipeline:
@@ -35,7 +36,7 @@ class LogPipeline:
         self._sinks: tuple[Sink, ...] = ()
         self._writer: AsyncLineWriter | None = None
         self.default_service = "unknown_service"
-        self.sensitive: frozenset[str] = frozenset(DEFAULT_SENSITIVE_KEYS)
+        self.redactor: Redactor = redactor_for(frozenset(DEFAULT_SENSITIVE_KEYS))
         self.min_level = LEVELS["info"]
         self.emit_later: Callable[[DeferredEvent], None] = self._emit_built
         """Emit a :class:`DeferredEvent`: when the writer is the only sink, it is queued as is and
@@ -70,11 +71,18 @@ class LogPipeline:
     def enabled_for(self, level: str) -> bool:
         return LEVELS.get(level, 20) >= self.min_level
 
+    @property
+    def sensitive(self) -> frozenset[str]:
+        """The sensitive-key patterns in force (normalized); setting them swaps the redactor."""
+        return self.redactor.patterns
+
+    @sensitive.setter
+    def sensitive(self, patterns: frozenset[str]) -> None:
+        self.redactor = redactor_for(frozenset(patterns))
+
     def redact(self, event: dict[str, Any]) -> dict[str, Any]:
-        if self.sensitive and not self.sensitive.isdisjoint(event):
-            for key in self.sensitive.intersection(event):
-                event[key] = REDACTED
-        return event
+        # Through self.redactor on each call: the writer holds this bound method across changes.
+        return self.redactor.redact(event)
 
     def emit(self, event: dict[str, Any]) -> None:
         """Redact and hand ``event`` to every sink. Never raises."""
@@ -165,7 +173,7 @@ def configure(
     global _stdlib_handler, _generation
     PIPELINE.default_service = service_name
     PIPELINE.min_level = LEVELS[level]
-    PIPELINE.sensitive = frozenset(k.lower() for k in sensitive_keys)
+    PIPELINE.sensitive = frozenset(sensitive_keys)
     old_writer = PIPELINE.writer
     writer = AsyncLineWriter(
         stream if stream is not None else sys.stdout,

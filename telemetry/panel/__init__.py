@@ -9,7 +9,8 @@ every change validated, audited in etcd and confirmed per instance.
 
 The parts below the page need no Streamlit and serve scripts as well as the panel:
 :class:`ControlPlane` (audited, validated writes; rollout status), :mod:`controls` (transforms of
-one control key), :func:`recommend_limit` (the knee of the load curve).
+one control key), :func:`recommend_limit` (the knee of the load curve), :class:`SignInGuard`
+(delays and lockouts against password guessing).
 """
 
 from telemetry.panel.autolimit import AutoLimit, parse_autolimit
@@ -24,6 +25,7 @@ from telemetry.panel.control_plane import (
 )
 from telemetry.panel.prometheus import Prometheus, PrometheusError
 from telemetry.panel.settings import PanelSettings
+from telemetry.panel.signin import SignInGuard, SignInPolicy
 from telemetry.panel.thresholds import LoadPoint, Recommendation, follow_step, recommend_limit
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "PrometheusError",
     "Recommendation",
     "Rollout",
+    "SignInGuard",
+    "SignInPolicy",
     "follow_step",
     "parse_autolimit",
     "recommend_limit",

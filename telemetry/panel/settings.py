@@ -12,7 +12,30 @@
 ``GRAFANA_TOKEN``            a service-account token for it, or ``GRAFANA_USER`` and
 ``GRAFANA_PASSWORD``         ``GRAFANA_PASSWORD`` (basic auth; Grafana's ``GF_SECURITY_ADMIN_USER``
                              and ``GF_SECURITY_ADMIN_PASSWORD`` do too)
+``PANEL_TRUSTED_PROXIES``    how many reverse proxies in front of the panel append the client's
+                             address to ``X-Forwarded-For`` (default 0: the header is ignored). Set
+                             it only if the panel cannot be reached but through them.
 ==========================  =========================================================================
+
+The sign-in guard (:mod:`telemetry.panel.signin`), per client address and over all clients:
+
+=========================================  ==========================================================
+``PANEL_SIGNIN_DELAY_SECONDS``              wait after a client's first wrong password; doubles with
+                                            each further one (default 1, within [0, 300])
+``PANEL_SIGNIN_MAX_DELAY_SECONDS``          up to (default 30, within [0, 3600])
+``PANEL_SIGNIN_MAX_FAILURES``               wrong passwords in a row that lock a client out
+                                            (default 10, within [1, 1000])
+``PANEL_SIGNIN_LOCKOUT_SECONDS``            for how long (default 900, within [1, 86400]); a
+                                            streak is forgotten after as long again without failures
+``PANEL_SIGNIN_GLOBAL_DELAY_SECONDS``       wait, for every client, after any wrong password;
+                                            doubles likewise (default 0.5, within [0, 300])
+``PANEL_SIGNIN_GLOBAL_MAX_DELAY_SECONDS``   up to (default 5, within [0, 3600])
+``PANEL_SIGNIN_GLOBAL_MAX_FAILURES``        wrong passwords in a row from all clients together that
+                                            lock every client out (default 100, at least
+                                            ``PANEL_SIGNIN_MAX_FAILURES``)
+``PANEL_SIGNIN_MAX_CLIENTS``                clients remembered at once, least recently failing
+                                            forgotten first (default 10000)
+=========================================  ==========================================================
 """
 
 from __future__ import annotations
@@ -26,6 +49,7 @@ from pathlib import Path
 
 from telemetry.config import ConfigError
 from telemetry.discovery.etcd import EtcdConfig
+from telemetry.panel.signin import SignInPolicy
 
 __all__ = ["PanelSettings"]
 
@@ -44,6 +68,9 @@ class PanelSettings:
     grafana_url: str | None = None
     grafana_token: str | None = None
     grafana_basic_auth: tuple[str, str] | None = None
+    trusted_proxies: int = 0
+    """Reverse proxies appending to X-Forwarded-For; 0: the header is the client's, not trusted."""
+    sign_in: SignInPolicy = field(default_factory=SignInPolicy)
 
     def __post_init__(self) -> None:
         for name in ("prometheus_url", "grafana_url"):
@@ -58,6 +85,8 @@ class PanelSettings:
             raise ConfigError(f"service_label: not a Prometheus label name: {self.service_label!r}")
         if self.password is not None and len(self.password) < 8:
             raise ConfigError("password: must have at least 8 characters")
+        if not 0 <= self.trusted_proxies <= 10:
+            raise ConfigError(f"trusted_proxies: must be within [0, 10], got {self.trusted_proxies}")
 
     @property
     def writable(self) -> bool:
@@ -66,7 +95,7 @@ class PanelSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PanelSettings:
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {"etcd": EtcdConfig.from_env(env)}
+        values: dict[str, object] = {"etcd": EtcdConfig.from_env(env), "sign_in": _sign_in(env)}
         if env.get("PROMETHEUS_URL"):
             values["prometheus_url"] = _url("PROMETHEUS_URL", env["PROMETHEUS_URL"])
         values["password"] = _password(env)
@@ -84,6 +113,8 @@ class PanelSettings:
             password = env.get("GRAFANA_PASSWORD") or env.get("GF_SECURITY_ADMIN_PASSWORD")
             if user and password:
                 values["grafana_basic_auth"] = (user, password)
+        if env.get("PANEL_TRUSTED_PROXIES"):
+            values["trusted_proxies"] = _whole("PANEL_TRUSTED_PROXIES", env["PANEL_TRUSTED_PROXIES"])
         try:
             return cls(**values)  # type: ignore[arg-type]
         except ConfigError as exc:  # name the variable the operator set, not the field
@@ -100,7 +131,33 @@ _VARIABLES = {
     "refresh_seconds": "PANEL_REFRESH_SECONDS",
     "window_minutes": "PANEL_WINDOW_MINUTES",
     "service_label": "PANEL_SERVICE_LABEL",
+    "trusted_proxies": "PANEL_TRUSTED_PROXIES",
 }
+
+_SIGN_IN_VARIABLES = {
+    "delay_seconds": "PANEL_SIGNIN_DELAY_SECONDS",
+    "max_delay_seconds": "PANEL_SIGNIN_MAX_DELAY_SECONDS",
+    "max_failures": "PANEL_SIGNIN_MAX_FAILURES",
+    "lockout_seconds": "PANEL_SIGNIN_LOCKOUT_SECONDS",
+    "global_delay_seconds": "PANEL_SIGNIN_GLOBAL_DELAY_SECONDS",
+    "global_max_delay_seconds": "PANEL_SIGNIN_GLOBAL_MAX_DELAY_SECONDS",
+    "global_max_failures": "PANEL_SIGNIN_GLOBAL_MAX_FAILURES",
+    "max_clients": "PANEL_SIGNIN_MAX_CLIENTS",
+}
+_WHOLE = {"max_failures", "global_max_failures", "max_clients"}
+_SIGN_IN_FIELD = re.compile(r"\b(" + "|".join(_SIGN_IN_VARIABLES) + r")\b")
+
+
+def _sign_in(env: Mapping[str, str]) -> SignInPolicy:
+    values: dict[str, float] = {}
+    for name, variable in _SIGN_IN_VARIABLES.items():
+        if env.get(variable):
+            values[name] = (_whole if name in _WHOLE else _number)(variable, env[variable])
+    try:
+        return SignInPolicy(**values)  # type: ignore[arg-type]
+    except ConfigError as exc:  # every field the message names, by its variable
+        message = _SIGN_IN_FIELD.sub(lambda found: _SIGN_IN_VARIABLES[found[1]], str(exc))
+        raise ConfigError(message) from None
 
 
 def _password(env: Mapping[str, str]) -> str | None:

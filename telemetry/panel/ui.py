@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import streamlit as st
@@ -18,15 +19,18 @@ from telemetry.config import ConfigError
 from telemetry.discovery.etcd import EtcdClient, EtcdError
 from telemetry.panel import forms, views
 from telemetry.panel.annotations import GrafanaAnnotator
+from telemetry.panel.clients import client_address
 from telemetry.panel.control_plane import ControlPlane
 from telemetry.panel.follower import ThresholdFollower
 from telemetry.panel.live import LiveQueries
 from telemetry.panel.prometheus import Prometheus
 from telemetry.panel.settings import PanelSettings
+from telemetry.panel.signin import SignInGuard, SignInPolicy, Verdict
 
 __all__ = ["Panel", "main"]
 
-_log = logging.getLogger("telemetry.panel")
+sign_in_clock: Callable[[], float] = time.monotonic
+"""The sign-in guard's clock, read when the guard is built (tests put a fake one here)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,12 @@ def _panel(settings_key: str, _settings: PanelSettings) -> Panel:
     live = LiveQueries(Prometheus(settings.prometheus_url), service_label=settings.service_label)
     follower = ThresholdFollower(plane, live, minutes=settings.window_minutes).start()
     return Panel(settings, plane, live, follower, annotator)
+
+
+@st.cache_resource(show_spinner=False)
+def _sign_in_guard(policy_key: str, _policy: SignInPolicy) -> SignInGuard:
+    """One per process and policy: every session's attempts count together."""
+    return SignInGuard(_policy, clock=sign_in_clock)
 
 
 def _settings_key(settings: PanelSettings) -> str:
@@ -152,14 +162,29 @@ def _sign_in(settings: PanelSettings) -> str | None:
     if submitted:
         if not name.strip():
             st.error("Enter your name: every change records who made it.")
-        elif hmac.compare_digest(password.encode(), settings.password.encode()):
-            st.session_state["actor"] = name.strip()
-            st.rerun()
         else:
-            _log.warning("panel sign-in refused for %r", name)
-            st.error("Wrong password.")
+            expected = settings.password.encode()
+            guard = _sign_in_guard(repr(settings.sign_in), settings.sign_in)
+            attempt = guard.attempt(
+                _client(settings), name, lambda: hmac.compare_digest(password.encode(), expected)
+            )
+            if attempt.verdict is Verdict.ACCEPTED:
+                st.session_state["actor"] = name.strip()
+                st.rerun()
+            elif attempt.verdict is Verdict.THROTTLED:
+                st.error(f"Too many attempts, try again in {attempt.retry_after} s.")
+            else:
+                st.error("Wrong password.")
     st.caption("Signed out: the panel is read-only.")
     return None
+
+
+def _client(settings: PanelSettings) -> str:
+    """The address the sign-in guard counts this session's attempts by."""
+    context = st.context
+    return client_address(
+        context.ip_address, context.headers.get_all("X-Forwarded-For"), settings.trusted_proxies
+    )
 
 
 def _choose_service(panel: Panel, etcd_problem: str | None) -> str | None:

@@ -4,20 +4,25 @@ With the default propagators (W3C ``tracecontext`` and ``baggage``) the ``tracep
 and formatted directly, with the same validation rules as the SDK's propagator (a malformed header is
 ignored, so the call starts a new trace); baggage goes through the SDK's W3C codec only when present.
 Any other configuration goes through the configured ``TextMapPropagator`` unchanged.
+
+The SDK's codecs warn about each bad inbound header, quoting it: those warnings are rate-limited
+and shortened (:mod:`telemetry.logging.throttle`) from the moment this module is imported.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
+from telemetry.logging import throttle
 from telemetry.tracing import fastcontext
 from telemetry.tracing.fastcontext import BAGGAGE_KEY
 from telemetry.tracing.rpcspan import EMPTY_TRACE_STATE, valid_span_context
@@ -26,6 +31,10 @@ _TRACEPARENT = re.compile(r"^\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-
 _EMPTY = Context()
 
 Headers = list[tuple[str, str]]
+
+# Both paths (this module's for gRPC, the SDK propagator's for ASGI) parse headers in SDK code whose
+# warnings quote the header: a flood of bad headers must not become a flood of log lines.
+throttle.install()
 
 
 def parse_traceparent(header: str, tracestate: str | None) -> SpanContext | None:
@@ -42,11 +51,34 @@ def parse_traceparent(header: str, tracestate: str | None) -> SpanContext | None
     return valid_span_context(trace_id, span_id, True, TraceFlags(int(flags_hex, 16)), state)
 
 
-class W3CPropagation:
-    """The default: tracecontext (+ baggage when enabled), without a generic carrier."""
+def keep_baggage(context: Context, allowed: Collection[str] | None) -> Context:
+    """``context`` with only the ``allowed`` keys of the caller's baggage (None: every key).
 
-    def __init__(self, baggage: bool = True) -> None:
+    W3C Baggage (section "Security considerations"): baggage received from outside the system is
+    untrusted, so an edge drops it or keeps an allow-list; values governance reads for a VIP
+    bypass or routing (``user``, ``group``) must come from the edge's own notion of the caller.
+    """
+    if allowed is None:
+        return context
+    entries = context.get(BAGGAGE_KEY)
+    if not entries or not isinstance(entries, dict):
+        return context
+    kept = {key: value for key, value in entries.items() if key in allowed}
+    if len(kept) == len(entries):
+        return context
+    return otel_context.set_value(BAGGAGE_KEY, kept, context)
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+class W3CPropagation:
+    """The default: tracecontext (+ baggage when enabled), without a generic carrier.
+    ``inbound_baggage``: the caller's baggage keys a server keeps (None: all; empty: none)."""
+
+    def __init__(self, baggage: bool = True, inbound_baggage: Collection[str] | None = None) -> None:
         self._baggage = W3CBaggagePropagator() if baggage else None
+        self._inbound = None if inbound_baggage is None else frozenset(inbound_baggage)
 
     def extract(
         self, metadata: Sequence[tuple[str, Any]], parent_in_context: bool = True
@@ -62,8 +94,10 @@ class W3CPropagation:
             elif key == "baggage":
                 baggage_header = value
         context = _EMPTY
-        if baggage_header and self._baggage is not None:
+        if baggage_header and self._baggage is not None and self._inbound != _NONE:
             context = self._baggage.extract({"baggage": baggage_header}, context)
+            if self._inbound is not None:
+                context = keep_baggage(context, self._inbound)
         parent = parse_traceparent(traceparent, tracestate) if traceparent else None
         if parent is not None and parent_in_context:
             context = trace.set_span_in_context(NonRecordingSpan(parent), context)
@@ -112,9 +146,13 @@ class GenericPropagation:
         headers.extend(carrier.items())
 
 
-def propagation_for(names: tuple[str, ...], propagator: TextMapPropagator) -> Any:
+def propagation_for(
+    names: tuple[str, ...],
+    propagator: TextMapPropagator,
+    inbound_baggage: Collection[str] | None = None,
+) -> Any:
     if names in (("tracecontext", "baggage"), ("baggage", "tracecontext")):
-        return W3CPropagation(baggage=True)
+        return W3CPropagation(baggage=True, inbound_baggage=inbound_baggage)
     if names == ("tracecontext",):
         return W3CPropagation(baggage=False)
     return GenericPropagation(propagator)

@@ -133,6 +133,6 @@ def build_tracing(
         rpc_tracer=RpcTracer(sampler, resource, pipeline, extra),
         pipeline=pipeline,
         propagator=propagator,
-        propagation=propagation_for(config.propagators, propagator),
+        propagation=propagation_for(config.propagators, propagator, config.inbound_baggage),
         sampler=sampler,
     )

@@ -201,6 +201,32 @@ def test_an_invalid_rule_is_refused_and_the_previous_rules_stay(
     )
 
 
+def test_hostile_values_are_rejected_naming_the_problem_and_the_rules_stay(
+    client: EtcdClient, live: StartLive, service: str
+) -> None:
+    gov = Governance()
+    live(gov, service)
+    applied = wait_status(client, service, put(client, service, "server", LIMIT_50), "applied")
+    generation = gov.generation
+
+    # 100,000 levels: json.loads would raise RecursionError; refused before it parses.
+    deep = client.put(rules_key(service, "server"), "[" * 100_000 + "]" * 100_000)
+    rejected = wait_status(client, service, deep, "rejected")
+    assert rejected["error"] == (
+        f"rules.server: nesting too deep in /governance/{service}/server (more than 32 levels)"
+    )
+    assert server_limit(gov) == 50 and gov.generation == generation
+
+    # Sub-normal: 1 / 1e-310 is infinite, and an infinite interval would admit every call.
+    tiny = put(client, service, "server", {"methods": {"*": {"rate_limit": {"limit": 1e-310}}}})
+    rejected = wait_status(client, service, tiny, "rejected")
+    assert rejected["error"] == (
+        "rules.server.methods['*'].rate_limit.limit: must be >= 0.001, got 1e-310"
+    )
+    assert rejected["applied_at"] == applied["applied_at"]
+    assert server_limit(gov) == 50 and gov.generation == generation
+
+
 def test_a_section_write_flips_governance_off_on_a_real_server(
     client: EtcdClient, live: StartLive, service: str, sync_service: Callable[..., Any]
 ) -> None:

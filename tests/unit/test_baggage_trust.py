@@ -1,0 +1,87 @@
+"""Inbound baggage at a trust boundary: an HTTP entry point drops the caller's baggage unless
+allowed; a gRPC server keeps what its configuration allows (W3C Baggage: untrusted from outside)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from helpers import make_config
+from opentelemetry import baggage
+from prometheus_client import CollectorRegistry
+
+import telemetry
+from telemetry.config import ConfigError, TelemetryConfig
+from telemetry.tracing.propagation import W3CPropagation
+
+HOSTILE = {"baggage": "user=ops,group=canary,tenant=acme"}
+
+
+@pytest.fixture
+def tel() -> Iterator[telemetry.Telemetry]:
+    handle = telemetry.Telemetry(make_config("web"), registry=CollectorRegistry())
+    yield handle
+    handle.shutdown()
+
+
+async def run(app: Any, path: str, headers: dict[str, str]) -> tuple[int, Any]:
+    scope = {"type": "http", "method": "GET", "path": path, "scheme": "http", "query_string": b"",
+             "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+             "client": ("10.0.0.9", 5555), "server": ("127.0.0.1", 8080)}  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], orjson.loads(body)
+
+
+async def seen_baggage(scope: Any, receive: Any, send: Any) -> None:
+    """Answers with the baggage the app (and the calls it makes) would see."""
+    payload = orjson.dumps(dict(baggage.get_all()))
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def test_an_http_entry_point_drops_the_callers_baggage(tel: telemetry.Telemetry) -> None:
+    status, seen = await run(tel.asgi(seen_baggage), "/x", HOSTILE)
+    assert status == 200
+    assert seen == {}  # "user=ops" would have been a VIP bypass, "group=canary" a routing choice
+
+
+async def test_an_http_entry_point_keeps_only_allowed_keys(tel: telemetry.Telemetry) -> None:
+    _, seen = await run(tel.asgi(seen_baggage, trusted_baggage=("tenant",)), "/x", HOSTILE)
+    assert seen == {"tenant": "acme"}
+    _, everything = await run(tel.asgi(seen_baggage, trusted_baggage=None), "/x", HOSTILE)
+    assert everything == {"user": "ops", "group": "canary", "tenant": "acme"}
+
+
+def test_a_grpc_server_keeps_the_configured_keys() -> None:
+    metadata = [("baggage", HOSTILE["baggage"])]
+    _, kept = W3CPropagation(inbound_baggage=("tenant",)).extract(metadata)
+    assert dict(baggage.get_all(kept)) == {"tenant": "acme"}
+    _, none = W3CPropagation(inbound_baggage=()).extract(metadata)
+    assert dict(baggage.get_all(none)) == {}
+    _, every = W3CPropagation().extract(metadata)
+    assert dict(baggage.get_all(every)) == {"user": "ops", "group": "canary", "tenant": "acme"}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("*", None), ("none", ()), ("tenant, region", ("tenant", "region"))],
+)
+def test_the_inbound_baggage_variable(value: str, expected: tuple[str, ...] | None) -> None:
+    config = TelemetryConfig.from_env({"TELEMETRY_INBOUND_BAGGAGE": value}, service_name="s")
+    assert config.inbound_baggage == expected
+
+
+def test_a_bad_inbound_baggage_setting_names_the_field() -> None:
+    with pytest.raises(ConfigError, match="inbound_baggage"):
+        TelemetryConfig(service_name="s", inbound_baggage=["user"])  # type: ignore[arg-type]
