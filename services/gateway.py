@@ -29,6 +29,10 @@ from services.protos import demoshop_pb2 as pb
 from services.protos import demoshop_pb2_grpc as pb_grpc
 
 MAX_BODY = 64 * 1024
+MAX_NAME = 64  # user, sku, order id
+MAX_CURRENCY = 8
+MAX_ITEMS = 20  # as order checks
+MAX_QUANTITY = 1000
 
 # grpc-gateway's mapping (runtime/errors.go HTTPStatusFromCode).
 HTTP_STATUS = {
@@ -101,16 +105,19 @@ class Gateway:
         parts = path.split("/")
         if path == "/healthz":
             return 200, {"status": "ok"}
+        _bounded("x-user", user, MAX_NAME)
         if path == "/orders":
             _allow(method, "POST")
             return 201, _order_json(await self._place(await _read_json(receive)))
         if len(parts) == 3 and parts[1] == "orders":
             _allow(method, "GET")
+            _bounded("order_id", parts[2], MAX_NAME)
             reply = await self._order.GetOrder(pb.GetOrderRequest(order_id=parts[2]),
                                                timeout=self._timeout)  # fmt: skip
             return 200, _order_json(reply)
         if len(parts) == 3 and parts[1] == "stock":
             _allow(method, "GET")
+            _bounded("sku", parts[2], MAX_NAME)
             stock = await self._inventory.GetStock(pb.GetStockRequest(sku=parts[2]),
                                                    timeout=self._timeout)  # fmt: skip
             return 200, {"sku": stock.sku, "available": stock.available,
@@ -123,22 +130,38 @@ class Gateway:
         user, items, currency = body.get("user"), body.get("items"), body.get("currency", "")
         if not isinstance(user, str) or not user:
             raise BadRequestError("user: a non-empty string is required")
+        _bounded("user", user, MAX_NAME)
         if not isinstance(items, list) or not items:
             raise BadRequestError("items: a non-empty list is required")
+        if len(items) > MAX_ITEMS:
+            raise BadRequestError(f"items: at most {MAX_ITEMS} lines, got {len(items)}")
         if not isinstance(currency, str):
             raise BadRequestError("currency: expected a string")
+        _bounded("currency", currency, MAX_CURRENCY)
         parsed = []
         for index, item in enumerate(items):
             sku = item.get("sku") if isinstance(item, dict) else None
             quantity = item.get("quantity", 1) if isinstance(item, dict) else None
             if not isinstance(sku, str) or not sku:
                 raise BadRequestError(f"items[{index}].sku: a non-empty string is required")
+            _bounded(f"items[{index}].sku", sku, MAX_NAME)
             if not isinstance(quantity, int) or isinstance(quantity, bool):
                 raise BadRequestError(f"items[{index}].quantity: an integer is required")
+            if not 1 <= quantity <= MAX_QUANTITY:  # the proto's int32 would overflow: a 500 before
+                raise BadRequestError(
+                    f"items[{index}].quantity: must be 1..{MAX_QUANTITY}, got {quantity}"
+                )
             parsed.append(pb.Item(sku=sku, quantity=quantity))
         request = pb.PlaceOrderRequest(user=user, items=parsed, currency=currency)
         reply: pb.OrderReply = await self._order.PlaceOrder(request, timeout=self._timeout)
         return reply
+
+
+def _bounded(field: str, value: str, limit: int) -> None:
+    """Values from outside are size-checked here, at the edge: services keep them (order's store,
+    logs, error messages), so an unbounded field is memory anyone can spend."""
+    if len(value) > limit:
+        raise BadRequestError(f"{field}: at most {limit} characters, got {len(value)}")
 
 
 def _allow(method: str, allowed: str) -> None:
