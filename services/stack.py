@@ -4,7 +4,8 @@
     python -m services.stack --duration 120  # stops by itself
 
 Starts, on loopback: etcd and Prometheus (Debian's binaries, installed with apt-get when missing and
-run as root), an OTLP receiver writing spans to ``<workdir>/spans.jsonl`` (unless
+run as root), an OTLP receiver writing spans to ``<workdir>/spans.jsonl`` (rotated at 50 MiB, two
+backups; unless
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` names a collector), every demo service (two inventory instances by
 default: ``instances`` sets how many of each backend) and the load generator. Prometheus runs
 ``prometheus/prometheus.yml`` and its rules, with the targets rewritten to the local processes. The
@@ -571,12 +572,19 @@ class NativeStack:
     def _start_otlp_file(self) -> None:
         grpc_port, http_port = self._port(), self._port()
         self.spans_file = self.workdir / "spans.jsonl"
-        self.spans_file.unlink(missing_ok=True)
+        # A fresh run starts empty: drop the last run's file and its rotated copies (spans.jsonl.N).
+        for old in (self.spans_file, *self.workdir.glob("spans.jsonl.*")):
+            if old == self.spans_file or old.suffix[1:].isdigit():
+                old.unlink(missing_ok=True)
         self.otlp_endpoint = f"http://127.0.0.1:{grpc_port}"
+        # Capped: ~100 KB/s of spans under load would otherwise grow without bound (issue 17), so
+        # at most spans.jsonl + .1 + .2 of 50 MiB each.
+        max_bytes, backups = 50 * 1024 * 1024, 2
         self._spawn(
             "otlp-receiver",
             [sys.executable, "-m", "telemetry.testing.otlp_receiver", "--grpc-port", str(grpc_port),
-             "--http-port", str(http_port), "--out", str(self.spans_file)],
+             "--http-port", str(http_port), "--out", str(self.spans_file),
+             "--max-bytes", str(max_bytes), "--backups", str(backups)],
             ready=lambda: _port_open(grpc_port),
             urls={"otlp grpc": self.otlp_endpoint},
         )  # fmt: skip

@@ -53,7 +53,8 @@ from typing import Any
 
 from telemetry.config import ConfigError
 from telemetry.control.faults import FaultInjector, parse_faults
-from telemetry.discovery.etcd import EtcdClient, EtcdError
+from telemetry.discovery.etcd import EtcdClient
+from telemetry.discovery.leased import LeasedKey
 from telemetry.discovery.watch import PrefixWatcher
 from telemetry.governance.engine import Governance
 from telemetry.governance.rules import (
@@ -156,7 +157,10 @@ class LiveRules:
         sampler: LiveSampler | None = None,
         instance_count: Callable[[], int] | None = None,
         backoff: tuple[float, float] = (0.05, 1.0),
+        status_ttl: int = 5,
     ) -> None:
+        """``status_ttl``: the lease of the status key, seconds: a status outlives a killed
+        instance by at most that long, so a panel counts live instances only."""
         self.service = service
         self.instance_id = instance_id
         self.prefix = governance_prefix(service)
@@ -180,6 +184,8 @@ class LiveRules:
         self._applied_sampling: bytes | None = None  # likewise (None: the configured sampler)
         self._applied_at: float | None = None
         self._status: dict[str, Any] | None = None
+        self._status_ttl = status_ttl
+        self._status_key: LeasedKey | None = None  # the status under this instance's lease
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -196,15 +202,14 @@ class LiveRules:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop watching and delete the status key; the rules in force stay in force."""
+        """Stop watching and delete the status key (its lease revoked); the rules in force stay
+        in force."""
         with self._lock:
-            was_running, self._running = self._running, False
+            self._running = False
+            status_key, self._status_key = self._status_key, None
         self._watcher.stop(timeout)
-        if was_running:
-            try:
-                self._client.delete(self.status_key)
-            except EtcdError as exc:
-                _log.warning("could not delete governance status %s: %s", self.status_key, exc)
+        if status_key is not None:
+            status_key.stop(timeout)
 
     def wait_ready(self, timeout: float) -> bool:
         """True once the rules in etcd have been read and applied (or rejected) once: a service
@@ -355,12 +360,20 @@ class LiveRules:
         }
 
     def _write_status(self, status: dict[str, Any]) -> None:
-        """Never raises: an unreachable etcd loses a status report, not the watcher."""
+        """Never raises: an unreachable etcd delays a status report (the lease keeper writes it
+        when etcd answers), it never stops the watcher. The key lives under this instance's own
+        lease, so a killed instance's status goes with it."""
         self._status = status
-        try:
-            self._client.put(self.status_key, json.dumps(status))
-        except EtcdError as exc:
-            _log.warning("could not write governance status %s: %s", self.status_key, exc)
+        value = json.dumps(status)
+        if self._status_key is None:
+            if not self._running:
+                return
+            self._status_key = LeasedKey(
+                self._client, self.status_key, value, ttl=self._status_ttl,
+                thread_name="telemetry-rules-status",
+            ).start(write_now=True)  # fmt: skip
+            return
+        self._status_key.set(value)
 
 
 _MAX_ERROR = 2000
