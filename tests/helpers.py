@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry
 
 import telemetry
@@ -30,3 +31,23 @@ def wait_until(condition: Any, timeout: float = 10.0, message: str = "condition"
 async def wait_until_async(condition: Any, timeout: float = 10.0, message: str = "condition") -> None:
     """:func:`wait_until` without blocking the event loop (which may run the server awaited)."""
     await poll_async(condition, bool, timeout, message)
+
+
+async def run_asgi(
+    app: Any, path: str, headers: dict[str, str] | None = None, query: bytes = b""
+) -> tuple[int, Any]:
+    """One GET through an ASGI ``app`` in process: (status, the JSON body or None)."""
+    scope = {"type": "http", "method": "GET", "path": path, "query_string": query, "scheme": "http",
+             "headers": [(k.encode(), v.encode()) for k, v in (headers or {}).items()],
+             "client": ("10.0.0.9", 5555), "server": ("127.0.0.1", 8080)}  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return int(sent[0]["status"]), orjson.loads(body) if body else None

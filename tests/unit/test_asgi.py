@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-from helpers import make_config, metric_value
+from helpers import make_config, metric_value, run_asgi
 from prometheus_client import CollectorRegistry
 
 import telemetry
@@ -26,23 +26,6 @@ def tel() -> Iterator[tuple[telemetry.Telemetry, SpanCapture, CollectorRegistry]
     handle.shutdown()
 
 
-async def run(app: Any, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    scope = {"type": "http", "method": "GET", "path": path, "scheme": "http",
-             "headers": [(k.encode(), v.encode()) for k, v in (headers or {}).items()],
-             "client": ("10.0.0.9", 5555), "server": ("127.0.0.1", 8080)}  # fmt: skip
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return sent[0]["status"], orjson.loads(body) if body else None
-
-
 async def answer(scope: Any, receive: Any, send: Any) -> None:
     payload = orjson.dumps({"remaining": telemetry.remaining()})
     await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -56,7 +39,7 @@ async def explode(scope: Any, receive: Any, send: Any) -> None:
 async def test_a_request_continues_the_callers_trace_and_is_measured(tel: Any) -> None:
     handle, spans, registry = tel
     app = handle.asgi(answer, route=lambda path: "/items/{id}")
-    status, _ = await run(app, "/items/7", {"traceparent": f"00-{TRACE_ID}-{PARENT}-01"})
+    status, _ = await run_asgi(app, "/items/7", {"traceparent": f"00-{TRACE_ID}-{PARENT}-01"})
     assert status == 200
     (span,) = spans.spans()
     assert span.name == "GET /items/{id}"
@@ -70,7 +53,7 @@ async def test_a_request_continues_the_callers_trace_and_is_measured(tel: Any) -
 
 async def test_a_malformed_traceparent_starts_a_new_trace(tel: Any) -> None:
     handle, spans, _ = tel
-    status, _ = await run(handle.asgi(answer), "/x", {"traceparent": "00-garbage-01"})
+    status, _ = await run_asgi(handle.asgi(answer), "/x", {"traceparent": "00-garbage-01"})
     assert status == 200
     (span,) = spans.spans()
     assert span.parent is None and span.context.trace_id != 0
@@ -79,17 +62,17 @@ async def test_a_malformed_traceparent_starts_a_new_trace(tel: Any) -> None:
 async def test_the_timeout_header_becomes_the_chain_deadline(tel: Any) -> None:
     handle, _, _ = tel
     app = handle.asgi(answer)
-    _, body = await run(app, "/x", {"x-request-timeout-ms": "1500"})
+    _, body = await run_asgi(app, "/x", {"x-request-timeout-ms": "1500"})
     assert 1.0 < body["remaining"] <= 1.5
-    _, body = await run(app, "/x")
+    _, body = await run_asgi(app, "/x")
     assert body["remaining"] is None
-    status, body = await run(app, "/x", {"x-request-timeout-ms": "-5"})
+    status, body = await run_asgi(app, "/x", {"x-request-timeout-ms": "-5"})
     assert status == 400 and "x-request-timeout-ms" in body["error"]
 
 
 async def test_an_unexpected_exception_is_a_generic_500_and_an_error_span(tel: Any) -> None:
     handle, spans, _ = tel
-    status, body = await run(handle.asgi(explode), "/boom")
+    status, body = await run_asgi(handle.asgi(explode), "/boom")
     assert (status, body) == (500, {"error": "internal error"})  # no detail leaks
     (span,) = spans.spans()
     assert span.status.status_code.name == "ERROR"
@@ -98,5 +81,5 @@ async def test_an_unexpected_exception_is_a_generic_500_and_an_error_span(tel: A
 
 async def test_probes_are_not_traced(tel: Any) -> None:
     handle, spans, _ = tel
-    assert (await run(handle.asgi(answer), "/healthz"))[0] == 200
+    assert (await run_asgi(handle.asgi(answer), "/healthz"))[0] == 200
     assert spans.spans() == ()

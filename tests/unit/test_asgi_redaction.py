@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import make_config
+from helpers import make_config, run_asgi
 
 import telemetry
 from telemetry.logging import throttle
@@ -43,19 +43,7 @@ def clock() -> Iterator[FakeClock]:
 
 
 async def run(app: Any, path: str, query: bytes = b"", headers: dict[str, str] | None = None) -> int:
-    scope = {"type": "http", "method": "GET", "path": path, "query_string": query, "scheme": "http",
-             "headers": [(k.encode(), v.encode()) for k, v in (headers or {}).items()],
-             "client": ("10.0.0.9", 5555), "server": ("127.0.0.1", 8080)}  # fmt: skip
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return int(sent[0]["status"])
+    return (await run_asgi(app, path, headers, query))[0]
 
 
 async def ok(scope: Any, receive: Any, send: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
-from helpers import make_config
+from helpers import make_config, run_asgi
 from opentelemetry import baggage
 from prometheus_client import CollectorRegistry
 
@@ -26,23 +26,6 @@ def tel() -> Iterator[telemetry.Telemetry]:
     handle.shutdown()
 
 
-async def run(app: Any, path: str, headers: dict[str, str]) -> tuple[int, Any]:
-    scope = {"type": "http", "method": "GET", "path": path, "scheme": "http", "query_string": b"",
-             "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
-             "client": ("10.0.0.9", 5555), "server": ("127.0.0.1", 8080)}  # fmt: skip
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return sent[0]["status"], orjson.loads(body)
-
-
 async def seen_baggage(scope: Any, receive: Any, send: Any) -> None:
     """Answers with the baggage the app (and the calls it makes) would see."""
     payload = orjson.dumps(dict(baggage.get_all()))
@@ -51,15 +34,15 @@ async def seen_baggage(scope: Any, receive: Any, send: Any) -> None:
 
 
 async def test_an_http_entry_point_drops_the_callers_baggage(tel: telemetry.Telemetry) -> None:
-    status, seen = await run(tel.asgi(seen_baggage), "/x", HOSTILE)
+    status, seen = await run_asgi(tel.asgi(seen_baggage), "/x", HOSTILE)
     assert status == 200
     assert seen == {}  # "user=ops" would have been a VIP bypass, "group=canary" a routing choice
 
 
 async def test_an_http_entry_point_keeps_only_allowed_keys(tel: telemetry.Telemetry) -> None:
-    _, seen = await run(tel.asgi(seen_baggage, trusted_baggage=("tenant",)), "/x", HOSTILE)
+    _, seen = await run_asgi(tel.asgi(seen_baggage, trusted_baggage=("tenant",)), "/x", HOSTILE)
     assert seen == {"tenant": "acme"}
-    _, everything = await run(tel.asgi(seen_baggage, trusted_baggage=None), "/x", HOSTILE)
+    _, everything = await run_asgi(tel.asgi(seen_baggage, trusted_baggage=None), "/x", HOSTILE)
     assert everything == {"user": "ops", "group": "canary", "tenant": "acme"}
 
 
