@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eservices/protos/demoshop.proto\x12\x0b\x64\x65moshop.v1\"%\n\x04Item\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"U\n\x11PlaceOrderRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12 \n\x05items\x18\x02 \x03(\x0b\x32\x11.demoshop.v1.Item\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"\xfd\x01\n\nOrderReply\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12 \n\x05items\x18\x03 \x03(\x0b\x32\x11.demoshop.v1.Item\x12\x13\n\x0btotal_cents\x18\x04 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x05 \x01(\t\x12\x12\n\npayment_id\x18\x06 \x01(\t\x12\x17\n\x0frecommendations\x18\x07 \x03(\t\x12 \n\x18recommendations_degraded\x18\x08 \x01(\x08\x12\x1d\n\x15notification_deferred\x18\t \x01(\x08\x12\x18\n\x10payment_deferred\x18\n \x01(\x08\"D\n\x0eReserveRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12 \n\x05items\x18\x02 \x03(\x0b\x32\x11.demoshop.v1.Item\";\n\x0cReserveReply\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0btotal_cents\x18\x02 \x01(\x03\"\x1e\n\x0fGetStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"A\n\nStockReply\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x05\x12\x13\n\x0bprice_cents\x18\x03 \x01(\x03\"W\n\rChargeRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x03 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\"!\n\x0b\x43hargeReply\x12\x12\n\npayment_id\x18\x01 \x01(\t\"=\n\x10RecommendRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0c\n\x04skus\x18\x02 \x03(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\"\x1e\n\x0eRecommendReply\x12\x0c\n\x04skus\x18\x01 \x03(\t\"@\n\rNotifyRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\"\x1d\n\x0bNotifyReply\x12\x0e\n\x06queued\x18\x01 \x01(\x08\x32\x91\x01\n\x05Order\x12\x45\n\nPlaceOrder\x12\x1e.demoshop.v1.PlaceOrderRequest\x1a\x17.demoshop.v1.OrderReply\x12\x41\n\x08GetOrder\x12\x1c.demoshop.v1.GetOrderRequest\x1a\x17.demoshop.v1.OrderReply2\x91\x01\n\tInventory\x12\x41\n\x07Reserve\x12\x1b.demoshop.v1.ReserveRequest\x1a\x19.demoshop.v1.ReserveReply\x12\x41\n\x08GetStock\x12\x1c.demoshop.v1.GetStockRequest\x1a\x17.demoshop.v1.StockReply2I\n\x07Payment\x12>\n\x06\x43harge\x12\x1a.demoshop.v1.ChargeRequest\x1a\x18.demoshop.v1.ChargeReply2Y\n\x0eRecommendation\x12G\n\tRecommend\x12\x1d.demoshop.v1.RecommendRequest\x1a\x1b.demoshop.v1.RecommendReply2N\n\x0cNotification\x12>\n\x06Notify\x12\x1a.demoshop.v1.NotifyRequest\x1a\x18.demoshop.v1.NotifyReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eservices/protos/demoshop.proto\x12\x0b\x64\x65moshop.v1\"%\n\x04Item\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"U\n\x11PlaceOrderRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12 \n\x05items\x18\x02 \x03(\x0b\x32\x11.demoshop.v1.Item\x12\x10\n\x08\x63urrency\x18\x03 \x01(\t\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"\xfd\x01\n\nOrderReply\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12 \n\x05items\x18\x03 \x03(\x0b\x32\x11.demoshop.v1.Item\x12\x13\n\x0btotal_cents\x18\x04 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x05 \x01(\t\x12\x12\n\npayment_id\x18\x06 \x01(\t\x12\x17\n\x0frecommendations\x18\x07 \x03(\t\x12 \n\x18recommendations_degraded\x18\x08 \x01(\x08\x12\x1d\n\x15notification_deferred\x18\t \x01(\x08\x12\x18\n\x10payment_deferred\x18\n \x01(\x08\"D\n\x0eReserveRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12 \n\x05items\x18\x02 \x03(\x0b\x32\x11.demoshop.v1.Item\"P\n\x0cReserveReply\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0btotal_cents\x18\x02 \x01(\x03\x12\x13\n\x0binstance_id\x18\x03 \x01(\t\"D\n\x0eReleaseRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12 \n\x05items\x18\x02 \x03(\x0b\x32\x11.demoshop.v1.Item\"D\n\x0cReleaseReply\x12\x10\n\x08released\x18\x01 \x01(\x08\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\r\n\x05units\x18\x03 \x01(\x05\"\x1e\n\x0fGetStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"A\n\nStockReply\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x05\x12\x13\n\x0bprice_cents\x18\x03 \x01(\x03\"W\n\rChargeRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x03 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\"!\n\x0b\x43hargeReply\x12\x12\n\npayment_id\x18\x01 \x01(\t\"=\n\x10RecommendRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0c\n\x04skus\x18\x02 \x03(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\"\x1e\n\x0eRecommendReply\x12\x0c\n\x04skus\x18\x01 \x03(\t\"@\n\rNotifyRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\"\x1d\n\x0bNotifyReply\x12\x0e\n\x06queued\x18\x01 \x01(\x08\x32\x91\x01\n\x05Order\x12\x45\n\nPlaceOrder\x12\x1e.demoshop.v1.PlaceOrderRequest\x1a\x17.demoshop.v1.OrderReply\x12\x41\n\x08GetOrder\x12\x1c.demoshop.v1.GetOrderRequest\x1a\x17.demoshop.v1.OrderReply2\xd4\x01\n\tInventory\x12\x41\n\x07Reserve\x12\x1b.demoshop.v1.ReserveRequest\x1a\x19.demoshop.v1.ReserveReply\x12\x41\n\x08GetStock\x12\x1c.demoshop.v1.GetStockRequest\x1a\x17.demoshop.v1.StockReply\x12\x41\n\x07Release\x12\x1b.demoshop.v1.ReleaseRequest\x1a\x19.demoshop.v1.ReleaseReply2I\n\x07Payment\x12>\n\x06\x43harge\x12\x1a.demoshop.v1.ChargeRequest\x1a\x18.demoshop.v1.ChargeReply2Y\n\x0eRecommendation\x12G\n\tRecommend\x12\x1d.demoshop.v1.RecommendRequest\x1a\x1b.demoshop.v1.RecommendReply2N\n\x0cNotification\x12>\n\x06Notify\x12\x1a.demoshop.v1.NotifyRequest\x1a\x18.demoshop.v1.NotifyReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,31 +42,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESERVEREQUEST']._serialized_start=466
   _globals['_RESERVEREQUEST']._serialized_end=534
   _globals['_RESERVEREPLY']._serialized_start=536
-  _globals['_RESERVEREPLY']._serialized_end=595
-  _globals['_GETSTOCKREQUEST']._serialized_start=597
-  _globals['_GETSTOCKREQUEST']._serialized_end=627
-  _globals['_STOCKREPLY']._serialized_start=629
-  _globals['_STOCKREPLY']._serialized_end=694
-  _globals['_CHARGEREQUEST']._serialized_start=696
-  _globals['_CHARGEREQUEST']._serialized_end=783
-  _globals['_CHARGEREPLY']._serialized_start=785
-  _globals['_CHARGEREPLY']._serialized_end=818
-  _globals['_RECOMMENDREQUEST']._serialized_start=820
-  _globals['_RECOMMENDREQUEST']._serialized_end=881
-  _globals['_RECOMMENDREPLY']._serialized_start=883
-  _globals['_RECOMMENDREPLY']._serialized_end=913
-  _globals['_NOTIFYREQUEST']._serialized_start=915
-  _globals['_NOTIFYREQUEST']._serialized_end=979
-  _globals['_NOTIFYREPLY']._serialized_start=981
-  _globals['_NOTIFYREPLY']._serialized_end=1010
-  _globals['_ORDER']._serialized_start=1013
-  _globals['_ORDER']._serialized_end=1158
-  _globals['_INVENTORY']._serialized_start=1161
-  _globals['_INVENTORY']._serialized_end=1306
-  _globals['_PAYMENT']._serialized_start=1308
-  _globals['_PAYMENT']._serialized_end=1381
-  _globals['_RECOMMENDATION']._serialized_start=1383
-  _globals['_RECOMMENDATION']._serialized_end=1472
-  _globals['_NOTIFICATION']._serialized_start=1474
-  _globals['_NOTIFICATION']._serialized_end=1552
+  _globals['_RESERVEREPLY']._serialized_end=616
+  _globals['_RELEASEREQUEST']._serialized_start=618
+  _globals['_RELEASEREQUEST']._serialized_end=686
+  _globals['_RELEASEREPLY']._serialized_start=688
+  _globals['_RELEASEREPLY']._serialized_end=756
+  _globals['_GETSTOCKREQUEST']._serialized_start=758
+  _globals['_GETSTOCKREQUEST']._serialized_end=788
+  _globals['_STOCKREPLY']._serialized_start=790
+  _globals['_STOCKREPLY']._serialized_end=855
+  _globals['_CHARGEREQUEST']._serialized_start=857
+  _globals['_CHARGEREQUEST']._serialized_end=944
+  _globals['_CHARGEREPLY']._serialized_start=946
+  _globals['_CHARGEREPLY']._serialized_end=979
+  _globals['_RECOMMENDREQUEST']._serialized_start=981
+  _globals['_RECOMMENDREQUEST']._serialized_end=1042
+  _globals['_RECOMMENDREPLY']._serialized_start=1044
+  _globals['_RECOMMENDREPLY']._serialized_end=1074
+  _globals['_NOTIFYREQUEST']._serialized_start=1076
+  _globals['_NOTIFYREQUEST']._serialized_end=1140
+  _globals['_NOTIFYREPLY']._serialized_start=1142
+  _globals['_NOTIFYREPLY']._serialized_end=1171
+  _globals['_ORDER']._serialized_start=1174
+  _globals['_ORDER']._serialized_end=1319
+  _globals['_INVENTORY']._serialized_start=1322
+  _globals['_INVENTORY']._serialized_end=1534
+  _globals['_PAYMENT']._serialized_start=1536
+  _globals['_PAYMENT']._serialized_end=1609
+  _globals['_RECOMMENDATION']._serialized_start=1611
+  _globals['_RECOMMENDATION']._serialized_end=1700
+  _globals['_NOTIFICATION']._serialized_start=1702
+  _globals['_NOTIFICATION']._serialized_end=1780
 # @@protoc_insertion_point(module_scope)

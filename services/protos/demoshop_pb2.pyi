@@ -63,12 +63,32 @@ class ReserveRequest(_message.Message):
     def __init__(self, order_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ...) -> None: ...
 
 class ReserveReply(_message.Message):
-    __slots__ = ("reservation_id", "total_cents")
+    __slots__ = ("reservation_id", "total_cents", "instance_id")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     TOTAL_CENTS_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     total_cents: int
-    def __init__(self, reservation_id: _Optional[str] = ..., total_cents: _Optional[int] = ...) -> None: ...
+    instance_id: str
+    def __init__(self, reservation_id: _Optional[str] = ..., total_cents: _Optional[int] = ..., instance_id: _Optional[str] = ...) -> None: ...
+
+class ReleaseRequest(_message.Message):
+    __slots__ = ("order_id", "items")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    items: _containers.RepeatedCompositeFieldContainer[Item]
+    def __init__(self, order_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ...) -> None: ...
+
+class ReleaseReply(_message.Message):
+    __slots__ = ("released", "instance_id", "units")
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    released: bool
+    instance_id: str
+    units: int
+    def __init__(self, released: _Optional[bool] = ..., instance_id: _Optional[str] = ..., units: _Optional[int] = ...) -> None: ...
 
 class GetStockRequest(_message.Message):
     __slots__ = ("sku",)

@@ -167,6 +167,11 @@ class InventoryStub:
                 request_serializer=services_dot_protos_dot_demoshop__pb2.GetStockRequest.SerializeToString,
                 response_deserializer=services_dot_protos_dot_demoshop__pb2.StockReply.FromString,
                 _registered_method=True)
+        self.Release = channel.unary_unary(
+                '/demoshop.v1.Inventory/Release',
+                request_serializer=services_dot_protos_dot_demoshop__pb2.ReleaseRequest.SerializeToString,
+                response_deserializer=services_dot_protos_dot_demoshop__pb2.ReleaseReply.FromString,
+                _registered_method=True)
 
 
 class InventoryServicer:
@@ -186,6 +191,15 @@ class InventoryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Release(self, request, context):
+        """Puts an order's reserved units back (order's compensation when a later step fails). Idempotent:
+        releasing twice, or an order this instance never reserved, is a no-op; the order id is then
+        remembered, so a Reserve of it arriving late (after order gave up on it) is refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InventoryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -198,6 +212,11 @@ def add_InventoryServicer_to_server(servicer, server):
                     servicer.GetStock,
                     request_deserializer=services_dot_protos_dot_demoshop__pb2.GetStockRequest.FromString,
                     response_serializer=services_dot_protos_dot_demoshop__pb2.StockReply.SerializeToString,
+            ),
+            'Release': grpc.unary_unary_rpc_method_handler(
+                    servicer.Release,
+                    request_deserializer=services_dot_protos_dot_demoshop__pb2.ReleaseRequest.FromString,
+                    response_serializer=services_dot_protos_dot_demoshop__pb2.ReleaseReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -256,6 +275,33 @@ class Inventory:
             '/demoshop.v1.Inventory/GetStock',
             services_dot_protos_dot_demoshop__pb2.GetStockRequest.SerializeToString,
             services_dot_protos_dot_demoshop__pb2.StockReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Release(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/demoshop.v1.Inventory/Release',
+            services_dot_protos_dot_demoshop__pb2.ReleaseRequest.SerializeToString,
+            services_dot_protos_dot_demoshop__pb2.ReleaseReply.FromString,
             options,
             channel_credentials,
             insecure,

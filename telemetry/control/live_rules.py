@@ -53,7 +53,7 @@ from typing import Any
 
 from telemetry.config import ConfigError
 from telemetry.control.faults import FaultInjector, parse_faults
-from telemetry.discovery.etcd import EtcdClient
+from telemetry.discovery.etcd import EtcdClient, EtcdError
 from telemetry.discovery.leased import LeasedKey
 from telemetry.discovery.watch import PrefixWatcher
 from telemetry.governance.engine import Governance
@@ -366,7 +366,11 @@ class LiveRules:
         self._status = status
         value = json.dumps(status)
         if self._status_key is None:
-            if not self._running:
+            if not self._running:  # an update run by hand, outside start/stop: no keeper
+                try:
+                    self._client.put(self.status_key, value)
+                except EtcdError as exc:
+                    _log.warning("could not write governance status %s: %s", self.status_key, exc)
                 return
             self._status_key = LeasedKey(
                 self._client, self.status_key, value, ttl=self._status_ttl,

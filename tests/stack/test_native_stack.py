@@ -62,15 +62,17 @@ def test_one_trace_through_every_service_with_correlated_logs(
     assert status == 201, body
     assert body["payment_id"].startswith("pay_") and body["recommendations"]
 
-    def services(spans: list[Any]) -> set[str]:
-        return {s.service_name for s in spans if s.trace_id == trace_id}
+    def connected(spans: list[Any]) -> bool:
+        """Every service's spans arrived, as one tree (a parent ends after its children, so it
+        may be exported in a later batch than they are)."""
+        mine = [s for s in spans if s.trace_id == trace_id]
+        ids = {s.span_id for s in mine} | {parent}
+        return {s.service_name for s in mine} >= TRACED and all(s.parent_span_id in ids for s in mine)
 
-    spans = otlp.wait_for(lambda spans: services(spans) >= TRACED, timeout=20)
+    spans = otlp.wait_for(connected, timeout=20)
     mine = [s for s in spans if s.trace_id == trace_id]
     root = next(s for s in mine if s.service_name == "gateway" and s.kind == "SERVER")
     assert root.parent_span_id == parent  # the caller's trace is continued
-    ids = {s.span_id for s in mine}
-    assert all(s.parent_span_id in ids for s in mine if s is not root)  # one connected tree
     assert {"db.update stock", "fraud.score", "db.insert order"} <= {s.name for s in mine}
 
     for name in ("gateway", "order", "inventory-1", "payment", "recommendation", "notification"):
@@ -133,6 +135,35 @@ def test_gateway_answers_bad_requests_with_json_errors(
     got, body = request(f"{stack.gateway_url}{path}", method=method, raw=payload, headers=headers)
     assert got == status, body
     assert mentions in body["error"]
+
+
+def test_an_order_refused_at_payment_releases_its_reservation(stack: NativeStack) -> None:
+    """Issue 17: the units a refused order reserved go back, on the inventory instance that held
+    them (order's compensation: a traced Release, and a log line on both sides)."""
+    user = f"books-{secrets.token_hex(4)}"
+    dear = {"user": user, "items": [{"sku": "sku-grinder", "quantity": 40}] * 2}  # > payment's limit
+    status, body = request(f"{stack.gateway_url}/orders", method="POST", body=dear)
+    assert status == 400, body
+    assert "amount_cents" in body["error"]
+
+    order_log = stack.log_file("order")
+
+    def logged(**fields: Any) -> dict[str, Any] | None:
+        rows = (json.loads(row) for row in order_log.read_text().splitlines())
+        return next((row for row in rows if fields.items() <= row.items()), None)
+
+    access = wait_for(partial(logged, user=user, event="finished call"),
+                      lambda found: found is not None, 10, "order's access line")  # fmt: skip
+    assert access is not None
+    order_id = access["order_id"]
+    line = wait_for(partial(logged, order_id=order_id, event="reservation released"),
+                    lambda found: found is not None, 10, "order's release line")  # fmt: skip
+    assert line is not None and line["holder_answered"] is True
+    assert line["instance_id"] in ("inventory-1", "inventory-2") and line["units"] == 80
+    inventories = [stack.log_file("inventory-1"), stack.log_file("inventory-2")]
+    wait_for(lambda: any(order_id in row and "reservation released" in row
+                         for log in inventories for row in log.read_text().splitlines()),
+             bool, 10, "inventory's release line")  # fmt: skip
 
 
 def test_prometheus_has_every_services_rpc_metrics_with_exemplars(stack: NativeStack) -> None:
