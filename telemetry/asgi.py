@@ -94,7 +94,10 @@ class AsgiTelemetry:
             return
         start = time.perf_counter()
         headers = _headers(scope)
-        method = scope.get("method", "GET")
+        raw_method = scope.get("method", "GET")
+        # OpenTelemetry's HTTP conventions: a method outside the known set is "_OTHER" (its raw
+        # value in http.request.method_original), so a caller cannot mint span names or labels.
+        method = raw_method if raw_method in KNOWN_METHODS else "_OTHER"
         path, query = _target(scope)
         route = self._route(path)
         # The caller's baggage is untrusted here: only the allowed keys reach the app and the
@@ -110,7 +113,7 @@ class AsgiTelemetry:
 
         try:
             with self._tracer.start_as_current_span(
-                f"{method} {route}",
+                f"{'HTTP' if method == '_OTHER' else method} {route}",
                 context=parent,
                 kind=SpanKind.SERVER,
                 attributes=_request_attributes(scope, method, route, headers, path, query),
@@ -205,6 +208,12 @@ def _target(scope: Scope) -> tuple[str, str]:
     return path, (PIPELINE.redactor.query(raw.decode("latin-1")) if raw else "")
 
 
+KNOWN_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+)  # RFC 9110 and RFC 5789, as OpenTelemetry's HTTP conventions list them
+_MAX_ATTRIBUTE = 256
+
+
 def _request_attributes(
     scope: Scope, method: str, route: str, headers: dict[str, str], path: str, query: str
 ) -> dict[str, Any]:
@@ -216,8 +225,10 @@ def _request_attributes(
     }
     if query:
         attributes["url.query"] = query
+    if method == "_OTHER":
+        attributes["http.request.method_original"] = str(scope.get("method", ""))[:_MAX_ATTRIBUTE]
     if agent := headers.get("user-agent"):
-        attributes["user_agent.original"] = agent
+        attributes["user_agent.original"] = agent[:_MAX_ATTRIBUTE]  # caller-controlled: bounded
     if client := scope.get("client"):
         attributes["client.address"] = client[0]
     if server := scope.get("server"):

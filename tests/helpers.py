@@ -34,10 +34,10 @@ async def wait_until_async(condition: Any, timeout: float = 10.0, message: str =
 
 
 async def run_asgi(
-    app: Any, path: str, headers: dict[str, str] | None = None, query: bytes = b""
+    app: Any, path: str, headers: dict[str, str] | None = None, query: bytes = b"", method: str = "GET"
 ) -> tuple[int, Any]:
-    """One GET through an ASGI ``app`` in process: (status, the JSON body or None)."""
-    scope = {"type": "http", "method": "GET", "path": path, "query_string": query, "scheme": "http",
+    """One request through an ASGI ``app`` in process: (status, the JSON body or None)."""
+    scope = {"type": "http", "method": method, "path": path, "query_string": query, "scheme": "http",
              "headers": [(k.encode(), v.encode()) for k, v in (headers or {}).items()],
              "client": ("10.0.0.9", 5555), "server": ("127.0.0.1", 8080)}  # fmt: skip
     sent: list[dict[str, Any]] = []

@@ -1,5 +1,6 @@
-"""Inbound baggage at a trust boundary: an HTTP entry point drops the caller's baggage unless
-allowed; a gRPC server keeps what its configuration allows (W3C Baggage: untrusted from outside)."""
+"""Inbound values at a trust boundary: an HTTP entry point drops the caller's baggage unless
+allowed, a gRPC server keeps what its configuration allows (W3C Baggage: untrusted from outside),
+and an unknown HTTP method cannot mint span names or metric labels."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 import telemetry
 from telemetry.config import ConfigError, TelemetryConfig
+from telemetry.testing import SpanCapture
 from telemetry.tracing.propagation import W3CPropagation
 
 HOSTILE = {"baggage": "user=ops,group=canary,tenant=acme"}
@@ -68,3 +70,23 @@ def test_the_inbound_baggage_variable(value: str, expected: tuple[str, ...] | No
 def test_a_bad_inbound_baggage_setting_names_the_field() -> None:
     with pytest.raises(ConfigError, match="inbound_baggage"):
         TelemetryConfig(service_name="s", inbound_baggage=["user"])  # type: ignore[arg-type]
+
+
+async def test_an_unknown_http_method_is_other_in_names_and_labels() -> None:
+    spans, registry = SpanCapture(), CollectorRegistry()
+    handle = telemetry.Telemetry(
+        make_config("web"), registry=registry, span_processors=[spans.processor]
+    )
+    try:
+        status, _ = await run_asgi(handle.asgi(seen_baggage), "/x", method="X" * 1000)
+        assert status == 200
+        (span,) = spans.wait_for(lambda found: len(found) == 1)
+        assert span.name == "HTTP /x"
+        attributes = dict(span.attributes or {})
+        assert attributes["http.request.method"] == "_OTHER"
+        assert attributes["http.request.method_original"] == "X" * 256
+        methods = {s.labels["http_request_method"] for m in registry.collect() for s in m.samples
+                   if "http_request_method" in s.labels}  # fmt: skip
+        assert methods == {"_OTHER"}
+    finally:
+        handle.shutdown()
