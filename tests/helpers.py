@@ -8,6 +8,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 import telemetry
+from telemetry.discovery.etcd import KeyValue, PrefixRead
 from telemetry.testing._poll import poll, poll_async
 
 
@@ -51,3 +52,19 @@ async def run_asgi(
     await app(scope, receive, send)
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return int(sent[0]["status"]), orjson.loads(body) if body else None
+
+
+class FakeEtcd:
+    """What LiveRules uses of an EtcdClient outside its watcher and keepers, for pure tests of
+    its parsing: ``put`` (the status) and ``get_prefix``."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+
+    def put(self, key: str, value: str | bytes, lease: int = 0) -> int:
+        self.values[key] = value.encode() if isinstance(value, str) else value
+        return len(self.values)
+
+    def get_prefix(self, prefix: str) -> PrefixRead:
+        items = [KeyValue(k, v, 1) for k, v in sorted(self.values.items()) if k.startswith(prefix)]
+        return PrefixRead(items, 1, 1)

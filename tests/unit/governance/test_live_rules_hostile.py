@@ -11,12 +11,13 @@ import logging
 from typing import Any, cast
 
 import pytest
+from helpers import FakeEtcd
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from telemetry.control import live_rules as live_module
 from telemetry.control.faults import FaultInjector
 from telemetry.control.live_rules import LiveRules, parse_cluster, read_all_statuses, status_key
-from telemetry.discovery.etcd import EtcdClient, KeyValue, PrefixRead
+from telemetry.discovery.etcd import EtcdClient
 from telemetry.governance import rules as model
 from telemetry.governance.engine import Governance
 from telemetry.governance.rules import MAX_JSON_DEPTH, RuleError
@@ -27,21 +28,6 @@ SERVICE = "svc"
 PREFIX = f"/governance/{SERVICE}/"
 LIMIT_50 = {"methods": {"*": {"rate_limit": {"limit": 50}}}}
 DEEP = 100_000
-
-
-class FakeEtcd:
-    """What LiveRules uses of an EtcdClient outside its watcher: put (the status) and get_prefix."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, bytes] = {}
-
-    def put(self, key: str, value: str | bytes, lease: int = 0) -> int:
-        self.values[key] = value.encode() if isinstance(value, str) else value
-        return len(self.values)
-
-    def get_prefix(self, prefix: str) -> PrefixRead:
-        items = [KeyValue(k, v, 1) for k, v in sorted(self.values.items()) if k.startswith(prefix)]
-        return PrefixRead(items, 1, 1)
 
 
 class Harness:

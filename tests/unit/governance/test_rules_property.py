@@ -23,6 +23,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, cast
 
+from helpers import FakeEtcd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -323,15 +324,6 @@ def test_random_text_is_refused_or_valid(text: str | bytes) -> None:
 
 
 # -- the live-rules section parser ----------------------------------------------------------------
-
-
-class FakeEtcd:
-    def __init__(self) -> None:
-        self.values: dict[str, bytes] = {}
-
-    def put(self, key: str, value: str | bytes, lease: int = 0) -> int:
-        self.values[key] = value.encode() if isinstance(value, str) else value
-        return len(self.values)
 
 
 SECTION_VALUES: dict[str, st.SearchStrategy[Any]] = {
