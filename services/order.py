@@ -35,6 +35,7 @@ from services.protos import demoshop_pb2 as pb
 from services.protos import demoshop_pb2_grpc as pb_grpc
 
 MAX_ITEMS = 20
+MAX_FIELD = 64  # user, currency, sku: as the gateway checks
 GOVERNANCE_KEY = "x-governance"  # trailing metadata telling a fallback from a real answer
 RELEASE_ATTEMPTS = 4  # through the balanced channel, when the holder is not found in discovery
 _OUTCOME_UNKNOWN = {grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}  # may have reserved
@@ -72,6 +73,14 @@ class Order(pb_grpc.OrderServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "user: required")
         if not 0 < len(request.items) <= MAX_ITEMS:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"items: 1..{MAX_ITEMS} required")
+        # Kept in the order store and logs: bounded here too, not only at the gateway (any gRPC
+        # client can call order directly).
+        fields = [("user", request.user), ("currency", request.currency)]
+        fields += [(f"items[{i}].sku", item.sku) for i, item in enumerate(request.items)]
+        for field, value in fields:
+            if len(value) > MAX_FIELD:
+                too_long = f"{field}: at most {MAX_FIELD} characters, got {len(value)}"
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, too_long)
         order_id = f"ord_{uuid.uuid4().hex[:12]}"
         currency = request.currency or self._default_currency
         telemetry.add_log_fields(order_id=order_id, user=request.user, items=len(request.items))

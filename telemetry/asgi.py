@@ -102,6 +102,9 @@ class AsgiTelemetry:
         route = self._route(path)
         # The caller's baggage is untrusted here: only the allowed keys reach the app and the
         # calls it makes (W3C Baggage, security considerations).
+        if self._trusted_baggage == _NO_KEYS and "baggage" in headers:
+            # Nothing of it is kept: do not parse it at all (8 KB a header, from anyone).
+            headers = {k: v for k, v in headers.items() if k != "baggage"}
         parent = keep_baggage(self._propagator.extract(headers), self._trusted_baggage)
         token = otel_context.attach(parent)
         status = [0]
@@ -208,6 +211,7 @@ def _target(scope: Scope) -> tuple[str, str]:
     return path, (PIPELINE.redactor.query(raw.decode("latin-1")) if raw else "")
 
 
+_NO_KEYS: frozenset[str] = frozenset()
 KNOWN_METHODS = frozenset(
     ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 )  # RFC 9110 and RFC 5789, as OpenTelemetry's HTTP conventions list them

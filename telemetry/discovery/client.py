@@ -242,7 +242,6 @@ class _Core(Generic[C]):
         self.balancer = balancer
         self.route_baggage_key = route_baggage_key
         self.budget = retry_budget if retry_budget is not None else default_retry_budget(clock)
-        self.max_attempts = max_attempts
         self.retry_plans = retry_plans
         # Failover without governance: another instance at once, no backoff.
         self.failover_plan = RetryPlan(
@@ -252,7 +251,6 @@ class _Core(Generic[C]):
         )
         self.breaker_factory = breaker_factory or (lambda: default_breaker(clock))
         self.failure_codes = frozenset(failure_codes)
-        self.retry_codes = frozenset(retry_codes)
         self.clock = clock
         self._lock = threading.Lock()
         self._view: _View[C] = _View((), {})
@@ -344,7 +342,7 @@ class _Core(Generic[C]):
         value = baggage.get_baggage(key)
         return str(value) if value else None
 
-    def _candidates(self, view: _View[C], group: str | None) -> list[Instance]:
+    def candidates(self, view: _View[C], group: str | None) -> list[Instance]:
         routes = view.routes
         pool = routes.get(group)
         if pool is None:
@@ -363,7 +361,7 @@ class _Core(Generic[C]):
         """An instance whose breaker admits the call, its endpoint acquired. When every candidate is
         ejected, a first attempt goes to one of them anyway (a panic pick, whose outcome no breaker
         counts); a retry gets None."""
-        candidates = self._candidates(view, group)
+        candidates = self.candidates(view, group)
         if exclude:
             candidates = [c for c in candidates if c.address not in exclude]
         everyone = candidates
@@ -402,39 +400,9 @@ class _Core(Generic[C]):
                 return plan
         return self.failover_plan
 
-    def retry_delay(
-        self,
-        view: _View[C],
-        group: str | None,
-        retrying: RetryCall,
-        code: Any,
-        trailing: Any,
-        tried: Sequence[str],
-    ) -> float | None:
-        """After an attempt failed with ``code`` (``tried``: the addresses tried so far, one per
-        attempt): seconds to wait before the next attempt, or None -- the caller gets the error.
-        The RetryCall decides (codes, pushback, a relayed refusal, attempts, time, budget), asked
-        only when there is an instance to try: one not tried yet goes at once (the pushback and
-        backoff are the refusing instance's), one already tried only when the plan waits between
-        attempts (a governance retry rule) or the server asked for a delay. Then :meth:`pick_retry`."""
-        candidates = self._candidates(view, group)
-        if any(c.address not in tried for c in candidates):
-            return next_delay(retrying, code, trailing, elsewhere=True)
-        if not candidates:
-            return None
-        delay = next_delay(retrying, code, trailing)
-        if delay is None or (delay <= 0 and not retrying.waits):
-            return None
-        return delay
-
-    def pick_retry(self, view: _View[C], group: str | None, tried: Sequence[str]) -> _Picked | None:
-        """The instance for a retry (after :meth:`retry_delay`'s wait): one not tried yet if any
-        admits the call, else one already tried (never a panic pick)."""
-        return self.pick(view, group, tried) or self.pick(view, group, panic=False)
-
-    def unavailable_details(self, view: _View[C]) -> str:
-        """Why a call is refused locally (no instance to call); noted on the call being served,
-        whose failure then relays the refusal (telemetry.rpc.relay)."""
+    def refuse_locally(self, view: _View[C]) -> str:
+        """Refuse a call locally (no instance to call): note the refusal on the call being served,
+        whose failure then relays it (telemetry.rpc.relay); returns why, for the error."""
         note_refusal("discovery")
         if not view.instances:
             return f"no instances of service {self.service!r}"
@@ -505,6 +473,63 @@ class _Core(Generic[C]):
             self._release(real)
 
 
+class _Attempts:
+    """One balanced unary call's way through its retry plan, shared by the sync and aio loops
+    (they differ only in how they sleep): after a failed attempt, :meth:`failed` reports it and
+    says how long to wait (None: give up); after the wait, :meth:`next_pick` gives the instance
+    and timeout of the next attempt. An instance not tried yet goes at once (the refusing one's
+    pushback and backoff are about it); one already tried only when the plan backs off (a
+    governance retry rule) or the server asked for a delay."""
+
+    __slots__ = ("_core", "_give_up_at", "_group", "_plan", "_retrying", "_view", "tried")
+
+    def __init__(
+        self, core: _Core[Any], view: _View[Any], group: str | None, method: str,
+        give_up_at: float | None,
+    ) -> None:  # fmt: skip
+        self._core = core
+        self._view = view
+        self._group = group
+        self._give_up_at = give_up_at
+        self._plan = core.first_attempt(method)
+        self._retrying: RetryCall | None = None  # made on the first failure
+        self.tried: tuple[str, ...] = ()
+
+    def failed(
+        self, instance: Instance, endpoint: _Endpoint[Any] | _PanicPick[Any], error: grpc.RpcError,
+        latency: float,
+    ) -> float | None:  # fmt: skip
+        core = self._core
+        code, trailing = rpc_error_code(error), _trailing(error)
+        core.finish(instance, endpoint, code, latency, trailing=trailing)
+        self.tried = tried = (*self.tried, endpoint.address)
+        retrying = self._retrying
+        if retrying is None:
+            retrying = self._retrying = new_retry_call(self._plan, self._give_up_at, core.clock)
+        candidates = core.candidates(self._view, self._group)
+        if any(c.address not in tried for c in candidates):
+            return next_delay(retrying, code, trailing, elsewhere=True)
+        if not candidates:
+            return None
+        delay = next_delay(retrying, code, trailing)
+        if delay is None or (delay <= 0 and self._plan is core.failover_plan):
+            return None  # failover only: no instance left that was not tried
+        return delay
+
+    def next_pick(self) -> tuple[_Picked, float | None] | None:
+        """The next attempt's instance (one not tried yet if any admits the call, else one
+        already tried; never a panic pick) and timeout; None when none is left, or no time."""
+        core, view, group = self._core, self._view, self._group
+        assert self._retrying is not None
+        timeout = self._retrying.remaining()
+        picked = core.pick(view, group, self.tried) or core.pick(view, group, panic=False)
+        if picked is None or (timeout is not None and timeout <= 0):
+            if picked is not None:
+                core.finish(*picked, None, 0.0, streamed=True)  # hand it back unused
+            return None
+        return picked, timeout
+
+
 def _not_about_instance(trailing: Any) -> bool:
     return relayed(trailing) is not None or refusal(trailing) == "rate_limit"
 
@@ -561,7 +586,7 @@ class _SyncMulticallable(_Multicallable):
         view = core.view()
         picked = core.pick(view, core.route_group())
         if picked is None:
-            return FailedCall(_UNAVAILABLE, core.unavailable_details(view))
+            return FailedCall(_UNAVAILABLE, core.refuse_locally(view))
         instance, endpoint = picked
         if not streamed:
             core.started(instance)
@@ -605,10 +630,8 @@ class _SyncUnaryUnary(_SyncMulticallable):
         group = core.route_group()
         picked = core.pick(view, group)
         if picked is None:
-            raise FailedCall(_UNAVAILABLE, core.unavailable_details(view))
-        plan = core.first_attempt(self._key[1])
-        retrying: RetryCall | None = None  # made on the first failure
-        tried: tuple[str, ...] = ()
+            raise FailedCall(_UNAVAILABLE, core.refuse_locally(view))
+        attempts = _Attempts(core, view, group, self._key[1], give_up_at)
         while True:
             instance, endpoint = picked
             core.started(instance)
@@ -618,23 +641,15 @@ class _SyncUnaryUnary(_SyncMulticallable):
                     request, timeout=timeout, metadata=metadata, **options
                 )
             except grpc.RpcError as error:
-                code = rpc_error_code(error)
-                trailing = _trailing(error)
-                core.finish(instance, endpoint, code, clock() - start, trailing=trailing)
-                tried = (*tried, endpoint.address)
-                if retrying is None:
-                    retrying = new_retry_call(plan, give_up_at, clock)
-                delay = core.retry_delay(view, group, retrying, code, trailing, tried)
+                delay = attempts.failed(instance, endpoint, error, clock() - start)
                 if delay is None:
                     raise
                 if delay > 0:
                     time.sleep(delay)
-                timeout = retrying.remaining()
-                picked = core.pick_retry(view, group, tried)
-                if picked is None or (timeout is not None and timeout <= 0):
-                    if picked is not None:
-                        core.finish(*picked, None, 0.0, streamed=True)  # hand it back unused
+                step = attempts.next_pick()
+                if step is None:
                     raise
+                picked, timeout = step
             except BaseException:
                 core.finish(instance, endpoint, None, clock() - start)
                 raise
@@ -672,7 +687,7 @@ class _SyncStreamUnary(_SyncMulticallable):
         view = core.view()
         picked = core.pick(view, core.route_group())
         if picked is None:
-            raise FailedCall(_UNAVAILABLE, core.unavailable_details(view))
+            raise FailedCall(_UNAVAILABLE, core.refuse_locally(view))
         instance, endpoint = picked
         code = None
         try:
@@ -841,11 +856,9 @@ class _AioUnaryCall(grpc.aio.UnaryUnaryCall):
         view = core.view()
         picked = core.pick(view, group)
         if picked is None:
-            self._local = _unavailable(core.unavailable_details(view))
+            self._local = _unavailable(core.refuse_locally(view))
             raise self._local
-        plan = core.first_attempt(key[1])
-        retrying: RetryCall | None = None  # made on the first failure
-        tried: tuple[str, ...] = ()
+        attempts = _Attempts(core, view, group, key[1], self._give_up_at)
         while True:
             instance, endpoint = picked
             core.started(instance)
@@ -856,23 +869,15 @@ class _AioUnaryCall(grpc.aio.UnaryUnaryCall):
                 )
                 response = await call
             except grpc.RpcError as error:
-                code = rpc_error_code(error)
-                trailing = _trailing(error)
-                core.finish(instance, endpoint, code, clock() - start, trailing=trailing)
-                tried = (*tried, endpoint.address)
-                if retrying is None:
-                    retrying = new_retry_call(plan, self._give_up_at, clock)
-                delay = core.retry_delay(view, group, retrying, code, trailing, tried)
+                delay = attempts.failed(instance, endpoint, error, clock() - start)
                 if delay is None:
                     raise
                 if delay > 0:
                     await asyncio.sleep(delay)
-                timeout = retrying.remaining()
-                picked = core.pick_retry(view, group, tried)
-                if picked is None or (timeout is not None and timeout <= 0):
-                    if picked is not None:
-                        core.finish(*picked, None, 0.0, streamed=True)  # hand it back unused
+                step = attempts.next_pick()
+                if step is None:
                     raise
+                picked, timeout = step
             except BaseException:  # cancelled included: it says nothing about the instance
                 core.finish(instance, endpoint, None, clock() - start)
                 raise
@@ -1008,7 +1013,7 @@ class _AioStreaming(_Multicallable):
         view = core.view()
         picked = core.pick(view, core.route_group())
         if picked is None:
-            return _FailedAioCall(_unavailable(core.unavailable_details(view)))
+            return _FailedAioCall(_unavailable(core.refuse_locally(view)))
         instance, endpoint = picked
         try:
             call = endpoint.callable(self._key)(request, timeout=timeout, metadata=metadata, **options)

@@ -51,7 +51,7 @@ from telemetry.governance.rules import (
     most_specific,
 )
 from telemetry.governance.throttle import AdaptiveThrottle
-from telemetry.rpc.call import MethodInfo, RpcKind
+from telemetry.rpc.call import MethodInfo, RpcKind, split_method
 
 RulesInput = GovernanceRules | Mapping[str, Any] | str | Path
 
@@ -352,8 +352,8 @@ class Governance:
         plans = snapshot.retry_plans
         if key in plans:
             return plans[key]
-        service, _, _ = full_method.strip("/").partition("/")
-        match = most_specific(snapshot.rules.client.methods, service, full_method.strip("/"))
+        service, method = split_method(full_method)
+        match = most_specific(snapshot.rules.client.methods, service, f"{service}/{method}")
         plan = None if match is None else self._retry_plan(match[1], full_method, target)
         if len(plans) < _MAX_RETRY_PLANS:  # method names come from code, but stay bounded anyway
             plans[key] = plan

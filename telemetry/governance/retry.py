@@ -263,13 +263,12 @@ class RetryCall:
         plan: RetryPlan,
         *,
         clock: Clock = monotonic,
-        random: RandomSource | None = None,
         give_up_at: float | None = None,
         time_left: Callable[[], float | None] | None = None,
     ) -> None:
         self._plan = plan
         self._clock = clock
-        self._random = random if random is not None else plan.random
+        self._random = plan.random
         self._give_up_at = give_up_at
         self._time_left = time_left
         self.attempt = 1
@@ -324,12 +323,6 @@ class RetryCall:
             return STOP_TIME
         left = self._time_left() if self._time_left is not None else None
         return STOP_TIME if left is not None and left <= delay else ""
-
-    @property
-    def waits(self) -> bool:
-        """Does the plan back off between attempts, so the same target may be tried again? (A
-        server's pushback allows that too; the caller sees it as a delay > 0.)"""
-        return self._plan.policy.initial_backoff > 0
 
     def remaining(self) -> float | None:
         """Seconds left of the caller's own timeout (None: it set none)."""

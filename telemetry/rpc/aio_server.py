@@ -120,8 +120,8 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
     async def _fail(self, state: CallState, exc: Exception, context: Any) -> None:
         aborted = context.code() if isinstance(exc, grpc.aio.AbortError) else None
         if self.finish_failed(state, exc, aborted, context):
-            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR_DETAILS)
-        if aborted is None:  # a status mapped from the exception (a downstream deadline): send it
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR_DETAILS)  # raises
+        elif aborted is None:  # a status mapped from the exception (a downstream deadline): send it
             await context.abort(state.code, state.details or "")
         raise exc
 

@@ -146,8 +146,8 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
     def _fail(self, state: CallState, exc: Exception, context: Any) -> None:
         aborted = _aborted_code(exc, context)
         if self.finish_failed(state, exc, aborted, context):
-            context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR_DETAILS)
-        if aborted is None:  # a status mapped from the exception (a downstream deadline): send it
+            context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR_DETAILS)  # raises
+        elif aborted is None:  # a status mapped from the exception (a downstream deadline): send it
             context.abort(state.code, state.details or "")
         raise exc
 

@@ -338,7 +338,10 @@ async def test_a_reserve_order_gave_up_on_is_released_everywhere_and_takes_nothi
         stub = await backends.start_order(inventory_timeout_ms=100)
         result = await place(stub, items(("sku-mug", 7)))
         assert result == grpc.StatusCode.DEADLINE_EXCEEDED
-        await asyncio.sleep(0.5)  # the late Reserve runs out its simulated I/O
+        # The late Reserve runs out its simulated I/O, then is refused: the order was released.
+        await logs.wait_for_async(lambda events: any(
+            e.get("grpc.method") == "Reserve" and e.get("grpc.code") == "FailedPrecondition"
+            for e in events))  # fmt: skip
         for s in shops:
             available, held = s.servicer.books()
             assert available["sku-mug"] == 100 and held["sku-mug"] == 0

@@ -11,6 +11,7 @@ import orjson
 import pytest
 from helpers import make_config, run_asgi
 from opentelemetry import baggage
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from prometheus_client import CollectorRegistry
 
 import telemetry
@@ -90,3 +91,21 @@ async def test_an_unknown_http_method_is_other_in_names_and_labels() -> None:
         assert methods == {"_OTHER"}
     finally:
         handle.shutdown()
+
+
+async def test_baggage_nobody_keeps_is_not_even_parsed(
+    tel: telemetry.Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[object] = []
+    original = W3CBaggagePropagator.extract
+
+    def counting(self: W3CBaggagePropagator, carrier: Any, *args: Any, **kwargs: Any) -> Any:
+        if "baggage" in carrier:  # a header to parse reached the SDK's parser
+            parsed.append(carrier)
+        return original(self, carrier, *args, **kwargs)
+
+    monkeypatch.setattr(W3CBaggagePropagator, "extract", counting)
+    await run_asgi(tel.asgi(seen_baggage), "/x", {"baggage": "k=" + "v" * 9000})
+    assert parsed == []  # dropped before the SDK's parser (8 KB of it, from anyone)
+    await run_asgi(tel.asgi(seen_baggage, trusted_baggage=("k",)), "/x", HOSTILE)
+    assert len(parsed) == 1
