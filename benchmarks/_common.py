@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -116,3 +118,26 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
 
 def emit_json(figures: dict[str, Any]) -> None:
     print(json.dumps(figures, sort_keys=True))
+
+
+def command_output(args: list[str]) -> str | None:
+    """A short command's stdout (the commit, nproc), None when it fails."""
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=10, cwd=ROOT, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so every ``finally`` stops what it started."""
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

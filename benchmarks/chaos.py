@@ -86,13 +86,12 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +103,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import emit_json, print_table
+from _common import command_output, emit_json, print_table, sigterm_as_interrupt
 from chaos_analysis import (
     NO_ANSWER,
     SKIPPED,
@@ -646,28 +645,6 @@ def chart(
 # -- main -------------------------------------------------------------------------------------------
 
 
-def _command(args: list[str]) -> str | None:
-    try:
-        out = subprocess.run(args, capture_output=True, text=True, timeout=10, cwd=ROOT, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so every ``finally`` stops its stack."""
-
-    def interrupt(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Phases, list[str]]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -743,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
         f"work directories under {root}")  # fmt: skip
     failed = True
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             results, charts, failed = run_all(names, phases, args.rate, root, args.out)
     finally:
         if args.keep or failed:
@@ -765,8 +742,8 @@ def main(argv: list[str] | None = None) -> int:
     emit_json({
         "benchmark": "chaos",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "commit": _command(["git", "rev-parse", "--short", "HEAD"]),
-        "nproc": int(_command(["nproc"]) or os.cpu_count() or 0),
+        "commit": command_output(["git", "rev-parse", "--short", "HEAD"]),
+        "nproc": int(command_output(["nproc"]) or os.cpu_count() or 0),
         "parameters": {
             "rate": args.rate, "warmup_s": phases.warmup, "fault_s": phases.fault,
             "after_s": phases.after, "timeout_ms": TIMEOUT_MS, "max_in_flight": MAX_IN_FLIGHT,

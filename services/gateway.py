@@ -125,36 +125,41 @@ class Gateway:
         raise BadRequestError(f"no route for {path}", status=404)
 
     async def _place(self, body: Any) -> pb.OrderReply:
-        if not isinstance(body, dict):
-            raise BadRequestError("body: expected a JSON object")
-        user, items, currency = body.get("user"), body.get("items"), body.get("currency", "")
-        if not isinstance(user, str) or not user:
-            raise BadRequestError("user: a non-empty string is required")
-        _bounded("user", user, MAX_NAME)
-        if not isinstance(items, list) or not items:
-            raise BadRequestError("items: a non-empty list is required")
-        if len(items) > MAX_ITEMS:
-            raise BadRequestError(f"items: at most {MAX_ITEMS} lines, got {len(items)}")
-        if not isinstance(currency, str):
-            raise BadRequestError("currency: expected a string")
-        _bounded("currency", currency, MAX_CURRENCY)
-        parsed = []
-        for index, item in enumerate(items):
-            sku = item.get("sku") if isinstance(item, dict) else None
-            quantity = item.get("quantity", 1) if isinstance(item, dict) else None
-            if not isinstance(sku, str) or not sku:
-                raise BadRequestError(f"items[{index}].sku: a non-empty string is required")
-            _bounded(f"items[{index}].sku", sku, MAX_NAME)
-            if not isinstance(quantity, int) or isinstance(quantity, bool):
-                raise BadRequestError(f"items[{index}].quantity: an integer is required")
-            if not 1 <= quantity <= MAX_QUANTITY:  # the proto's int32 would overflow: a 500 before
-                raise BadRequestError(
-                    f"items[{index}].quantity: must be 1..{MAX_QUANTITY}, got {quantity}"
-                )
-            parsed.append(pb.Item(sku=sku, quantity=quantity))
-        request = pb.PlaceOrderRequest(user=user, items=parsed, currency=currency)
+        request = parse_order(body)
         reply: pb.OrderReply = await self._order.PlaceOrder(request, timeout=self._timeout)
         return reply
+
+
+def parse_order(body: Any) -> pb.PlaceOrderRequest:
+    """The PlaceOrder request a ``POST /orders`` JSON body asks for; :class:`BadRequestError`
+    naming the first bad field otherwise (``user``, ``items``, ``items[2].quantity`` ...)."""
+    if not isinstance(body, dict):
+        raise BadRequestError("body: expected a JSON object")
+    user, items, currency = body.get("user"), body.get("items"), body.get("currency", "")
+    if not isinstance(user, str) or not user:
+        raise BadRequestError("user: a non-empty string is required")
+    _bounded("user", user, MAX_NAME)
+    if not isinstance(items, list) or not items:
+        raise BadRequestError("items: a non-empty list is required")
+    if len(items) > MAX_ITEMS:
+        raise BadRequestError(f"items: at most {MAX_ITEMS} lines, got {len(items)}")
+    if not isinstance(currency, str):
+        raise BadRequestError("currency: expected a string")
+    _bounded("currency", currency, MAX_CURRENCY)
+    parsed = []
+    for index, item in enumerate(items):
+        sku = item.get("sku") if isinstance(item, dict) else None
+        quantity = item.get("quantity", 1) if isinstance(item, dict) else None
+        if not isinstance(sku, str) or not sku:
+            raise BadRequestError(f"items[{index}].sku: a non-empty string is required")
+        _bounded(f"items[{index}].sku", sku, MAX_NAME)
+        if not isinstance(quantity, int) or isinstance(quantity, bool):
+            raise BadRequestError(f"items[{index}].quantity: an integer is required")
+        if not 1 <= quantity <= MAX_QUANTITY:  # the proto's int32 would overflow: a 500 before
+            shown = quantity if abs(quantity) < 10**18 else f"an integer of {quantity.bit_length()} bits"
+            raise BadRequestError(f"items[{index}].quantity: must be 1..{MAX_QUANTITY}, got {shown}")
+        parsed.append(pb.Item(sku=sku, quantity=quantity))
+    return pb.PlaceOrderRequest(user=user, items=parsed, currency=currency)
 
 
 def _bounded(field: str, value: str, limit: int) -> None:
@@ -162,6 +167,10 @@ def _bounded(field: str, value: str, limit: int) -> None:
     logs, error messages), so an unbounded field is memory anyone can spend."""
     if len(value) > limit:
         raise BadRequestError(f"{field}: at most {limit} characters, got {len(value)}")
+    try:  # protobuf strings are UTF-8: a lone surrogate would fail in the stub, as a 500
+        value.encode()
+    except UnicodeEncodeError:
+        raise BadRequestError(f"{field}: not valid Unicode text (a lone surrogate)") from None
 
 
 def _allow(method: str, allowed: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
@@ -40,6 +41,8 @@ _log = logging.getLogger("telemetry")
 _access = get_logger("telemetry.http")
 
 DEFAULT_TIMEOUT_HEADER = "x-request-timeout-ms"
+# Plain decimal milliseconds: float() alone would also take "inf", "1e309", "1_000" and " 12 ".
+_MILLISECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")
 # Probes are not requests: tracing them would bury real traffic (as grpc.health is not traced).
 UNTRACED_PATHS = ("/healthz", "/livez", "/readyz", "/metrics")
 
@@ -157,11 +160,10 @@ class AsgiTelemetry:
                 await _json(send, 500, {"error": "internal error"})
 
     def _parse_timeout(self, raw: str) -> float | None:
-        try:
-            millis = float(raw)
-        except ValueError:
+        if _MILLISECONDS.fullmatch(raw) is None:
             return None
-        if not millis > 0:  # also refuses NaN
+        millis = float(raw)
+        if millis <= 0:
             return None
         return min(millis / 1000.0, self._max_timeout)
 

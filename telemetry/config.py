@@ -75,6 +75,11 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the variable or field."""
 
 
+MAX_TRACES_PER_SECOND = 1_000_000.0
+"""The rate-limiting sampler's ceiling: above any span rate one process exports, so a larger value
+is a typo (or ``1e308``), refused."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class TelemetryConfig:
     """Everything :func:`telemetry.init` needs. Build it with :meth:`from_env` to honour env vars."""
@@ -256,8 +261,12 @@ def _validate(cfg: TelemetryConfig) -> None:
         arg = 1.0 if cfg.sampler_arg is None else cfg.sampler_arg
         if not 0.0 <= arg <= 1.0:
             raise ConfigError(f"sampler_arg: a ratio must be within [0, 1], got {arg}")
-    if cfg.sampler.endswith("ratelimiting") and cfg.sampler_arg is not None and cfg.sampler_arg <= 0:
-        raise ConfigError(f"sampler_arg: traces per second must be > 0, got {cfg.sampler_arg}")
+    rate = cfg.sampler_arg
+    rate_limited = cfg.sampler.endswith("ratelimiting") and rate is not None
+    if rate_limited and rate is not None and not 0 < rate <= MAX_TRACES_PER_SECOND:
+        raise ConfigError(
+            f"sampler_arg: traces per second must be in (0, {MAX_TRACES_PER_SECOND:g}], got {rate}"
+        )
     for name in ("export_timeout", "span_schedule_delay"):
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name}: must be > 0, got {getattr(cfg, name)}")

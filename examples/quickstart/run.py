@@ -37,8 +37,17 @@ class Stack:
         (workdir / "logs").mkdir(parents=True, exist_ok=True)
         self.spans_file = workdir / "spans.jsonl"
         self.spans_file.unlink(missing_ok=True)
-        self.ports = {name: free_port() for name in ("otlp_grpc", "otlp_http", "inventory", "order")}
-        self.metrics = {"inventory": free_port(), "order": free_port()}
+        taken: set[int] = set()
+
+        def distinct_port() -> int:  # the kernel may hand the same free port out twice in a row
+            port = free_port()
+            while port in taken:
+                port = free_port()
+            taken.add(port)
+            return port
+
+        self.ports = {name: distinct_port() for name in ("otlp_grpc", "otlp_http", "inventory", "order")}
+        self.metrics = {"inventory": distinct_port(), "order": distinct_port()}
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
         log = (self.workdir / "logs" / f"{name}.log").open("wb")
@@ -62,10 +71,25 @@ class Stack:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
-
-def wait_ready(target: str, timeout: float = 30) -> None:
-    with grpc.insecure_channel(target) as channel:
-        grpc.channel_ready_future(channel).result(timeout=timeout)
+    def wait_ready(self, name: str, target: str, timeout: float = 30) -> None:
+        """Until ``target`` accepts gRPC connections; fails at once, with the log's tail, if the
+        process ``name`` exited (a port taken between choosing and binding it, say)."""
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(target) as channel:
+            ready = grpc.channel_ready_future(channel)
+            while True:
+                try:
+                    ready.result(timeout=0.5)
+                except grpc.FutureTimeoutError:
+                    pass
+                else:
+                    return
+                exited = self.procs[name].poll()
+                if exited is not None or time.monotonic() > deadline:
+                    log = (self.workdir / "logs" / f"{name}.log").read_text(errors="replace")
+                    tail = "\n".join(log.splitlines()[-30:])
+                    state = f"exited ({exited})" if exited is not None else f"not ready in {timeout} s"
+                    raise RuntimeError(f"{name} ({target}) {state}; its log ends:\n{tail}")
 
 
 def main() -> int:
@@ -115,8 +139,9 @@ def main() -> int:
         for name in ("inventory", "order"):
             env = {**common, "TELEMETRY_METRICS_PORT": str(stack.metrics[name])}
             stack.start(name, [str(HERE / f"{name}.py")], env)
-        for name in ("otlp_grpc", "inventory", "order"):
-            wait_ready(f"127.0.0.1:{stack.ports[name]}")
+        for name, port_name in (("otlp-receiver", "otlp_grpc"), ("inventory", "inventory"),
+                                ("order", "order")):  # fmt: skip
+            stack.wait_ready(name, f"127.0.0.1:{stack.ports[port_name]}")
         print("quickstart is up:")
         for name, port in stack.metrics.items():
             print(f"  {name:<10} metrics  http://127.0.0.1:{port}/metrics")

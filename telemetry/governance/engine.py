@@ -181,6 +181,7 @@ class Governance:
         self.recorder = recorder if recorder is not None else DecisionRecorder()
         self._lock = threading.RLock()
         self._instances: dict[tuple[Any, ...], Any] = {}
+        self._last_good = 0  # last-good caches built (one per method whose rule asks for one)
         self._fallbacks: dict[str, CodeFallback] = {}
         self._snapshot = _Snapshot(GovernanceRules(), 0)
         self._listeners: list[Callable[[GovernanceRules], None]] = []
@@ -267,7 +268,10 @@ class Governance:
             else:
                 pattern, rule = match
                 plan = self._build_server_plan(pattern, rule, info)
-            snapshot.server_plans[info.full_method] = plan
+            # A server with a generic handler serves any method a caller names: past the cap,
+            # plans are resolved per call instead of kept (bounded memory, a little CPU).
+            if len(snapshot.server_plans) < MAX_PLANS:
+                snapshot.server_plans[info.full_method] = plan
         return None if plan is _NO_SERVER_PLAN else plan
 
     def client_plan(
@@ -283,7 +287,8 @@ class Governance:
                 if match is None
                 else self._build_client_plan(match[0], match[1], info, target, channel)
             )
-            snapshot.client_plans[key] = plan
+            if len(snapshot.client_plans) < MAX_PLANS:  # method names come from code; bounded anyway
+                snapshot.client_plans[key] = plan
         return None if plan is _NO_CLIENT_PLAN else plan
 
     def _build_server_plan(self, pattern: str, rule: ServerMethodRules, info: MethodInfo) -> ServerPlan:
@@ -355,7 +360,7 @@ class Governance:
         service, method = split_method(full_method)
         match = most_specific(snapshot.rules.client.methods, service, f"{service}/{method}")
         plan = None if match is None else self._retry_plan(match[1], full_method, target)
-        if len(plans) < _MAX_RETRY_PLANS:  # method names come from code, but stay bounded anyway
+        if len(plans) < MAX_PLANS:  # method names come from code, but stay bounded anyway
             plans[key] = plan
         return plan
 
@@ -382,12 +387,16 @@ class Governance:
         if rule is None:
             return None
         cache = None
-        if rule.mode == "last_good":
-            cache = self._instance(
-                ("last_good", scope, info.full_method, rule),
-                lambda: LastGoodCache(max_entries=rule.cache_size, ttl=rule.cache_ttl, clock=self.clock),
-            )
+        key = ("last_good", scope, info.full_method, rule)
+        # One cache per method: past MAX_PLANS methods a new one gets none (its calls fall back
+        # to the default or the code), so callers naming methods cannot grow memory.
+        if rule.mode == "last_good" and (key in self._instances or self._last_good < MAX_PLANS):
+            cache = self._instance(key, lambda: self._new_last_good(rule))
         return FallbackPlan(rule, self._fallbacks.get(info.rpc_method), cache)
+
+    def _new_last_good(self, rule: FallbackRule) -> LastGoodCache[Any]:
+        self._last_good += 1
+        return LastGoodCache(max_entries=rule.cache_size, ttl=rule.cache_ttl, clock=self.clock)
 
     # -- mechanism instances, kept across rule changes while their rule is unchanged ---------
 
@@ -416,6 +425,8 @@ class Governance:
             or (k[0] == "breaker" and _breaker_rule(rules, k[2]) != k[-1])
         ]:
             gone = self._instances.pop(key)
+            if key[0] == "last_good":
+                self._last_good -= 1
             if isinstance(gone, DeferredCalls):  # send what it holds before letting it go
                 threading.Thread(target=gone.close, daemon=True, name="telemetry-deferral-close").start()
 
@@ -602,7 +613,8 @@ def _rule_objects(value: Any) -> Iterator[Any]:
 
 
 _DEFAULT_FAILURE_CODES = _codes(DEFAULT_FAILURE_CODES)
-_MAX_RETRY_PLANS = 10_000
+MAX_PLANS = 10_000
+"""Plans kept per rules generation and side (and last-good caches built): past it, resolved per call."""
 _NO_SERVER_PLAN = ServerPlan(None, "", Priority.NORMAL, False, None)
 _NO_CLIENT_PLAN = ClientPlan()
 

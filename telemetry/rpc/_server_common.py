@@ -17,6 +17,8 @@ from telemetry.rpc.relay import relay_metadata
 _log = logging.getLogger("telemetry")
 
 INTERNAL_ERROR_DETAILS = "internal error"
+# grpc-go's words (and code) for a request its codec cannot parse; grpc-java answers INTERNAL too.
+UNDECODABLE_DETAILS = "grpc: error unmarshalling request"
 # grpc sends status details in the grpc-message trailer, which the peer's metadata limit (8 KiB
 # soft, 16 KiB hard by default) also bounds: a handler echoing a 20 KB input in its error would
 # have the stream reset and its caller see UNAVAILABLE, blaming the server's health. Details
@@ -62,7 +64,7 @@ class ServerAdapterBase:
         is the single request, None for a request stream."""
         state = CallState(info, perf_counter(), context.invocation_metadata(), context.peer())
         state.context = context
-        state.request = request
+        state.request = None if request.__class__ is Undecodable else request
         try:
             self.chain.start(state)
         except RejectCall as reject:
@@ -153,19 +155,47 @@ def rpc_error_code(exc: grpc.RpcError) -> Any:
         return None
 
 
+class Undecodable:
+    """A single request whose bytes the method's deserializer refused. grpcio answers those before
+    any interceptor runs, so the call was in no metric, span or log line, and grpc.aio sent the
+    parser's exception text as UNKNOWN; the adapters answer it INTERNAL instead
+    (:data:`UNDECODABLE_DETAILS`), counted and traced like any failed call."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """``deserializer``, returning :class:`Undecodable` instead of raising."""
+    if deserializer is None:
+        return None
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:
+            return Undecodable(exc)
+
+    return decode
+
+
 def new_handler(
     handler: grpc.RpcMethodHandler, kind: RpcKind, behavior: Callable[..., Any]
 ) -> grpc.RpcMethodHandler:
-    """A method handler like ``handler`` but running ``behavior``."""
+    """A method handler like ``handler`` but running ``behavior``; a single request that does not
+    decode reaches it as :class:`Undecodable` (request streams keep grpc's own handling)."""
     factory = {
         RpcKind.UNARY: grpc.unary_unary_rpc_method_handler,
         RpcKind.SERVER_STREAM: grpc.unary_stream_rpc_method_handler,
         RpcKind.CLIENT_STREAM: grpc.stream_unary_rpc_method_handler,
         RpcKind.BIDI_STREAM: grpc.stream_stream_rpc_method_handler,
     }[kind]
+    deserializer = handler.request_deserializer
     return factory(
         behavior,
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=deserializer if handler.request_streaming else tolerant(deserializer),
         response_serializer=handler.response_serializer,
     )
 

@@ -17,7 +17,9 @@ import grpc.aio
 
 from telemetry.rpc._server_common import (
     INTERNAL_ERROR_DETAILS,
+    UNDECODABLE_DETAILS,
     ServerAdapterBase,
+    Undecodable,
     bounded_details,
     new_handler,
     original_behavior,
@@ -81,6 +83,8 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         writes_responses = info.streams_responses
         call_context = _ServedContext(context, state, self.chain if writes_responses else None)
         try:
+            if request.__class__ is Undecodable:
+                await call_context.abort(grpc.StatusCode.INTERNAL, UNDECODABLE_DETAILS)
             response = behavior(request, call_context)
             if inspect.isawaitable(response):
                 response = await response
@@ -102,6 +106,8 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         state, request = await self._begin(info, streaming_in, request, context)
         finished = False
         try:
+            if request.__class__ is Undecodable:
+                await context.abort(grpc.StatusCode.INTERNAL, UNDECODABLE_DETAILS)
             async for response in behavior(request, _ServedContext(context, state, None)):
                 self.chain.message(state, False)
                 yield response

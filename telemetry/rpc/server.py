@@ -10,7 +10,9 @@ import grpc
 
 from telemetry.rpc._server_common import (
     INTERNAL_ERROR_DETAILS,
+    UNDECODABLE_DETAILS,
     ServerAdapterBase,
+    Undecodable,
     new_handler,
     original_behavior,
     seal_failure,
@@ -60,7 +62,8 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
         def unary(request: Any, context: Any) -> Any:
             state = CallState(info, perf_counter(), context.invocation_metadata(), context.peer())
             state.context = context
-            state.request = request
+            # No concern (a fallback's fast path, say) gets the bytes that did not decode.
+            state.request = None if request.__class__ is Undecodable else request
             try:
                 start(state)
             except RejectCall as reject:
@@ -71,6 +74,8 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
                 context.abort(reject.code, reject.details)  # raises
             state.msgs_received = 1
             try:
+                if request.__class__ is Undecodable:
+                    context.abort(grpc.StatusCode.INTERNAL, UNDECODABLE_DETAILS)  # raises
                 response = behavior(request, context)
             except Exception as exc:
                 self._fail(state, exc, context)  # raises
@@ -123,6 +128,8 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
             request = self._count_requests(request, state)
         finished = False
         try:
+            if request.__class__ is Undecodable:
+                context.abort(grpc.StatusCode.INTERNAL, UNDECODABLE_DETAILS)  # raises
             for response in behavior(request, context):
                 self.chain.message(state, False)
                 yield response

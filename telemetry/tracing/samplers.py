@@ -8,7 +8,7 @@ either whole or absent.
 panel writes ``/governance/<service>/sampling`` (read by :class:`~telemetry.control.LiveRules`)::
 
     {"ratio": 0.25}              a quarter of new traces (TraceIdRatioBased)
-    {"traces_per_second": 5}     at most 5 new traces per second (RateLimitingSampler)
+    {"traces_per_second": 5}     at most 5 new traces per second (RateLimitingSampler; 0 < n <= 1e6)
 
 :func:`parse_sampling` validates it (a bad field raises ``RuleError`` naming it,
 ``sampling.ratio: must be between 0 and 1, got 1.5``) and always returns a parent-based sampler, so
@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import Link, SpanKind, TraceState, get_current_span
 from opentelemetry.util.types import Attributes
 
+from telemetry.config import MAX_TRACES_PER_SECOND
 from telemetry.governance.rules import RuleError, finite_number
 
 DEFAULT_TRACES_PER_SECOND = 100.0
@@ -44,8 +45,8 @@ class RateLimitingSampler(Sampler):
     """Samples at most ``traces_per_second`` new traces per second (token bucket)."""
 
     def __init__(self, traces_per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
-        if traces_per_second <= 0:
-            raise ValueError("traces_per_second must be > 0")
+        if not 0 < traces_per_second <= MAX_TRACES_PER_SECOND:  # also refuses NaN
+            raise ValueError(f"traces_per_second must be in (0, {MAX_TRACES_PER_SECOND:g}]")
         self._rate = float(traces_per_second)
         self._capacity = max(1.0, self._rate)
         self._tokens = self._capacity
@@ -135,6 +136,11 @@ def parse_sampling(raw: bytes | str | None) -> Sampler | None:
     rate = finite_number(value["traces_per_second"], "sampling.traces_per_second")
     if rate <= 0:
         raise RuleError("sampling.traces_per_second", f"must be > 0, got {value['traces_per_second']!r}")
+    if rate > MAX_TRACES_PER_SECOND:
+        raise RuleError(
+            "sampling.traces_per_second",
+            f"at most {MAX_TRACES_PER_SECOND:g}, got {value['traces_per_second']!r}",
+        )
     return ParentBased(RateLimitingSampler(rate))
 
 

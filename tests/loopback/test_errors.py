@@ -100,3 +100,49 @@ def test_client_span_records_downstream_failure(sync_service: Any, logs: Any) ->
     client = next(s for s in a.spans.spans() if s.kind.name == "CLIENT")
     assert client.status.status_code.name == "ERROR"  # any non-OK code is an error for a client
     assert client.attributes["rpc.response.status_code"] == "NOT_FOUND"
+
+
+UNDECODABLE = b"\xff" * 9  # field 31, wire type 7: no protobuf parser takes it
+
+
+def check_undecodable(service: Any, failure: Any, logs: Any) -> None:
+    """Answered as grpc-go answers it, and seen: a span and an access line, no stack or parser text."""
+    assert failure.code() == grpc.StatusCode.INTERNAL
+    assert failure.details() == "grpc: error unmarshalling request"
+    span = service.spans.wait_for(lambda ss: len(ss) == 1)[0]
+    assert span.attributes["rpc.response.status_code"] == "INTERNAL"
+    lines = logs.wait_for(lambda es: any(e.get("event") == "finished call" for e in es))
+    (access,) = [e for e in lines if e.get("event") == "finished call"]
+    assert access["grpc.code"] == "Internal" and "exception" not in access
+
+
+@pytest.mark.parametrize("method", ["Unary", "ServerStream"])
+def test_sync_a_request_that_does_not_decode_is_internal_and_observed(
+    method: str, sync_service: Any, logs: Any
+) -> None:
+    a = sync_service("a")
+    with grpc.insecure_channel(a.target) as channel, pytest.raises(grpc.RpcError) as failure:
+        if method == "Unary":
+            channel.unary_unary("/telemetry.test.Echo/Unary")(UNDECODABLE, timeout=5)
+        else:
+            list(channel.unary_stream("/telemetry.test.Echo/ServerStream")(UNDECODABLE, timeout=5))
+    check_undecodable(a, failure.value, logs)
+
+
+@pytest.mark.parametrize("method", ["Unary", "ServerStream"])
+async def test_aio_a_request_that_does_not_decode_is_internal_and_observed(
+    method: str, aio_service: Any, logs: Any
+) -> None:
+    """grpc.aio alone answers UNKNOWN with the parser's exception text."""
+    a = await aio_service("a")
+    async with grpc.aio.insecure_channel(a.target) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as failure:
+            if method == "Unary":
+                await channel.unary_unary("/telemetry.test.Echo/Unary")(UNDECODABLE, timeout=5)
+            else:
+                async for _ in channel.unary_stream("/telemetry.test.Echo/ServerStream")(
+                    UNDECODABLE, timeout=5
+                ):
+                    pass
+    await settle([a], [1], logs, access_lines=1)
+    check_undecodable(a, failure.value, logs)

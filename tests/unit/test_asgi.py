@@ -70,6 +70,19 @@ async def test_the_timeout_header_becomes_the_chain_deadline(tel: Any) -> None:
     assert status == 400 and "x-request-timeout-ms" in body["error"]
 
 
+@pytest.mark.parametrize("raw", ["-5", "0", "0.0", "soon", "inf", "nan", "1e309", "1e3", "1_000",
+                                 " 12", "0x10", "1" * 13, "1.1234567", ""])  # fmt: skip
+async def test_a_timeout_header_that_is_not_plain_milliseconds_is_refused(tel: Any, raw: str) -> None:
+    """float() alone would take "inf" (no deadline at all), "1e309" and "1_000"."""
+    status, body = await run_asgi(tel[0].asgi(answer), "/x", {"x-request-timeout-ms": raw})
+    assert (status, body) == (400, {"error": "x-request-timeout-ms: expected milliseconds > 0"})
+
+
+async def test_a_huge_timeout_is_capped(tel: Any) -> None:
+    _, body = await run_asgi(tel[0].asgi(answer), "/x", {"x-request-timeout-ms": "9" * 12})
+    assert 299.0 < body["remaining"] <= 300.0
+
+
 async def test_an_unexpected_exception_is_a_generic_500_and_an_error_span(tel: Any) -> None:
     handle, spans, _ = tel
     status, body = await run_asgi(handle.asgi(explode), "/boom")

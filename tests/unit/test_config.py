@@ -111,6 +111,12 @@ def test_bad_fields_name_the_field(field: str, value: object, message: str) -> N
         TelemetryConfig(**overrides)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("rate", [0.0, 2e6, 1e308])
+def test_a_rate_limiting_sampler_arg_outside_its_range_is_refused(rate: float) -> None:
+    with pytest.raises(ConfigError, match=r"^sampler_arg: traces per second must be in \(0, 1e\+06\]"):
+        TelemetryConfig(sampler="parentbased_ratelimiting", sampler_arg=rate)
+
+
 def test_unknown_setting_is_refused() -> None:
     with pytest.raises(ConfigError, match="unknown setting"):
         TelemetryConfig.from_env({}, colour="blue")

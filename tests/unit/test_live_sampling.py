@@ -3,6 +3,8 @@ inline fast path following the swap, and parent-based decisions under ratio 0 an
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from helpers import make_config
 from opentelemetry import trace
@@ -250,3 +252,9 @@ def test_build_tracing_shares_one_live_sampler() -> None:
             child.end()
     finally:
         tracing.shutdown(1.0)
+
+
+@pytest.mark.parametrize("rate", [1e6 + 1, 1e308])
+def test_a_rate_past_the_ceiling_is_refused(rate: float) -> None:
+    with pytest.raises(RuleError, match=r"sampling.traces_per_second: at most 1e\+06"):
+        parse_sampling(json.dumps({"traces_per_second": rate}))
