@@ -14,6 +14,7 @@
 Everything public is re-exported here; ``__all__`` is the API.
 """
 
+from telemetry._version import VERSION
 from telemetry.config import ConfigError, TelemetryConfig
 from telemetry.deadline import deadline_scope, remaining
 from telemetry.discovery.client import AioServiceChannel, ServiceChannel
@@ -31,7 +32,7 @@ from telemetry.rpc.concern import Concern
 from telemetry.rpc.server import ServerInterceptor
 from telemetry.tracing.samplers import RateLimitingSampler
 
-__version__ = "0.1.0"
+__version__ = VERSION  # the installed distribution's (telemetry._version)
 
 __all__ = [
     "AioClientInterceptor",

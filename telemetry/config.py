@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
 from urllib.parse import unquote
 
 OtlpProtocol = Literal["grpc", "http/protobuf"]
+OtlpCompression = Literal["gzip", "none"]
 TracesExporter = Literal["otlp", "console", "none"]
 LogFormat = Literal["json", "console"]
 ClientAccessLog = Literal["all", "errors", "off"]
@@ -75,6 +76,18 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the variable or field."""
 
 
+MAX_SPAN_LIMIT = 2**31 - 1
+"""The largest span limit accepted: OTLP's dropped counts are 32-bit, and the SDK sizes a deque by
+the event and link limits (a larger value there fails every handler span)."""
+SPAN_LIMIT_FIELDS = (
+    "span_attribute_count_limit",
+    "span_attribute_value_length_limit",
+    "span_event_count_limit",
+    "span_link_count_limit",
+    "event_attribute_count_limit",
+    "link_attribute_count_limit",
+)
+
 MAX_TRACES_PER_SECOND = 1_000_000.0
 """The rate-limiting sampler's ceiling: above any span rate one process exports, so a larger value
 is a typo (or ``1e308``), refused."""
@@ -93,8 +106,15 @@ class TelemetryConfig:
     traces_exporter: TracesExporter = "otlp"
     otlp_endpoint: str | None = None
     otlp_protocol: OtlpProtocol = "grpc"
+    # OTLP exporter spec: ``otlp_endpoint`` is a base URL (OTEL_EXPORTER_OTLP_ENDPOINT) to which
+    # OTLP/HTTP appends ``v1/traces``; True: it is the traces URL itself, used as is
+    # (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). gRPC uses only its scheme, host and port either way.
+    otlp_endpoint_as_is: bool = False
+    # Spec: applies only to a gRPC endpoint without an http/https scheme (the scheme decides
+    # otherwise); endpoints here need a scheme, so this is accepted and has no effect.
     otlp_insecure: bool | None = None
     otlp_headers: Mapping[str, str] = field(default_factory=dict)
+    otlp_compression: OtlpCompression = "none"
     export_timeout: float = 5.0
     span_queue_size: int = 2048
     span_batch_size: int = 512
@@ -103,6 +123,15 @@ class TelemetryConfig:
     sampler_arg: float | None = None
     propagators: tuple[str, ...] = ("tracecontext", "baggage")
     untraced_services: tuple[str, ...] = DEFAULT_UNTRACED_SERVICES
+    # Span limits (trace SDK spec, "Span Limits"), for RPC spans and handler spans alike: what a
+    # span keeps of the attributes, events and links added to it; the rest is dropped and counted.
+    # The value length limit (None: none) applies to span, event and link attributes.
+    span_attribute_count_limit: int = 128
+    span_attribute_value_length_limit: int | None = None
+    span_event_count_limit: int = 128
+    span_link_count_limit: int = 128
+    event_attribute_count_limit: int = 128
+    link_attribute_count_limit: int = 128
 
     # Logging
     log_level: str = "info"
@@ -144,6 +173,8 @@ class TelemetryConfig:
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         values = _read_env(env)
+        if "otlp_endpoint" in overrides:  # a keyword endpoint is a base URL unless told otherwise
+            values.pop("otlp_endpoint_as_is", None)
         values.update({k: v for k, v in overrides.items() if v is not None or k in _NULLABLE})
         return cls(**values)
 
@@ -153,6 +184,7 @@ class TelemetryConfig:
 
 _NULLABLE = {
     "metrics_port", "otlp_endpoint", "sampler_arg", "service_version", "log_stream", "inbound_baggage",
+    "span_attribute_value_length_limit",
 }  # fmt: skip
 
 
@@ -184,6 +216,8 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:  # noqa: PLR0915 - one 
     for var in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
         if (endpoint := get(var)) is not None:
             out["otlp_endpoint"] = _parse_endpoint(var, endpoint)
+            # Spec: the signal-specific URL is used as is; the general one is a base URL.
+            out["otlp_endpoint_as_is"] = var == "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
             break
     for var in ("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE"):
         if (insecure := get(var)) is not None:
@@ -196,6 +230,10 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:  # noqa: PLR0915 - one 
     for var in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
         if (timeout := get(var)) is not None:
             out["export_timeout"] = _parse_float(var, timeout, minimum=1) / 1000.0  # spec: ms
+            break
+    for var in ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"):
+        if (compression := get(var)) is not None:
+            out["otlp_compression"] = _choice(var, compression.lower(), ("gzip", "none"))
             break
     if (size := get("OTEL_BSP_MAX_QUEUE_SIZE")) is not None:
         out["span_queue_size"] = _parse_int("OTEL_BSP_MAX_QUEUE_SIZE", size, minimum=1)
@@ -213,6 +251,7 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:  # noqa: PLR0915 - one 
         for p in names:
             _choice("OTEL_PROPAGATORS", p, PROPAGATORS)
         out["propagators"] = names
+    out.update(_span_limits(get))
 
     if (level := get("TELEMETRY_LOG_LEVEL")) is not None:
         out["log_level"] = _choice("TELEMETRY_LOG_LEVEL", level.lower(), LOG_LEVELS)
@@ -239,11 +278,42 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:  # noqa: PLR0915 - one 
     return out
 
 
+def _span_limits(get: Callable[[str], str | None]) -> dict[str, int]:
+    """The span limits the SDK environment variables set ("Span Limits" in
+    https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/): each
+    model-specific variable, else the general ``OTEL_ATTRIBUTE_COUNT_LIMIT`` /
+    ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`` for the attribute limits, else the default (the spec's
+    precedence for attribute limits, https://opentelemetry.io/docs/specs/otel/common/#attribute-limits)."""
+
+    def limit(var: str) -> int | None:
+        raw = get(var)
+        return None if raw is None else _parse_int(var, raw, 0, MAX_SPAN_LIMIT)
+
+    out: dict[str, int] = {}
+    general_count = limit("OTEL_ATTRIBUTE_COUNT_LIMIT")
+    general_length = limit("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT")
+    for name, var, general in (
+        ("span_attribute_count_limit", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", general_count),
+        ("span_attribute_value_length_limit", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", general_length),
+        ("span_event_count_limit", "OTEL_SPAN_EVENT_COUNT_LIMIT", None),
+        ("span_link_count_limit", "OTEL_SPAN_LINK_COUNT_LIMIT", None),
+        ("event_attribute_count_limit", "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", general_count),
+        ("link_attribute_count_limit", "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", general_count),
+    ):
+        value = limit(var)
+        if value is None:
+            value = general
+        if value is not None:
+            out[name] = value
+    return out
+
+
 def _validate(cfg: TelemetryConfig) -> None:
     if not cfg.service_name or not isinstance(cfg.service_name, str):
         raise ConfigError("service_name: must be a non-empty string")
     _choice("traces_exporter", cfg.traces_exporter, ("otlp", "console", "none"))
     _choice("otlp_protocol", cfg.otlp_protocol, ("grpc", "http/protobuf"))
+    _choice("otlp_compression", cfg.otlp_compression, ("gzip", "none"))
     _choice("sampler", cfg.sampler, SAMPLERS)
     _choice("log_level", cfg.log_level, LOG_LEVELS)
     _choice("log_format", cfg.log_format, ("json", "console"))
@@ -270,6 +340,12 @@ def _validate(cfg: TelemetryConfig) -> None:
     for name in ("export_timeout", "span_schedule_delay"):
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name}: must be > 0, got {getattr(cfg, name)}")
+    for name in SPAN_LIMIT_FIELDS:
+        value = getattr(cfg, name)
+        if value is None and name == "span_attribute_value_length_limit":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SPAN_LIMIT:
+            raise ConfigError(f"{name}: must be an integer within 0..{MAX_SPAN_LIMIT}, got {value!r}")
     for name in ("span_queue_size", "span_batch_size", "log_queue_size", "max_method_labels"):
         if int(getattr(cfg, name)) < 1:
             raise ConfigError(f"{name}: must be >= 1, got {getattr(cfg, name)}")

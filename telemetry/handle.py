@@ -50,6 +50,7 @@ from telemetry.metrics.rpc import RpcMetricsConcern, SideMetrics
 from telemetry.metrics.runtime import SelfMonitoringCollector
 from telemetry.rpc._server_common import wrap_registrations
 from telemetry.rpc.admission import PollerAdmission
+from telemetry.rpc.aio_channel import InstrumentedAioChannel
 from telemetry.rpc.aio_client import AioClientInterceptor
 from telemetry.rpc.aio_server import AioServerInterceptor
 from telemetry.rpc.call import Side
@@ -59,6 +60,7 @@ from telemetry.rpc.concern import Concern
 from telemetry.rpc.executor import QueueTimedExecutor
 from telemetry.rpc.server import ServerInterceptor
 from telemetry.tracing.concern import ClientTracing, ServerTracing
+from telemetry.tracing.rpcspan import SCOPE
 from telemetry.tracing.setup import Tracing, build_propagator, build_tracing
 
 _log = logging.getLogger("telemetry")
@@ -91,7 +93,9 @@ class Telemetry:
         self.tracer: trace.Tracer = trace.NoOpTracer()
         if config.tracing_enabled:
             self.tracing = build_tracing(config, span_exporter, tuple(span_processors))
-            self.tracer = self.tracing.provider.get_tracer("telemetry")
+            # The scope of the RPC spans: the package's name and version (an empty version is
+            # what OTLP receivers show as "unknown").
+            self.tracer = self.tracing.provider.get_tracer(SCOPE.name, SCOPE.version)
         self.propagator = (
             self.tracing.propagator if self.tracing else build_propagator(config.propagators)
         )
@@ -345,12 +349,18 @@ class Telemetry:
             return self.aio_service_channel(target, credentials=credentials, options=options,
                                             interceptors=interceptors, select=select)  # fmt: skip
         deferral = self._deferral_channel(target, credentials, options)
-        chain = [*self.aio_client_interceptors(target, channel=deferral, **select), *interceptors]
+        core = AioClientInterceptor(self.client_concerns(target, channel=deferral, **select), target)
+        # Unary-unary calls skip grpc.aio's interceptor machinery (telemetry.rpc.aio_channel);
+        # the streaming kinds keep the chain as interceptors, on the same channel.
+        _, *streaming = core.split()
+        chain = [*streaming, *interceptors]
         if credentials is not None:
-            return grpc.aio.secure_channel(
+            channel = grpc.aio.secure_channel(
                 target, credentials, options=list(options), interceptors=chain
             )
-        return grpc.aio.insecure_channel(target, options=list(options), interceptors=chain)
+        else:
+            channel = grpc.aio.insecure_channel(target, options=list(options), interceptors=chain)
+        return InstrumentedAioChannel(channel, core)
 
     def _is_service_name(self, target: str) -> bool:
         return self.discovery is not None and ":" not in target and "/" not in target

@@ -23,11 +23,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-# The SDK modules that parse inbound trace-context and baggage headers and warn about bad ones.
+# The SDK modules that warn at the rate of requests: those parsing inbound trace-context and
+# baggage headers, and the attribute container (a warning per attribute dropped past the span
+# limit, or per value of a type it refuses: a handler copying headers onto a span provokes both).
 HEADER_LOGGERS = (
     "opentelemetry.baggage.propagation",  # W3CBaggagePropagator.extract
     "opentelemetry.trace.propagation.tracecontext",  # TraceContextTextMapPropagator.extract
-    "opentelemetry.trace.span",  # TraceState.from_header (ours and the SDK's tracestate parsing)
+    "opentelemetry.trace.span",  # TraceState.from_header (the SDK propagator's tracestate parsing)
+    "opentelemetry.attributes",  # BoundedAttributes: "Attributes dict is full", invalid values
 )
 MAX_QUOTED_CHARS = 128
 _MAX_MESSAGE_CHARS = 512  # a format string this long is not a constant: cut the whole message

@@ -12,8 +12,9 @@ from telemetry.logging.pipeline import PIPELINE
 
 
 class SelfMonitoringCollector(Collector):
-    """``telemetry_log_lines_dropped_total``, ``telemetry_spans_dropped_total`` (queue full) and
-    ``telemetry_spans_export_failed_total`` (collector unreachable or refusing)."""
+    """``telemetry_log_lines_dropped_total``, ``telemetry_spans_dropped_total`` (queue full),
+    ``telemetry_spans_export_failed_total`` (collector unreachable or refusing) and
+    ``telemetry_spans_export_rejected_total`` (refused in an OTLP partial success)."""
 
     def __init__(self, span_pipeline: Any | None) -> None:
         self._spans = span_pipeline
@@ -35,4 +36,9 @@ class SelfMonitoringCollector(Collector):
                 "telemetry_spans_export_failed",
                 "Spans lost because their export batch failed.",
                 value=self._spans.failed,
+            )
+            yield CounterMetricFamily(
+                "telemetry_spans_export_rejected",
+                "Spans the collector rejected in an OTLP partial success.",
+                value=self._spans.rejected,
             )

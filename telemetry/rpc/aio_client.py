@@ -3,16 +3,21 @@
 grpc.aio files each interceptor under the first RPC kind it implements, so one object cannot serve all
 four: pass ``AioClientInterceptor(...).split()``, four per-kind facades over one adapter.
 
-Unary-response calls with a single request are awaited inside the interceptor (the cheapest way to
-learn their status). Calls with a request stream are not: a caller using ``call.write()`` waits for the
-interceptor, so those finish from a done-callback instead.
+A call's chain finishes (its CLIENT span ends) in the coroutine that made the call, the moment that
+coroutine learns the status, so the span of a call made by a handler ends before the handler returns
+(a span ending after its parent breaks trace waterfalls). Unary-response calls with a single request
+are awaited inside the interceptor, whose task the caller awaits. Calls with a request stream cannot
+be (a caller using ``call.write()`` waits for the interceptor): the interceptor returns the call
+wrapped so that awaiting its response finishes it. Response streams finish when the caller's
+iteration reaches the status. A done-callback remains for calls nobody follows to their end
+(cancelled, abandoned): whichever comes first finishes the call, once (:class:`_CallEnd`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Generator, Iterable
 from typing import Any
 
 import grpc
@@ -92,20 +97,17 @@ class AioClientInterceptor(
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         state, new_details = self._begin(details, RpcKind.SERVER_STREAM, request)
         call = await continuation(new_details, request)
-        self._finish_when_done(state, call)
-        return _count_received(call, state, self.chain)
+        return _CallEnd(self, state, call).responses()
 
     async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
         state, new_details = self._begin(details, RpcKind.CLIENT_STREAM, requests)
         call = await continuation(new_details, _maybe_count_sent(requests, state, self.chain))
-        self._finish_when_done(state, call)
-        return call
+        return _EndedOnAwait(call, _CallEnd(self, state, call))
 
     async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
         state, new_details = self._begin(details, RpcKind.BIDI_STREAM, requests)
         call = await continuation(new_details, _maybe_count_sent(requests, state, self.chain))
-        self._finish_when_done(state, call)
-        return _count_received(call, state, self.chain)
+        return _CallEnd(self, state, call).responses()
 
     def _begin(self, details: Any, kind: RpcKind, request: Any) -> tuple[CallState, Any]:
         try:
@@ -136,16 +138,6 @@ class AioClientInterceptor(
             return
         state.trailing = await call.trailing_metadata() or ()  # governance reads refusal marks in it
         self.end_call(state, code, await call.details())
-
-    def _finish_when_done(self, state: CallState, call: Any) -> None:
-        loop = asyncio.get_running_loop()
-
-        def done(_call: Any) -> None:
-            task = loop.create_task(self._finish(state, call))
-            _pending.add(task)
-            task.add_done_callback(_pending.discard)
-
-        call.add_done_callback(done)
 
 
 class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
@@ -182,6 +174,99 @@ class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
 
 # Strong references to finishing tasks, so they are not garbage-collected mid-flight.
 _pending: set[asyncio.Task[None]] = set()
+_OK = grpc.StatusCode.OK
+
+
+class _CallEnd:
+    """Finishes the chain of one streaming call exactly once: from the coroutine that awaits its
+    response or iterates its responses, as soon as it sees the status (the call's span then ends
+    before that coroutine goes on, so before the handler that made the call returns), or else from
+    the call's done-callback, for a call nobody follows to its end (cancelled, abandoned)."""
+
+    __slots__ = ("_adapter", "_call", "_loop", "_state", "ended")
+
+    def __init__(self, adapter: AioClientInterceptor, state: CallState, call: Any) -> None:
+        self._adapter = adapter
+        self._state = state
+        self._call = call
+        self._loop = asyncio.get_running_loop()
+        self.ended = False
+        call.add_done_callback(self._when_done)
+
+    async def end(self) -> None:
+        """Finish with the call's status (the call is done, or this waits for it)."""
+        call = self._call
+        code = await call.code()
+        details, trailing = None, ()
+        if code != _OK:
+            details, trailing = await call.details(), await call.trailing_metadata() or ()
+        if self.ended:  # checked after the awaits: no other coroutine can step in from here on
+            return
+        self.ended = True
+        if code != _OK:
+            self._state.trailing = trailing  # governance reads refusal marks in it
+        self._adapter.end_call(self._state, code, details)
+
+    def end_cancelled(self) -> None:
+        """The awaiting coroutine was cancelled (grpc.aio cancels the call with it)."""
+        if not self.ended:
+            self.ended = True
+            self._state.code = grpc.StatusCode.CANCELLED
+            self._adapter.chain.finish(self._state)
+
+    def _when_done(self, _call: Any) -> None:
+        # The status arrives before the caller's iteration or await sees it: decide on the next
+        # turn of the loop, by when the caller has usually finished the call itself.
+        if not self.ended:
+            self._loop.call_soon(self._fallback)
+
+    def _fallback(self) -> None:
+        if not self.ended:
+            task = self._loop.create_task(self.end())
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
+
+    async def responses(self) -> AsyncIterator[Any]:
+        """The call's responses, counted; the iteration that reaches the status finishes it."""
+        chain, state = self._adapter.chain, self._state
+        try:
+            async for response in self._call:
+                chain.message(state, True)
+                yield response
+        except asyncio.CancelledError:
+            self.end_cancelled()
+            raise
+        except grpc.aio.AioRpcError:  # the status, raised by the iteration
+            await self.end()
+            raise
+        await self.end()
+
+
+class _EndedOnAwait:
+    """A request-stream call whose single response, when awaited, finishes the chain in the
+    awaiting coroutine; everything else is the call's own (grpc.aio reads ``code()``,
+    ``done()``, ``_done_writing_flag`` ... of what the interceptor returns)."""
+
+    __slots__ = ("_call", "_end")
+
+    def __init__(self, call: Any, end: _CallEnd) -> None:
+        self._call = call
+        self._end = end
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        try:
+            response = yield from self._call.__await__()
+        except asyncio.CancelledError:
+            self._end.end_cancelled()
+            raise
+        except grpc.aio.AioRpcError:
+            yield from self._end.end().__await__()
+            raise
+        yield from self._end.end().__await__()
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._call, name)
 
 
 def _maybe_count_sent(requests: Any, state: CallState, chain: ConcernChain) -> Any:
@@ -198,12 +283,6 @@ async def _count_sent(requests: Any, state: CallState, chain: ConcernChain) -> A
         for request in requests:
             chain.message(state, False)
             yield request
-
-
-async def _count_received(call: Any, state: CallState, chain: ConcernChain) -> AsyncIterator[Any]:
-    async for response in call:
-        chain.message(state, True)
-        yield response
 
 
 class SettledAioCall:

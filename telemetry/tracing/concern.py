@@ -18,7 +18,6 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from telemetry.computed_cache import ComputedCache
 from telemetry.rpc.call import CallState, MethodInfo, Side
 from telemetry.tracing import fastcontext
-from telemetry.tracing.otlp_encoding import SpanTemplate
 from telemetry.tracing.rpcspan import IS_VALID, SPAN_ID, TRACE_ID, RpcSpan, RpcTracer
 
 _OK = grpc.StatusCode.OK
@@ -103,7 +102,7 @@ class _Tracing:
         if info.service in self._untraced:
             return None
         attributes = {"rpc.system.name": "grpc", "rpc.method": info.rpc_method, **self._attributes}
-        info.extras[self] = SpanTemplate(info.rpc_method, self._kind, attributes)
+        info.extras[self] = self._tracer.template(info.rpc_method, self._kind, attributes)
         return self
 
     @staticmethod

@@ -3,7 +3,8 @@
 The SDK's encoder builds a message object per span, attribute and value: about 47 us per span on the
 export thread, which holds the GIL while RPC threads wait. RPC spans are regular, so the parts fixed
 per method (name, kind, constant attributes) are encoded once and each span only adds its ids, times,
-dynamic attributes, events and status: a few microseconds. A test decodes the output with the official
+dynamic attributes, events and status (and, rarely, links and what the span limits dropped): a few
+microseconds. A test decodes the output with the official
 ``opentelemetry-proto`` classes.
 
 Field numbers are from opentelemetry/proto/trace/v1/trace.proto and common/v1/common.proto.
@@ -112,6 +113,15 @@ class SpanTemplate:
         )
 
 
+EventRecord = tuple[str, int, Mapping[str, Any] | None, int]
+"""A span event: name, time (ns since the epoch), attributes, attributes dropped by the limits."""
+LinkRecord = tuple[int, int, str, int, Mapping[str, Any] | None, int]
+"""A span link: trace id, span id, trace state header, flags (:func:`link_flags`), attributes,
+attributes dropped by the limits."""
+LimitsRecord = tuple[int, int, int, Sequence[LinkRecord]]
+"""What only some spans carry: the attributes, events and links the span limits dropped, and the
+span's links."""
+
 SpanRecord = tuple[
     bytes,  # SpanTemplate.encoded: name, kind and constant attributes
     int,  # trace id
@@ -122,11 +132,34 @@ SpanRecord = tuple[
     int,  # start, ns since the epoch
     int,  # end
     Mapping[str, Any] | None,  # attributes beyond the template's
-    Sequence[tuple[str, int, Mapping[str, Any] | None]] | None,  # events: name, time, attributes
+    Sequence[EventRecord] | None,  # events
     int,  # status code (STATUS_*)
     str | None,  # status message
+    LimitsRecord | None,  # dropped counts and links; None: nothing dropped, no links
 ]
 """The arguments of :func:`encode_span`, as an RPC span's export record carries them."""
+
+_HAS_IS_REMOTE = 0x100  # SpanFlags: bits 8 and 9 say whether the linked context is remote
+_IS_REMOTE = 0x200
+
+
+def link_flags(trace_flags: int, is_remote: bool) -> int:
+    """``Link.flags``: the W3C trace flags (bits 0-7) and whether the context is remote (bits
+    8-9, ``SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK`` and ``..._IS_REMOTE_MASK``)."""
+    return (trace_flags & 0xFF) | _HAS_IS_REMOTE | (_IS_REMOTE if is_remote else 0)
+
+
+def encode_link(link: LinkRecord) -> bytes:
+    """One ``Link`` message (not yet wrapped as a field)."""
+    trace_id, span_id, trace_state, flags, attributes, dropped = link
+    out = _pack_ids(b"\x0a\x10", trace_id >> 64, trace_id & _LOW_64, b"\x12\x08", span_id)
+    if trace_state:
+        out += field_string(3, trace_state)
+    if attributes:
+        out += key_values(4, attributes)
+    if dropped:
+        out += field_varint(5, dropped)
+    return out + b"\x35" + flags.to_bytes(4, "little")  # field 6, fixed32
 
 
 def encode_span(
@@ -139,11 +172,13 @@ def encode_span(
     start_ns: int,
     end_ns: int,
     attributes: Mapping[str, Any] | None,
-    events: Iterable[tuple[str, int, Mapping[str, Any] | None]] | None,
+    events: Iterable[EventRecord] | None,
     status_code: int,
     status_message: str | None,
+    limits: LimitsRecord | None = None,
 ) -> bytes:
-    """One ``Span`` message (not yet wrapped as a field); ``template``: SpanTemplate.encoded."""
+    """One ``Span`` message (not yet wrapped as a field); ``template``: SpanTemplate.encoded.
+    ``limits``: the dropped counts (fields 10, 12, 14; per event, its field 4) and the links (13)."""
     # Fields 1 and 2 (trace and span id), then 7 and 8 (start and end, fixed64), each one pack.
     ids = _pack_ids(b"\x0a\x10", trace_id >> 64, trace_id & _LOW_64, b"\x12\x08", span_id)
     times = _pack_times(b"\x39", start_ns, b"\x41", end_ns)
@@ -155,11 +190,22 @@ def encode_span(
     if attributes:
         parts.append(key_values(9, attributes))
     if events:
-        for name, time_ns, event_attributes in events:
+        for name, time_ns, event_attributes, event_dropped in events:
             event = b"\x09" + _pack_fixed64(time_ns) + field_string(2, name)
             if event_attributes:
                 event += key_values(3, event_attributes)
+            if event_dropped:
+                event += field_varint(4, event_dropped)
             parts.append(field_bytes(11, event))
+    if limits is not None:
+        dropped_attributes, dropped_events, dropped_links, links = limits
+        if dropped_attributes:
+            parts.append(field_varint(10, dropped_attributes))
+        if dropped_events:
+            parts.append(field_varint(12, dropped_events))
+        parts.extend(field_bytes(13, encode_link(link)) for link in links)
+        if dropped_links:
+            parts.append(field_varint(14, dropped_links))
     if status_code:
         status = field_varint(3, status_code)
         if status_message:
@@ -183,3 +229,15 @@ def encode_request(resource_header: bytes, scope: bytes, spans: Iterable[bytes])
 
 def encode_scope(name: str, version: str) -> bytes:
     return field_string(1, name) + field_string(2, version)
+
+
+def encode_scope_spans(scope: bytes, spans: Iterable[bytes]) -> bytes:
+    """One ``ScopeSpans`` message (not yet wrapped as a field): the scope and its spans."""
+    return field_bytes(1, scope) + b"".join(field_bytes(2, span) for span in spans)
+
+
+def encode_resource_spans(resource_header: bytes, scope_spans: Iterable[bytes]) -> bytes:
+    """One ``ResourceSpans`` as field 1 of an ExportTraceServiceRequest, holding every ScopeSpans
+    (encoded messages) of that resource. The OTLP data model keeps one ResourceSpans per resource,
+    so RPC spans and handler spans of one process share it, each scope with its own ScopeSpans."""
+    return field_bytes(1, resource_header + b"".join(field_bytes(2, s) for s in scope_spans))

@@ -1,17 +1,30 @@
-"""Trace-context propagation through gRPC metadata.
+"""Trace-context propagation through gRPC metadata, and the W3C propagator for everything else.
 
-With the default propagators (W3C ``tracecontext`` and ``baggage``) the ``traceparent`` header is parsed
-and formatted directly, with the same validation rules as the SDK's propagator (a malformed header is
-ignored, so the call starts a new trace); baggage goes through the SDK's W3C codec only when present.
-Any other configuration goes through the configured ``TextMapPropagator`` unchanged.
+Trace context follows W3C Trace Context (https://www.w3.org/TR/trace-context/) to the letter, by the
+rules of :mod:`telemetry.tracing.w3c`: a malformed ``traceparent``, or several of them, means no
+parent (the call starts a new trace); an invalid ``tracestate`` (a bad key or value, a duplicated
+key, more than 32 members) is discarded as a whole while the ``traceparent`` is kept; several
+``tracestate`` fields are one list. Two ways in, one set of rules:
 
-The SDK's codecs warn about each bad inbound header, quoting it: those warnings are rate-limited
-and shortened (:mod:`telemetry.logging.throttle`) from the moment this module is imported.
+* :class:`W3CPropagation`, the default for gRPC (W3C ``tracecontext`` and ``baggage``): reads the
+  metadata in one pass, repeated keys included, without a generic carrier; the common call (one
+  ``traceparent``, no ``tracestate``) costs what it did. Baggage goes through the SDK's W3C codec
+  only when present.
+* :class:`W3CTraceContextPropagator`, an OpenTelemetry ``TextMapPropagator``: what
+  :func:`telemetry.tracing.setup.build_propagator` composes in place of the SDK's
+  ``TraceContextTextMapPropagator``, so the ASGI middleware and, once :func:`telemetry.init` has
+  installed it, ``opentelemetry.propagate`` (any instrumentation library) follow the same rules.
+
+Any other configuration goes through the configured ``TextMapPropagator`` (:class:`GenericPropagation`).
+
+Bad inbound headers are logged (``telemetry.tracing.propagation``: the header ignored or discarded,
+quoted), and so are the SDK baggage codec's warnings: all rate-limited and shortened
+(:mod:`telemetry.logging.throttle`) from the moment this module is imported.
 """
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -19,36 +32,111 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.propagators.textmap import (
+    CarrierT,
+    Getter,
+    Setter,
+    TextMapPropagator,
+    default_getter,
+    default_setter,
+)
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
 from telemetry.logging import throttle
-from telemetry.tracing import fastcontext
+from telemetry.tracing import fastcontext, w3c
 from telemetry.tracing.fastcontext import BAGGAGE_KEY
 from telemetry.tracing.rpcspan import EMPTY_TRACE_STATE, valid_span_context
+from telemetry.tracing.w3c import parse_traceparent, parse_tracestate
 
-_TRACEPARENT = re.compile(r"^\s*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?\s*$")
 _EMPTY = Context()
+_TRACE_FLAGS = tuple(TraceFlags(flags) for flags in range(256))  # one each, not one per call
 
 Headers = list[tuple[str, str]]
 
-# Both paths (this module's for gRPC, the SDK propagator's for ASGI) parse headers in SDK code whose
-# warnings quote the header: a flood of bad headers must not become a flood of log lines.
-throttle.install()
+HEADER_LOGGER = "telemetry.tracing.propagation"
+_log = logging.getLogger(HEADER_LOGGER)
+# Warnings about bad headers quote them: a flood of bad headers must not become a flood of log
+# lines, here or in the SDK's baggage codec (the ASGI path parses baggage there too).
+throttle.install((*throttle.HEADER_LOGGERS, HEADER_LOGGER))
 
 
-def parse_traceparent(header: str, tracestate: str | None) -> SpanContext | None:
-    match = _TRACEPARENT.match(header)
-    if match is None:
+def remote_parent(traceparent: object, tracestate: str | Sequence[object] | None) -> SpanContext | None:
+    """The caller's span context from its one ``traceparent`` and its ``tracestate`` (one value, or
+    every field in order; None: absent), or None (a new trace). Never raises."""
+    fields = parse_traceparent(traceparent)
+    if fields is None:
+        if traceparent:
+            _log.warning("malformed traceparent ignored, a new trace starts: %r", _text(traceparent))
         return None
-    version, trace_hex, span_hex, flags_hex, rest = match.groups()
-    if version == "ff" or (version == "00" and rest):
-        return None
-    trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
-    if not trace_id or not span_id:
-        return None
-    state = TraceState.from_header([tracestate]) if tracestate else EMPTY_TRACE_STATE
-    return valid_span_context(trace_id, span_id, True, TraceFlags(int(flags_hex, 16)), state)
+    trace_id, span_id, flags = fields
+    state = EMPTY_TRACE_STATE
+    if tracestate:
+        members = parse_tracestate(tracestate)
+        if members is None:
+            _log.warning("invalid tracestate discarded, traceparent kept: %r", _text(tracestate))
+        elif members:
+            state = TraceState(members)
+    return valid_span_context(trace_id, span_id, True, _TRACE_FLAGS[flags], state)
+
+
+def _text(header: object) -> str:
+    """A header as one string (the throttle shortens string arguments only)."""
+    if isinstance(header, str):
+        return header
+    if isinstance(header, (list, tuple)):
+        return ",".join(map(str, header))
+    return repr(header)
+
+
+def _several_traceparents(count: int) -> None:
+    _log.warning("%d traceparent headers: all ignored, a new trace starts", count)
+
+
+class W3CTraceContextPropagator(TextMapPropagator):
+    """W3C Trace Context as an OpenTelemetry ``TextMapPropagator``, by the rules of
+    :mod:`telemetry.tracing.w3c`: the SDK's ``TraceContextTextMapPropagator`` with a stricter
+    reading (several ``traceparent`` values are invalid: the SDK takes the first)."""
+
+    def extract(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        getter: Getter[CarrierT] = default_getter,
+    ) -> Context:
+        if context is None:
+            context = Context()
+        try:
+            traceparents = getter.get(carrier, w3c.TRACEPARENT)
+            if not traceparents:
+                return context
+            if len(traceparents) != 1:
+                _several_traceparents(len(traceparents))
+                return context
+            tracestates = getter.get(carrier, w3c.TRACESTATE)
+        except Exception:  # a carrier or getter that fails: no parent, never an error
+            return context
+        parent = remote_parent(traceparents[0], tracestates)
+        if parent is None:
+            return context
+        return trace.set_span_in_context(NonRecordingSpan(parent), context)
+
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        setter: Setter[CarrierT] = default_setter,
+    ) -> None:
+        span_context = trace.get_current_span(context).get_span_context()
+        if not span_context.is_valid:
+            return
+        trace_id, span_id, flags = span_context.trace_id, span_context.span_id, span_context.trace_flags
+        setter.set(carrier, w3c.TRACEPARENT, w3c.format_traceparent(trace_id, span_id, flags))
+        if span_context.trace_state:
+            setter.set(carrier, w3c.TRACESTATE, w3c.format_tracestate(span_context.trace_state.items()))
+
+    @property
+    def fields(self) -> set[str]:
+        return {w3c.TRACEPARENT, w3c.TRACESTATE}
 
 
 def keep_baggage(context: Context, allowed: Collection[str] | None) -> Context:
@@ -86,11 +174,19 @@ class W3CPropagation:
         """The remote parent, and a context with the baggage (and, if asked, the parent span:
         only samplers read it there)."""
         traceparent = tracestate = baggage_header = None
+        traceparents = 0
+        tracestates: list[str] | None = None  # only when the key repeats
         for key, value in metadata:
             if key == "traceparent":
                 traceparent = value
+                traceparents += 1
             elif key == "tracestate":
-                tracestate = value
+                if tracestate is None:
+                    tracestate = value
+                elif tracestates is None:
+                    tracestates = [tracestate, value]
+                else:
+                    tracestates.append(value)
             elif key == "baggage":
                 baggage_header = value
         context = _EMPTY
@@ -98,7 +194,12 @@ class W3CPropagation:
             context = self._baggage.extract({"baggage": baggage_header}, context)
             if self._inbound is not None:
                 context = keep_baggage(context, self._inbound)
-        parent = parse_traceparent(traceparent, tracestate) if traceparent else None
+        if traceparents == 1:
+            parent = remote_parent(traceparent, tracestate if tracestates is None else tracestates)
+        else:
+            parent = None
+            if traceparents:
+                _several_traceparents(traceparents)
         if parent is not None and parent_in_context:
             context = trace.set_span_in_context(NonRecordingSpan(parent), context)
         return parent, context
@@ -110,10 +211,10 @@ class W3CPropagation:
         (default: the current context)."""
         # Indexed, not through SpanContext's properties (a Python call each): see rpcspan.
         trace_id, span_id, _, trace_flags, trace_state, _ = span_context
-        flags = "01" if trace_flags == 1 else f"{int(trace_flags):02x}"
+        flags = "01" if trace_flags & 1 else "00"  # w3c.format_traceparent, inline (hot path)
         headers.append(("traceparent", f"00-{trace_id:032x}-{span_id:016x}-{flags}"))
         if trace_state is not EMPTY_TRACE_STATE and trace_state:
-            headers.append(("tracestate", trace_state.to_header()))
+            headers.append(("tracestate", w3c.format_tracestate(trace_state.items())))
         # otel_baggage.get_all(context), inline (three Python calls there, on every outgoing call)
         baggage = (context if context is not None else fastcontext.get_current()).get(BAGGAGE_KEY)
         if self._baggage is not None and baggage and isinstance(baggage, dict):
@@ -132,7 +233,17 @@ class GenericPropagation:
     def extract(
         self, metadata: Sequence[tuple[str, Any]], parent_in_context: bool = True
     ) -> tuple[SpanContext | None, Context]:
-        carrier = {k: v for k, v in metadata if isinstance(v, str)}
+        carrier: dict[str, str | list[str]] = {}
+        for key, value in metadata:
+            if not isinstance(value, str):
+                continue
+            seen = carrier.get(key)
+            if seen is None:
+                carrier[key] = value
+            elif isinstance(seen, list):
+                seen.append(value)
+            else:  # a repeated key: every value, in order (the getter's list, as for HTTP fields)
+                carrier[key] = [seen, value]
         context = self._propagator.extract(carrier, context=_EMPTY)
         parent = trace.get_current_span(context).get_span_context()
         return (parent if parent.is_valid else None), context

@@ -1,5 +1,7 @@
 """Build the tracing pieces for a :class:`TelemetryConfig`: the export pipeline and its transport,
-the RPC span tracer, an SDK TracerProvider for spans made in handler code, and the propagation.
+the RPC span tracer, an SDK TracerProvider for spans made in handler code, and the propagation
+(W3C Trace Context by :mod:`telemetry.tracing.w3c`'s rules on every path: gRPC metadata, ASGI, and
+the global ``TextMapPropagator`` that :func:`telemetry.init` installs).
 
 Both tracers decide through one :class:`LiveSampler` (``Tracing.sampler``), so a sampling change
 from the control plane reaches RPC spans and handler spans alike.
@@ -13,15 +15,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from telemetry.config import TelemetryConfig
 from telemetry.tracing.export import (
@@ -30,8 +31,9 @@ from telemetry.tracing.export import (
     PipelineSpanProcessor,
     SpanExportPipeline,
     StreamTransport,
+    Transport,
 )
-from telemetry.tracing.propagation import propagation_for
+from telemetry.tracing.propagation import W3CTraceContextPropagator, propagation_for
 from telemetry.tracing.rpcspan import RpcTracer
 from telemetry.tracing.samplers import LiveSampler, sampler_from_name
 
@@ -63,25 +65,60 @@ def build_resource(config: TelemetryConfig) -> Resource:
     return Resource.create(attributes)
 
 
-def build_transport(config: TelemetryConfig) -> Any | None:
+def otlp_http_url(endpoint: str | None, as_is: bool = False) -> str:
+    """The URL OTLP/HTTP posts spans to (exporter spec, "Endpoint URLs for OTLP/HTTP"): a base
+    endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT``) ALWAYS gets ``v1/traces`` appended to its path, with
+    one ``/`` between (``http://h:4318/prefix`` -> ``http://h:4318/prefix/v1/traces``); the
+    signal-specific one (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, ``as_is``) is used as it is, a URL
+    without a path getting the root path ``/``. Default: ``http://localhost:4318/v1/traces``."""
+    if endpoint is None:
+        return "http://localhost:4318/v1/traces"
+    url = urlsplit(endpoint)
+    path = (url.path or "/") if as_is else url.path.rstrip("/") + "/v1/traces"
+    return urlunsplit(url._replace(path=path))
+
+
+def build_transport(config: TelemetryConfig) -> Transport | None:
     if config.traces_exporter == "none":
         return None
     if config.traces_exporter == "console":
         return StreamTransport(sys.stdout)
     headers = dict(config.otlp_headers)
+    compression = config.otlp_compression
     if config.otlp_protocol == "http/protobuf":
-        url = config.otlp_endpoint or "http://localhost:4318"
-        if urlsplit(url).path in ("", "/"):
-            url = url.rstrip("/") + "/v1/traces"  # spec: the base endpoint plus the signal path
-        return HttpTransport(url, headers)
-    return GrpcTransport(config.otlp_endpoint or "http://localhost:4317", config.otlp_insecure, headers)
+        url = otlp_http_url(config.otlp_endpoint, config.otlp_endpoint_as_is)
+        return HttpTransport(url, headers, compression=compression)
+    endpoint = config.otlp_endpoint or "http://localhost:4317"
+    return GrpcTransport(endpoint, config.otlp_insecure, headers, compression=compression)
+
+
+def build_span_limits(config: TelemetryConfig) -> SpanLimits:
+    """The span limits of both kinds of span: the SDK ``TracerProvider`` (handler spans) and the RPC
+    tracer get this one object. Every value is explicit, so the SDK reads no variable itself. The
+    one value length limit covers event and link attributes too (the SDK applies only the general
+    limit to those: with ``OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`` alone, a stack trace in an
+    exception event would stay whole)."""
+    length = config.span_attribute_value_length_limit
+    return SpanLimits(
+        max_attributes=config.span_attribute_count_limit,
+        max_events=config.span_event_count_limit,
+        max_links=config.span_link_count_limit,
+        max_span_attributes=config.span_attribute_count_limit,
+        max_event_attributes=config.event_attribute_count_limit,
+        max_link_attributes=config.link_attribute_count_limit,
+        max_attribute_length=SpanLimits.UNSET if length is None else length,
+        max_span_attribute_length=SpanLimits.UNSET if length is None else length,
+    )
 
 
 def build_propagator(names: tuple[str, ...]) -> TextMapPropagator:
+    """The handle's ``TextMapPropagator`` (ASGI, and global once :func:`telemetry.init` installs it):
+    ``tracecontext`` is :class:`W3CTraceContextPropagator`, W3C Trace Context to the letter, in place
+    of the SDK's ``TraceContextTextMapPropagator``; ``baggage`` the SDK's W3C baggage codec."""
     parts: list[TextMapPropagator] = []
     for name in names:
         if name == "tracecontext":
-            parts.append(TraceContextTextMapPropagator())
+            parts.append(W3CTraceContextPropagator())
         elif name == "baggage":
             parts.append(W3CBaggagePropagator())
     return CompositePropagator(parts)
@@ -122,7 +159,8 @@ def build_tracing(
                 schedule_delay=config.span_schedule_delay,
                 export_timeout=config.export_timeout,
             )
-    provider = TracerProvider(resource=resource, sampler=sampler)
+    limits = build_span_limits(config)
+    provider = TracerProvider(resource=resource, sampler=sampler, span_limits=limits)
     if pipeline is not None:
         provider.add_span_processor(PipelineSpanProcessor(pipeline))
     for processor in extra:
@@ -130,7 +168,7 @@ def build_tracing(
     propagator = build_propagator(config.propagators)
     return Tracing(
         provider=provider,
-        rpc_tracer=RpcTracer(sampler, resource, pipeline, extra),
+        rpc_tracer=RpcTracer(sampler, resource, pipeline, extra, limits),
         pipeline=pipeline,
         propagator=propagator,
         propagation=propagation_for(config.propagators, propagator, config.inbound_baggage),

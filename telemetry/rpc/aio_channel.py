@@ -1,0 +1,333 @@
+"""A grpc.aio channel whose unary calls run the client concern chain without grpc.aio's interceptor
+machinery.
+
+For each call through an interceptor, grpc.aio builds an intercepted call that runs the
+interceptors in a task of their own, with futures and done-callbacks around it: about 50 Python
+function calls per RPC on top of the chain's own (counted with ``sys.setprofile``), which on the
+cold interpreter of a live process cost as much as the chain itself. Here the unary-unary
+multicallable is wrapped once, when a stub is built, and a call is grpc's own call plus the chain,
+finished in the coroutine that awaits it (so a client span ends before the handler that made the
+call returns). Streaming kinds keep the interceptors (:class:`AioClientInterceptor`), on the same
+underlying channel. Behaviour matches the interceptor's: deadlines, governance refusals and
+fallbacks, retries of idempotent calls within the caller's timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from telemetry.governance.retry import RetryCall
+from telemetry.rpc.aio_client import AioClientInterceptor, AnsweredAioCall, SettledAioCall
+from telemetry.rpc.call import (
+    AnswerCall,
+    CallState,
+    MethodInfo,
+    RejectCall,
+    RpcKind,
+    has_answer,
+    retry_attempt,
+)
+from telemetry.rpc.retrying import new_retry_call, next_delay
+
+_OK = grpc.StatusCode.OK
+
+
+class RefusedAioCall(SettledAioCall, grpc.aio.UnaryUnaryCall):
+    """A call governance refused before it reached the network: awaiting it raises the refusal."""
+
+    def __init__(self, reject: RejectCall) -> None:
+        self._error = grpc.aio.AioRpcError(
+            reject.code, grpc.aio.Metadata(), grpc.aio.Metadata(*reject.trailing_metadata),
+            reject.details,
+        )  # fmt: skip
+        self._trailing = self._error.trailing_metadata()
+
+    def __await__(self) -> Any:
+        if False:  # pragma: no cover - makes this a generator without suspending
+            yield
+        raise self._error
+
+    async def code(self) -> grpc.StatusCode:
+        return self._error.code()
+
+    async def details(self) -> str:
+        return self._error.details() or ""
+
+    async def wait_for_connection(self) -> None:
+        return None
+
+
+class _UnaryUnary:
+    """grpc.aio's unary-unary multicallable, wrapped once; each call goes straight to it."""
+
+    __slots__ = ("_info", "_inner", "_runner")
+
+    def __init__(self, inner: Any, runner: AioClientInterceptor, info: MethodInfo) -> None:
+        self._inner = inner
+        self._runner = runner
+        self._info = info
+
+    def __call__(
+        self,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: Any = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> Any:
+        options = {
+            "credentials": credentials,
+            "wait_for_ready": wait_for_ready,
+            "compression": compression,
+        }
+        try:
+            state = self._runner.start_call(self._info, timeout, metadata, request)
+        except AnswerCall as answer:
+            return AnsweredAioCall(answer.response, answer.trailing_metadata)
+        except RejectCall as reject:
+            return RefusedAioCall(reject)
+        inner = self._inner(request, timeout=state.timeout,
+                            metadata=state.outgoing_metadata or metadata, **options)  # fmt: skip
+        return UnaryCall(self, state, inner, request, timeout, metadata, options)
+
+
+class UnaryCall(grpc.aio.UnaryUnaryCall):
+    """The call a caller gets: grpc's call, finished into the chain when awaited (or, if nobody
+    awaits it, when it is done). A governed call that fails may be retried here, each attempt
+    its own traced call; the methods then speak for the last attempt."""
+
+    __slots__ = (
+        "_awaited",
+        "_call",
+        "_finished",
+        "_multicallable",
+        "_outcome",
+        "_request",
+        "_retry",
+        "_state",
+    )
+
+    def __init__(
+        self, multicallable: _UnaryUnary, state: CallState, call: Any, request: Any,
+        timeout: float | None, metadata: Any, options: dict[str, Any],
+    ) -> None:  # fmt: skip
+        self._multicallable = multicallable
+        self._state = state
+        self._call = call
+        self._request = request
+        self._retry = (timeout, metadata, options)
+        self._finished = False
+        self._awaited = False  # once awaited, the awaiting coroutine finishes the chain
+        self._outcome: Any = None  # the answer once awaited: a response, or the error to raise
+        call.add_done_callback(self._done)  # finishes calls nobody awaits
+
+    def __await__(self) -> Any:
+        return self._result().__await__()
+
+    async def _result(self) -> Any:
+        self._awaited = True
+        if self._outcome is None:
+            self._outcome = await self._attempts()
+        if isinstance(self._outcome, _Raised):
+            raise self._outcome.error
+        return self._outcome
+
+    async def _attempts(self) -> Any:
+        runner = self._multicallable._runner
+        timeout, metadata, options = self._retry
+        give_up_at = None if timeout is None else time.monotonic() + timeout
+        retrying: RetryCall | None = None
+        while True:
+            state = self._state
+            try:
+                response = await self._call
+            except asyncio.CancelledError:
+                if not self._finished:
+                    self._finished = True
+                    state.code = grpc.StatusCode.CANCELLED
+                    runner.chain.finish(state)
+                raise
+            except grpc.aio.AioRpcError as error:
+                self._finish(state, error)
+                if state.code == _OK or runner.retrier is None:
+                    return _Raised(error)
+                if has_answer(state):
+                    return state.answer.response
+                if retrying is None:
+                    plan = runner.retrier.retry_plan(state)
+                    if plan is None:
+                        return _Raised(error)
+                    retrying = new_retry_call(plan, give_up_at)
+                delay = next_delay(retrying, state.code, state.trailing)
+                if delay is None:
+                    return _Raised(error)
+                await asyncio.sleep(delay)
+                if give_up_at is not None:
+                    timeout = retrying.remaining()
+                    if timeout is not None and timeout <= 0:  # the sleep overshot the timeout
+                        return _Raised(error)
+                answered = self._again(timeout, metadata, options)
+                if answered is not None:
+                    return answered
+                continue
+            if not self._finished:
+                self._finished = True
+                state.response = response
+                state.code = _OK
+                runner.chain.message(state, True)
+                runner.chain.finish(state)
+            return response
+
+    def _again(self, timeout: float | None, metadata: Any, options: dict[str, Any]) -> Any:
+        """Start the next attempt; a fallback's response when governance answers it instead,
+        a _Raised when it refuses it."""
+        multicallable = self._multicallable
+        token = retry_attempt.set(True)
+        try:
+            state = multicallable._runner.start_call(multicallable._info, timeout, metadata,
+                                                     self._request)  # fmt: skip
+        except AnswerCall as answer:
+            return answer.response
+        except RejectCall as reject:
+            return _Raised(RefusedAioCall(reject)._error)
+        finally:
+            retry_attempt.reset(token)
+        self._state, self._finished = state, False
+        self._call = multicallable._inner(self._request, timeout=state.timeout,
+                                          metadata=state.outgoing_metadata or metadata,
+                                          **options)  # fmt: skip
+        self._call.add_done_callback(self._done)
+        return None
+
+    def _finish(self, state: CallState, error: grpc.aio.AioRpcError) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        state.trailing = error.trailing_metadata() or ()  # governance reads refusal marks in it
+        self._multicallable._runner.end_call(state, error.code(), error.details())
+
+    def _done(self, call: Any) -> None:
+        """grpc's done-callback (it runs before the awaiting coroutine resumes): finishes a call
+        nobody awaits, off the caller's path."""
+        if self._awaited or self._finished or call is not self._call:
+            return
+        task = asyncio.get_running_loop().create_task(self._finish_unawaited(call))
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+
+    async def _finish_unawaited(self, call: Any) -> None:
+        if self._finished or call is not self._call:
+            return
+        code = await call.code()
+        if self._finished:
+            return
+        self._finished = True
+        runner = self._multicallable._runner
+        if code == _OK:
+            runner.end_call(self._state, None, None)
+            return
+        self._state.trailing = await call.trailing_metadata() or ()
+        runner.end_call(self._state, code, await call.details())
+
+    # -- the rest of grpc.aio's call interface: the current attempt's ------------------------------
+
+    def cancel(self) -> bool:
+        return bool(self._call.cancel())
+
+    def cancelled(self) -> bool:
+        return bool(self._call.cancelled())
+
+    def done(self) -> bool:
+        return bool(self._call.done())
+
+    def time_remaining(self) -> float | None:
+        remaining: float | None = self._call.time_remaining()
+        return remaining
+
+    def add_done_callback(self, callback: Any) -> None:
+        self._call.add_done_callback(lambda _call: callback(self))
+
+    async def initial_metadata(self) -> Any:
+        return await self._call.initial_metadata()
+
+    async def trailing_metadata(self) -> Any:
+        return await self._call.trailing_metadata()
+
+    async def code(self) -> grpc.StatusCode:
+        code: grpc.StatusCode = await self._call.code()
+        return code
+
+    async def details(self) -> str:
+        details: str = await self._call.details()
+        return details
+
+    async def wait_for_connection(self) -> None:
+        await self._call.wait_for_connection()
+
+
+# Strong references to finishing tasks, so they are not garbage-collected mid-flight.
+_pending: set[asyncio.Task[None]] = set()
+
+
+class _Raised:
+    """An outcome to raise again on every await (grpc.aio calls answer each await the same)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class InstrumentedAioChannel(grpc.aio.Channel):
+    """``channel`` (built with the streaming interceptors of ``runner``) with direct unary calls.
+    Everything else passes through to ``channel``."""
+
+    def __init__(self, channel: grpc.aio.Channel, runner: AioClientInterceptor) -> None:
+        self._channel = channel
+        self._runner = runner
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: bool | None = False,
+    ) -> Any:
+        inner = self._channel.unary_unary(
+            method, request_serializer, response_deserializer, _registered_method
+        )
+        return _UnaryUnary(inner, self._runner, self._runner.method_info(method, RpcKind.UNARY))
+
+    def unary_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.unary_stream(*args, **kwargs)
+
+    def stream_unary(self, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.stream_unary(*args, **kwargs)
+
+    def stream_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.stream_stream(*args, **kwargs)
+
+    async def __aenter__(self) -> InstrumentedAioChannel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._channel.close()
+
+    async def close(self, grace: float | None = None) -> None:
+        await self._channel.close(grace)
+
+    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
+        return self._channel.get_state(try_to_connect)
+
+    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
+        await self._channel.wait_for_state_change(last_observed_state)
+
+    async def channel_ready(self) -> None:
+        await self._channel.channel_ready()

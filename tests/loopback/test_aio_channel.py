@@ -1,0 +1,138 @@
+"""The aio channel's direct unary calls (telemetry.rpc.aio_channel): what grpc.aio's own calls do
+(await twice, cancel, code and metadata, calls nobody awaits), with the chain finished in the
+awaiting coroutine, and the caller's own interceptors still run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import echo_pb2
+import echo_pb2_grpc
+import grpc
+import grpc.aio
+from helpers import make_config, metric_value, wait_until_async
+from prometheus_client import CollectorRegistry
+
+import telemetry
+from telemetry.rpc.aio_channel import InstrumentedAioChannel
+from telemetry.testing import SpanCapture
+
+UNARY = {"grpc_type": "unary", "grpc_service": "telemetry.test.Echo", "grpc_method": "Unary"}
+
+
+class Caller:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.spans = SpanCapture()
+        self.tel = telemetry.Telemetry(
+            make_config("caller"), registry=self.registry, span_processors=[self.spans.processor]
+        )
+
+    def handled(self, code: str) -> float:
+        return metric_value(self.registry, "grpc_client_handled_total", **UNARY, grpc_code=code)
+
+    def in_flight(self) -> float:
+        return metric_value(self.registry, "grpc_client_in_flight", **UNARY)
+
+
+async def test_unary_calls_skip_grpc_aio_interceptors_and_behave_like_grpcs_own(
+    aio_service: Any,
+) -> None:
+    server = await aio_service("b")
+    caller = Caller()
+    channel = caller.tel.aio_channel(server.target)
+    assert isinstance(channel, InstrumentedAioChannel)
+    stub = echo_pb2_grpc.EchoStub(channel)
+    call = stub.Unary(echo_pb2.EchoRequest(text="x"), timeout=10)
+    first = await call
+    assert await call == first  # awaited again: the same answer, no second call
+    assert await call.code() == grpc.StatusCode.OK and call.done()
+    assert caller.handled("OK") == 1 and caller.in_flight() == 0
+    (span,) = caller.spans.wait_for(lambda ss: len(ss) == 1)
+    assert span.name == "telemetry.test.Echo/Unary" and span.kind.name == "CLIENT"
+    await channel.close()
+    caller.tel.shutdown()
+
+
+async def test_a_failed_call_raises_on_every_await_and_is_counted_once(aio_service: Any) -> None:
+    server = await aio_service("b")
+    caller = Caller()
+    async with caller.tel.aio_channel(server.target) as channel:
+        call = echo_pb2_grpc.EchoStub(channel).Unary(echo_pb2.EchoRequest(fail="abort"), timeout=10)
+        for _ in range(2):
+            try:
+                await call
+            except grpc.aio.AioRpcError as error:
+                assert error.code() == grpc.StatusCode.NOT_FOUND
+            else:
+                raise AssertionError("the call should fail")
+    assert caller.handled("NotFound") == 1 and caller.in_flight() == 0
+    caller.tel.shutdown()
+
+
+async def test_a_call_nobody_awaits_is_still_finished(aio_service: Any) -> None:
+    server = await aio_service("b")
+    caller = Caller()
+    async with caller.tel.aio_channel(server.target) as channel:
+        call = echo_pb2_grpc.EchoStub(channel).Unary(echo_pb2.EchoRequest(text="x"), timeout=10)
+        await wait_until_async(lambda: caller.handled("OK") == 1, message="the chain finished")
+        assert call.done() and caller.in_flight() == 0
+    caller.spans.wait_for(lambda ss: len(ss) == 1)
+    caller.tel.shutdown()
+
+
+async def test_a_cancelled_call_is_counted_cancelled(aio_service: Any) -> None:
+    server = await aio_service("b")
+    caller = Caller()
+    async with caller.tel.aio_channel(server.target) as channel:
+        call = echo_pb2_grpc.EchoStub(channel).Unary(echo_pb2.EchoRequest(sleep_seconds=5), timeout=10)
+        task = asyncio.ensure_future(call)
+        await asyncio.sleep(0)  # the call is under way
+        call.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert call.cancelled()
+        await wait_until_async(lambda: caller.handled("Canceled") == 1, message="counted cancelled")
+    assert caller.in_flight() == 0
+    caller.tel.shutdown()
+
+
+class Tagging(grpc.aio.UnaryUnaryClientInterceptor):
+    """The caller's own interceptor: adds a header the server echoes nowhere, counts calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        self.calls += 1
+        return await continuation(details, request)
+
+
+async def test_the_callers_interceptors_still_run_after_the_chain(aio_service: Any) -> None:
+    server = await aio_service("b")
+    caller = Caller()
+    tagging = Tagging()
+    async with caller.tel.aio_channel(server.target, interceptors=[tagging]) as channel:
+        reply = await echo_pb2_grpc.EchoStub(channel).Unary(echo_pb2.EchoRequest(text="x"), timeout=10)
+    assert reply.text == "x" and tagging.calls == 1
+    assert caller.handled("OK") == 1
+    caller.tel.shutdown()
+
+
+async def test_client_spans_end_before_the_handler_that_made_them_returns(aio_service: Any) -> None:
+    """The relay a -> b, 200 times: a's CLIENT span ends in the coroutine that awaited the call,
+    so never after a's SERVER span (it ended from a done-callback task before)."""
+    b = await aio_service("b")
+    a = await aio_service("a")
+    async with grpc.aio.insecure_channel(a.target) as channel:
+        stub = echo_pb2_grpc.EchoStub(channel)
+        for _ in range(200):
+            await stub.Unary(echo_pb2.EchoRequest(text="x", hops=[b.target]), timeout=10)
+    spans = a.spans.wait_for(lambda ss: len(ss) == 400)
+    servers = {s.context.span_id: s for s in spans if s.kind.name == "SERVER"}
+    clients = [s for s in spans if s.kind.name == "CLIENT"]
+    assert len(clients) == 200
+    late = [c for c in clients if c.end_time > servers[c.parent.span_id].end_time]
+    assert not late
