@@ -350,10 +350,9 @@ class Telemetry:
                                             interceptors=interceptors, select=select)  # fmt: skip
         deferral = self._deferral_channel(target, credentials, options)
         core = AioClientInterceptor(self.client_concerns(target, channel=deferral, **select), target)
-        # Unary-unary calls skip grpc.aio's interceptor machinery (telemetry.rpc.aio_channel);
-        # the streaming kinds keep the chain as interceptors, on the same channel.
-        _, *streaming = core.split()
-        chain = [*streaming, *interceptors]
+        # Calls skip grpc.aio's interceptor machinery (telemetry.rpc.aio_channel); the caller's
+        # own interceptors, if any, run after the chain.
+        chain = list(interceptors) or None
         if credentials is not None:
             channel = grpc.aio.secure_channel(
                 target, credentials, options=list(options), interceptors=chain

@@ -1,15 +1,16 @@
-"""A grpc.aio channel whose unary calls run the client concern chain without grpc.aio's interceptor
+"""A grpc.aio channel whose calls run the client concern chain without grpc.aio's interceptor
 machinery.
 
 For each call through an interceptor, grpc.aio builds an intercepted call that runs the
 interceptors in a task of their own, with futures and done-callbacks around it: about 50 Python
-function calls per RPC on top of the chain's own (counted with ``sys.setprofile``), which on the
-cold interpreter of a live process cost as much as the chain itself. Here the unary-unary
-multicallable is wrapped once, when a stub is built, and a call is grpc's own call plus the chain,
-finished in the coroutine that awaits it (so a client span ends before the handler that made the
-call returns). Streaming kinds keep the interceptors (:class:`AioClientInterceptor`), on the same
-underlying channel. Behaviour matches the interceptor's: deadlines, governance refusals and
-fallbacks, retries of idempotent calls within the caller's timeout.
+function calls per unary RPC on top of the chain's own (counted with ``sys.setprofile``), and on
+streams a wrapper generator and queue per message (benchmarks/overhead.py, ``aio_bidi``: the
+interceptor path added ~45 us of client CPU per message, the peer's too). Here each multicallable is
+wrapped once, when a stub is built, and a call is grpc's own call plus the chain, finished in the
+coroutine that awaits it or iterates it to its status (so a client span ends before the handler
+that made the call returns), or, for a call nobody follows to its end, from its done-callback.
+Behaviour matches :class:`AioClientInterceptor`'s (which it uses): deadlines, governance refusals
+and fallbacks, retries of idempotent unary calls within the caller's timeout.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ import grpc
 import grpc.aio
 
 from telemetry.governance.retry import RetryCall
-from telemetry.rpc.aio_client import AioClientInterceptor, AnsweredAioCall, SettledAioCall
+from telemetry.rpc.aio_client import (
+    AioClientInterceptor,
+    AnsweredAioCall,
+    CallEnd,
+    EndedOnAwait,
+    SettledAioCall,
+    maybe_count_sent,
+)
 from telemetry.rpc.call import (
     AnswerCall,
     CallState,
@@ -272,6 +280,117 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
         await self._call.wait_for_connection()
 
 
+class _Streaming:
+    """grpc.aio's multicallable of a streaming kind, wrapped once: the call it makes counts the
+    messages and finishes the chain where its status is seen."""
+
+    __slots__ = ("_info", "_inner", "_runner")
+
+    def __init__(self, inner: Any, runner: AioClientInterceptor, info: MethodInfo) -> None:
+        self._inner = inner
+        self._runner = runner
+        self._info = info
+
+    def __call__(
+        self,
+        request: Any = None,
+        *,
+        timeout: float | None = None,
+        metadata: Any = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> Any:
+        runner, info = self._runner, self._info
+        try:
+            state = runner.start_call(info, timeout, metadata, request)
+        except AnswerCall as answer:  # a fallback answers a single response, not a stream
+            if info.streams_responses:
+                return RefusedStream(answer)
+            return AnsweredAioCall(answer.response, answer.trailing_metadata)
+        except RejectCall as reject:
+            return RefusedStream(reject) if info.streams_responses else RefusedAioCall(reject)
+        if info.streams_requests:
+            request = maybe_count_sent(request, state, runner.chain)
+        call = self._inner(
+            request, timeout=state.timeout, metadata=state.outgoing_metadata or metadata,
+            credentials=credentials, wait_for_ready=wait_for_ready, compression=compression,
+        )  # fmt: skip
+        end = CallEnd(runner, state, call)
+        if info.streams_responses:
+            return StreamCall(call, end, state, runner)
+        return EndedOnAwait(call, end)
+
+
+class StreamCall:
+    """A response-streaming call: its responses, read or iterated, counted; the read or the
+    iteration that reaches the status finishes the chain. ``write`` counts what it sends.
+    Everything else is grpc's call's own."""
+
+    __slots__ = ("_call", "_end", "_runner", "_state")
+
+    def __init__(self, call: Any, end: CallEnd, state: CallState, runner: AioClientInterceptor) -> None:
+        self._call = call
+        self._end = end
+        self._state = state
+        self._runner = runner
+
+    def __aiter__(self) -> Any:
+        return self._end.responses()
+
+    async def read(self) -> Any:
+        try:
+            message = await self._call.read()
+        except asyncio.CancelledError:
+            self._end.end_cancelled()
+            raise
+        except grpc.aio.AioRpcError:
+            await self._end.end()
+            raise
+        if message is grpc.aio.EOF:
+            await self._end.end()
+        else:
+            self._runner.chain.message(self._state, True)
+        return message
+
+    async def write(self, request: Any) -> None:
+        await self._call.write(request)
+        self._runner.chain.message(self._state, False)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._call, name)
+
+
+class RefusedStream:
+    """A streaming call governance refused before it reached the network: reading, iterating or
+    awaiting it raises the refusal; it is done, with the refusal's status."""
+
+    def __init__(self, reject: RejectCall) -> None:
+        self._refused = RefusedAioCall(reject)
+
+    def __aiter__(self) -> Any:
+        return self._raise()
+
+    async def _raise(self) -> Any:
+        raise self._refused._error
+        yield  # pragma: no cover - makes this an async generator
+
+    async def read(self) -> Any:
+        raise self._refused._error
+
+    async def write(self, request: Any) -> None:
+        raise self._refused._error
+
+    async def done_writing(self) -> None:
+        return None
+
+    def __await__(self) -> Any:
+        return self._refused.__await__()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._refused, name)
+
+
 # Strong references to finishing tasks, so they are not garbage-collected mid-flight.
 _pending: set[asyncio.Task[None]] = set()
 
@@ -286,8 +405,8 @@ class _Raised:
 
 
 class InstrumentedAioChannel(grpc.aio.Channel):
-    """``channel`` (built with the streaming interceptors of ``runner``) with direct unary calls.
-    Everything else passes through to ``channel``."""
+    """``channel`` (a plain grpc.aio channel, or one with the caller's own interceptors, which run
+    after the chain) with every call kind wrapped; the rest passes through to ``channel``."""
 
     def __init__(self, channel: grpc.aio.Channel, runner: AioClientInterceptor) -> None:
         self._channel = channel
@@ -305,14 +424,32 @@ class InstrumentedAioChannel(grpc.aio.Channel):
         )
         return _UnaryUnary(inner, self._runner, self._runner.method_info(method, RpcKind.UNARY))
 
-    def unary_stream(self, *args: Any, **kwargs: Any) -> Any:
-        return self._channel.unary_stream(*args, **kwargs)
+    def unary_stream(
+        self, method: str, request_serializer: Any = None, response_deserializer: Any = None,
+        _registered_method: bool | None = False,
+    ) -> Any:  # fmt: skip
+        inner = self._channel.unary_stream(
+            method, request_serializer, response_deserializer, _registered_method
+        )
+        return _Streaming(inner, self._runner, self._runner.method_info(method, RpcKind.SERVER_STREAM))
 
-    def stream_unary(self, *args: Any, **kwargs: Any) -> Any:
-        return self._channel.stream_unary(*args, **kwargs)
+    def stream_unary(
+        self, method: str, request_serializer: Any = None, response_deserializer: Any = None,
+        _registered_method: bool | None = False,
+    ) -> Any:  # fmt: skip
+        inner = self._channel.stream_unary(
+            method, request_serializer, response_deserializer, _registered_method
+        )
+        return _Streaming(inner, self._runner, self._runner.method_info(method, RpcKind.CLIENT_STREAM))
 
-    def stream_stream(self, *args: Any, **kwargs: Any) -> Any:
-        return self._channel.stream_stream(*args, **kwargs)
+    def stream_stream(
+        self, method: str, request_serializer: Any = None, response_deserializer: Any = None,
+        _registered_method: bool | None = False,
+    ) -> Any:  # fmt: skip
+        inner = self._channel.stream_stream(
+            method, request_serializer, response_deserializer, _registered_method
+        )
+        return _Streaming(inner, self._runner, self._runner.method_info(method, RpcKind.BIDI_STREAM))
 
     async def __aenter__(self) -> InstrumentedAioChannel:
         return self

@@ -10,7 +10,7 @@ are awaited inside the interceptor, whose task the caller awaits. Calls with a r
 be (a caller using ``call.write()`` waits for the interceptor): the interceptor returns the call
 wrapped so that awaiting its response finishes it. Response streams finish when the caller's
 iteration reaches the status. A done-callback remains for calls nobody follows to their end
-(cancelled, abandoned): whichever comes first finishes the call, once (:class:`_CallEnd`).
+(cancelled, abandoned): whichever comes first finishes the call, once (:class:`CallEnd`).
 """
 
 from __future__ import annotations
@@ -97,17 +97,17 @@ class AioClientInterceptor(
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         state, new_details = self._begin(details, RpcKind.SERVER_STREAM, request)
         call = await continuation(new_details, request)
-        return _CallEnd(self, state, call).responses()
+        return CallEnd(self, state, call).responses()
 
     async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
         state, new_details = self._begin(details, RpcKind.CLIENT_STREAM, requests)
-        call = await continuation(new_details, _maybe_count_sent(requests, state, self.chain))
-        return _EndedOnAwait(call, _CallEnd(self, state, call))
+        call = await continuation(new_details, maybe_count_sent(requests, state, self.chain))
+        return EndedOnAwait(call, CallEnd(self, state, call))
 
     async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
         state, new_details = self._begin(details, RpcKind.BIDI_STREAM, requests)
-        call = await continuation(new_details, _maybe_count_sent(requests, state, self.chain))
-        return _CallEnd(self, state, call).responses()
+        call = await continuation(new_details, maybe_count_sent(requests, state, self.chain))
+        return CallEnd(self, state, call).responses()
 
     def _begin(self, details: Any, kind: RpcKind, request: Any) -> tuple[CallState, Any]:
         try:
@@ -177,7 +177,7 @@ _pending: set[asyncio.Task[None]] = set()
 _OK = grpc.StatusCode.OK
 
 
-class _CallEnd:
+class CallEnd:
     """Finishes the chain of one streaming call exactly once: from the coroutine that awaits its
     response or iterates its responses, as soon as it sees the status (the call's span then ends
     before that coroutine goes on, so before the handler that made the call returns), or else from
@@ -242,14 +242,14 @@ class _CallEnd:
         await self.end()
 
 
-class _EndedOnAwait:
+class EndedOnAwait:
     """A request-stream call whose single response, when awaited, finishes the chain in the
     awaiting coroutine; everything else is the call's own (grpc.aio reads ``code()``,
     ``done()``, ``_done_writing_flag`` ... of what the interceptor returns)."""
 
     __slots__ = ("_call", "_end")
 
-    def __init__(self, call: Any, end: _CallEnd) -> None:
+    def __init__(self, call: Any, end: CallEnd) -> None:
         self._call = call
         self._end = end
 
@@ -269,7 +269,7 @@ class _EndedOnAwait:
         return getattr(self._call, name)
 
 
-def _maybe_count_sent(requests: Any, state: CallState, chain: ConcernChain) -> Any:
+def maybe_count_sent(requests: Any, state: CallState, chain: ConcernChain) -> Any:
     # None means the caller uses call.write(); grpc must still see None to allow that style.
     return None if requests is None else _count_sent(requests, state, chain)
 

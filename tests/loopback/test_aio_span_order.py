@@ -35,14 +35,21 @@ class TightRelay(echo_pb2_grpc.EchoServicer):
     """Relays every call to the next hop and returns the moment the downstream call is over: no
     await between the end of the client call and the end of the handler."""
 
-    def __init__(self) -> None:
+    def __init__(self, build: str = "aio_channel") -> None:
         self.tel: telemetry.Telemetry | None = None  # set once the service is up
         self._stub: Any = None
+        self._build = build  # tel.aio_channel, or a plain channel with tel.aio_client_interceptors
 
     def _next(self, request: Any) -> Any:
         if self._stub is None:
             assert self.tel is not None
-            self._stub = echo_pb2_grpc.EchoStub(self.tel.aio_channel(request.hops[0]))
+            target = request.hops[0]
+            if self._build == "aio_channel":
+                channel = self.tel.aio_channel(target)
+            else:
+                interceptors = self.tel.aio_client_interceptors(target)
+                channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
+            self._stub = echo_pb2_grpc.EchoStub(channel)
         return self._stub
 
     @staticmethod
@@ -66,10 +73,13 @@ class TightRelay(echo_pb2_grpc.EchoServicer):
             yield reply
 
 
+@pytest.mark.parametrize("build", ["aio_channel", "interceptors"])
 @pytest.mark.parametrize("kind", list(RELAYS))
-async def test_every_client_span_ends_before_its_server_span(kind: str, aio_service: Any) -> None:
+async def test_every_client_span_ends_before_its_server_span(
+    kind: str, build: str, aio_service: Any
+) -> None:
     b = await aio_service("b")
-    servicer = TightRelay()
+    servicer = TightRelay(build)
     a = await aio_service("a", servicer=servicer)
     servicer.tel = a.tel
     relays = RELAYS[kind]

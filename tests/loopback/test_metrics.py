@@ -93,10 +93,18 @@ def test_sync_metrics_match_calls_and_exemplars_are_scraped(sync_service: Any) -
     assert "# {trace_id=" not in scrape(server.tel.metrics_url, openmetrics=False)
 
 
-async def test_aio_metrics_match_calls(aio_service: Any) -> None:
+@pytest.mark.parametrize("build", ["aio_channel", "interceptors"])
+async def test_aio_metrics_match_calls(build: str, aio_service: Any) -> None:
+    """Through ``tel.aio_channel`` (direct calls) and through ``tel.aio_client_interceptors`` on a
+    plain grpc.aio channel (the building block for custom chains): the same counts."""
     server = await aio_service("server")
     caller = telemetry.Telemetry(make_config("caller"))
-    async with caller.aio_channel(server.target) as channel:
+    if build == "aio_channel":
+        channel = caller.aio_channel(server.target)
+    else:
+        interceptors = caller.aio_client_interceptors(server.target)
+        channel = grpc.aio.insecure_channel(server.target, interceptors=interceptors)
+    async with channel:
         stub = echo_pb2_grpc.EchoStub(channel)
         for kind in KINDS:
             for _ in range(CALLS):
