@@ -115,6 +115,11 @@ class TelemetryConfig:
     otlp_insecure: bool | None = None
     otlp_headers: Mapping[str, str] = field(default_factory=dict)
     otlp_compression: OtlpCompression = "none"
+    # PEM files (exporter spec: Certificate File, Client Key File, Client Certificate File): the
+    # CA bundle that verifies the collector, and this client's key and certificate for mTLS.
+    otlp_certificate: str | None = None
+    otlp_client_key: str | None = None
+    otlp_client_certificate: str | None = None
     export_timeout: float = 5.0
     span_queue_size: int = 2048
     span_batch_size: int = 512
@@ -231,6 +236,12 @@ def _read_env(env: Mapping[str, str]) -> dict[str, Any]:  # noqa: PLR0915 - one 
         if (timeout := get(var)) is not None:
             out["export_timeout"] = _parse_float(var, timeout, minimum=1) / 1000.0  # spec: ms
             break
+    for field_name, suffix in (("otlp_certificate", "CERTIFICATE"), ("otlp_client_key", "CLIENT_KEY"),
+                               ("otlp_client_certificate", "CLIENT_CERTIFICATE")):  # fmt: skip
+        for var in (f"OTEL_EXPORTER_OTLP_TRACES_{suffix}", f"OTEL_EXPORTER_OTLP_{suffix}"):
+            if path := get(var):
+                out[field_name] = path
+                break
     for var in ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"):
         if (compression := get(var)) is not None:
             out["otlp_compression"] = _choice(var, compression.lower(), ("gzip", "none"))
@@ -327,6 +338,8 @@ def _validate(cfg: TelemetryConfig) -> None:
         _choice("propagators", p, PROPAGATORS)
     if cfg.otlp_endpoint is not None:
         _parse_endpoint("otlp_endpoint", cfg.otlp_endpoint)
+    if (cfg.otlp_client_key is None) != (cfg.otlp_client_certificate is None):
+        raise ConfigError("otlp_client_key, otlp_client_certificate: give both (mTLS) or neither")
     if cfg.sampler.endswith("traceidratio"):
         arg = 1.0 if cfg.sampler_arg is None else cfg.sampler_arg
         if not 0.0 <= arg <= 1.0:

@@ -29,12 +29,15 @@ import logging
 import math
 import random
 import ssl
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 from urllib.parse import urlsplit
 
@@ -192,6 +195,30 @@ def partial_success(reply: bytes) -> tuple[int, str]:
 # -- transports ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """The PEM contents of the exporter spec's Certificate File (trusted CAs, instead of the
+    system's), Client Key File and Client Certificate File (mTLS); None: not given."""
+
+    certificate: bytes | None = None
+    client_key: bytes | None = None
+    client_certificate: bytes | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """For OTLP/HTTP: the system CAs or ``certificate``, and the client pair if given."""
+        context = ssl.create_default_context(
+            cadata=None if self.certificate is None else self.certificate.decode("ascii")
+        )
+        if self.client_key is not None and self.client_certificate is not None:
+            # load_cert_chain reads files only: hand it private temporary copies.
+            with tempfile.TemporaryDirectory(prefix="otlp-tls-") as folder:
+                key, certificate = Path(folder, "key.pem"), Path(folder, "cert.pem")
+                key.write_bytes(self.client_key)
+                certificate.write_bytes(self.client_certificate)
+                context.load_cert_chain(certificate, key)
+        return context
+
+
 class GrpcTransport:
     """OTLP/gRPC with raw bytes: no message objects on either side.
 
@@ -207,6 +234,7 @@ class GrpcTransport:
         *,
         compression: str = "none",
         user_agent: str = USER_AGENT,
+        tls: TlsFiles = TlsFiles(),
     ) -> None:
         url = urlsplit(endpoint)
         if url.scheme in ("http", "https") and "://" in endpoint:
@@ -216,7 +244,9 @@ class GrpcTransport:
         options = [("grpc.primary_user_agent", user_agent)]
         gzip_on = grpc.Compression.Gzip if compression == "gzip" else None
         if secure:
-            credentials = grpc.ssl_channel_credentials()
+            credentials = grpc.ssl_channel_credentials(
+                tls.certificate, tls.client_key, tls.client_certificate
+            )
             self._channel = grpc.secure_channel(target, credentials, options, gzip_on)
         else:
             self._channel = grpc.insecure_channel(target, options, gzip_on)
@@ -246,8 +276,10 @@ class HttpTransport:
         *,
         compression: str = "none",
         user_agent: str = USER_AGENT,
+        tls: TlsFiles = TlsFiles(),
     ) -> None:
         self._url = url
+        self._context = tls.ssl_context() if url.startswith("https:") else None
         self._gzip = compression == "gzip"
         # The user's headers last: their names win (urllib folds the case of header names).
         self._headers = {"Content-Type": "application/x-protobuf", "User-Agent": user_agent}
@@ -259,7 +291,7 @@ class HttpTransport:
         body = gzip.compress(payload, compresslevel=6) if self._gzip else payload
         request = urllib.request.Request(self._url, data=body, headers=self._headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as reply:
+            with urllib.request.urlopen(request, timeout=timeout, context=self._context) as reply:
                 data: bytes = reply.read()
                 encoding = reply.headers.get("Content-Encoding", "")
         except urllib.error.HTTPError as error:

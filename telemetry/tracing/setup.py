@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,13 +25,14 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
-from telemetry.config import TelemetryConfig
+from telemetry.config import ConfigError, TelemetryConfig
 from telemetry.tracing.export import (
     GrpcTransport,
     HttpTransport,
     PipelineSpanProcessor,
     SpanExportPipeline,
     StreamTransport,
+    TlsFiles,
     Transport,
 )
 from telemetry.tracing.propagation import W3CTraceContextPropagator, propagation_for
@@ -85,11 +87,29 @@ def build_transport(config: TelemetryConfig) -> Transport | None:
         return StreamTransport(sys.stdout)
     headers = dict(config.otlp_headers)
     compression = config.otlp_compression
+    tls = tls_files(config)
     if config.otlp_protocol == "http/protobuf":
         url = otlp_http_url(config.otlp_endpoint, config.otlp_endpoint_as_is)
-        return HttpTransport(url, headers, compression=compression)
+        return HttpTransport(url, headers, compression=compression, tls=tls)
     endpoint = config.otlp_endpoint or "http://localhost:4317"
-    return GrpcTransport(endpoint, config.otlp_insecure, headers, compression=compression)
+    return GrpcTransport(endpoint, config.otlp_insecure, headers, compression=compression, tls=tls)
+
+
+def tls_files(config: TelemetryConfig) -> TlsFiles:
+    """The exporter's PEM files, read now: a missing or unreadable one is a ConfigError naming
+    the setting, at start, rather than every export failing later."""
+    contents: dict[str, bytes | None] = {}
+    for name in ("otlp_certificate", "otlp_client_key", "otlp_client_certificate"):
+        path = getattr(config, name)
+        try:
+            contents[name] = None if path is None else Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot read {path!r}: {exc.strerror or exc}") from None
+    return TlsFiles(
+        certificate=contents["otlp_certificate"],
+        client_key=contents["otlp_client_key"],
+        client_certificate=contents["otlp_client_certificate"],
+    )
 
 
 def build_span_limits(config: TelemetryConfig) -> SpanLimits:
