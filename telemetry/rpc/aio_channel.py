@@ -112,6 +112,7 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
     its own traced call; the methods then speak for the last attempt."""
 
     __slots__ = (
+        "_answered",
         "_awaited",
         "_call",
         "_finished",
@@ -133,6 +134,9 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
         self._retry = (timeout, metadata, options)
         self._finished = False
         self._awaited = False  # once awaited, the awaiting coroutine finishes the chain
+        # Set when governance answered instead of the server (a fallback after the call failed):
+        # code, details and trailing metadata are then the answer's (x-governance: fallback:...).
+        self._answered: AnsweredAioCall | None = None
         self._outcome: Any = None  # the answer once awaited: a response, or the error to raise
         call.add_done_callback(self._done)  # finishes calls nobody awaits
 
@@ -167,7 +171,7 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
                 if state.code == _OK or runner.retrier is None:
                     return _Raised(error)
                 if has_answer(state):
-                    return state.answer.response
+                    return self._answer(state.answer.response, state.answer.trailing_metadata)
                 if retrying is None:
                     plan = runner.retrier.retry_plan(state)
                     if plan is None:
@@ -202,7 +206,7 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
             state = multicallable._runner.start_call(multicallable._info, timeout, metadata,
                                                      self._request)  # fmt: skip
         except AnswerCall as answer:
-            return answer.response
+            return self._answer(answer.response, answer.trailing_metadata)
         except RejectCall as reject:
             return _Raised(RefusedAioCall(reject)._error)
         finally:
@@ -213,6 +217,10 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
                                           **options)  # fmt: skip
         self._call.add_done_callback(self._done)
         return None
+
+    def _answer(self, response: Any, trailing_metadata: Any) -> Any:
+        self._answered = AnsweredAioCall(response, trailing_metadata)
+        return response
 
     def _finish(self, state: CallState, error: grpc.aio.AioRpcError) -> None:
         if self._finished:
@@ -266,13 +274,19 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
         return await self._call.initial_metadata()
 
     async def trailing_metadata(self) -> Any:
+        if self._answered is not None:
+            return await self._answered.trailing_metadata()
         return await self._call.trailing_metadata()
 
     async def code(self) -> grpc.StatusCode:
+        if self._answered is not None:
+            return await self._answered.code()
         code: grpc.StatusCode = await self._call.code()
         return code
 
     async def details(self) -> str:
+        if self._answered is not None:
+            return await self._answered.details()
         details: str = await self._call.details()
         return details
 

@@ -409,6 +409,30 @@ async def test_client_fallbacks_default_and_last_good(
 
 
 @pytest.mark.parametrize("flavour", ["sync", "aio"])
+async def test_a_fallback_after_a_failed_call_is_marked_as_one(
+    sync_service: Any, aio_service: Any, client: Any, flavour: str
+) -> None:
+    """The failure reached the server and came back; governance answered with the default. The
+    caller reads the same mark as for a breaker's fallback (the demo's order service tells a
+    deferred charge from a real one by it)."""
+    flaky, b = await flaky_service(flavour, sync_service, aio_service)
+    c = client(fallback_rules("default"))
+    c.gov.register_fallback(f"{ECHO}/Unary", default=echo_pb2.EchoReply(text="default"))
+    flaky.code = grpc.StatusCode.UNAVAILABLE
+    request = echo_pb2.EchoRequest(text="x")
+    if flavour == "sync":
+        reply, call = c.stub(b.target).Unary.with_call(request)
+        code, trailing = call.code(), dict(call.trailing_metadata())
+    else:
+        aio_call = c.aio_stub(b.target).Unary(request)
+        reply = await aio_call
+        code, trailing = await aio_call.code(), dict(await aio_call.trailing_metadata())
+    assert reply.text == "default" and flaky.calls == 1
+    assert code == grpc.StatusCode.OK
+    assert trailing["x-governance"].startswith("fallback:")
+
+
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
 async def test_idempotent_calls_are_retried_within_budget(
     sync_service: Any, aio_service: Any, client: Any, flavour: str
 ) -> None:
