@@ -67,7 +67,7 @@ class RefusedAioCall(SettledAioCall, grpc.aio.UnaryUnaryCall):
         return self._error.details() or ""
 
     async def wait_for_connection(self) -> None:
-        return None
+        raise self._error
 
 
 class _UnaryUnary:
@@ -101,27 +101,27 @@ class _UnaryUnary:
             return AnsweredAioCall(answer.response, answer.trailing_metadata)
         except RejectCall as reject:
             return RefusedAioCall(reject)
-        inner = self._inner(request, timeout=state.timeout,
-                            metadata=state.outgoing_metadata or metadata, **options)  # fmt: skip
+        try:
+            inner = self._inner(request, timeout=state.timeout,
+                                metadata=state.outgoing_metadata or metadata, **options)  # fmt: skip
+        except Exception as exc:  # a closed channel, bad metadata: the chain ends with the call
+            _abandon(self._runner, state, exc)
+            raise
         return UnaryCall(self, state, inner, request, timeout, metadata, options)
 
 
 class UnaryCall(grpc.aio.UnaryUnaryCall):
     """The call a caller gets: grpc's call, finished into the chain when awaited (or, if nobody
     awaits it, when it is done). A governed call that fails may be retried here, each attempt
-    its own traced call; the methods then speak for the last attempt."""
+    its own traced call, within the caller's timeout counted from when the call was made. The
+    first coroutine to await it runs the attempts; others awaiting meanwhile share its outcome.
+    ``code()``, ``details()`` and the metadata speak for the last attempt, or for governance when
+    it answered or refused instead of the server."""
 
     __slots__ = (
-        "_answered",
-        "_awaited",
-        "_call",
-        "_finished",
-        "_multicallable",
-        "_outcome",
-        "_request",
-        "_retry",
-        "_state",
-    )
+        "_answered", "_awaited", "_call", "_cancelled", "_give_up_at", "_multicallable",
+        "_outcome", "_request", "_retry", "_shared", "_state",
+    )  # fmt: skip
 
     def __init__(
         self, multicallable: _UnaryUnary, state: CallState, call: Any, request: Any,
@@ -132,56 +132,70 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
         self._call = call
         self._request = request
         self._retry = (timeout, metadata, options)
-        self._finished = False
+        self._give_up_at = None if timeout is None else time.monotonic() + timeout
         self._awaited = False  # once awaited, the awaiting coroutine finishes the chain
-        # Set when governance answered instead of the server (a fallback after the call failed):
-        # code, details and trailing metadata are then the answer's (x-governance: fallback:...).
-        self._answered: AnsweredAioCall | None = None
-        self._outcome: Any = None  # the answer once awaited: a response, or the error to raise
+        self._cancelled = False  # cancel() was called: no further attempt
+        # Governance's own outcome, when it answered (a fallback after the call failed) or refused
+        # a retry instead of the server: code, details and trailing metadata are then its.
+        self._answered: Any = None
+        self._outcome: Any = None  # the answer once settled: a response, or a _Raised
+        self._shared: asyncio.Future[Any] | None = None  # for awaiters beyond the first
         call.add_done_callback(self._done)  # finishes calls nobody awaits
 
     def __await__(self) -> Any:
         return self._result().__await__()
 
     async def _result(self) -> Any:
-        self._awaited = True
-        if self._outcome is None:
-            self._outcome = await self._attempts()
-        if isinstance(self._outcome, _Raised):
-            raise self._outcome.error
-        return self._outcome
+        outcome = self._outcome
+        if outcome is None:
+            if self._awaited:  # another coroutine runs the attempts: wait for its outcome
+                if self._shared is None:
+                    self._shared = asyncio.get_running_loop().create_future()
+                outcome = await asyncio.shield(self._shared)
+            else:
+                self._awaited = True
+                try:
+                    outcome = self._outcome = await self._attempts()
+                except BaseException as exc:  # cancelled, or an unexpected error: others see it too
+                    if self._shared is not None and not self._shared.done():
+                        self._shared.set_exception(exc)
+                    raise
+                if self._shared is not None and not self._shared.done():
+                    self._shared.set_result(outcome)
+        if isinstance(outcome, _Raised):
+            raise outcome.error
+        return outcome
 
     async def _attempts(self) -> Any:
         runner = self._multicallable._runner
         timeout, metadata, options = self._retry
-        give_up_at = None if timeout is None else time.monotonic() + timeout
         retrying: RetryCall | None = None
         while True:
             state = self._state
             try:
                 response = await self._call
             except asyncio.CancelledError:
-                if not self._finished:
-                    self._finished = True
-                    state.code = grpc.StatusCode.CANCELLED
-                    runner.chain.finish(state)
+                self._end(state, grpc.StatusCode.CANCELLED, None)
                 raise
             except grpc.aio.AioRpcError as error:
-                self._finish(state, error)
-                if state.code == _OK or runner.retrier is None:
+                self._fail(state, error)
+                if runner.retrier is None or self._cancelled:
                     return _Raised(error)
                 if has_answer(state):
-                    return self._answer(state.answer.response, state.answer.trailing_metadata)
+                    return self._answer(AnsweredAioCall(state.answer.response,
+                                                        state.answer.trailing_metadata))  # fmt: skip
                 if retrying is None:
                     plan = runner.retrier.retry_plan(state)
                     if plan is None:
                         return _Raised(error)
-                    retrying = new_retry_call(plan, give_up_at)
+                    retrying = new_retry_call(plan, self._give_up_at)
                 delay = next_delay(retrying, state.code, state.trailing)
                 if delay is None:
                     return _Raised(error)
                 await asyncio.sleep(delay)
-                if give_up_at is not None:
+                if self._cancelled:
+                    return _Raised(error)
+                if self._give_up_at is not None:
                     timeout = retrying.remaining()
                     if timeout is not None and timeout <= 0:  # the sleep overshot the timeout
                         return _Raised(error)
@@ -189,8 +203,11 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
                 if answered is not None:
                     return answered
                 continue
-            if not self._finished:
-                self._finished = True
+            except Exception as exc:  # not grpc's: the caller's interceptor, a closed channel
+                self._end(state, grpc.StatusCode.UNKNOWN, f"{type(exc).__name__}: {exc}")
+                raise
+            if not state.finished:
+                state.finished = True
                 state.response = response
                 state.code = _OK
                 runner.chain.message(state, True)
@@ -198,70 +215,90 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
             return response
 
     def _again(self, timeout: float | None, metadata: Any, options: dict[str, Any]) -> Any:
-        """Start the next attempt; a fallback's response when governance answers it instead,
-        a _Raised when it refuses it."""
+        """Start the next attempt: None, or what to return instead (governance answered or
+        refused it)."""
         multicallable = self._multicallable
         token = retry_attempt.set(True)
         try:
             state = multicallable._runner.start_call(multicallable._info, timeout, metadata,
                                                      self._request)  # fmt: skip
         except AnswerCall as answer:
-            return self._answer(answer.response, answer.trailing_metadata)
+            return self._answer(AnsweredAioCall(answer.response, answer.trailing_metadata))
         except RejectCall as reject:
-            return _Raised(RefusedAioCall(reject)._error)
+            refused = RefusedAioCall(reject)
+            self._answered = refused
+            return _Raised(refused._error)
         finally:
             retry_attempt.reset(token)
-        self._state, self._finished = state, False
-        self._call = multicallable._inner(self._request, timeout=state.timeout,
-                                          metadata=state.outgoing_metadata or metadata,
-                                          **options)  # fmt: skip
-        self._call.add_done_callback(self._done)
+        try:
+            call = multicallable._inner(self._request, timeout=state.timeout,
+                                        metadata=state.outgoing_metadata or metadata,
+                                        **options)  # fmt: skip
+        except Exception as exc:  # the channel closed meanwhile, say
+            self._end(state, grpc.StatusCode.UNKNOWN, f"{type(exc).__name__}: {exc}")
+            raise
+        self._state, self._call = state, call
+        call.add_done_callback(self._done)
         return None
 
-    def _answer(self, response: Any, trailing_metadata: Any) -> Any:
-        self._answered = AnsweredAioCall(response, trailing_metadata)
-        return response
+    def _answer(self, answered: AnsweredAioCall) -> Any:
+        self._answered = answered
+        return answered._response
 
-    def _finish(self, state: CallState, error: grpc.aio.AioRpcError) -> None:
-        if self._finished:
+    def _end(self, state: CallState, code: grpc.StatusCode, details: str | None) -> None:
+        if state.finished:
             return
-        self._finished = True
+        state.finished = True
+        state.code = code
+        if details is not None:
+            state.details = details
+        self._multicallable._runner.chain.finish(state)
+
+    def _fail(self, state: CallState, error: grpc.aio.AioRpcError) -> None:
+        if state.finished:
+            return
+        state.finished = True
         state.trailing = error.trailing_metadata() or ()  # governance reads refusal marks in it
         self._multicallable._runner.end_call(state, error.code(), error.details())
 
     def _done(self, call: Any) -> None:
         """grpc's done-callback (it runs before the awaiting coroutine resumes): finishes a call
         nobody awaits, off the caller's path."""
-        if self._awaited or self._finished or call is not self._call:
+        if self._awaited or self._state.finished or call is not self._call:
             return
-        task = asyncio.get_running_loop().create_task(self._finish_unawaited(call))
+        task = asyncio.get_running_loop().create_task(self._finish_unawaited(call, self._state))
         _pending.add(task)
         task.add_done_callback(_pending.discard)
 
-    async def _finish_unawaited(self, call: Any) -> None:
-        if self._finished or call is not self._call:
-            return
+    async def _finish_unawaited(self, call: Any, state: CallState) -> None:
         code = await call.code()
-        if self._finished:
+        if state.finished:
             return
-        self._finished = True
         runner = self._multicallable._runner
         if code == _OK:
-            runner.end_call(self._state, None, None)
+            state.response = await call  # done: at once (a last-good cache remembers it)
+            if not state.finished:
+                state.finished = True
+                runner.end_call(state, None, None)
             return
-        self._state.trailing = await call.trailing_metadata() or ()
-        runner.end_call(self._state, code, await call.details())
+        trailing = await call.trailing_metadata() or ()
+        details = await call.details()
+        if not state.finished:
+            state.finished = True
+            state.trailing = trailing
+            runner.end_call(state, code, details)
 
     # -- the rest of grpc.aio's call interface: the current attempt's ------------------------------
 
     def cancel(self) -> bool:
+        self._cancelled = True  # also stops a retry waiting out its backoff
         return bool(self._call.cancel())
 
     def cancelled(self) -> bool:
         return bool(self._call.cancelled())
 
     def done(self) -> bool:
-        return bool(self._call.done())
+        return self._outcome is not None or (bool(self._call.done()) and not self._awaited)
 
     def time_remaining(self) -> float | None:
         remaining: float | None = self._call.time_remaining()
@@ -271,6 +308,8 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
         self._call.add_done_callback(lambda _call: callback(self))
 
     async def initial_metadata(self) -> Any:
+        if self._answered is not None:
+            return await self._answered.initial_metadata()
         return await self._call.initial_metadata()
 
     async def trailing_metadata(self) -> Any:
@@ -280,18 +319,24 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
 
     async def code(self) -> grpc.StatusCode:
         if self._answered is not None:
-            return await self._answered.code()
+            answered: grpc.StatusCode = await self._answered.code()
+            return answered
         code: grpc.StatusCode = await self._call.code()
         return code
 
     async def details(self) -> str:
         if self._answered is not None:
-            return await self._answered.details()
+            answered: str = await self._answered.details()
+            return answered
         details: str = await self._call.details()
         return details
 
     async def wait_for_connection(self) -> None:
         await self._call.wait_for_connection()
+
+    def debug_error_string(self) -> str:
+        debug: str = self._call.debug_error_string()
+        return debug
 
 
 class _Streaming:
@@ -322,14 +367,18 @@ class _Streaming:
             if info.streams_responses:
                 return RefusedStream(answer)
             return AnsweredAioCall(answer.response, answer.trailing_metadata)
-        except RejectCall as reject:
-            return RefusedStream(reject) if info.streams_responses else RefusedAioCall(reject)
+        except RejectCall as reject:  # a request stream refused still has write(), done_writing()
+            return RefusedStream(reject)
         if info.streams_requests:
             request = maybe_count_sent(request, state, runner.chain)
-        call = self._inner(
-            request, timeout=state.timeout, metadata=state.outgoing_metadata or metadata,
-            credentials=credentials, wait_for_ready=wait_for_ready, compression=compression,
-        )  # fmt: skip
+        try:
+            call = self._inner(
+                request, timeout=state.timeout, metadata=state.outgoing_metadata or metadata,
+                credentials=credentials, wait_for_ready=wait_for_ready, compression=compression,
+            )  # fmt: skip
+        except Exception as exc:
+            _abandon(runner, state, exc)
+            raise
         end = CallEnd(runner, state, call)
         if info.streams_responses:
             return StreamCall(call, end, state, runner)
@@ -393,7 +442,7 @@ class RefusedStream:
         raise self._refused._error
 
     async def write(self, request: Any) -> None:
-        raise self._refused._error
+        raise asyncio.InvalidStateError("the call was refused before it started")  # grpc's, done
 
     async def done_writing(self) -> None:
         return None
@@ -403,6 +452,14 @@ class RefusedStream:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._refused, name)
+
+
+def _abandon(runner: AioClientInterceptor, state: CallState, exc: Exception) -> None:
+    """grpc refused to make the call (a closed channel, bad metadata): the chain ends with it."""
+    state.finished = True
+    state.code = grpc.StatusCode.UNKNOWN
+    state.details = f"{type(exc).__name__}: {exc}"
+    runner.chain.finish(state)
 
 
 # Strong references to finishing tasks, so they are not garbage-collected mid-flight.

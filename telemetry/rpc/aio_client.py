@@ -183,13 +183,12 @@ class CallEnd:
     before that coroutine goes on, so before the handler that made the call returns), or else from
     the call's done-callback, for a call nobody follows to its end (cancelled, abandoned)."""
 
-    __slots__ = ("_adapter", "_call", "_loop", "_state", "ended")
+    __slots__ = ("_adapter", "_call", "_state", "ended")
 
     def __init__(self, adapter: AioClientInterceptor, state: CallState, call: Any) -> None:
         self._adapter = adapter
         self._state = state
         self._call = call
-        self._loop = asyncio.get_running_loop()
         self.ended = False
         call.add_done_callback(self._when_done)
 
@@ -207,6 +206,9 @@ class CallEnd:
             self._state.trailing = trailing  # governance reads refusal marks in it
         self._adapter.end_call(self._state, code, details)
 
+    def sent(self) -> None:
+        self._adapter.chain.message(self._state, False)
+
     def end_cancelled(self) -> None:
         """The awaiting coroutine was cancelled (grpc.aio cancels the call with it)."""
         if not self.ended:
@@ -217,12 +219,12 @@ class CallEnd:
     def _when_done(self, _call: Any) -> None:
         # The status arrives before the caller's iteration or await sees it: decide on the next
         # turn of the loop, by when the caller has usually finished the call itself.
-        if not self.ended:
-            self._loop.call_soon(self._fallback)
+        if not self.ended:  # grpc runs done-callbacks on the call's loop
+            asyncio.get_running_loop().call_soon(self._fallback)
 
     def _fallback(self) -> None:
         if not self.ended:
-            task = self._loop.create_task(self.end())
+            task = asyncio.get_running_loop().create_task(self.end())
             _pending.add(task)
             task.add_done_callback(_pending.discard)
 
@@ -264,6 +266,11 @@ class EndedOnAwait:
             raise
         yield from self._end.end().__await__()
         return response
+
+    async def write(self, request: Any) -> None:
+        """``call.write()`` style (no request iterator given): each message counted as sent."""
+        await self._call.write(request)
+        self._end.sent()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._call, name)

@@ -163,6 +163,7 @@ class CallState:
         "duration",
         "exception",
         "fields",
+        "finished",
         "governance",
         "info",
         "metadata",
@@ -220,6 +221,8 @@ class CallState:
         # Server: a governance refusal of a call this one made, which its failure relays
         # (telemetry.rpc.relay).
         self.relayed: str | None = None
+        # Client (grpc.aio direct calls): the chain was finished, so a later path must not again.
+        self.finished = False
 
 
 # The call being served in this context (set by a server's concern chain from its start to its

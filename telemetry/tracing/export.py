@@ -28,6 +28,7 @@ import http.client
 import logging
 import math
 import random
+import re
 import ssl
 import tempfile
 import threading
@@ -195,6 +196,9 @@ def partial_success(reply: bytes) -> tuple[int, str]:
 # -- transports ----------------------------------------------------------------------------------
 
 
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     """The PEM contents of the exporter spec's Certificate File (trusted CAs, instead of the
@@ -206,16 +210,20 @@ class TlsFiles:
 
     def ssl_context(self) -> ssl.SSLContext:
         """For OTLP/HTTP: the system CAs or ``certificate``, and the client pair if given."""
-        context = ssl.create_default_context(
-            cadata=None if self.certificate is None else self.certificate.decode("ascii")
-        )
+        cadata = None
+        if self.certificate is not None:
+            # ssl takes ASCII PEM only; CA bundles carry non-ASCII comments between the blocks.
+            blocks = _PEM_CERTIFICATE.findall(self.certificate)
+            cadata = b"\n".join(blocks).decode("ascii") if blocks else ""
+        context = ssl.create_default_context(cadata=cadata)
         if self.client_key is not None and self.client_certificate is not None:
             # load_cert_chain reads files only: hand it private temporary copies.
             with tempfile.TemporaryDirectory(prefix="otlp-tls-") as folder:
                 key, certificate = Path(folder, "key.pem"), Path(folder, "cert.pem")
                 key.write_bytes(self.client_key)
                 certificate.write_bytes(self.client_certificate)
-                context.load_cert_chain(certificate, key)
+                # An encrypted key would make OpenSSL prompt on the terminal: fail instead.
+                context.load_cert_chain(certificate, key, password=b"")
         return context
 
 

@@ -12,6 +12,7 @@ so a dead collector costs nothing on the request path.
 
 from __future__ import annotations
 
+import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,11 +106,19 @@ def tls_files(config: TelemetryConfig) -> TlsFiles:
             contents[name] = None if path is None else Path(path).read_bytes()
         except OSError as exc:
             raise ConfigError(f"{name}: cannot read {path!r}: {exc.strerror or exc}") from None
-    return TlsFiles(
+    files = TlsFiles(
         certificate=contents["otlp_certificate"],
         client_key=contents["otlp_client_key"],
         client_certificate=contents["otlp_client_certificate"],
     )
+    if files.certificate is not None and b"-----BEGIN CERTIFICATE-----" not in files.certificate:
+        raise ConfigError(f"otlp_certificate: no PEM certificate in {config.otlp_certificate!r}")
+    try:  # the same checks OpenSSL makes at the first export, now (gRPC reads the same files)
+        files.ssl_context()
+    except ssl.SSLError as exc:
+        names = "otlp_client_key, otlp_client_certificate" if files.client_key else "otlp_certificate"
+        raise ConfigError(f"{names}: {exc.reason or exc} (an encrypted key is not supported)") from None
+    return files
 
 
 def build_span_limits(config: TelemetryConfig) -> SpanLimits:

@@ -12,6 +12,7 @@ import echo_pb2
 import echo_pb2_grpc
 import grpc
 import grpc.aio
+import pytest
 from helpers import make_config, metric_value, wait_until_async
 from prometheus_client import CollectorRegistry
 
@@ -136,3 +137,40 @@ async def test_client_spans_end_before_the_handler_that_made_them_returns(aio_se
     assert len(clients) == 200
     late = [c for c in clients if c.end_time > servers[c.parent.span_id].end_time]
     assert not late
+
+
+async def test_write_style_client_streams_count_each_message(aio_service: Any) -> None:
+    server = await aio_service("b")
+    caller = Caller()
+    async with caller.tel.aio_channel(server.target) as channel:
+        call = echo_pb2_grpc.EchoStub(channel).ClientStream(timeout=10)
+        for text in ("a", "b", "c"):
+            await call.write(echo_pb2.EchoRequest(text=text))
+        await call.done_writing()
+        await call
+    stream = {"grpc_type": "client_stream", "grpc_service": "telemetry.test.Echo",
+              "grpc_method": "ClientStream"}  # fmt: skip
+    assert metric_value(caller.registry, "grpc_client_msg_sent_total", **stream) == 3
+    assert metric_value(caller.registry, "grpc_client_in_flight", **stream) == 0
+    caller.tel.shutdown()
+
+
+async def test_a_refused_client_stream_behaves_like_a_finished_grpc_call(aio_service: Any) -> None:
+    """Refused before it started (a bulkhead of 1, taken): writing raises grpc.aio's error for a
+    finished call, awaiting raises the refusal, as with grpc.aio's interceptor path."""
+    server = await aio_service("b")
+    rules = {"client": {"methods": {"*": {"bulkhead": {"max_concurrent": 1}}}}}
+    caller = telemetry.Telemetry(make_config("caller"), registry=CollectorRegistry(), governance=rules)
+    async with caller.aio_channel(server.target) as channel:
+        stub = echo_pb2_grpc.EchoStub(channel)
+        holding = stub.ClientStream(timeout=10)  # holds the one permit until it ends
+        refused = stub.ClientStream(timeout=10)
+        with pytest.raises(asyncio.InvalidStateError):
+            await refused.write(echo_pb2.EchoRequest(text="x"))
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await refused
+        assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        await holding.write(echo_pb2.EchoRequest(text="held"))
+        await holding.done_writing()
+        await holding
+    caller.shutdown()

@@ -461,6 +461,29 @@ async def test_idempotent_calls_are_retried_within_budget(
     assert flaky.calls == 6
 
 
+async def test_an_aio_call_awaited_twice_while_it_retries_runs_one_set_of_attempts(
+    aio_service: Any, client: Any
+) -> None:
+    """Two coroutines awaiting one call share its attempts: one retry, every attempt finished
+    once (in-flight back to 0; a leaked attempt would also hold a bulkhead permit forever)."""
+    flaky, b = await flaky_service("aio", lambda *a, **k: None, aio_service)
+    retry = {"max_attempts": 3, "initial_backoff": 0.001, "max_backoff": 0.01}
+    c = client({"client": {"methods": {f"{ECHO}/Unary": {"retry": retry, "idempotent": True}}}})
+    flaky.fail_next = 1
+    call = c.aio_stub(b.target).Unary(echo_pb2.EchoRequest(text="x"))
+
+    async def wait() -> Any:  # gather(call, call) would await one future for both
+        return await call
+
+    first, second = await asyncio.gather(wait(), wait())
+    assert first.text == second.text == "live:x"
+    assert flaky.calls == 2
+    assert decisions(c.registry, "retry", "retried") == 1
+    unary = {"grpc_type": "unary", "grpc_service": ECHO, "grpc_method": "Unary"}
+    assert metric_value(c.registry, "grpc_client_in_flight", **unary) == 0
+    assert metric_value(c.registry, "grpc_client_started_total", **unary) == 2
+
+
 def test_non_idempotent_calls_are_not_retried(sync_service: Any, client: Any) -> None:
     flaky = Flaky()
     b = sync_service("b", servicer=flaky)
