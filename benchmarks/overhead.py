@@ -65,10 +65,13 @@ from _common import (
 
 from telemetry.testing import free_port
 
-MODES = ("bare", "peer", "tracing", "full", "full_dead", "no_log", "no_metrics", "no_deadline")
-# Concerns each mode of this package leaves out (the last three are diagnostics, not in the default run).
+MODES = ("bare", "peer", "tracing", "full", "full_dead", "no_log", "no_metrics", "no_deadline",
+         "tracing_unexported")  # fmt: skip
+# Concerns each mode of this package leaves out (the last four are diagnostics, not in the default
+# run; tracing_unexported: spans made and ended but not exported, OTEL_TRACES_EXPORTER=none).
 SELECT: dict[str, dict[str, bool]] = {
     "tracing": {"metrics": False, "logging": False, "deadlines": False},
+    "tracing_unexported": {"metrics": False, "logging": False, "deadlines": False},
     "no_log": {"logging": False},
     "no_metrics": {"metrics": False},
     "no_deadline": {"deadlines": False},
@@ -106,12 +109,13 @@ def _init_telemetry(name: str, mode: str, endpoint: str, log_path: str) -> Any:
 
     return telemetry.init(
         service_name=name,
+        traces_exporter="none" if mode == "tracing_unexported" else "otlp",
         otlp_endpoint=endpoint,
         metrics_port=0 if name.endswith("server") else None,
         metrics_host="127.0.0.1",
         log_stream=open(log_path, "a", encoding="utf-8"),
-        access_log=mode != "tracing",
-        client_access_log="errors" if mode != "tracing" else "off",
+        access_log=not mode.startswith("tracing"),
+        client_access_log="off" if mode.startswith("tracing") else "errors",
         sampler="always_on",
         export_timeout=5.0,
     )
