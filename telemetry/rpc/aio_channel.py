@@ -475,6 +475,25 @@ class _Raised:
         self.error = error
 
 
+def _streaming(name: str, kind: RpcKind) -> Any:
+    """The channel method ``name`` (``unary_stream`` ...): grpc's multicallable, wrapped once."""
+
+    def make(
+        self: InstrumentedAioChannel,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: bool | None = False,
+    ) -> Any:
+        inner = getattr(self._channel, name)(
+            method, request_serializer, response_deserializer, _registered_method
+        )
+        return _Streaming(inner, self._runner, self._runner.method_info(method, kind))
+
+    make.__name__ = name
+    return make
+
+
 class InstrumentedAioChannel(grpc.aio.Channel):
     """``channel`` (a plain grpc.aio channel, or one with the caller's own interceptors, which run
     after the chain) with every call kind wrapped; the rest passes through to ``channel``."""
@@ -495,32 +514,9 @@ class InstrumentedAioChannel(grpc.aio.Channel):
         )
         return _UnaryUnary(inner, self._runner, self._runner.method_info(method, RpcKind.UNARY))
 
-    def unary_stream(
-        self, method: str, request_serializer: Any = None, response_deserializer: Any = None,
-        _registered_method: bool | None = False,
-    ) -> Any:  # fmt: skip
-        inner = self._channel.unary_stream(
-            method, request_serializer, response_deserializer, _registered_method
-        )
-        return _Streaming(inner, self._runner, self._runner.method_info(method, RpcKind.SERVER_STREAM))
-
-    def stream_unary(
-        self, method: str, request_serializer: Any = None, response_deserializer: Any = None,
-        _registered_method: bool | None = False,
-    ) -> Any:  # fmt: skip
-        inner = self._channel.stream_unary(
-            method, request_serializer, response_deserializer, _registered_method
-        )
-        return _Streaming(inner, self._runner, self._runner.method_info(method, RpcKind.CLIENT_STREAM))
-
-    def stream_stream(
-        self, method: str, request_serializer: Any = None, response_deserializer: Any = None,
-        _registered_method: bool | None = False,
-    ) -> Any:  # fmt: skip
-        inner = self._channel.stream_stream(
-            method, request_serializer, response_deserializer, _registered_method
-        )
-        return _Streaming(inner, self._runner, self._runner.method_info(method, RpcKind.BIDI_STREAM))
+    unary_stream = _streaming("unary_stream", RpcKind.SERVER_STREAM)
+    stream_unary = _streaming("stream_unary", RpcKind.CLIENT_STREAM)
+    stream_stream = _streaming("stream_stream", RpcKind.BIDI_STREAM)
 
     async def __aenter__(self) -> InstrumentedAioChannel:
         return self
