@@ -41,6 +41,15 @@ class Service:
 
 
 @pytest.fixture
+def handles() -> Iterator[list[telemetry.Telemetry]]:
+    """Telemetry handles a test makes (append them): shut down after it, spans flushed."""
+    made: list[telemetry.Telemetry] = []
+    yield made
+    for tel in made:
+        tel.shutdown(timeout=2.0)
+
+
+@pytest.fixture
 def logs() -> Iterator[Any]:
     with capture_logs() as capture:
         yield capture

@@ -70,8 +70,8 @@ class RefusedAioCall(SettledAioCall, grpc.aio.UnaryUnaryCall):
         raise self._error
 
 
-class _UnaryUnary:
-    """grpc.aio's unary-unary multicallable, wrapped once; each call goes straight to it."""
+class _Multicallable:
+    """grpc.aio's multicallable of one method, wrapped once with the method's info."""
 
     __slots__ = ("_info", "_inner", "_runner")
 
@@ -79,6 +79,12 @@ class _UnaryUnary:
         self._inner = inner
         self._runner = runner
         self._info = info
+
+
+class _UnaryUnary(_Multicallable):
+    """Unary-unary calls: each goes straight to grpc's multicallable."""
+
+    __slots__ = ()
 
     def __call__(
         self,
@@ -132,7 +138,9 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
         self._call = call
         self._request = request
         self._retry = (timeout, metadata, options)
-        self._give_up_at = None if timeout is None else time.monotonic() + timeout
+        # Only a governed channel retries: a plain call reads no clock for it.
+        retries = multicallable._runner.retrier is not None
+        self._give_up_at = time.monotonic() + timeout if retries and timeout is not None else None
         self._awaited = False  # once awaited, the awaiting coroutine finishes the chain
         self._cancelled = False  # cancel() was called: no further attempt
         # Governance's own outcome, when it answered (a fallback after the call failed) or refused
@@ -339,16 +347,11 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
         return debug
 
 
-class _Streaming:
-    """grpc.aio's multicallable of a streaming kind, wrapped once: the call it makes counts the
-    messages and finishes the chain where its status is seen."""
+class _Streaming(_Multicallable):
+    """The streaming kinds: the call made counts the messages and finishes the chain where its
+    status is seen."""
 
-    __slots__ = ("_info", "_inner", "_runner")
-
-    def __init__(self, inner: Any, runner: AioClientInterceptor, info: MethodInfo) -> None:
-        self._inner = inner
-        self._runner = runner
-        self._info = info
+    __slots__ = ()
 
     def __call__(
         self,

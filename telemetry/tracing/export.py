@@ -23,6 +23,7 @@ once a minute too.
 from __future__ import annotations
 
 import email.utils
+import functools
 import gzip
 import http.client
 import logging
@@ -208,8 +209,10 @@ class TlsFiles:
     client_key: bytes | None = None
     client_certificate: bytes | None = None
 
+    @functools.cached_property
     def ssl_context(self) -> ssl.SSLContext:
-        """For OTLP/HTTP: the system CAs or ``certificate``, and the client pair if given."""
+        """For OTLP/HTTP: the system CAs or ``certificate``, and the client pair if given. Built
+        once: start-up checks it, the HTTP transport then uses the same context."""
         cadata = None
         if self.certificate is not None:
             # ssl takes ASCII PEM only; CA bundles carry non-ASCII comments between the blocks.
@@ -287,7 +290,7 @@ class HttpTransport:
         tls: TlsFiles = TlsFiles(),
     ) -> None:
         self._url = url
-        self._context = tls.ssl_context() if url.startswith("https:") else None
+        self._context = tls.ssl_context if url.startswith("https:") else None
         self._gzip = compression == "gzip"
         # The user's headers last: their names win (urllib folds the case of header names).
         self._headers = {"Content-Type": "application/x-protobuf", "User-Agent": user_agent}

@@ -114,7 +114,7 @@ def tls_files(config: TelemetryConfig) -> TlsFiles:
     if files.certificate is not None and b"-----BEGIN CERTIFICATE-----" not in files.certificate:
         raise ConfigError(f"otlp_certificate: no PEM certificate in {config.otlp_certificate!r}")
     try:  # the same checks OpenSSL makes at the first export, now (gRPC reads the same files)
-        files.ssl_context()
+        _ = files.ssl_context
     except ssl.SSLError as exc:
         names = "otlp_client_key, otlp_client_certificate" if files.client_key else "otlp_certificate"
         raise ConfigError(f"{names}: {exc.reason or exc} (an encrypted key is not supported)") from None

@@ -13,7 +13,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -263,14 +263,6 @@ class TcpTap:
 
 
 # -- the exporter side -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def handles() -> Iterator[list[telemetry.Telemetry]]:
-    made: list[telemetry.Telemetry] = []
-    yield made
-    for tel in made:
-        tel.shutdown(timeout=2.0)
 
 
 def start(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ssl
 import subprocess
 import threading
-from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -120,14 +119,6 @@ class HttpsReceiver:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-
-@pytest.fixture
-def handles() -> Iterator[list[telemetry.Telemetry]]:
-    made: list[telemetry.Telemetry] = []
-    yield made
-    for tel in made:
-        tel.shutdown(timeout=2.0)
 
 
 def export_one(handles: list[telemetry.Telemetry], **settings: Any) -> telemetry.Telemetry:

@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, TraceState
 
 import telemetry
+from telemetry.config import SPAN_LIMIT_FIELDS
 from telemetry.testing import SpanCapture
 from telemetry.tracing import rpcspan
 from telemetry.tracing.otlp_encoding import SpanTemplate, encode_span
@@ -338,14 +339,7 @@ def test_one_limits_object_for_both_kinds_of_span() -> None:
 
 # -- configuration: the SDK environment variables --------------------------------------------------
 
-LIMIT_FIELDS = (
-    "span_attribute_count_limit",
-    "span_attribute_value_length_limit",
-    "span_event_count_limit",
-    "span_link_count_limit",
-    "event_attribute_count_limit",
-    "link_attribute_count_limit",
-)
+LIMIT_FIELDS = SPAN_LIMIT_FIELDS
 
 
 def limit_fields(config: telemetry.TelemetryConfig) -> tuple[int | None, ...]:
