@@ -9,6 +9,13 @@ the figure is the median of many such ratios. CPU time of the server and client 
 over each slice) per call, and for streams per message, is reported as a second, steadier view of
 what each mode adds.
 
+Each server is pinned to one CPU and each client to another (``--no-pin`` to leave it to the
+scheduler), as a Python service is usually deployed (one process per core: the GIL lets a process use
+about one). Unpinned, a process's grpc and Python threads wake each other across cores: on this
+2-vCPU host bare sequential calls ran at 1,555-2,000 calls/s depending only on where the scheduler
+put each pair's threads, and at 3,400-3,590 pinned; that placement luck outweighed every effect
+measured here.
+
 A process's speed also depends on where its memory happens to land (address-space layout, hash
 seeds: a few percent, and fixed for its lifetime), so one pair of processes per mode would give
 that mode a lucky or unlucky draw for the whole run. Each mode therefore runs ``--pairs`` pairs
@@ -36,6 +43,7 @@ Spans go through the real OTLP/gRPC exporters to a sink that discards them; acce
   python benchmarks/overhead.py --workloads sync_unary            # the historical figure, ~5 min
   python benchmarks/overhead.py --workloads aio_unary,aio_bidi --modes bare,peer,full
   python benchmarks/overhead.py --quick                           # a smoke run
+  python benchmarks/overhead.py --no-pin                          # threads where the scheduler puts them
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -122,6 +131,21 @@ def _init_telemetry(name: str, mode: str, endpoint: str, log_path: str) -> Any:
 
 
 # -- servers ----------------------------------------------------------------------------------------
+
+
+def pin_to(cpu: int) -> None:
+    """Run this process on one CPU (-1: anywhere); called first, so every thread started later
+    inherits it."""
+    if cpu >= 0 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+
+
+def cpus_for_pairs(pin: bool) -> tuple[int, int]:
+    """(server CPU, client CPU): two distinct CPUs this process may use, or (-1, -1)."""
+    if not pin or not hasattr(os, "sched_getaffinity"):
+        return -1, -1
+    usable = sorted(os.sched_getaffinity(0))
+    return (usable[0], usable[1]) if len(usable) >= 2 else (-1, -1)
 
 
 def serve(runtime: str, mode: str, port: int, endpoint: str, log_path: str) -> None:
@@ -414,13 +438,15 @@ class _Meter:
 class Pair:
     """One mode's server and client processes for one runtime, kept up for the whole run."""
 
-    def __init__(self, runtime: str, mode: str, endpoint: str, log_path: str) -> None:
+    def __init__(
+        self, runtime: str, mode: str, endpoint: str, log_path: str, cpus: tuple[int, int]
+    ) -> None:
         port = free_port()
-        self.server = spawn([__file__, "serve", runtime, mode, str(port), endpoint, log_path],
-                            ready_line="READY")  # fmt: skip
+        self.server = spawn([__file__, "serve", runtime, mode, str(port), endpoint, log_path,
+                             f"--cpu={cpus[0]}"], ready_line="READY")  # fmt: skip
         self.client = spawn(
             [__file__, "client", runtime, mode, f"127.0.0.1:{port}", endpoint, log_path,
-             str(self.server.pid)],
+             str(self.server.pid), f"--cpu={cpus[1]}"],
             ready_line="READY",
             stdin=True,
         )  # fmt: skip
@@ -447,7 +473,12 @@ Samples = dict[tuple[str, str, int], list[Sample]]  # (workload, mode, concurren
 
 
 def run(
-    slices: int, seconds: float, modes: tuple[str, ...], workloads: tuple[str, ...], pair_count: int
+    slices: int,
+    seconds: float,
+    modes: tuple[str, ...],
+    workloads: tuple[str, ...],
+    pair_count: int,
+    cpus: tuple[int, int],
 ) -> dict[str, Any]:
     sink = SpanSink()
     dead = f"http://127.0.0.1:{free_port()}"
@@ -461,7 +492,7 @@ def run(
             for mode in modes:
                 endpoint = dead if mode == "full_dead" else sink.endpoint
                 log_path = str(logs / f"{runtime}-{mode}.log")
-                pairs[(runtime, mode)] = [Pair(runtime, mode, endpoint, log_path)
+                pairs[(runtime, mode)] = [Pair(runtime, mode, endpoint, log_path, cpus)
                                           for _ in range(pair_count)]  # fmt: skip
         for workload in workloads:
             runtime, kind = workload.split("_", 1)
@@ -549,21 +580,26 @@ def main() -> None:
     serve_args = sub.add_parser("serve")
     for name in ("runtime", "mode", "port", "endpoint", "log_path"):
         serve_args.add_argument(name, type=int if name == "port" else str)
+    serve_args.add_argument("--cpu", type=int, default=-1)
     client_args = sub.add_parser("client")
     for name in ("runtime", "mode", "target", "endpoint", "log_path", "server_pid"):
         client_args.add_argument(name, type=int if name == "server_pid" else str)
+    client_args.add_argument("--cpu", type=int, default=-1)
     parser.add_argument("--slices", type=int, default=15, help="slices per mode, workload and load")
     parser.add_argument("--seconds", type=float, default=1.0, help="length of one slice")
     parser.add_argument("--pairs", type=int, default=3, help="process pairs per mode and runtime")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin servers and clients to CPUs")
     parser.add_argument("--quick", action="store_true", help="3 slices of 0.5 s, 1 pair: a smoke run")
     parser.add_argument("--modes", default=",".join(DEFAULT_MODES), help=f"among {', '.join(MODES)}")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"among {', '.join(WORKLOADS)}")
     args = parser.parse_args()
     stubs_dir()
     if args.command == "serve":
+        pin_to(args.cpu)
         serve(args.runtime, args.mode, args.port, args.endpoint, args.log_path)
         return
     if args.command == "client":
+        pin_to(args.cpu)
         client(args.runtime, args.mode, args.target, args.endpoint, args.log_path, args.server_pid)
         return
     modes = _names(args.modes, MODES, "modes", parser)
@@ -572,14 +608,16 @@ def main() -> None:
     workloads = _names(args.workloads, WORKLOADS, "workloads", parser)
     slices, seconds = (3, 0.5) if args.quick else (args.slices, args.seconds)
     pair_count = 1 if args.quick else max(1, args.pairs)
-    result = run(slices, seconds, modes, workloads, pair_count)
+    cpus = cpus_for_pairs(not args.no_pin)
+    result = run(slices, seconds, modes, workloads, pair_count, cpus)
     rows, figures = summarise(result["samples"], modes, workloads)
     print_table(
         "Over loopback, server and client in separate processes. 'rate': calls/s for unary,\n"
         f"messages/s for streams ({STREAM_MESSAGES} per call). 'vs bare': median ratio of a mode's\n"
         "slice to the bare slices either side of it (interquartile range beside it). CPU:\n"
         "microseconds per call (unary) or per message (streams), for bare, then what each mode\n"
-        "adds (median difference).",
+        "adds (median difference). "
+        + (f"Servers on CPU {cpus[0]}, clients on CPU {cpus[1]}." if cpus[0] >= 0 else "Not pinned."),
         ["workload", "load", "mode", "rate", "vs bare", "ratio IQR", "server cpu us", "client cpu us"],
         rows,
     )
@@ -593,6 +631,7 @@ def main() -> None:
             "slices": slices,
             "slice_seconds": seconds,
             "pairs": pair_count,
+            "pinned_cpus": list(cpus) if cpus[0] >= 0 else None,
             "stream_messages": STREAM_MESSAGES,
             "workloads": figures,
         }
