@@ -82,6 +82,20 @@ PEER_ATTRIBUTES: ComputedCache[str, dict[str, Any]] = ComputedCache(_peer_attrib
 """``network.peer.address`` / ``.port`` of a server span (do not modify the dicts)."""
 
 
+_TRACE_CONTEXT_KEYS = ("traceparent", "tracestate")
+
+
+def drop_trace_context(headers: list[tuple[str, Any]]) -> None:
+    """Remove the caller's own ``traceparent`` and ``tracestate`` from outgoing metadata: the
+    call's CLIENT span sets them (as a TextMapPropagator's ``inject`` sets, not adds), so a caller
+    forwarding the headers it received (a gateway copying HTTP headers, say) cannot send a second
+    trace context, or another trace's vendor state, beside the span's."""
+    for key, _ in headers:
+        if key in _TRACE_CONTEXT_KEYS:
+            headers[:] = [header for header in headers if header[0] not in _TRACE_CONTEXT_KEYS]
+            return
+
+
 class _Tracing:
     _kind = "INTERNAL"
 
@@ -171,6 +185,8 @@ class ClientTracing(_Tracing):
         headers = state.outgoing_metadata
         if headers is None:
             headers = state.outgoing_metadata = [*state.metadata]
+        if headers:
+            drop_trace_context(headers)
         self._propagation.inject(span.get_span_context(), headers, current)
 
     def on_finish(self, state: CallState) -> None:

@@ -180,3 +180,55 @@ def test_init_installs_the_w3c_rules_globally() -> None:
         env=env, capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
     )  # fmt: skip
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr
+
+
+class _MetadataEcho(echo_pb2_grpc.EchoServicer):
+    """Answers every call and keeps the metadata each one arrived with."""
+
+    def __init__(self) -> None:
+        self.received: list[list[tuple[str, Any]]] = []
+
+    def Unary(self, request: Any, context: Any) -> Any:  # noqa: N802
+        self.received.append(list(context.invocation_metadata()))
+        return echo_pb2.EchoReply()
+
+
+CALLERS_OWN = [
+    ("traceparent", f"00-{OTHER_TRACE}-{PARENT_ID}-01"),
+    ("tracestate", "caller=forwarded"),
+    ("x-kept", "yes"),
+]
+
+
+def _sent_trace_context(received: list[tuple[str, Any]]) -> tuple[list[str], list[str], list[str]]:
+    return (
+        [v for k, v in received if k == "traceparent"],
+        [v for k, v in received if k == "tracestate"],
+        [v for k, v in received if k == "x-kept"],
+    )
+
+
+@pytest.mark.parametrize("channel", ["sync", "aio"])
+async def test_the_calls_span_replaces_a_trace_context_the_caller_put_in_its_metadata(
+    channel: str, sync_service: Any
+) -> None:
+    """A caller forwarding headers it received (``traceparent``, ``tracestate``) through
+    ``tel.channel`` sends the CLIENT span's context only; its other metadata goes as it was."""
+    echo = _MetadataEcho()
+    b = sync_service("b", servicer=echo)
+    a = sync_service("a")
+    request = echo_pb2.EchoRequest(text="x")
+    if channel == "sync":
+        with a.tel.channel(b.target) as sync_channel:
+            echo_pb2_grpc.EchoStub(sync_channel).Unary(request, metadata=CALLERS_OWN, timeout=10)
+    else:
+        async with a.tel.aio_channel(b.target) as aio_channel:
+            await echo_pb2_grpc.EchoStub(aio_channel).Unary(request, metadata=CALLERS_OWN, timeout=10)
+    traceparents, tracestates, kept = _sent_trace_context(echo.received[-1])
+    client_span = span_of(a, "CLIENT")
+    assert traceparents == [
+        f"00-{client_span.context.trace_id:032x}-{client_span.context.span_id:016x}-01"
+    ]
+    assert OTHER_TRACE not in traceparents[0]
+    assert tracestates == []  # the span has none: the caller's is not sent with it
+    assert kept == ["yes"]
