@@ -53,7 +53,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Generator, Sequence
+from collections.abc import Callable, Collection, Generator, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
@@ -67,7 +67,7 @@ from telemetry.governance.breaker import BreakerState, CircuitBreaker
 from telemetry.governance.retry import RetryBudget, RetryCall, RetryPlan, RetryPolicy
 from telemetry.governance.rules import DEFAULT_FAILURE_CODES
 from telemetry.rpc._server_common import rpc_error_code
-from telemetry.rpc.aio_client import SettledAioCall
+from telemetry.rpc.aio_client import FailedStreamCall
 from telemetry.rpc.client import FailedCall
 from telemetry.rpc.relay import note_refusal, refusal, relayed
 from telemetry.rpc.retrying import new_retry_call, next_delay
@@ -942,46 +942,6 @@ class _AioUnaryCall(grpc.aio.UnaryUnaryCall):
         self._task.add_done_callback(lambda _task: callback(self))
 
 
-class _FailedAioCall(
-    SettledAioCall, grpc.aio.UnaryStreamCall, grpc.aio.StreamUnaryCall, grpc.aio.StreamStreamCall
-):
-    """A streaming call refused before it reached the network: reads, writes and awaits raise."""
-
-    def __init__(self, error: grpc.aio.AioRpcError) -> None:
-        self._error = error
-        self._trailing = error.trailing_metadata()
-
-    async def _fail(self) -> Any:
-        raise self._error
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self._fail().__await__()
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self
-
-    async def __anext__(self) -> Any:
-        raise self._error
-
-    async def read(self) -> Any:
-        raise self._error
-
-    async def write(self, request: Any) -> None:
-        raise self._error
-
-    async def done_writing(self) -> None:
-        raise self._error
-
-    async def wait_for_connection(self) -> None:
-        raise self._error
-
-    async def code(self) -> grpc.StatusCode:
-        return self._error.code()
-
-    async def details(self) -> str:
-        return str(self._error.details())
-
-
 class _AioUnaryUnary(_Multicallable):
     __slots__ = ()
 
@@ -1013,7 +973,7 @@ class _AioStreaming(_Multicallable):
         view = core.view()
         picked = core.pick(view, core.route_group())
         if picked is None:
-            return _FailedAioCall(_unavailable(core.refuse_locally(view)))
+            return FailedStreamCall(_unavailable(core.refuse_locally(view)))
         instance, endpoint = picked
         try:
             call = endpoint.callable(self._key)(request, timeout=timeout, metadata=metadata, **options)

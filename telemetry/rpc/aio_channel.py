@@ -27,7 +27,9 @@ from telemetry.rpc.aio_client import (
     AioClientInterceptor,
     AnsweredAioCall,
     CallEnd,
+    DelegatingCall,
     EndedOnAwait,
+    FailedStreamCall,
     SettledAioCall,
     maybe_count_sent,
 )
@@ -368,10 +370,10 @@ class _Streaming(_Multicallable):
             state = runner.start_call(info, timeout, metadata, request)
         except AnswerCall as answer:  # a fallback answers a single response, not a stream
             if info.streams_responses:
-                return RefusedStream(answer)
+                return refused_stream(answer)
             return AnsweredAioCall(answer.response, answer.trailing_metadata)
         except RejectCall as reject:  # a request stream refused still has write(), done_writing()
-            return RefusedStream(reject)
+            return refused_stream(reject)
         if info.streams_requests:
             request = maybe_count_sent(request, state, runner.chain)
         try:
@@ -383,15 +385,16 @@ class _Streaming(_Multicallable):
             _abandon(runner, state, exc)
             raise
         end = CallEnd(runner, state, call)
+        if info.streams_requests and info.streams_responses:
+            return BidiStreamCall(call, end, state, runner)
         if info.streams_responses:
-            return StreamCall(call, end, state, runner)
+            return ResponseStreamCall(call, end, state, runner)
         return EndedOnAwait(call, end)
 
 
-class StreamCall:
+class ResponseStreamCall(DelegatingCall, grpc.aio.UnaryStreamCall):
     """A response-streaming call: its responses, read or iterated, counted; the read or the
-    iteration that reaches the status finishes the chain. ``write`` counts what it sends.
-    Everything else is grpc's call's own."""
+    iteration that reaches the status finishes the chain. Everything else is grpc's call's own."""
 
     __slots__ = ("_call", "_end", "_runner", "_state")
 
@@ -419,42 +422,23 @@ class StreamCall:
             self._runner.chain.message(self._state, True)
         return message
 
+
+class BidiStreamCall(ResponseStreamCall, grpc.aio.StreamStreamCall):
+    """A bidirectional call: a response stream whose ``write`` counts what it sends."""
+
+    __slots__ = ()
+
     async def write(self, request: Any) -> None:
         await self._call.write(request)
         self._runner.chain.message(self._state, False)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._call, name)
-
-
-class RefusedStream:
-    """A streaming call governance refused before it reached the network: reading, iterating or
-    awaiting it raises the refusal; it is done, with the refusal's status."""
-
-    def __init__(self, reject: RejectCall) -> None:
-        self._refused = RefusedAioCall(reject)
-
-    def __aiter__(self) -> Any:
-        return self._raise()
-
-    async def _raise(self) -> Any:
-        raise self._refused._error
-        yield  # pragma: no cover - makes this an async generator
-
-    async def read(self) -> Any:
-        raise self._refused._error
-
-    async def write(self, request: Any) -> None:
-        raise asyncio.InvalidStateError("the call was refused before it started")  # grpc's, done
-
     async def done_writing(self) -> None:
-        return None
+        await self._call.done_writing()
 
-    def __await__(self) -> Any:
-        return self._refused.__await__()
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._refused, name)
+def refused_stream(reject: RejectCall) -> FailedStreamCall:
+    """A streaming call governance refused before it reached the network."""
+    return FailedStreamCall(RefusedAioCall(reject)._error)
 
 
 def _abandon(runner: AioClientInterceptor, state: CallState, exc: Exception) -> None:

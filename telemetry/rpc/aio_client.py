@@ -244,10 +244,57 @@ class CallEnd:
         await self.end()
 
 
-class EndedOnAwait:
+class DelegatingCall:
+    """The grpc.aio ``Call`` methods of a wrapper, answered by the call it wraps (``_call``), except
+    that a done-callback gets the wrapper, as grpc's calls pass themselves; anything else (grpc.aio
+    reads private attributes of what an interceptor returns) is the wrapped call's too. A mixin:
+    put it before the grpc.aio call classes it completes."""
+
+    __slots__ = ()
+    _call: Any
+
+    async def initial_metadata(self) -> Any:
+        return await self._call.initial_metadata()
+
+    async def trailing_metadata(self) -> Any:
+        return await self._call.trailing_metadata()
+
+    async def code(self) -> grpc.StatusCode:
+        code: grpc.StatusCode = await self._call.code()
+        return code
+
+    async def details(self) -> str:
+        details: str = await self._call.details()
+        return details
+
+    async def wait_for_connection(self) -> None:
+        await self._call.wait_for_connection()
+
+    def cancel(self) -> bool:
+        return bool(self._call.cancel())
+
+    def cancelled(self) -> bool:
+        return bool(self._call.cancelled())
+
+    def done(self) -> bool:
+        return bool(self._call.done())
+
+    def time_remaining(self) -> float | None:
+        remaining: float | None = self._call.time_remaining()
+        return remaining
+
+    def add_done_callback(self, callback: Any) -> None:
+        self._call.add_done_callback(lambda _call: callback(self))
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_call":  # not set yet: no recursion through __getattr__
+            raise AttributeError(name)
+        return getattr(self._call, name)
+
+
+class EndedOnAwait(DelegatingCall, grpc.aio.StreamUnaryCall):
     """A request-stream call whose single response, when awaited, finishes the chain in the
-    awaiting coroutine; everything else is the call's own (grpc.aio reads ``code()``,
-    ``done()``, ``_done_writing_flag`` ... of what the interceptor returns)."""
+    awaiting coroutine; everything else is the call's own."""
 
     __slots__ = ("_call", "_end")
 
@@ -272,8 +319,8 @@ class EndedOnAwait:
         await self._call.write(request)
         self._end.sent()
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._call, name)
+    async def done_writing(self) -> None:
+        await self._call.done_writing()
 
 
 def maybe_count_sent(requests: Any, state: CallState, chain: ConcernChain) -> Any:
@@ -343,3 +390,46 @@ class AnsweredAioCall(SettledAioCall, grpc.aio.UnaryUnaryCall):
 
     async def wait_for_connection(self) -> None:
         return None
+
+
+class FailedStreamCall(
+    SettledAioCall, grpc.aio.UnaryStreamCall, grpc.aio.StreamUnaryCall, grpc.aio.StreamStreamCall
+):
+    """A streaming call that ended with ``error`` before it reached the network (refused by
+    governance, no instance to send it to), answering as grpc.aio's finished calls do: reading,
+    iterating or awaiting it raises the error, writing raises ``asyncio.InvalidStateError``,
+    ``done_writing()`` does nothing."""
+
+    def __init__(self, error: grpc.aio.AioRpcError) -> None:
+        self._error = error
+        self._trailing = error.trailing_metadata()
+
+    async def _fail(self) -> Any:
+        raise self._error
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._fail().__await__()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        raise self._error
+
+    async def read(self) -> Any:
+        raise self._error
+
+    async def write(self, request: Any) -> None:
+        raise asyncio.InvalidStateError("the call was finished before it started")
+
+    async def done_writing(self) -> None:
+        return None
+
+    async def wait_for_connection(self) -> None:
+        raise self._error
+
+    async def code(self) -> grpc.StatusCode:
+        return self._error.code()
+
+    async def details(self) -> str:
+        return str(self._error.details() or "")

@@ -174,3 +174,54 @@ async def test_a_refused_client_stream_behaves_like_a_finished_grpc_call(aio_ser
         await holding.done_writing()
         await holding
     caller.shutdown()
+
+
+async def test_stream_calls_are_grpc_aio_calls_of_their_kind(aio_service: Any) -> None:
+    """What ``isinstance`` code written for grpc.aio's calls expects, and a done-callback that gets
+    the call it was added to (grpc.aio passes the call itself)."""
+    server = await aio_service("b")
+    caller = Caller()
+    async with caller.tel.aio_channel(server.target) as channel:
+        stub = echo_pb2_grpc.EchoStub(channel)
+        server_stream = stub.ServerStream(echo_pb2.EchoRequest(text="x"), timeout=10)
+        client_stream = stub.ClientStream(timeout=10)
+        bidi = stub.Bidi(timeout=10)
+        assert isinstance(server_stream, grpc.aio.UnaryStreamCall)
+        assert isinstance(client_stream, grpc.aio.StreamUnaryCall)
+        assert isinstance(bidi, grpc.aio.StreamStreamCall)
+        done: list[Any] = []
+        for call in (server_stream, client_stream, bidi):
+            call.add_done_callback(done.append)
+        assert [reply.text async for reply in server_stream]
+        await client_stream.write(echo_pb2.EchoRequest(text="x"))
+        await client_stream.done_writing()
+        await client_stream
+        await bidi.write(echo_pb2.EchoRequest(text="x"))
+        await bidi.done_writing()
+        assert [reply.text async for reply in bidi]
+        for call in (server_stream, client_stream, bidi):
+            assert await call.code() == grpc.StatusCode.OK and call.done()
+        await wait_until_async(lambda: len(done) == 3)
+        assert {id(call) for call in done} == {id(server_stream), id(client_stream), id(bidi)}
+    caller.tel.shutdown()
+
+
+async def test_a_refused_stream_is_a_finished_grpc_aio_call(aio_service: Any) -> None:
+    server = await aio_service("b")
+    rules = {"client": {"methods": {"*": {"bulkhead": {"max_concurrent": 1}}}}}
+    caller = telemetry.Telemetry(make_config("caller"), registry=CollectorRegistry(), governance=rules)
+    async with caller.aio_channel(server.target) as channel:
+        stub = echo_pb2_grpc.EchoStub(channel)
+        holding = stub.Bidi(timeout=10)  # holds the one permit until it ends
+        refused = stub.Bidi(timeout=10)
+        assert isinstance(refused, grpc.aio.StreamStreamCall) and refused.done()
+        assert await refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        with pytest.raises(grpc.aio.AioRpcError):
+            await refused.read()
+        seen: list[Any] = []
+        refused.add_done_callback(seen.append)
+        assert seen == [refused]
+        await holding.write(echo_pb2.EchoRequest(text="held"))
+        await holding.done_writing()
+        assert [reply.text async for reply in holding]
+    caller.shutdown()
