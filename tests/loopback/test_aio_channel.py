@@ -165,6 +165,11 @@ async def test_a_refused_client_stream_behaves_like_a_finished_grpc_call(aio_ser
         stub = echo_pb2_grpc.EchoStub(channel)
         holding = stub.ClientStream(timeout=10)  # holds the one permit until it ends
         refused = stub.ClientStream(timeout=10)
+        assert isinstance(refused, grpc.aio.StreamUnaryCall) and refused.done()
+        assert await refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        seen: list[Any] = []
+        refused.add_done_callback(seen.append)
+        assert seen == [refused]
         with pytest.raises(asyncio.InvalidStateError):
             await refused.write(echo_pb2.EchoRequest(text="x"))
         with pytest.raises(grpc.aio.AioRpcError) as error:
@@ -204,24 +209,3 @@ async def test_stream_calls_are_grpc_aio_calls_of_their_kind(aio_service: Any) -
         await wait_until_async(lambda: len(done) == 3)
         assert {id(call) for call in done} == {id(server_stream), id(client_stream), id(bidi)}
     caller.tel.shutdown()
-
-
-async def test_a_refused_stream_is_a_finished_grpc_aio_call(aio_service: Any) -> None:
-    server = await aio_service("b")
-    rules = {"client": {"methods": {"*": {"bulkhead": {"max_concurrent": 1}}}}}
-    caller = telemetry.Telemetry(make_config("caller"), registry=CollectorRegistry(), governance=rules)
-    async with caller.aio_channel(server.target) as channel:
-        stub = echo_pb2_grpc.EchoStub(channel)
-        holding = stub.Bidi(timeout=10)  # holds the one permit until it ends
-        refused = stub.Bidi(timeout=10)
-        assert isinstance(refused, grpc.aio.StreamStreamCall) and refused.done()
-        assert await refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        with pytest.raises(grpc.aio.AioRpcError):
-            await refused.read()
-        seen: list[Any] = []
-        refused.add_done_callback(seen.append)
-        assert seen == [refused]
-        await holding.write(echo_pb2.EchoRequest(text="held"))
-        await holding.done_writing()
-        assert [reply.text async for reply in holding]
-    caller.shutdown()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from telemetry.batch_queue import BatchQueue
 
@@ -22,6 +23,10 @@ class Recorder:
         self.sizes.append(len(batch))
         self.entered.set()
         assert self.gate.wait(10)
+
+
+def queue_of(handler: Any, interval: float) -> BatchQueue[int]:
+    return BatchQueue(handler, capacity=1000, batch_size=10, interval=interval, name="test-queue")
 
 
 def wait_for(predicate: object, timeout: float = 5.0) -> None:
@@ -44,7 +49,7 @@ def test_items_arriving_during_a_batch_wait_for_a_full_batch() -> None:
                 queue.put(100 + i)
             returned.set()
 
-    queue: BatchQueue[int] = BatchQueue(handle, capacity=1000, batch_size=10, interval=3600, name="t")
+    queue = queue_of(handle, interval=3600)
     for i in range(10):
         queue.put(i)
     assert returned.wait(5)
@@ -57,7 +62,7 @@ def test_items_arriving_during_a_batch_wait_for_a_full_batch() -> None:
 
 def test_a_partial_batch_goes_at_the_tick() -> None:
     recorder = Recorder()
-    queue: BatchQueue[int] = BatchQueue(recorder, capacity=1000, batch_size=10, interval=0.05, name="t")
+    queue = queue_of(recorder, interval=0.05)
     for i in range(3):
         queue.put(i)
     wait_for(lambda: recorder.sizes == [3])
@@ -66,7 +71,7 @@ def test_a_partial_batch_goes_at_the_tick() -> None:
 
 def test_a_tick_hands_on_what_waits_then_not_what_arrives_meanwhile() -> None:
     recorder = Recorder()
-    queue: BatchQueue[int] = BatchQueue(recorder, capacity=1000, batch_size=10, interval=0.2, name="t")
+    queue = queue_of(recorder, interval=0.2)
     recorder.gate.clear()
     for i in range(4):
         queue.put(i)
@@ -80,7 +85,7 @@ def test_a_tick_hands_on_what_waits_then_not_what_arrives_meanwhile() -> None:
 
 def test_flush_and_close_hand_on_everything() -> None:
     recorder = Recorder()
-    queue: BatchQueue[int] = BatchQueue(recorder, capacity=1000, batch_size=10, interval=3600, name="t")
+    queue = queue_of(recorder, interval=3600)
     for i in range(23):
         queue.put(i)
     assert queue.flush(5)
