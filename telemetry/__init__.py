@@ -28,7 +28,7 @@ from telemetry.rpc.aio_client import AioClientInterceptor
 from telemetry.rpc.aio_server import AioServerInterceptor
 from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall, RpcKind, Side
 from telemetry.rpc.client import AnsweredCall, ClientInterceptor, FailedCall
-from telemetry.rpc.concern import Concern
+from telemetry.rpc.concern import Concern, InvalidConcernError
 from telemetry.rpc.server import ServerInterceptor
 from telemetry.tracing.samplers import RateLimitingSampler
 
@@ -49,6 +49,7 @@ __all__ = [
     "Governance",
     "GovernanceRules",
     "Instance",
+    "InvalidConcernError",
     "MethodInfo",
     "RateLimitingSampler",
     "RejectCall",

@@ -155,6 +155,7 @@ class CallState:
     """Per-call scratchpad. Adapters fill the common slots; each concern owns its own slots."""
 
     __slots__ = (
+        "_extras",
         "answer",
         "call_token",
         "code",
@@ -223,6 +224,17 @@ class CallState:
         self.relayed: str | None = None
         # Client (grpc.aio direct calls): the chain was finished, so a later path must not again.
         self.finished = False
+        self._extras: dict[Any, Any] | None = None
+
+    @property
+    def extras(self) -> dict[Any, Any]:
+        """Per-call values of concerns written outside this package, under keys of their own
+        choosing (the concern itself, say); made on first use, so calls that need none pay
+        nothing for it."""
+        extras = self._extras
+        if extras is None:
+            extras = self._extras = {}
+        return extras
 
 
 # The call being served in this context (set by a server's concern chain from its start to its

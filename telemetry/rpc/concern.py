@@ -11,6 +11,12 @@ Concerns start in order and finish in reverse, so tracing (first) still has its 
 logging and metrics finish. A server chain also makes the call current (:data:`current_call`) from
 its start to its finish, for code that runs inside the handler (log fields, deadlines).
 
+Hooks are found by name, so the chain checks the names when it is built: an ``on_*`` attribute that
+is not a hook (``on_finsh``), a near miss of ``prepare`` or ``for_method``, a hook that is not
+callable or does not take the hook's arguments is a :class:`InvalidConcernError` naming it (the object
+``for_method`` returns is checked when its method is prepared; a bad one is logged and sits the
+method out, since that happens on a call). A concern keeps per-call values in ``state.extras``.
+
 A concern may refuse a call by raising :class:`~telemetry.rpc.call.RejectCall` from ``on_start``.
 Any other exception from a concern is a bug in telemetry: it is logged (rate-limited) and the RPC
 goes on. Telemetry never fails an RPC.
@@ -18,6 +24,8 @@ goes on. Telemetry never fails an RPC.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 import threading
 import time
@@ -33,6 +41,73 @@ _log = logging.getLogger("telemetry")
 class Concern(Protocol):
     """Any object with some of the hooks ``prepare(info)``, ``on_start(state)``,
     ``on_message(state, received)`` and ``on_finish(state)`` (see the module docstring)."""
+
+
+CALL_HOOKS = {"on_start": 1, "on_message": 2, "on_finish": 1}
+"""The hooks a call runs, with the number of arguments each is given."""
+METHOD_HOOKS = {"prepare": 1, "for_method": 1}
+"""The hooks run once per method, with their argument counts."""
+_HOOKS = {**CALL_HOOKS, **METHOD_HOOKS}
+
+
+class InvalidConcernError(TypeError):
+    """A concern whose hooks the chain would misread: an unknown ``on_*`` name, a near miss of a
+    hook's name, a hook that is not callable or takes other arguments."""
+
+
+def check_concern(concern: object, hooks: dict[str, int] = _HOOKS) -> None:
+    """Raise :class:`InvalidConcernError` naming what is wrong with ``concern``'s ``hooks``."""
+    owner = type(concern).__name__
+    for name in dir(concern):
+        if name.startswith("_") or name in hooks:
+            continue
+        if name.startswith("on_") or _near_miss(name, getattr(concern, name, None), hooks):
+            close = difflib.get_close_matches(name, hooks, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise InvalidConcernError(
+                f"{owner}.{name} is not a concern hook (hooks: {', '.join(hooks)}){hint}"
+            )
+    for name, arguments in hooks.items():
+        hook = getattr(concern, name, None)
+        if hook is None:
+            continue
+        if not callable(hook):
+            raise InvalidConcernError(f"{owner}.{name} is a hook name but not callable")
+        if not _takes(hook, arguments):
+            raise InvalidConcernError(
+                f"{owner}.{name} must take {arguments} positional argument"
+                f"{'s' if arguments > 1 else ''} ({_SIGNATURES[name]})"
+            )
+
+
+_SIGNATURES = {
+    "on_start": "state",
+    "on_message": "state, received",
+    "on_finish": "state",
+    "prepare": "info",
+    "for_method": "info",
+}
+
+
+def _near_miss(name: str, value: Any, hooks: dict[str, int]) -> bool:
+    """A method named like a hook but not quite (``prepar``, ``for_methd``); a name that extends
+    one (``prepared``, ``prepare_all``) is the concern's own."""
+    if not callable(value) or any(name.startswith(hook) for hook in hooks):
+        return False
+    return bool(difflib.get_close_matches(name, hooks, n=1, cutoff=0.85))
+
+
+def _takes(function: Any, count: int) -> bool:
+    """Whether ``function`` accepts ``count`` positional arguments (True when it cannot tell)."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # some builtins have no signature
+        return True
+    try:
+        signature.bind(*range(count))
+    except TypeError:
+        return False
+    return True
 
 
 class _HookFailureReporter:
@@ -66,6 +141,8 @@ class ConcernChain:
     def __init__(self, concerns: Iterable[Concern], *, serving: bool = False) -> None:
         self.concerns = tuple(concerns)
         self.serving = serving
+        for concern in self.concerns:
+            check_concern(concern)
 
     def prepare(self, info: MethodInfo) -> MethodInfo:
         """Prepare every concern for a method and resolve the call hooks its calls run."""
@@ -77,6 +154,8 @@ class ConcernChain:
                     concern.prepare(info)
                 if hasattr(concern, "for_method"):
                     part = concern.for_method(info)
+                    if part is not None and part is not concern:
+                        check_concern(part, CALL_HOOKS)
             except Exception:
                 report_hook_failure(concern, "prepare")
                 part = None

@@ -36,6 +36,7 @@ def test_public_api_is_exactly_this() -> None:
         "Governance",
         "GovernanceRules",
         "Instance",
+        "InvalidConcernError",
         "MethodInfo",
         "RateLimitingSampler",
         "RejectCall",
