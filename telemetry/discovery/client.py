@@ -66,11 +66,11 @@ from telemetry.governance._types import Clock, monotonic
 from telemetry.governance.breaker import BreakerState, CircuitBreaker
 from telemetry.governance.retry import RetryBudget, RetryCall, RetryPlan, RetryPolicy
 from telemetry.governance.rules import DEFAULT_FAILURE_CODES
-from telemetry.rpc._server_common import rpc_error_code
 from telemetry.rpc.aio_client import FailedStreamCall
 from telemetry.rpc.client import FailedCall
 from telemetry.rpc.relay import note_refusal, refusal, relayed
 from telemetry.rpc.retrying import new_retry_call, next_delay
+from telemetry.rpc.status import rpc_error_code
 
 __all__ = [
     "RETRY_CODES",

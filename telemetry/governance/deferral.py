@@ -19,7 +19,7 @@ import grpc
 
 from telemetry.governance.breaker import BreakerState, CircuitBreaker
 from telemetry.governance.degrade import DeferralQueue, DeferralWorker
-from telemetry.rpc._server_common import rpc_error_code
+from telemetry.rpc.status import rpc_error_code
 
 _log = logging.getLogger("telemetry.governance")
 

@@ -23,8 +23,9 @@ from telemetry.computed_cache import ComputedCache
 from telemetry.logging.pipeline import PIPELINE
 from telemetry.logging.redaction import REDACTED, redactor_for
 from telemetry.logging.render import FIRST_KEYS, iso_time
-from telemetry.rpc.call import CallState, MethodInfo, RpcKind, Side, go_code_name
+from telemetry.rpc.call import CallState, MethodInfo, RpcKind, Side
 from telemetry.rpc.relay import refusal
+from telemetry.rpc.status import go_code_name
 from telemetry.tracing.concern import span_ids
 
 _C = grpc.StatusCode

@@ -29,7 +29,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 
-from telemetry.rpc.call import CallState, MethodInfo, RpcKind, go_code_name
+from telemetry.rpc.call import CallState, MethodInfo, RpcKind
+from telemetry.rpc.status import go_code_name
 from telemetry.tracing.concern import is_sampled, trace_ids
 
 OVERFLOW_LABEL = "other"

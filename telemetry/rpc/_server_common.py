@@ -13,18 +13,13 @@ import grpc
 from telemetry.rpc.call import CallState, MethodInfo, RejectCall, RpcKind, Side
 from telemetry.rpc.concern import Concern, ConcernChain
 from telemetry.rpc.relay import relay_metadata
+from telemetry.rpc.status import MAX_STATUS_DETAILS, bounded_details, rpc_error_code
 
 _log = logging.getLogger("telemetry")
 
 INTERNAL_ERROR_DETAILS = "internal error"
 # grpc-go's words (and code) for a request its codec cannot parse; grpc-java answers INTERNAL too.
 UNDECODABLE_DETAILS = "grpc: error unmarshalling request"
-# grpc sends status details in the grpc-message trailer, which the peer's metadata limit (8 KiB
-# soft, 16 KiB hard by default) also bounds: a handler echoing a 20 KB input in its error would
-# have the stream reset and its caller see UNAVAILABLE, blaming the server's health. Details
-# longer than this many UTF-8 bytes are cut and marked.
-MAX_STATUS_DETAILS = 1024
-_TRUNCATED = "... [truncated {} bytes]"
 _MAX_CACHED_METHODS = 10_000
 
 
@@ -117,19 +112,6 @@ class ServerAdapterBase:
         return True
 
 
-def bounded_details(details: str) -> str:
-    """``details`` cut to :data:`MAX_STATUS_DETAILS` UTF-8 bytes (at a character boundary) and
-    marked with how much was cut."""
-    if len(details) * 4 <= MAX_STATUS_DETAILS:  # no character takes more than 4 bytes
-        return details
-    raw = details.encode("utf-8", "replace")
-    if len(raw) <= MAX_STATUS_DETAILS:
-        return details
-    keep = MAX_STATUS_DETAILS - len(_TRUNCATED.format(len(raw)))
-    head = raw[:keep].decode("utf-8", "ignore")
-    return head + _TRUNCATED.format(len(raw) - len(head.encode()))
-
-
 def seal_failure(state: CallState, context: Any) -> None:
     """Before a failed call's status is sent: bound the details the handler set, and mark the
     failure as relaying a governance refusal when a call it made was refused."""
@@ -144,15 +126,6 @@ def seal_failure(state: CallState, context: Any) -> None:
     exc = state.exception
     if state.relayed is not None and (exc is None or isinstance(exc, grpc.RpcError)):
         context.set_trailing_metadata(relay_metadata(state.relayed, context.trailing_metadata()))
-
-
-def rpc_error_code(exc: grpc.RpcError) -> Any:
-    """The status code of an RpcError (None when it has none, e.g. a bare RpcError)."""
-    code = getattr(exc, "code", None)
-    try:
-        return code() if callable(code) else None
-    except Exception:
-        return None
 
 
 class Undecodable:

@@ -21,7 +21,6 @@ from telemetry.rpc._server_common import (
     UNDECODABLE_DETAILS,
     ServerAdapterBase,
     Undecodable,
-    bounded_details,
     new_handler,
     original_behavior,
     seal_failure,
@@ -30,6 +29,7 @@ from telemetry.rpc._server_common import (
 from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall, RpcKind
 from telemetry.rpc.concern import Concern, ConcernChain
 from telemetry.rpc.relay import relay_metadata
+from telemetry.rpc.status import bounded_details
 
 
 class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):

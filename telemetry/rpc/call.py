@@ -35,36 +35,6 @@ class Side(enum.StrEnum):
     CLIENT = "client"
 
 
-# Status codes in Go spelling (grpc_code label values community dashboards expect).
-_GO_CODE_NAMES = {
-    grpc.StatusCode.OK: "OK",
-    grpc.StatusCode.CANCELLED: "Canceled",
-    grpc.StatusCode.UNKNOWN: "Unknown",
-    grpc.StatusCode.INVALID_ARGUMENT: "InvalidArgument",
-    grpc.StatusCode.DEADLINE_EXCEEDED: "DeadlineExceeded",
-    grpc.StatusCode.NOT_FOUND: "NotFound",
-    grpc.StatusCode.ALREADY_EXISTS: "AlreadyExists",
-    grpc.StatusCode.PERMISSION_DENIED: "PermissionDenied",
-    grpc.StatusCode.RESOURCE_EXHAUSTED: "ResourceExhausted",
-    grpc.StatusCode.FAILED_PRECONDITION: "FailedPrecondition",
-    grpc.StatusCode.ABORTED: "Aborted",
-    grpc.StatusCode.OUT_OF_RANGE: "OutOfRange",
-    grpc.StatusCode.UNIMPLEMENTED: "Unimplemented",
-    grpc.StatusCode.INTERNAL: "Internal",
-    grpc.StatusCode.UNAVAILABLE: "Unavailable",
-    grpc.StatusCode.DATA_LOSS: "DataLoss",
-    grpc.StatusCode.UNAUTHENTICATED: "Unauthenticated",
-}
-
-
-# Keyed by the member's name: hashing a StatusCode runs Enum.__hash__ in Python.
-_GO_CODE_NAMES_BY_NAME = {code._name_: name for code, name in _GO_CODE_NAMES.items()}
-
-
-def go_code_name(code: grpc.StatusCode) -> str:
-    return _GO_CODE_NAMES_BY_NAME.get(getattr(code, "_name_", ""), "Unknown")
-
-
 def split_method(full_method: str) -> tuple[str, str]:
     """``/pkg.Service/Method`` -> (``pkg.Service``, ``Method``); anything else -> ("unknown", ...)."""
     parts = full_method.split("/")

@@ -20,8 +20,8 @@ from telemetry.discovery.balancer import RoundRobinBalancer
 from telemetry.discovery.client import ServiceChannel
 from telemetry.discovery.instance import Instance
 from telemetry.governance.breaker import BreakerState
-from telemetry.rpc._server_common import MAX_STATUS_DETAILS
 from telemetry.rpc.relay import RELAYED_KEY
+from telemetry.rpc.status import MAX_STATUS_DETAILS
 
 ECHO = "telemetry.test.Echo"
 

@@ -6,7 +6,6 @@ import grpc
 import pytest
 
 from telemetry.governance.retry import RetryBudget, RetryCall, RetryPlan, RetryPolicy
-from telemetry.rpc._server_common import MAX_STATUS_DETAILS, bounded_details
 from telemetry.rpc.relay import (
     DECISION_KEY,
     NO_RETRY,
@@ -17,6 +16,7 @@ from telemetry.rpc.relay import (
     relayed,
     retry_hints,
 )
+from telemetry.rpc.status import MAX_STATUS_DETAILS, bounded_details
 from telemetry.testing import FakeClock
 
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
