@@ -170,7 +170,7 @@ class Telemetry:
         the handle has it). ``aio``: for a grpc.aio server (governance never blocks its loop)."""
         cfg = self.config
         concerns = self._concerns(
-            ServerTracing if tracing else None,
+            self._server_tracing() if tracing else None,
             self._access_log(Side.SERVER, "all" if cfg.access_log else "off") if logging else None,
             self.server_metrics if metrics else None,
             deadline.ServerDeadline() if deadlines and cfg.deadline_propagation else None,
@@ -198,9 +198,7 @@ class Telemetry:
         ``retries`` False leaves retrying to the caller (a balanced channel's instances)."""
         cfg = self.config
         concerns = self._concerns(
-            (lambda tracer, propagation, untraced: ClientTracing(tracer, propagation, untraced, target))
-            if tracing
-            else None,
+            self._client_tracing(target) if tracing else None,
             self._access_log(Side.CLIENT, cfg.client_access_log) if logging else None,
             self.client_metrics if metrics else None,
             deadline.ClientDeadline() if deadlines and cfg.deadline_propagation else None,
@@ -211,16 +209,14 @@ class Telemetry:
 
     def _concerns(
         self,
-        tracing: Any,
+        tracing: Concern | None,
         access_log: AccessLog | None,
         metrics: SideMetrics | None,
         deadlines: Concern | None,
     ) -> list[Concern]:
         concerns: list[Concern] = []
-        if tracing is not None and self.tracing is not None:
-            concerns.append(
-                tracing(self.tracing.rpc_tracer, self.tracing.propagation, self.config.untraced_services)
-            )
+        if tracing is not None:
+            concerns.append(tracing)
         if access_log is not None:
             concerns.append(access_log)
         if metrics is not None:
@@ -228,6 +224,19 @@ class Telemetry:
         if deadlines is not None:
             concerns.append(deadlines)
         return concerns
+
+    def _server_tracing(self) -> ServerTracing | None:
+        traced = self.tracing
+        if traced is None:
+            return None
+        return ServerTracing(traced.rpc_tracer, traced.propagation, self.config.untraced_services)
+
+    def _client_tracing(self, target: str) -> ClientTracing | None:
+        traced = self.tracing
+        if traced is None:
+            return None
+        untraced = self.config.untraced_services
+        return ClientTracing(traced.rpc_tracer, traced.propagation, untraced, target)
 
     def _access_log(self, side: Side, lines: str) -> AccessLog:
         cfg = self.config
