@@ -614,7 +614,9 @@ def init(
 
 
 def _set_global_tracer_provider(provider: TracerProvider) -> None:
-    # The API allows setting the global provider once; later inits (tests, reloads) swap it directly.
+    # The API sets the global provider once and keeps the first, so a second init (tests, a
+    # reload) would leave trace.get_tracer() on the old handle: clear its private set-once flag
+    # (opentelemetry-api 1.x; tests/unit/test_reinit.py fails without this line).
     trace._TRACER_PROVIDER_SET_ONCE._done = False
     trace.set_tracer_provider(provider)
 
