@@ -44,7 +44,6 @@ class BatchQueue(Generic[T]):
         self._drain_requested = False  # a flush or close wants everything, not only full batches
         self._stopping = False
         self.dropped = 0
-        self.batches = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -96,7 +95,6 @@ class BatchQueue(Generic[T]):
                 while queue and len(batch) < self._batch_size:
                     batch.append(queue.popleft())
                 due -= len(batch)
-                self.batches += 1
                 with contextlib.suppress(Exception):  # handlers report their own failures
                     self._handle(batch)
                 with self._done:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from time import perf_counter
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 
@@ -58,3 +58,38 @@ class ClientAdapterBase:
         elif not state.info.streams_responses:
             self.chain.message(state, True)  # a response stream counted each message as it came
         self.chain.finish(state)
+
+
+Runner = TypeVar("Runner", bound=ClientAdapterBase)
+
+
+class WrappedMulticallable(Generic[Runner]):
+    """grpc's multicallable of one method, wrapped once, when a stub is built, with the method's
+    info and the adapter (``runner``) whose chain its calls run."""
+
+    __slots__ = ("_info", "_inner", "_runner")
+
+    def __init__(self, inner: Any, runner: Runner, info: MethodInfo) -> None:
+        self._inner = inner
+        self._runner = runner
+        self._info = info
+
+
+def wrapping_method(name: str, kind: RpcKind, wrapper: Callable[[Any, Any, MethodInfo], Any]) -> Any:
+    """The channel method ``name`` (``unary_unary`` ...) of an instrumented channel (one with
+    ``_channel`` and ``_runner``): grpc's multicallable, made by ``wrapper``."""
+
+    def make(
+        self: Any,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: bool | None = False,
+    ) -> Any:
+        inner = getattr(self._channel, name)(
+            method, request_serializer, response_deserializer, _registered_method
+        )
+        return wrapper(inner, self._runner, self._runner.method_info(method, kind))
+
+    make.__name__ = name
+    return make

@@ -24,6 +24,7 @@ import grpc.aio
 from grpc.aio import Metadata
 
 from telemetry.governance.retry import RetryCall
+from telemetry.rpc._client_common import WrappedMulticallable, wrapping_method
 from telemetry.rpc.aio_client import (
     AioClientInterceptor,
     AnsweredAioCall,
@@ -37,7 +38,6 @@ from telemetry.rpc.aio_client import (
 from telemetry.rpc.call import (
     AnswerCall,
     CallState,
-    MethodInfo,
     RejectCall,
     RpcKind,
     has_answer,
@@ -48,14 +48,18 @@ from telemetry.rpc.retrying import new_retry_call, next_delay
 _OK = grpc.StatusCode.OK
 
 
+def refusal_error(reject: RejectCall) -> grpc.aio.AioRpcError:
+    """What awaiting or reading a call governance refused raises: its status and trailers."""
+    return grpc.aio.AioRpcError(
+        reject.code, grpc.aio.Metadata(), grpc.aio.Metadata(*reject.trailing_metadata), reject.details
+    )
+
+
 class RefusedAioCall(SettledAioCall, grpc.aio.UnaryUnaryCall):
     """A call governance refused before it reached the network: awaiting it raises the refusal."""
 
     def __init__(self, reject: RejectCall) -> None:
-        self._error = grpc.aio.AioRpcError(
-            reject.code, grpc.aio.Metadata(), grpc.aio.Metadata(*reject.trailing_metadata),
-            reject.details,
-        )  # fmt: skip
+        self._error = refusal_error(reject)
         self._trailing = self._error.trailing_metadata()
 
     def __await__(self) -> Any:
@@ -73,15 +77,16 @@ class RefusedAioCall(SettledAioCall, grpc.aio.UnaryUnaryCall):
         raise self._error
 
 
-class _Multicallable:
-    """grpc.aio's multicallable of one method, wrapped once with the method's info."""
+def to_send(state: CallState, metadata: Any) -> Any:
+    """The metadata a call sends: the chain's (trace context ...) as grpc.aio's own Metadata, or
+    else the caller's. A list would cost grpc.aio an isinstance check through typing's ABCs and a
+    copy, ~8 Python calls a call."""
+    outgoing = state.outgoing_metadata
+    return Metadata(*outgoing) if outgoing else metadata
 
-    __slots__ = ("_info", "_inner", "_runner")
 
-    def __init__(self, inner: Any, runner: AioClientInterceptor, info: MethodInfo) -> None:
-        self._inner = inner
-        self._runner = runner
-        self._info = info
+class _Multicallable(WrappedMulticallable[AioClientInterceptor]):
+    __slots__ = ()
 
 
 class _UnaryUnary(_Multicallable):
@@ -111,12 +116,8 @@ class _UnaryUnary(_Multicallable):
         except RejectCall as reject:
             return RefusedAioCall(reject)
         try:
-            # grpc.aio's own Metadata: a list would cost grpc.aio an isinstance check through
-            # typing's ABCs and a copy, ~8 Python calls a call.
-            outgoing = state.outgoing_metadata
             inner = self._inner(request, timeout=state.timeout,
-                                metadata=Metadata(*outgoing) if outgoing else metadata,
-                                **options)  # fmt: skip
+                                metadata=to_send(state, metadata), **options)  # fmt: skip
         except Exception as exc:  # a closed channel, bad metadata: the chain ends with the call
             _abandon(self._runner, state, exc)
             raise
@@ -246,10 +247,8 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
         finally:
             retry_attempt.reset(token)
         try:
-            outgoing = state.outgoing_metadata
             call = multicallable._inner(self._request, timeout=state.timeout,
-                                        metadata=Metadata(*outgoing) if outgoing else metadata,
-                                        **options)  # fmt: skip
+                                        metadata=to_send(state, metadata), **options)  # fmt: skip
         except Exception as exc:  # the channel closed meanwhile, say
             self._end(state, grpc.StatusCode.UNKNOWN, f"{type(exc).__name__}: {exc}")
             raise
@@ -376,16 +375,15 @@ class _Streaming(_Multicallable):
             state = runner.start_call(info, timeout, metadata, request)
         except AnswerCall as answer:  # a fallback answers a single response, not a stream
             if info.streams_responses:
-                return refused_stream(answer)
+                return FailedStreamCall(refusal_error(answer))
             return AnsweredAioCall(answer.response, answer.trailing_metadata)
         except RejectCall as reject:  # a request stream refused still has write(), done_writing()
-            return refused_stream(reject)
+            return FailedStreamCall(refusal_error(reject))
         if info.streams_requests:
             request = maybe_count_sent(request, state, runner.chain)
         try:
-            outgoing = state.outgoing_metadata
             call = self._inner(
-                request, timeout=state.timeout, metadata=Metadata(*outgoing) if outgoing else metadata,
+                request, timeout=state.timeout, metadata=to_send(state, metadata),
                 credentials=credentials, wait_for_ready=wait_for_ready, compression=compression,
             )  # fmt: skip
         except Exception as exc:
@@ -443,11 +441,6 @@ class BidiStreamCall(ResponseStreamCall, grpc.aio.StreamStreamCall):
         await self._call.done_writing()
 
 
-def refused_stream(reject: RejectCall) -> FailedStreamCall:
-    """A streaming call governance refused before it reached the network."""
-    return FailedStreamCall(RefusedAioCall(reject)._error)
-
-
 def _abandon(runner: AioClientInterceptor, state: CallState, exc: Exception) -> None:
     """grpc refused to make the call (a closed channel, bad metadata): the chain ends with it."""
     state.finished = True
@@ -469,25 +462,6 @@ class _Raised:
         self.error = error
 
 
-def _streaming(name: str, kind: RpcKind) -> Any:
-    """The channel method ``name`` (``unary_stream`` ...): grpc's multicallable, wrapped once."""
-
-    def make(
-        self: InstrumentedAioChannel,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: bool | None = False,
-    ) -> Any:
-        inner = getattr(self._channel, name)(
-            method, request_serializer, response_deserializer, _registered_method
-        )
-        return _Streaming(inner, self._runner, self._runner.method_info(method, kind))
-
-    make.__name__ = name
-    return make
-
-
 class InstrumentedAioChannel(grpc.aio.Channel):
     """``channel`` (a plain grpc.aio channel, or one with the caller's own interceptors, which run
     after the chain) with every call kind wrapped; the rest passes through to ``channel``."""
@@ -496,21 +470,10 @@ class InstrumentedAioChannel(grpc.aio.Channel):
         self._channel = channel
         self._runner = runner
 
-    def unary_unary(
-        self,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: bool | None = False,
-    ) -> Any:
-        inner = self._channel.unary_unary(
-            method, request_serializer, response_deserializer, _registered_method
-        )
-        return _UnaryUnary(inner, self._runner, self._runner.method_info(method, RpcKind.UNARY))
-
-    unary_stream = _streaming("unary_stream", RpcKind.SERVER_STREAM)
-    stream_unary = _streaming("stream_unary", RpcKind.CLIENT_STREAM)
-    stream_stream = _streaming("stream_stream", RpcKind.BIDI_STREAM)
+    unary_unary = wrapping_method("unary_unary", RpcKind.UNARY, _UnaryUnary)
+    unary_stream = wrapping_method("unary_stream", RpcKind.SERVER_STREAM, _Streaming)
+    stream_unary = wrapping_method("stream_unary", RpcKind.CLIENT_STREAM, _Streaming)
+    stream_stream = wrapping_method("stream_stream", RpcKind.BIDI_STREAM, _Streaming)
 
     async def __aenter__(self) -> InstrumentedAioChannel:
         return self

@@ -23,8 +23,6 @@ from telemetry.rpc._server_common import (
     Undecodable,
     new_handler,
     original_behavior,
-    seal_failure,
-    status_details,
 )
 from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall, RpcKind
 from telemetry.rpc.concern import Concern, ConcernChain
@@ -69,6 +67,7 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         costs ~1 us on the cold interpreter of a live process: benchmarks/RESULTS.md)."""
         chain = self.chain
         start, finish = chain.start, chain.finish
+        finish_returned = self.finish_returned
         ok = grpc.StatusCode.OK
 
         async def unary(request: Any, context: Any) -> Any:
@@ -99,10 +98,8 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
             if code is None or code is ok:
                 state.response = response
                 state.msgs_sent = 1
-            else:
-                state.code = code
-                seal_failure(state, context)
-                state.details = status_details(context)
+            else:  # a status the handler set without raising
+                finish_returned(state, context)
             finish(state)
             return response
 

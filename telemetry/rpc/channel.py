@@ -15,10 +15,10 @@ from typing import Any
 import grpc
 
 from telemetry.governance.retry import RetryCall
+from telemetry.rpc._client_common import WrappedMulticallable, wrapping_method
 from telemetry.rpc.call import (
     AnswerCall,
     CallState,
-    MethodInfo,
     RejectCall,
     RpcKind,
     has_answer,
@@ -28,33 +28,8 @@ from telemetry.rpc.client import AnsweredCall, ClientInterceptor, CountingRespon
 from telemetry.rpc.retrying import new_retry_call, next_delay
 
 
-def _factory(name: str, kind: RpcKind) -> Any:
-    """The channel method ``name`` (``unary_unary`` ...): grpc's multicallable, wrapped once."""
-    wrapper = _Streaming if kind in (RpcKind.SERVER_STREAM, RpcKind.BIDI_STREAM) else _UnaryResponse
-
-    def make(
-        self: InstrumentedChannel,
-        method: str,
-        request_serializer: Any = None,
-        response_deserializer: Any = None,
-        _registered_method: bool = False,
-    ) -> Any:
-        inner = getattr(self._channel, name)(
-            method, request_serializer, response_deserializer, _registered_method
-        )
-        return wrapper(inner, self._runner, self._runner.method_info(method, kind))
-
-    make.__name__ = name
-    return make
-
-
-class _Multicallable:
-    __slots__ = ("_info", "_inner", "_runner")
-
-    def __init__(self, inner: Any, runner: ClientInterceptor, info: MethodInfo) -> None:
-        self._inner = inner
-        self._runner = runner
-        self._info = info
+class _Multicallable(WrappedMulticallable[ClientInterceptor]):
+    __slots__ = ()
 
     def _launch(
         self, invoke: Any, request: Any, timeout: float | None, metadata: Any, options: dict[str, Any]
@@ -209,10 +184,10 @@ class InstrumentedChannel(grpc.Channel):
         self._channel = channel
         self._runner = runner
 
-    unary_unary = _factory("unary_unary", RpcKind.UNARY)
-    unary_stream = _factory("unary_stream", RpcKind.SERVER_STREAM)
-    stream_unary = _factory("stream_unary", RpcKind.CLIENT_STREAM)
-    stream_stream = _factory("stream_stream", RpcKind.BIDI_STREAM)
+    unary_unary = wrapping_method("unary_unary", RpcKind.UNARY, _UnaryResponse)
+    unary_stream = wrapping_method("unary_stream", RpcKind.SERVER_STREAM, _Streaming)
+    stream_unary = wrapping_method("stream_unary", RpcKind.CLIENT_STREAM, _UnaryResponse)
+    stream_stream = wrapping_method("stream_stream", RpcKind.BIDI_STREAM, _Streaming)
 
     def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
         self._channel.subscribe(callback, try_to_connect)

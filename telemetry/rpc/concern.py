@@ -80,6 +80,17 @@ def check_concern(concern: object, hooks: dict[str, int] = _HOOKS) -> None:
             )
 
 
+_checked_parts: set[type] = set()  # one entry per class: bounded by the code, not by callers
+
+
+def _check_part(part: object) -> None:
+    """:func:`check_concern` for the call hooks of a per-method part, once per class (a method
+    is prepared on its first call, and callers can name many methods)."""
+    if type(part) not in _checked_parts:
+        check_concern(part, CALL_HOOKS)
+        _checked_parts.add(type(part))
+
+
 _SIGNATURES = {
     "on_start": "state",
     "on_message": "state, received",
@@ -155,7 +166,7 @@ class ConcernChain:
                 if hasattr(concern, "for_method"):
                     part = concern.for_method(info)
                     if part is not None and part is not concern:
-                        check_concern(part, CALL_HOOKS)
+                        _check_part(part)
             except Exception:
                 report_hook_failure(concern, "prepare")
                 part = None

@@ -15,8 +15,6 @@ from telemetry.rpc._server_common import (
     Undecodable,
     new_handler,
     original_behavior,
-    seal_failure,
-    status_details,
 )
 from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall
 from telemetry.rpc.concern import Concern
@@ -57,6 +55,7 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
         costs ~1 us there, so the layers are folded in (benchmarks/RESULTS.md, overhead)."""
         chain = self.chain
         start, finish = chain.start, chain.finish
+        finish_returned = self.finish_returned
         ok = grpc.StatusCode.OK
 
         def unary(request: Any, context: Any) -> Any:
@@ -83,10 +82,8 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
             if code is None or code is ok:
                 state.response = response
                 state.msgs_sent = 1
-            else:
-                state.code = code
-                seal_failure(state, context)
-                state.details = status_details(context)
+            else:  # a status the handler set without raising
+                finish_returned(state, context)
             finish(state)
             return response
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
+
+from helpers import wait_until
 
 from telemetry.batch_queue import BatchQueue
 
@@ -29,13 +30,6 @@ def queue_of(handler: Any, interval: float) -> BatchQueue[int]:
     return BatchQueue(handler, capacity=1000, batch_size=10, interval=interval, name="test-queue")
 
 
-def wait_for(predicate: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
-
-
 def test_items_arriving_during_a_batch_wait_for_a_full_batch() -> None:
     # The regression: the worker used to hand on whatever arrived while it handled a batch, so
     # under steady load it exported a few items at a time, without pause.
@@ -55,7 +49,7 @@ def test_items_arriving_during_a_batch_wait_for_a_full_batch() -> None:
     assert returned.wait(5)
     for i in range(7):
         queue.put(i)
-    wait_for(lambda: len(sizes) == 2)
+    wait_until(lambda: len(sizes) == 2)
     assert sizes == [10, 10]  # the three waited to make a full batch with the next seven
     queue.close(5)
 
@@ -65,7 +59,7 @@ def test_a_partial_batch_goes_at_the_tick() -> None:
     queue = queue_of(recorder, interval=0.05)
     for i in range(3):
         queue.put(i)
-    wait_for(lambda: recorder.sizes == [3])
+    wait_until(lambda: recorder.sizes == [3])
     queue.close(5)
 
 
@@ -78,7 +72,7 @@ def test_a_tick_hands_on_what_waits_then_not_what_arrives_meanwhile() -> None:
     assert recorder.entered.wait(5)  # the tick took the four
     queue.put(99)  # arrives during that batch: due at the next tick, not straight after
     recorder.gate.set()
-    wait_for(lambda: len(recorder.sizes) == 2)
+    wait_until(lambda: len(recorder.sizes) == 2)
     assert recorder.sizes == [4, 1]
     queue.close(5)
 
