@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import select
+import shutil
 import signal
 import statistics
 import subprocess
@@ -31,7 +33,10 @@ def stubs_dir() -> Path:
         return Path(existing)
     from telemetry.testing.protoc import compile_protos
 
-    out = compile_protos(HERE / "protos", Path(tempfile.mkdtemp(prefix="bench-stubs-")))
+    made = Path(tempfile.mkdtemp(prefix="bench-stubs-"))
+    # Removed when the process that made it exits (its children inherit it and exit first).
+    atexit.register(shutil.rmtree, made, ignore_errors=True)
+    out = compile_protos(HERE / "protos", made)
     os.environ["BENCH_STUBS"] = str(out)
     return out
 
@@ -87,7 +92,8 @@ class SpanSink:
             self.batches += 1
             return b""  # an empty ExportTraceServiceResponse
 
-        handler = grpc.unary_unary_rpc_method_handler(export)  # bytes in, bytes out
+        # bytes in, bytes out
+        handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(export)
         self.server.add_generic_rpc_handlers(
             (
                 grpc.method_handlers_generic_handler(

@@ -38,11 +38,11 @@ from _common import emit_json, print_table, stubs_dir
 
 from telemetry.control.live_rules import LiveRules, rules_key
 from telemetry.discovery.balancer import build_balancer
-from telemetry.discovery.client import ServiceChannel
 from telemetry.discovery.directory import ServiceDirectory
 from telemetry.discovery.etcd import EtcdClient, EtcdConfig
 from telemetry.discovery.instance import Instance
 from telemetry.discovery.registry import Registration
+from telemetry.discovery.service_channel import ServiceChannel
 from telemetry.governance.engine import Governance
 from telemetry.testing.etcd_server import EtcdServer
 

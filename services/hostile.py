@@ -346,7 +346,9 @@ def grpc_corpus(rng: random.Random, service: str, count: int) -> Iterator[GrpcCa
 
 
 def send_grpc(channel: grpc.Channel, case: GrpcCase, timeout: float = 5.0) -> grpc.StatusCode:
-    call = channel.unary_unary(case.method, request_serializer=None, response_deserializer=None)
+    call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+        case.method, request_serializer=None, response_deserializer=None
+    )
     try:
         call(case.payload, timeout=timeout, metadata=case.metadata)
     except grpc.RpcError as error:

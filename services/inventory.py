@@ -72,16 +72,7 @@ class Inventory(pb_grpc.InventoryServicer):
         self._lock = threading.Lock()  # guards stock, held and released together
 
     def Reserve(self, request: pb.ReserveRequest, context: Any) -> pb.ReserveReply:  # noqa: N802
-        if not request.order_id or len(request.order_id) > MAX_ORDER_ID:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"order_id: 1..{MAX_ORDER_ID} characters")
-        if not request.items:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "items: at least one is required")
-        for index, item in enumerate(request.items):
-            if not 0 < item.quantity <= MAX_QUANTITY:
-                message = f"items[{index}].quantity: must be 1..{MAX_QUANTITY}, got {item.quantity}"
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
-            if item.sku not in self._prices:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"items[{index}].sku: unknown {item.sku!r}")
+        self._check_reserve(request, context)
         wanted = totals(request.items)
         telemetry.add_log_fields(order_id=request.order_id, items=len(request.items))
         self._node.simulated_io("db.update stock", "db_latency_ms", **{"db.system.name": "sqlite"})
@@ -92,22 +83,43 @@ class Inventory(pb_grpc.InventoryServicer):
             if request.order_id in self._released:
                 context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                               f"order_id: {request.order_id!r} was already released")  # fmt: skip
-            short = [sku for sku, quantity in wanted.items() if self._stock[sku] < quantity]
-            if short:
-                if self._restock:
-                    for sku in short:  # the demo's nightly delivery, right now
-                        self.restocked[sku] += max(0, self._refill[sku] - self._stock[sku])
-                        self._stock[sku] = max(self._stock[sku], self._refill[sku])
-                context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"out of stock: {', '.join(short)}")
-            for sku, quantity in wanted.items():
-                self._stock[sku] -= quantity
-            total = sum(self._prices[sku] * quantity for sku, quantity in wanted.items())
-            reply = pb.ReserveReply(reservation_id=uuid.uuid4().hex[:12], total_cents=total,
-                                    instance_id=self.instance_id)  # fmt: skip
-            self._held[request.order_id] = Reservation(reply, wanted)
-            while len(self._held) > self._keep:  # the oldest are long settled: forget, keep units
-                self._held.popitem(last=False)
+            return self._take(request.order_id, wanted, context)
+
+    def _check_reserve(self, request: pb.ReserveRequest, context: Any) -> None:
+        """Abort a malformed request (INVALID_ARGUMENT) or one naming an unknown SKU (NOT_FOUND)."""
+        if not request.order_id or len(request.order_id) > MAX_ORDER_ID:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"order_id: 1..{MAX_ORDER_ID} characters")
+        if not request.items:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "items: at least one is required")
+        for index, item in enumerate(request.items):
+            if not 0 < item.quantity <= MAX_QUANTITY:
+                message = f"items[{index}].quantity: must be 1..{MAX_QUANTITY}, got {item.quantity}"
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+            if item.sku not in self._prices:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"items[{index}].sku: unknown {item.sku!r}")
+
+    def _take(self, order_id: str, wanted: dict[str, int], context: Any) -> pb.ReserveReply:
+        """Take every unit ``wanted`` and hold them for ``order_id``, or none (the lock is held)."""
+        short = [sku for sku, quantity in wanted.items() if self._stock[sku] < quantity]
+        if short:
+            if self._restock:
+                self._refill_shelves(short)
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"out of stock: {', '.join(short)}")
+        for sku, quantity in wanted.items():
+            self._stock[sku] -= quantity
+        total = sum(self._prices[sku] * quantity for sku, quantity in wanted.items())
+        reply = pb.ReserveReply(reservation_id=uuid.uuid4().hex[:12], total_cents=total,
+                                instance_id=self.instance_id)  # fmt: skip
+        self._held[order_id] = Reservation(reply, wanted)
+        while len(self._held) > self._keep:  # the oldest are long settled: forget, keep units
+            self._held.popitem(last=False)
         return reply
+
+    def _refill_shelves(self, skus: Iterable[str]) -> None:
+        """The demo's nightly delivery, right now: back to the initial stock, counted (lock held)."""
+        for sku in skus:
+            self.restocked[sku] += max(0, self._refill[sku] - self._stock[sku])
+            self._stock[sku] = max(self._stock[sku], self._refill[sku])
 
     def Release(self, request: pb.ReleaseRequest, context: Any) -> pb.ReleaseReply:  # noqa: N802
         if not request.order_id or len(request.order_id) > MAX_ORDER_ID:

@@ -258,7 +258,12 @@ class OrderFailedError(Exception):
 def _failed(service: str, error: grpc.RpcError) -> OrderFailedError:
     """A core call failed: the order fails, with a status that says whose fault it was (the
     caller's request, or a dependency being down)."""
-    answer = _CORE_FAILURES.get(_code(error), grpc.StatusCode.UNAVAILABLE)
+    code = _code(error)
+    answer = (
+        grpc.StatusCode.UNAVAILABLE
+        if code is None
+        else _CORE_FAILURES.get(code, grpc.StatusCode.UNAVAILABLE)
+    )
     details = error.details() if isinstance(error, grpc.aio.AioRpcError) else str(error)
     return OrderFailedError(answer, f"{service}: {details}")
 

@@ -14,23 +14,81 @@
 Everything public is re-exported here; ``__all__`` is the API.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from telemetry._version import VERSION
-from telemetry.config import ConfigError, TelemetryConfig
-from telemetry.deadline import deadline_scope, remaining
-from telemetry.discovery.client import AioServiceChannel, ServiceChannel
-from telemetry.discovery.etcd import EtcdConfig
-from telemetry.discovery.instance import Instance
-from telemetry.governance.engine import Governance
-from telemetry.governance.rules import GovernanceRules, RuleError
-from telemetry.handle import Telemetry, current, init
-from telemetry.logging.pipeline import add_log_fields, get_logger
-from telemetry.rpc.aio_client import AioClientInterceptor
-from telemetry.rpc.aio_server import AioServerInterceptor
-from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall, RpcKind, Side
-from telemetry.rpc.client import AnsweredCall, ClientInterceptor, FailedCall
-from telemetry.rpc.concern import Concern, InvalidConcernError
-from telemetry.rpc.server import ServerInterceptor
-from telemetry.tracing.samplers import RateLimitingSampler
+
+if TYPE_CHECKING:
+    from telemetry.config import ConfigError, TelemetryConfig
+    from telemetry.discovery.aio_service_channel import AioServiceChannel
+    from telemetry.discovery.etcd import EtcdConfig
+    from telemetry.discovery.instance import Instance
+    from telemetry.discovery.service_channel import ServiceChannel
+    from telemetry.governance.engine import Governance
+    from telemetry.governance.rules import GovernanceRules, RuleError
+    from telemetry.handle import Telemetry
+    from telemetry.logging.pipeline import add_log_fields, get_logger
+    from telemetry.process import current, init
+    from telemetry.rpc.aio_client import AioClientInterceptor
+    from telemetry.rpc.aio_server import AioServerInterceptor
+    from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall, RpcKind, Side
+    from telemetry.rpc.client import AnsweredCall, ClientInterceptor, FailedCall
+    from telemetry.rpc.concern import Concern, InvalidConcernError
+    from telemetry.rpc.deadline import deadline_scope, remaining
+    from telemetry.rpc.server import ServerInterceptor
+    from telemetry.tracing.samplers import RateLimitingSampler
+
+# Each public name is imported on first use (PEP 562), so importing one part of the package --
+# the grpc-free governance algorithms, say -- does not import every other part, grpc included.
+_EXPORTS = {
+    "AioClientInterceptor": "telemetry.rpc.aio_client",
+    "AioServerInterceptor": "telemetry.rpc.aio_server",
+    "AioServiceChannel": "telemetry.discovery.aio_service_channel",
+    "AnswerCall": "telemetry.rpc.call",
+    "AnsweredCall": "telemetry.rpc.client",
+    "CallState": "telemetry.rpc.call",
+    "ClientInterceptor": "telemetry.rpc.client",
+    "Concern": "telemetry.rpc.concern",
+    "ConfigError": "telemetry.config",
+    "EtcdConfig": "telemetry.discovery.etcd",
+    "FailedCall": "telemetry.rpc.client",
+    "Governance": "telemetry.governance.engine",
+    "GovernanceRules": "telemetry.governance.rules",
+    "Instance": "telemetry.discovery.instance",
+    "InvalidConcernError": "telemetry.rpc.concern",
+    "MethodInfo": "telemetry.rpc.call",
+    "RateLimitingSampler": "telemetry.tracing.samplers",
+    "RejectCall": "telemetry.rpc.call",
+    "RpcKind": "telemetry.rpc.call",
+    "RuleError": "telemetry.governance.rules",
+    "ServerInterceptor": "telemetry.rpc.server",
+    "ServiceChannel": "telemetry.discovery.service_channel",
+    "Side": "telemetry.rpc.call",
+    "Telemetry": "telemetry.handle",
+    "TelemetryConfig": "telemetry.config",
+    "add_log_fields": "telemetry.logging.pipeline",
+    "current": "telemetry.process",
+    "deadline_scope": "telemetry.rpc.deadline",
+    "get_logger": "telemetry.logging.pipeline",
+    "init": "telemetry.process",
+    "remaining": "telemetry.rpc.deadline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'telemetry' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups find it without coming here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __version__ = VERSION  # the installed distribution's (telemetry._version)
 

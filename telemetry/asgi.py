@@ -26,9 +26,9 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import Histogram
 
-from telemetry.deadline import deadline_scope
 from telemetry.logging.pipeline import PIPELINE, get_logger
 from telemetry.logging.redaction import redact_userinfo
+from telemetry.rpc.deadline import deadline_scope
 from telemetry.tracing.propagation import keep_baggage
 
 Scope = MutableMapping[str, Any]

@@ -13,7 +13,8 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TextIO
+from functools import partial
+from typing import Any, Literal, TextIO, get_args
 from urllib.parse import unquote
 
 OtlpProtocol = Literal["grpc", "http/protobuf"]
@@ -34,6 +35,11 @@ SAMPLERS = (
 )
 PROPAGATORS = ("tracecontext", "baggage", "none")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_EXPORTERS: tuple[str, ...] = get_args(TracesExporter)
+_PROTOCOLS: tuple[str, ...] = get_args(OtlpProtocol)
+_COMPRESSIONS: tuple[str, ...] = get_args(OtlpCompression)
+_LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
+_CLIENT_ACCESS_LOGS: tuple[str, ...] = get_args(ClientAccessLog)
 
 # Services whose RPCs are infrastructure noise in traces and access logs.
 DEFAULT_UNTRACED_SERVICES = (
@@ -193,103 +199,57 @@ _NULLABLE = {
 }  # fmt: skip
 
 
-def _read_env(env: Mapping[str, str]) -> dict[str, Any]:  # noqa: PLR0915 - one flat list of variables
-    out: dict[str, Any] = {}
+_Getter = Callable[[str], str | None]
+"""A variable's value, stripped; None when it is unset or blank."""
 
+
+def _read_env(env: Mapping[str, str]) -> dict[str, Any]:
     def get(name: str) -> str | None:
         raw = env.get(name)
         return raw.strip() if raw is not None and raw.strip() != "" else None
 
-    resource = _parse_key_values("OTEL_RESOURCE_ATTRIBUTES", get("OTEL_RESOURCE_ATTRIBUTES"))
-    if resource:
-        out["resource_attributes"] = resource
-        if "service.name" in resource:
-            out["service_name"] = resource["service.name"]
-        if "service.version" in resource:
-            out["service_version"] = resource["service.version"]
-    if (name := get("OTEL_SERVICE_NAME")) is not None:
-        out["service_name"] = name  # the spec gives OTEL_SERVICE_NAME precedence
-    if (disabled := get("OTEL_SDK_DISABLED")) is not None:
-        out["tracing_enabled"] = not _parse_bool("OTEL_SDK_DISABLED", disabled)
-    if (exporter := get("OTEL_TRACES_EXPORTER")) is not None:
-        out["traces_exporter"] = _choice("OTEL_TRACES_EXPORTER", exporter, ("otlp", "console", "none"))
-
-    for var in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
-        if (proto := get(var)) is not None:
-            out["otlp_protocol"] = _choice(var, proto, ("grpc", "http/protobuf"))
-            break
-    for var in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
-        if (endpoint := get(var)) is not None:
-            out["otlp_endpoint"] = _parse_endpoint(var, endpoint)
-            # Spec: the signal-specific URL is used as is; the general one is a base URL.
-            out["otlp_endpoint_as_is"] = var == "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-            break
-    for var in ("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE"):
-        if (insecure := get(var)) is not None:
-            out["otlp_insecure"] = _parse_bool(var, insecure)
-            break
-    for var in ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
-        if (headers := get(var)) is not None:
-            out["otlp_headers"] = _parse_key_values(var, headers)
-            break
-    for var in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
-        if (timeout := get(var)) is not None:
-            out["export_timeout"] = _parse_float(var, timeout, minimum=1) / 1000.0  # spec: ms
-            break
-    for field_name, suffix in (("otlp_certificate", "CERTIFICATE"), ("otlp_client_key", "CLIENT_KEY"),
-                               ("otlp_client_certificate", "CLIENT_CERTIFICATE")):  # fmt: skip
-        for var in (f"OTEL_EXPORTER_OTLP_TRACES_{suffix}", f"OTEL_EXPORTER_OTLP_{suffix}"):
-            if path := get(var):
-                out[field_name] = path
-                break
-    for var in ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"):
-        if (compression := get(var)) is not None:
-            out["otlp_compression"] = _choice(var, compression.lower(), ("gzip", "none"))
-            break
-    if (size := get("OTEL_BSP_MAX_QUEUE_SIZE")) is not None:
-        out["span_queue_size"] = _parse_int("OTEL_BSP_MAX_QUEUE_SIZE", size, minimum=1)
-    if (batch := get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")) is not None:
-        out["span_batch_size"] = _parse_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", batch, minimum=1)
-    if (delay := get("OTEL_BSP_SCHEDULE_DELAY")) is not None:
-        out["span_schedule_delay"] = _parse_float("OTEL_BSP_SCHEDULE_DELAY", delay, minimum=1) / 1e3
-
-    if (sampler := get("OTEL_TRACES_SAMPLER")) is not None:
-        out["sampler"] = _choice("OTEL_TRACES_SAMPLER", sampler.lower(), SAMPLERS)
-    if (arg := get("OTEL_TRACES_SAMPLER_ARG")) is not None:
-        out["sampler_arg"] = _parse_float("OTEL_TRACES_SAMPLER_ARG", arg, minimum=0)
-    if (props := get("OTEL_PROPAGATORS")) is not None:
-        names = tuple(p.strip().lower() for p in props.split(",") if p.strip())
-        for p in names:
-            _choice("OTEL_PROPAGATORS", p, PROPAGATORS)
-        out["propagators"] = names
-    out.update(_span_limits(get))
-
-    if (level := get("TELEMETRY_LOG_LEVEL")) is not None:
-        out["log_level"] = _choice("TELEMETRY_LOG_LEVEL", level.lower(), LOG_LEVELS)
-    if (fmt := get("TELEMETRY_LOG_FORMAT")) is not None:
-        out["log_format"] = _choice("TELEMETRY_LOG_FORMAT", fmt.lower(), ("json", "console"))
-    if (client_log := get("TELEMETRY_CLIENT_ACCESS_LOG")) is not None:
-        out["client_access_log"] = _choice(
-            "TELEMETRY_CLIENT_ACCESS_LOG", client_log.lower(), ("all", "errors", "off")
-        )
-    if (port := get("TELEMETRY_METRICS_PORT")) is not None:
-        out["metrics_port"] = (
-            None if port.lower() == "none" else _parse_int("TELEMETRY_METRICS_PORT", port, 0, 65535)
-        )
-    if (host := get("TELEMETRY_METRICS_HOST")) is not None:
-        out["metrics_host"] = host
-    if (kept := get("TELEMETRY_INBOUND_BAGGAGE")) is not None:
-        # "*": every key (the default); "none" or empty: no baggage; else the keys to keep.
-        names = tuple(k.strip() for k in kept.split(",") if k.strip())
-        out["inbound_baggage"] = None if names == ("*",) else () if names in ((), ("none",)) else names
-    if (keys := get("TELEMETRY_SENSITIVE_KEYS")) is not None:
-        # Added to the defaults: names, patterns ("x-tenant-*"), or "!name" to keep one in clear.
-        extra = tuple(k.strip().lower() for k in keys.split(",") if k.strip())
-        out["sensitive_keys"] = DEFAULT_SENSITIVE_KEYS + extra
+    out: dict[str, Any] = {}
+    for read in _ENVIRONMENT:
+        out.update(read(get))
     return out
 
 
-def _span_limits(get: Callable[[str], str | None]) -> dict[str, int]:
+@dataclass(frozen=True)
+class _Var:
+    """One field from the environment: the first of ``names`` that is set (the traces-only variable
+    before the general one, the exporter spec's precedence), parsed by ``parse(name, value)``, whose
+    errors name that variable."""
+
+    field_name: str
+    names: tuple[str, ...]
+    parse: Callable[[str, str], Any]
+
+    def __call__(self, get: _Getter) -> dict[str, Any]:
+        for name in self.names:
+            if (raw := get(name)) is not None:
+                return {self.field_name: self.parse(name, raw)}
+        return {}
+
+
+def _otlp(field_name: str, suffix: str, parse: Callable[[str, str], Any]) -> _Var:
+    """An OTLP exporter setting: ``OTEL_EXPORTER_OTLP_TRACES_<suffix>``, else the general one."""
+    names = (f"OTEL_EXPORTER_OTLP_TRACES_{suffix}", f"OTEL_EXPORTER_OTLP_{suffix}")
+    return _Var(field_name, names, parse)
+
+
+def _resource(get: _Getter) -> dict[str, Any]:
+    """``OTEL_RESOURCE_ATTRIBUTES``, and the service's name and version when it has them."""
+    resource = _parse_key_values("OTEL_RESOURCE_ATTRIBUTES", get("OTEL_RESOURCE_ATTRIBUTES"))
+    if not resource:
+        return {}
+    out: dict[str, Any] = {"resource_attributes": resource}
+    for key, field_name in (("service.name", "service_name"), ("service.version", "service_version")):
+        if key in resource:
+            out[field_name] = resource[key]
+    return out
+
+
+def _span_limits(get: _Getter) -> dict[str, int]:
     """The span limits the SDK environment variables set ("Span Limits" in
     https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/): each
     model-specific variable, else the general ``OTEL_ATTRIBUTE_COUNT_LIMIT`` /
@@ -319,16 +279,70 @@ def _span_limits(get: Callable[[str], str | None]) -> dict[str, int]:
     return out
 
 
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _one_of(allowed: tuple[str, ...], *, lower: bool = False) -> Callable[[str, str], str]:
+    return lambda name, raw: _choice(name, raw.lower() if lower else raw, allowed)
+
+
+def _millis(name: str, raw: str) -> float:
+    """The spec's milliseconds as the seconds of the config."""
+    return _parse_float(name, raw, minimum=1) / 1000.0
+
+
+def _disabled(name: str, raw: str) -> bool:
+    return not _parse_bool(name, raw)
+
+
+def _as_is(name: str, _: str) -> bool:
+    # Spec: the signal-specific URL is used as is; the general one is a base URL.
+    return name == "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+
+
+def _propagators(name: str, raw: str) -> tuple[str, ...]:
+    names = tuple(p.strip().lower() for p in raw.split(",") if p.strip())
+    for p in names:
+        _choice(name, p, PROPAGATORS)
+    return names
+
+
+def _port(name: str, raw: str) -> int | None:
+    return None if raw.lower() == "none" else _parse_int(name, raw, 0, 65535)
+
+
+def _baggage_keys(name: str, raw: str) -> tuple[str, ...] | None:
+    # "*": every key (the default); "none" or empty: no baggage; else the keys to keep.
+    names = tuple(k.strip() for k in raw.split(",") if k.strip())
+    return None if names == ("*",) else () if names in ((), ("none",)) else names
+
+
+def _sensitive_keys(name: str, raw: str) -> tuple[str, ...]:
+    # Added to the defaults: names, patterns ("x-tenant-*"), or "!name" to keep one in clear.
+    return DEFAULT_SENSITIVE_KEYS + tuple(k.strip().lower() for k in raw.split(",") if k.strip())
+
+
 def _validate(cfg: TelemetryConfig) -> None:
+    # In this order: the first problem found is the one reported.
+    _check_names(cfg)
+    _check_exporter(cfg)
+    _check_sampler(cfg)
+    _check_spans(cfg)
+    _check_queues_and_metrics(cfg)
+
+
+def _check_names(cfg: TelemetryConfig) -> None:
+    """The service's name, and every setting that is one of a list or a list of names."""
     if not cfg.service_name or not isinstance(cfg.service_name, str):
         raise ConfigError("service_name: must be a non-empty string")
-    _choice("traces_exporter", cfg.traces_exporter, ("otlp", "console", "none"))
-    _choice("otlp_protocol", cfg.otlp_protocol, ("grpc", "http/protobuf"))
-    _choice("otlp_compression", cfg.otlp_compression, ("gzip", "none"))
+    _choice("traces_exporter", cfg.traces_exporter, _EXPORTERS)
+    _choice("otlp_protocol", cfg.otlp_protocol, _PROTOCOLS)
+    _choice("otlp_compression", cfg.otlp_compression, _COMPRESSIONS)
     _choice("sampler", cfg.sampler, SAMPLERS)
     _choice("log_level", cfg.log_level, LOG_LEVELS)
-    _choice("log_format", cfg.log_format, ("json", "console"))
-    _choice("client_access_log", cfg.client_access_log, ("all", "errors", "off"))
+    _choice("log_format", cfg.log_format, _LOG_FORMATS)
+    _choice("client_access_log", cfg.client_access_log, _CLIENT_ACCESS_LOGS)
     inbound = cfg.inbound_baggage
     if inbound is not None and (
         not isinstance(inbound, tuple) or not all(isinstance(k, str) and k for k in inbound)
@@ -336,10 +350,17 @@ def _validate(cfg: TelemetryConfig) -> None:
         raise ConfigError(f"inbound_baggage: must be None or a tuple of baggage keys, got {inbound!r}")
     for p in cfg.propagators:
         _choice("propagators", p, PROPAGATORS)
+
+
+def _check_exporter(cfg: TelemetryConfig) -> None:
     if cfg.otlp_endpoint is not None:
         _parse_endpoint("otlp_endpoint", cfg.otlp_endpoint)
     if (cfg.otlp_client_key is None) != (cfg.otlp_client_certificate is None):
         raise ConfigError("otlp_client_key, otlp_client_certificate: give both (mTLS) or neither")
+
+
+def _check_sampler(cfg: TelemetryConfig) -> None:
+    """``sampler_arg``: a ratio for the ratio samplers, traces per second for the rate-limiting ones."""
     if cfg.sampler.endswith("traceidratio"):
         arg = 1.0 if cfg.sampler_arg is None else cfg.sampler_arg
         if not 0.0 <= arg <= 1.0:
@@ -350,6 +371,10 @@ def _validate(cfg: TelemetryConfig) -> None:
         raise ConfigError(
             f"sampler_arg: traces per second must be in (0, {MAX_TRACES_PER_SECOND:g}], got {rate}"
         )
+
+
+def _check_spans(cfg: TelemetryConfig) -> None:
+    """How spans are batched and exported, and what each span keeps."""
     for name in ("export_timeout", "span_schedule_delay"):
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name}: must be > 0, got {getattr(cfg, name)}")
@@ -359,6 +384,9 @@ def _validate(cfg: TelemetryConfig) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SPAN_LIMIT:
             raise ConfigError(f"{name}: must be an integer within 0..{MAX_SPAN_LIMIT}, got {value!r}")
+
+
+def _check_queues_and_metrics(cfg: TelemetryConfig) -> None:
     for name in ("span_queue_size", "span_batch_size", "log_queue_size", "max_method_labels"):
         if int(getattr(cfg, name)) < 1:
             raise ConfigError(f"{name}: must be >= 1, got {getattr(cfg, name)}")
@@ -429,3 +457,40 @@ def _parse_key_values(name: str, raw: str | None) -> dict[str, str]:
             raise ConfigError(f"{name}: expected key=value pairs separated by commas, got {item!r}")
         out[key.strip()] = unquote(value.strip())
     return out
+
+
+# Last in the module: it names the parsers above. Read in this order: the first bad variable is
+# the one reported, and a later entry setting a field wins (OTEL_SERVICE_NAME over the service.name
+# of OTEL_RESOURCE_ATTRIBUTES, as the spec says).
+_ENVIRONMENT: tuple[Callable[[_Getter], dict[str, Any]], ...] = (
+    _resource,
+    _Var("service_name", ("OTEL_SERVICE_NAME",), _text),
+    _Var("tracing_enabled", ("OTEL_SDK_DISABLED",), _disabled),
+    _Var("traces_exporter", ("OTEL_TRACES_EXPORTER",), _one_of(_EXPORTERS)),
+    _otlp("otlp_protocol", "PROTOCOL", _one_of(_PROTOCOLS)),
+    _otlp("otlp_endpoint", "ENDPOINT", _parse_endpoint),
+    _otlp("otlp_endpoint_as_is", "ENDPOINT", _as_is),
+    _otlp("otlp_insecure", "INSECURE", _parse_bool),
+    _otlp("otlp_headers", "HEADERS", _parse_key_values),
+    _otlp("export_timeout", "TIMEOUT", _millis),
+    _otlp("otlp_certificate", "CERTIFICATE", _text),
+    _otlp("otlp_client_key", "CLIENT_KEY", _text),
+    _otlp("otlp_client_certificate", "CLIENT_CERTIFICATE", _text),
+    _otlp("otlp_compression", "COMPRESSION", _one_of(_COMPRESSIONS, lower=True)),
+    _Var("span_queue_size", ("OTEL_BSP_MAX_QUEUE_SIZE",), partial(_parse_int, minimum=1)),
+    _Var("span_batch_size", ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE",), partial(_parse_int, minimum=1)),
+    _Var("span_schedule_delay", ("OTEL_BSP_SCHEDULE_DELAY",), _millis),
+    _Var("sampler", ("OTEL_TRACES_SAMPLER",), _one_of(SAMPLERS, lower=True)),
+    _Var("sampler_arg", ("OTEL_TRACES_SAMPLER_ARG",), partial(_parse_float, minimum=0)),
+    _Var("propagators", ("OTEL_PROPAGATORS",), _propagators),
+    _span_limits,
+    _Var("log_level", ("TELEMETRY_LOG_LEVEL",), _one_of(LOG_LEVELS, lower=True)),
+    _Var("log_format", ("TELEMETRY_LOG_FORMAT",), _one_of(_LOG_FORMATS, lower=True)),
+    _Var(
+        "client_access_log", ("TELEMETRY_CLIENT_ACCESS_LOG",), _one_of(_CLIENT_ACCESS_LOGS, lower=True)
+    ),
+    _Var("metrics_port", ("TELEMETRY_METRICS_PORT",), _port),
+    _Var("metrics_host", ("TELEMETRY_METRICS_HOST",), _text),
+    _Var("inbound_baggage", ("TELEMETRY_INBOUND_BAGGAGE",), _baggage_keys),
+    _Var("sensitive_keys", ("TELEMETRY_SENSITIVE_KEYS",), _sensitive_keys),
+)

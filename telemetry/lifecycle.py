@@ -3,6 +3,9 @@
 On SIGTERM or SIGINT (or ``stop``): 1. deregister from etcd, so clients stop picking this
 instance; 2. stop the server: new calls are refused while in-flight calls get ``grace`` seconds to
 finish; 3. flush telemetry (spans, logs) and let etcd go.
+
+The two steps of the handle come as callables (``deregister``, ``shutdown``), so this module needs
+nothing of :mod:`telemetry.handle`, which calls it.
 """
 
 from __future__ import annotations
@@ -10,13 +13,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import grpc
 import grpc.aio
-
-if TYPE_CHECKING:
-    from telemetry.handle import Telemetry
 
 __all__ = ["serve", "serve_aio"]
 
@@ -24,7 +24,12 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def serve(
-    server: grpc.Server, tel: Telemetry, *, grace: float = 10.0, stop: threading.Event | None = None
+    server: grpc.Server,
+    *,
+    deregister: Callable[[], None],
+    shutdown: Callable[[], None],
+    grace: float = 10.0,
+    stop: threading.Event | None = None,
 ) -> None:
     """Block until a stop signal, then shut down gracefully (see module docs). Signal handlers are
     installed only when called from the main thread; ``stop`` ends the wait from code or tests."""
@@ -38,14 +43,18 @@ def serve(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if tel.discovery is not None:
-        tel.discovery.deregister()
+    deregister()
     server.stop(grace).wait(grace + 1)
-    tel.shutdown()
+    shutdown()
 
 
 async def serve_aio(
-    server: grpc.aio.Server, tel: Telemetry, *, grace: float = 10.0, stop: asyncio.Event | None = None
+    server: grpc.aio.Server,
+    *,
+    deregister: Callable[[], None],
+    shutdown: Callable[[], None],
+    grace: float = 10.0,
+    stop: asyncio.Event | None = None,
 ) -> None:
     """:func:`serve` for a grpc.aio server, on the running loop."""
     stop = stop or asyncio.Event()
@@ -62,7 +71,6 @@ async def serve_aio(
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
-    if tel.discovery is not None:
-        await asyncio.to_thread(tel.discovery.deregister)
+    await asyncio.to_thread(deregister)
     await server.stop(grace)
-    await asyncio.to_thread(tel.shutdown)
+    await asyncio.to_thread(shutdown)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+import grpc
 import orjson
 from prometheus_client import CollectorRegistry
 
@@ -17,6 +18,12 @@ def make_config(name: str, **overrides: Any) -> telemetry.TelemetryConfig:
     settings: dict[str, Any] = {"metrics_port": None, "traces_exporter": "none"}
     settings.update(overrides)
     return telemetry.TelemetryConfig(service_name=name, **settings)
+
+
+def trailers(error: grpc.RpcError) -> tuple[tuple[str, str | bytes], ...]:
+    """A failed sync call's trailing metadata. (types-grpcio types an RpcError's as _Metadatum
+    objects; grpcio's are (key, value) named tuples, as a Call's.)"""
+    return cast(tuple[tuple[str, str | bytes], ...], error.trailing_metadata() or ())
 
 
 def metric_value(registry: CollectorRegistry, name: str, **labels: str) -> float:

@@ -1,6 +1,8 @@
 """Governance: rate limiting, circuit breaking, throttling, adaptive shedding, degradation, bulkheads
 and retries, as pure decision objects driven by one validated rules model and applied to gRPC calls
-by thin concerns (see ``telemetry.governance.concerns``).
+by thin concerns of the chain (``telemetry.rpc.server_governance``, ``client_governance``).
+Every mechanism has one shape (``telemetry.governance.gate``): admit a call, then hear how it
+ended. Nothing in this package imports grpc.
 
     gov = Governance({"server": {"methods": {"*": {"rate_limit": {"limit": 100}}}}})
     tel = telemetry.init(service_name="order", governance=gov)
@@ -9,7 +11,7 @@ by thin concerns (see ``telemetry.governance.concerns``).
 
 from telemetry.governance.adaptive import AdaptiveLimiter
 from telemetry.governance.breaker import BreakerState, CircuitBreaker
-from telemetry.governance.concerns import ClientGovernance, ServerGovernance
+from telemetry.governance.brownout import Brownout
 from telemetry.governance.degrade import (
     DeferralQueue,
     DeferralWorker,
@@ -17,8 +19,10 @@ from telemetry.governance.degrade import (
     Priority,
     PriorityShedder,
 )
-from telemetry.governance.engine import Governance, parse_rules
+from telemetry.governance.engine import Governance
+from telemetry.governance.gate import Admitted, CallEnv, Gate, Mechanism, Outcome, Verdict
 from telemetry.governance.keyed import KeyedLimiter
+from telemetry.governance.loading import parse_rules
 from telemetry.governance.pressure import LoopLagMonitor, ProcessCpuSampler
 from telemetry.governance.ratelimit import (
     ConcurrencyLimiter,
@@ -33,6 +37,7 @@ from telemetry.governance.retry import RetryBudget, RetryCall, RetryPlan, RetryP
 from telemetry.governance.rules import (
     AdaptiveRule,
     BreakerRule,
+    BrownoutRule,
     BulkheadRule,
     ClientMethodRules,
     FallbackRule,
@@ -47,14 +52,21 @@ from telemetry.governance.rules import (
 from telemetry.governance.throttle import AdaptiveThrottle
 
 __all__ = [
+    "Admitted",
+    "CallEnv",
+    "Gate",
+    "Mechanism",
+    "Outcome",
+    "Verdict",
     "AdaptiveLimiter",
     "AdaptiveRule",
     "AdaptiveThrottle",
     "BreakerRule",
+    "Brownout",
+    "BrownoutRule",
     "BreakerState",
     "BulkheadRule",
     "CircuitBreaker",
-    "ClientGovernance",
     "ClientMethodRules",
     "ConcurrencyLimiter",
     "DeferralQueue",
@@ -78,7 +90,6 @@ __all__ = [
     "RetryPolicy",
     "RetryRule",
     "RuleError",
-    "ServerGovernance",
     "ServerMethodRules",
     "SheddingRule",
     "SlidingWindowLimiter",

@@ -9,15 +9,14 @@ object is safe from many threads and from asyncio code alike.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
+
+from telemetry.backoff import RandomSource, default_random
+
+__all__ = ["Clock", "RandomSource", "default_random", "monotonic"]
 
 Clock = Callable[[], float]
 """Monotonic seconds (``time.monotonic`` in production, a FakeClock in tests)."""
 
-RandomSource = Callable[[], float]
-"""Uniform in [0, 1) (``random.random`` in production)."""
-
 monotonic: Clock = time.monotonic
-default_random: RandomSource = random.random

@@ -12,19 +12,9 @@ Three published algorithms, combined:
   threshold the bound is scaled down by an *overload factor*
   ``clamp((cpu_max - cpu) / (cpu_max - cpu_threshold), 0.1, 1.0)``: 1.0 at the threshold, falling
   linearly to 0.1 (never lower: some calls always pass) at ``cpu_max`` (one full core by default).
-* **Netflix Gradient2** (Netflix/concurrency-limits ``Gradient2Limit``; Envoy's adaptive concurrency
-  filter uses the same gradient idea): a latency-driven limit, updated once per bucket from the mean
-  RT of the bucket that just closed (short RTT) against an exponential average of those means over
-  ``long_window`` buckets (long RTT)::
-
-      gradient = clamp(tolerance * long_rtt / short_rtt, 0.5, 1.0)
-      new      = L * gradient + sqrt(L)                    # sqrt(L): room for a small queue
-      L        = clamp(0.8 * L + 0.2 * new, min_limit, max_limit)
-
-  As in Gradient2 the limit is left unchanged while the service is "app-limited" (peak in-flight of
-  the bucket below L/2: the limit was not what constrained it), the first 10 samples of the long RTT
-  are a plain average (warm-up), and when ``long_rtt > 2 * short_rtt`` the long RTT is cut by 5 % so
-  it recovers quickly after a period of overload.
+* **Netflix Gradient2** (Netflix/concurrency-limits ``Gradient2Limit``): a latency-driven limit,
+  updated once per bucket from the mean RT of the bucket that just closed against a long-run average
+  (``telemetry.governance.adaptive_gradient``, which states the update rule).
 
 The combined limit (see :attr:`AdaptiveLimiter.limit`)::
 
@@ -71,20 +61,17 @@ comparisons. So a pressure change is seen by the next call that starts a new buc
 from __future__ import annotations
 
 import math
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from telemetry.governance._adaptive_args import validate
 from telemetry.governance._types import Clock, monotonic
+from telemetry.governance.adaptive_gradient import NO_LIMIT, GradientLimit
 
 __all__ = ["AdaptiveLimiter", "AdaptiveSnapshot"]
 
 _MIN_FACTOR = 0.1  # go-zero's lowestFactor: accept at least 10 % of the bound however hot the CPU
-_SMOOTHING = 0.2  # Gradient2's default smoothing of the limit
-_MIN_GRADIENT = 0.5  # Gradient2: one bad bucket never more than halves the limit
-_LONG_RTT_WARMUP = 10
-_NO_LIMIT = sys.maxsize  # Gradient2's ExpAvgMeasurement warm-up: first samples are a plain average
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +112,7 @@ class AdaptiveLimiter:
         "_cpu_threshold",
         "_cur_pass",
         "_cur_rt",
-        "_degraded_samples",
         "_gradient",
-        "_gradient_int",
         "_in_flight",
         "_index",
         "_lag",
@@ -136,12 +121,8 @@ class AdaptiveLimiter:
         "_last_pressure_shed",
         "_last_shed",
         "_latency_limit",
-        "_latency_sustain",
         "_limit",
         "_lock",
-        "_long_alpha",
-        "_long_rtt",
-        "_long_samples",
         "_loop_lag",
         "_loop_lag_threshold",
         "_max_limit",
@@ -161,7 +142,6 @@ class AdaptiveLimiter:
         "_probe_until",
         "_reason",
         "_rt",
-        "_tolerance",
         "_width",
     )
 
@@ -184,7 +164,7 @@ class AdaptiveLimiter:
         cpu_max: float = 1.0,
         clock: Clock = monotonic,
     ) -> None:
-        _validate(
+        validate(
             pressure=pressure,
             cpu_threshold=cpu_threshold,
             loop_lag=loop_lag,
@@ -208,9 +188,6 @@ class AdaptiveLimiter:
         self._cool_off = float(cool_off)
         self._min_limit = min_limit
         self._max_limit = max_limit
-        self._tolerance = float(tolerance)
-        self._long_alpha = 2.0 / (long_window + 1)  # EMA over ~long_window samples
-        self._latency_sustain = latency_sustain
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -230,11 +207,16 @@ class AdaptiveLimiter:
         self._peak = 0  # highest in-flight in the current bucket (Gradient2's app-limited check)
 
         self._in_flight = self._max_pass = 0
-        self._min_rt = self._cpu = self._lag = self._long_rtt = 0.0
-        self._gradient = float(initial_limit)
-        self._gradient_int = initial_limit
-        self._long_samples = self._degraded_samples = 0
-        self._latency_limit = _NO_LIMIT  # the gradient limit while latency is degraded
+        self._min_rt = self._cpu = self._lag = 0.0
+        self._gradient = GradientLimit(
+            initial_limit=initial_limit,
+            min_limit=min_limit,
+            max_limit=max_limit,
+            tolerance=tolerance,
+            long_window=long_window,
+            latency_sustain=latency_sustain,
+        )
+        self._latency_limit = NO_LIMIT  # the gradient limit while latency is degraded
         self._overloaded = False
         self._lag_admit_every = 0
         self._lag_counter = 0
@@ -302,7 +284,7 @@ class AdaptiveLimiter:
             cap = self._latency_limit
             if self._overloaded or now - self._last_pressure_shed < self._cool_off:
                 cap = min(cap, self._min_limit if now < self._probe_until else self._limit)
-            return None if cap >= _NO_LIMIT else cap
+            return None if cap >= NO_LIMIT else cap
 
     def shed_elsewhere(self) -> str:
         """A call was refused before :meth:`try_acquire` saw it, at :meth:`admission_cap`: count
@@ -349,8 +331,8 @@ class AdaptiveLimiter:
         self._index = index
         self._bucket_end = self._origin + (index + 1) * self._width
         if passes:
-            self._update_gradient(short_rtt)
-            self._update_latency_limit()
+            self._gradient.update(short_rtt, self._peak)
+            self._latency_limit = self._gradient.latency_limit()
         self._cur_pass = 0
         self._cur_rt = 0.0
         self._peak = self._in_flight
@@ -385,37 +367,8 @@ class AdaptiveLimiter:
             self._probe_until = now + 1.5 * self._width
             self._next_probe = now + self._width * n
 
-    def _update_gradient(self, short_rtt: float) -> None:
-        """Gradient2, one sample per closed bucket (short RTT = that bucket's mean RT)."""
-        if short_rtt <= 0.0:
-            return
-        if self._long_samples < _LONG_RTT_WARMUP:
-            self._long_samples += 1
-            self._long_rtt += (short_rtt - self._long_rtt) / self._long_samples
-        else:
-            self._long_rtt += (short_rtt - self._long_rtt) * self._long_alpha
-        long_rtt = self._long_rtt
-        if long_rtt > 2.0 * short_rtt:  # latency is back to normal after overload: catch up
-            long_rtt = self._long_rtt = long_rtt * 0.95
-        if short_rtt > self._tolerance * long_rtt:
-            self._degraded_samples += 1
-        else:
-            self._degraded_samples = 0
-        limit = self._gradient
-        if self._peak < limit / 2:  # app-limited: the limit was not the constraint, learn nothing
-            return
-        gradient = max(_MIN_GRADIENT, min(1.0, self._tolerance * long_rtt / short_rtt))
-        new = limit * gradient + math.sqrt(limit)
-        new = limit * (1.0 - _SMOOTHING) + new * _SMOOTHING
-        self._gradient = min(float(self._max_limit), max(float(self._min_limit), new))
-        self._gradient_int = max(self._min_limit, int(self._gradient + 0.5))
-
-    def _update_latency_limit(self) -> None:
-        degraded = self._degraded_samples >= self._latency_sustain
-        self._latency_limit = self._gradient_int if degraded else _NO_LIMIT
-
     def _compute_limit(self) -> int:
-        bound = self._gradient
+        bound = self._gradient.limit
         if self._max_pass:
             bound = min(bound, self._max_pass * self._per_second * self._min_rt + 1.0)
         factor = (self._cpu_max - self._cpu) / (self._cpu_max - self._cpu_threshold)
@@ -497,52 +450,5 @@ class AdaptiveLimiter:
                 shedding=shedding,
                 max_pass_per_second=self._max_pass * self._per_second,
                 min_rt=self._min_rt,
-                gradient_limit=self._gradient_int,
+                gradient_limit=self._gradient.limit_int,
             )
-
-
-def _validate(
-    *,
-    pressure: object,
-    cpu_threshold: float,
-    loop_lag: object,
-    loop_lag_threshold: float,
-    cool_off: float,
-    window: float,
-    buckets: int,
-    min_limit: int,
-    max_limit: int,
-    initial_limit: int,
-    tolerance: float,
-    long_window: int,
-    latency_sustain: int,
-    cpu_max: float,
-) -> None:
-    if not callable(pressure):
-        raise TypeError("pressure must be a callable returning the CPU fraction")
-    if loop_lag is not None and not callable(loop_lag):
-        raise TypeError("loop_lag must be a callable returning seconds, or None")
-    if not cpu_threshold > 0:
-        raise ValueError("cpu_threshold must be > 0")
-    if not cpu_max > cpu_threshold:
-        raise ValueError("cpu_max must be > cpu_threshold (the overload factor reaches 0.1 there)")
-    if not loop_lag_threshold > 0:
-        raise ValueError("loop_lag_threshold must be > 0")
-    if not cool_off >= 0:
-        raise ValueError("cool_off must be >= 0")
-    if not window > 0:
-        raise ValueError("window must be > 0")
-    if buckets < 1:
-        raise ValueError("buckets must be >= 1")
-    if min_limit < 1:
-        raise ValueError("min_limit must be >= 1")
-    if max_limit < min_limit:
-        raise ValueError("max_limit must be >= min_limit")
-    if not min_limit <= initial_limit <= max_limit:
-        raise ValueError("initial_limit must be between min_limit and max_limit")
-    if not tolerance >= 1.0:
-        raise ValueError("tolerance must be >= 1.0")
-    if long_window < 1:
-        raise ValueError("long_window must be >= 1")
-    if latency_sustain < 1:
-        raise ValueError("latency_sustain must be >= 1")

@@ -50,13 +50,18 @@ opened). The API carries no permit token, so this is a best-effort match.
 from __future__ import annotations
 
 import enum
-import itertools
 import logging
-import math
 import threading
 from collections.abc import Callable
 
+from telemetry.governance._breaker_args import (
+    check_backoff,
+    check_recovery,
+    check_thresholds,
+    check_window,
+)
 from telemetry.governance._types import Clock, RandomSource, default_random, monotonic
+from telemetry.governance.breaker_windows import FAILURE, SLOW, CountWindow, TimeWindow
 
 __all__ = ["BreakerState", "CircuitBreaker", "TransitionListener"]
 
@@ -86,134 +91,6 @@ _HALF_OPEN = BreakerState.HALF_OPEN
 _OPEN = BreakerState.OPEN
 _FORCED_OPEN = BreakerState.FORCED_OPEN
 _FORCED_CLOSED = BreakerState.FORCED_CLOSED
-
-# Outcome bit flags stored per call in the windows.
-_FAILURE = 1
-_SLOW = 2
-
-
-class _CountWindow:
-    """The last ``size`` outcomes in a ring buffer, with running totals (O(1) per call)."""
-
-    __slots__ = ("_outcomes", "_pos", "_size", "calls", "failures", "slow")
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._outcomes = bytearray(size)
-        self._pos = 0
-        self.calls = 0
-        self.failures = 0
-        self.slow = 0
-
-    def add(self, outcome: int, now: float) -> None:
-        pos = self._pos
-        if self.calls == self._size:
-            evicted = self._outcomes[pos]
-            if evicted:  # most outcomes are 0 (fast success): skip the no-op updates
-                self.failures -= evicted & _FAILURE
-                self.slow -= evicted >> 1
-        else:
-            self.calls += 1
-        self._outcomes[pos] = outcome
-        if outcome:
-            self.failures += outcome & _FAILURE
-            self.slow += outcome >> 1
-        pos += 1
-        self._pos = 0 if pos == self._size else pos
-
-    def advance(self, now: float) -> None:
-        """Nothing expires by time in a count window."""
-
-    def clear(self, now: float) -> None:
-        self._outcomes[:] = bytes(self._size)
-        self._pos = self.calls = self.failures = self.slow = 0
-
-
-class _TimeWindow:
-    """The last ``size`` seconds as a ring of one-second buckets, with running totals.
-
-    The window is the current (partial) second plus the ``size - 1`` seconds before it.
-    """
-
-    __slots__ = (
-        "_b_calls",
-        "_b_failures",
-        "_b_slow",
-        "_head",
-        "_head_end",
-        "_size",
-        "calls",
-        "failures",
-        "slow",
-    )
-
-    def __init__(self, size: int, now: float) -> None:
-        self._size = size
-        self._b_calls = [0] * size
-        self._b_failures = [0] * size
-        self._b_slow = [0] * size
-        self._head = math.floor(now)  # the second the newest bucket stands for
-        self._head_end = self._head + 1  # when the newest bucket ends
-        self.calls = self.failures = self.slow = 0
-
-    def advance(self, now: float) -> None:
-        if now < self._head_end:
-            return
-        second = math.floor(now)
-        head = self._head
-        if second <= head:
-            return
-        size = self._size
-        if second - head >= size:
-            self.clear(now)
-            return
-        b_calls, b_failures, b_slow = self._b_calls, self._b_failures, self._b_slow
-        for s in range(head + 1, second + 1):
-            i = s % size
-            self.calls -= b_calls[i]
-            self.failures -= b_failures[i]
-            self.slow -= b_slow[i]
-            b_calls[i] = b_failures[i] = b_slow[i] = 0
-        self._head = second
-        self._head_end = second + 1
-
-    def add(self, outcome: int, now: float) -> None:
-        if now >= self._head_end:
-            self.advance(now)
-        i = self._head % self._size
-        self._b_calls[i] += 1
-        self.calls += 1
-        if outcome:  # most outcomes are 0 (fast success): skip the no-op updates
-            failure = outcome & _FAILURE
-            slow = outcome >> 1
-            self._b_failures[i] += failure
-            self._b_slow[i] += slow
-            self.failures += failure
-            self.slow += slow
-
-    def clear(self, now: float) -> None:
-        size = self._size
-        self._b_calls = [0] * size
-        self._b_failures = [0] * size
-        self._b_slow = [0] * size
-        self._head = math.floor(now)
-        self._head_end = self._head + 1
-        self.calls = self.failures = self.slow = 0
-
-
-def _check_rate(name: str, value: float) -> None:
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
-
-
-def _check_positive(name: str, value: float) -> None:
-    if not (value > 0.0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _check_int(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 class CircuitBreaker:
@@ -280,41 +157,18 @@ class CircuitBreaker:
         does); otherwise the breaker could never open. ``ramp_steps`` must be strictly increasing in
         (0, 1] and end with 1.0; an empty tuple closes straight after the probes (classic half-open).
         """
-        if window_type not in ("count", "time"):
-            raise ValueError(f"window_type must be 'count' or 'time', got {window_type!r}")
-        _check_int("window_size", window_size, 1)
-        _check_int("minimum_calls", minimum_calls, 1)
-        _check_rate("failure_rate_threshold", failure_rate_threshold)
-        _check_rate("slow_call_rate_threshold", slow_call_rate_threshold)
-        _check_positive("slow_call_duration", slow_call_duration)
-        _check_int("consecutive_failures", consecutive_failures, 0)
-        _check_positive("open_wait", open_wait)
-        _check_positive("max_open_wait", max_open_wait)
-        if max_open_wait < open_wait:
-            raise ValueError(
-                f"max_open_wait must be >= open_wait, got {max_open_wait!r} < {open_wait!r}"
-            )
-        if not (backoff_multiplier >= 1.0 and math.isfinite(backoff_multiplier)):
-            raise ValueError(
-                f"backoff_multiplier must be a finite number >= 1, got {backoff_multiplier!r}"
-            )
-        _check_int("half_open_probes", half_open_probes, 1)
-        steps = tuple(float(s) for s in ramp_steps)
-        if steps and (
-            any(not 0.0 < s <= 1.0 for s in steps)
-            or any(a >= b for a, b in itertools.pairwise(steps))
-            or steps[-1] != 1.0
-        ):
-            raise ValueError(
-                f"ramp_steps must be strictly increasing in (0, 1] and end with 1.0, got {ramp_steps!r}"
-            )
-        _check_positive("ramp_step_duration", ramp_step_duration)
+        check_window(window_type, window_size, minimum_calls)
+        check_thresholds(
+            failure_rate_threshold, slow_call_rate_threshold, slow_call_duration, consecutive_failures
+        )
+        check_backoff(open_wait, max_open_wait, backoff_multiplier)
+        steps = check_recovery(half_open_probes, ramp_steps, ramp_step_duration)
         if on_transition is not None and not callable(on_transition):
             raise ValueError(f"on_transition must be callable or None, got {on_transition!r}")
 
         self._timed = window_type == "time"
-        self._window: _CountWindow | _TimeWindow = (
-            _TimeWindow(window_size, clock()) if self._timed else _CountWindow(window_size)
+        self._window: CountWindow | TimeWindow = (
+            TimeWindow(window_size, clock()) if self._timed else CountWindow(window_size)
         )
         self._min_calls = minimum_calls if self._timed else min(minimum_calls, window_size)
         self._failure_threshold = float(failure_rate_threshold)
@@ -386,7 +240,7 @@ class CircuitBreaker:
 
     def on_success(self, duration: float) -> None:
         """Report an admitted call that succeeded after ``duration`` seconds."""
-        outcome = _SLOW if duration >= self._slow_call_duration else 0
+        outcome = SLOW if duration >= self._slow_call_duration else 0
         now = self._clock() if self._timed else 0.0
         with self._lock:
             if self._state is _CLOSED:
@@ -413,7 +267,7 @@ class CircuitBreaker:
 
     def on_failure(self, duration: float) -> None:
         """Report an admitted call that failed (as classified by the caller) after ``duration`` s."""
-        outcome = _FAILURE | _SLOW if duration >= self._slow_call_duration else _FAILURE
+        outcome = FAILURE | SLOW if duration >= self._slow_call_duration else FAILURE
         with self._lock:
             transition = self._failure_locked(outcome)
         if transition is not None:

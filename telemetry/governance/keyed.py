@@ -1,17 +1,18 @@
 """One rate limiter per key: per user, client IP, tenant, metadata value ...
 
-The seed notes limit "per business object": per user (VIP users are not limited, ordinary users
-are), per IP. :class:`KeyedLimiter` creates a limiter for a key on its first call with the given
-factory, bypasses the keys of the allow-list (the VIP case: always admitted, nothing tracked) and
-keeps at most ``max_keys`` limiters, evicting the least recently used one, so an attacker rotating
-keys costs bounded memory.
+Limits "per business object", as Sentinel's hot-parameter flow control and go-zero's per-key period
+limits do: per user (VIP users are not limited, ordinary users are), per IP. :class:`KeyedLimiter`
+creates a limiter for a key on its first call with the given factory, bypasses the keys of the
+allow-list (the VIP case: always admitted, nothing tracked) and keeps at most ``max_keys`` limiters,
+evicting the least recently used one, so an attacker rotating keys costs bounded memory.
 
 Eviction forgets a key's state: its next call starts with a fresh limiter (a full bucket, an empty
 window), which is the price of bounded memory. A :class:`ConcurrencyLimiter` that still has calls
 in flight is not evicted while a cheaper victim is found among the next few least recently used
 keys (at most ``_EVICTION_SCAN``; busy ones passed over become most recently used). If they are all
-busy the oldest goes anyway: the memory bound is hard. Its in-flight calls then release into
-nothing (``release`` of an unknown key is a no-op) and the key's new limiter starts at zero.
+busy the oldest goes anyway: the memory bound is hard. Its in-flight calls then release into the
+evicted limiter (the chain's gate holds the limiter it acquired; ``release`` of an unknown key is a
+no-op) and the key's new limiter starts at zero.
 
 Calls without a key (``None`` or ``""``) share one limiter under the key ``""``; put ``""`` in the
 allow-list to let them all through instead.
@@ -87,7 +88,8 @@ class KeyedLimiter:
             return
         limiters.popitem(last=False)  # all candidates busy: the bound wins
 
-    def _get(self, key: str) -> RateLimiter:
+    def limiter_for(self, key: str) -> RateLimiter:
+        """The limiter of ``key``, created (evicting the least recently used) on first use."""
         lock = self._lock
         lock.acquire()
         try:
@@ -109,7 +111,7 @@ class KeyedLimiter:
             key = ""
         if key in self._allow:
             return True
-        return self._get(key).try_acquire()
+        return self.limiter_for(key).try_acquire()
 
     def retry_after(self, key: str | None) -> float:
         """Seconds until ``key`` could be admitted; 0.0 for allow-listed or untracked keys."""

@@ -12,18 +12,40 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
+from opentelemetry.trace import Span
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from telemetry.rpc.call import CallState, split_method
+from telemetry.method_names import split_method
 
 _log = logging.getLogger("telemetry.governance")
 
 MAX_METHOD_LABELS = 500  # as the grpc metrics' max_method_labels: past it, "other"
 _OVERFLOW = ("other", "other")
 _MAX_LABEL_CHARS = 200
+
+
+class _MethodName(Protocol):
+    @property
+    def service(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def full_method(self) -> str: ...
+
+
+class DecidedCall(Protocol):
+    """What a decision marks on the call it is about (the chain's CallState is one)."""
+
+    @property
+    def info(self) -> _MethodName: ...
+    @property
+    def span(self) -> Span | None: ...
+
+    fields: dict[str, Any] | None
+
 
 # outcome names used across mechanisms
 REJECTED = "rejected"
@@ -54,7 +76,12 @@ class DecisionRecorder:
         self._last_logged: dict[tuple[str, str, str], tuple[float, int]] = {}
 
     def decision(
-        self, state: CallState | None, mechanism: str, outcome: str, reason: str = "", **attributes: Any
+        self,
+        state: DecidedCall | None,
+        mechanism: str,
+        outcome: str,
+        reason: str = "",
+        **attributes: Any,
     ) -> None:
         if state is None:
             self._count(("", ""), "", mechanism, outcome, reason, attributes)
@@ -152,7 +179,7 @@ class DecisionRecorder:
 
 
 def _mark_call(
-    state: CallState, mechanism: str, outcome: str, reason: str, attributes: dict[str, Any]
+    state: DecidedCall, mechanism: str, outcome: str, reason: str, attributes: dict[str, Any]
 ) -> None:
     span = state.span
     if span is not None and span.is_recording():
@@ -221,6 +248,6 @@ _GAUGE_HELP = {
         "Load signals the adaptive limiter reads (cpu: fraction of one core; loop_lag: seconds)."
     ),
     "governance_shedding": "1 while the adaptive limiter is shedding, with the reason as a label.",
-    "governance_deferred_pending": "Calls waiting in a deferral queue, per target.",
+    "governance_deferred_pending": "Calls waiting in a deferral queue, per target and method.",
     "governance_rules_generation": "How many rule sets this instance has applied.",
 }

@@ -24,31 +24,78 @@ Hostile input is refused, never crashes the parser nor slips through:
 * :meth:`GovernanceRules.from_dict` and :meth:`~GovernanceRules.from_json` raise nothing but
   :class:`RuleError`: an exception the checks did not foresee (a bug) still becomes one, chained to
   it (``__cause__``) so its stack can be logged.
+
+The rule classes are here; the parsing machinery (bounded JSON, conversion by type hint, range
+checks) is in ``telemetry.governance.rule_parsing``, :class:`RuleError` in ``telemetry._validation``;
+both are re-exported from here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
-import math
-import re
-import reprlib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Any, Literal, TypeVar
 
-from telemetry.config import ConfigError
+from telemetry._validation import RuleError, finite_number
+from telemetry._validation import short_repr as _show
+from telemetry.governance.rule_parsing import (
+    MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
+    bounded,
+    json_text,
+    load_json,
+    number_in_range,
+    validate_pattern,
+)
+from telemetry.governance.rule_parsing import describe as _describe
+from telemetry.governance.rule_parsing import dump as _dump
+from telemetry.governance.rule_parsing import parse as _parse  # a global here: tests replace it
+
+__all__ = [
+    "COUNT_MAX",
+    "DAY",
+    "DEFAULT_FAILURE_CODES",
+    "DEFAULT_RETRY_CODES",
+    "FACTOR_MAX",
+    "GRPC_CODE_NAMES",
+    "HOUR",
+    "LIMIT_MAX",
+    "LIMIT_MIN",
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
+    "RAMP_STEPS_MAX",
+    "SECONDS_MIN",
+    "SHED_LEVEL_RANGE",
+    "AdaptiveRule",
+    "Algorithm",
+    "BreakerRule",
+    "BrownoutRule",
+    "BulkheadRule",
+    "ClientMethodRules",
+    "ClientRules",
+    "FallbackMode",
+    "FallbackRule",
+    "FallbackTrigger",
+    "GovernanceRules",
+    "PriorityName",
+    "RateLimitRule",
+    "RetryRule",
+    "RuleError",
+    "ServerMethodRules",
+    "ServerRules",
+    "SheddingRule",
+    "ThrottleRule",
+    "finite_number",
+    "json_text",
+    "load_json",
+    "most_specific",
+    "number_in_range",
+    "validate_pattern",
+]
 
 _V = TypeVar("_V")
-
-MAX_JSON_BYTES = 256 * 1024
-"""Largest JSON text accepted for rules (bytes; characters for a ``str``): real ones take a few KiB."""
-MAX_JSON_DEPTH = 32
-"""Deepest JSON nesting accepted: a rules document is 6 levels deep, so deeper is refused before the
-parser (which recurses once per level) sees it."""
 
 LIMIT_MIN = 0.001
 """Smallest rate limit (calls per second, per window or in flight): one call in ~17 minutes."""
@@ -64,23 +111,6 @@ FACTOR_MAX = 100.0
 """Largest multiplier or factor (backoff, cold factor, tolerance, throttle k)."""
 RAMP_STEPS_MAX = 20
 """Most steps of a breaker's recovery ramp."""
-
-
-class RuleError(ConfigError):
-    """A rule is invalid; ``path`` names the field (e.g. ``server.methods['*'].rate_limit.limit``)."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-
-
-def _number(
-    *, default: Any = dataclasses.MISSING, minimum: float, maximum: float, off: bool = False
-) -> Any:
-    """A numeric field accepted within ``[minimum, maximum]``, checked at parse time; with ``off``, 0
-    is accepted too (it turns the feature off) while the tiny values between stay refused."""
-    meta = {"min": minimum, "max": maximum, "off": off}
-    return field(default=default, metadata=meta)
 
 
 GRPC_CODE_NAMES = (
@@ -115,15 +145,15 @@ class RateLimitRule:
     """
 
     algorithm: Algorithm = "token_bucket"
-    limit: float = _number(minimum=LIMIT_MIN, maximum=LIMIT_MAX)
-    window: float = _number(default=1.0, minimum=SECONDS_MIN, maximum=DAY)
-    burst: int | None = _number(default=None, minimum=1, maximum=COUNT_MAX)
-    max_wait: float = _number(default=0.0, minimum=SECONDS_MIN, maximum=60.0, off=True)
-    warm_up: float = _number(default=10.0, minimum=SECONDS_MIN, maximum=HOUR)
-    cold_factor: float = _number(default=3.0, minimum=1.0, maximum=FACTOR_MAX)
+    limit: float = bounded(minimum=LIMIT_MIN, maximum=LIMIT_MAX)
+    window: float = bounded(default=1.0, minimum=SECONDS_MIN, maximum=DAY)
+    burst: int | None = bounded(default=None, minimum=1, maximum=COUNT_MAX)
+    max_wait: float = bounded(default=0.0, minimum=SECONDS_MIN, maximum=60.0, off=True)
+    warm_up: float = bounded(default=10.0, minimum=SECONDS_MIN, maximum=HOUR)
+    cold_factor: float = bounded(default=3.0, minimum=1.0, maximum=FACTOR_MAX)
     key: str = ""
     allow: tuple[str, ...] = ()
-    max_keys: int = _number(default=10_000, minimum=1, maximum=COUNT_MAX)
+    max_keys: int = bounded(default=10_000, minimum=1, maximum=COUNT_MAX)
     cluster: bool = False
 
     def check(self, path: str) -> None:
@@ -149,19 +179,19 @@ class BreakerRule:
     """
 
     window_type: Literal["count", "time"] = "count"
-    window_size: int = _number(default=20, minimum=1, maximum=10_000)
-    minimum_calls: int = _number(default=10, minimum=1, maximum=COUNT_MAX)
-    failure_rate_threshold: float = _number(default=0.5, minimum=0.001, maximum=1.0)
-    slow_call_rate_threshold: float = _number(default=1.0, minimum=0.001, maximum=1.0)
-    slow_call_duration: float = _number(default=1.0, minimum=SECONDS_MIN, maximum=HOUR)
-    consecutive_failures: int = _number(default=0, minimum=0, maximum=COUNT_MAX)
-    open_wait: float = _number(default=5.0, minimum=SECONDS_MIN, maximum=HOUR)
+    window_size: int = bounded(default=20, minimum=1, maximum=10_000)
+    minimum_calls: int = bounded(default=10, minimum=1, maximum=COUNT_MAX)
+    failure_rate_threshold: float = bounded(default=0.5, minimum=0.001, maximum=1.0)
+    slow_call_rate_threshold: float = bounded(default=1.0, minimum=0.001, maximum=1.0)
+    slow_call_duration: float = bounded(default=1.0, minimum=SECONDS_MIN, maximum=HOUR)
+    consecutive_failures: int = bounded(default=0, minimum=0, maximum=COUNT_MAX)
+    open_wait: float = bounded(default=5.0, minimum=SECONDS_MIN, maximum=HOUR)
     # caps the backoff: recovery is part of the design
-    max_open_wait: float = _number(default=30.0, minimum=SECONDS_MIN, maximum=HOUR)
-    backoff_multiplier: float = _number(default=2.0, minimum=1.0, maximum=FACTOR_MAX)
-    half_open_probes: int = _number(default=3, minimum=1, maximum=10_000)
+    max_open_wait: float = bounded(default=30.0, minimum=SECONDS_MIN, maximum=HOUR)
+    backoff_multiplier: float = bounded(default=2.0, minimum=1.0, maximum=FACTOR_MAX)
+    half_open_probes: int = bounded(default=3, minimum=1, maximum=10_000)
     ramp_steps: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
-    ramp_step_duration: float = _number(default=2.0, minimum=SECONDS_MIN, maximum=HOUR)
+    ramp_step_duration: float = bounded(default=2.0, minimum=SECONDS_MIN, maximum=HOUR)
     failure_codes: tuple[str, ...] = DEFAULT_FAILURE_CODES
     force: Literal["", "open", "closed"] = ""
 
@@ -189,9 +219,9 @@ class ThrottleRule:
 
     Ranges: ``k`` 1 to 100; ``window`` 0.001 to 3600 s; ``protected`` 0 to 1e6 calls."""
 
-    k: float = _number(default=1.5, minimum=1.0, maximum=FACTOR_MAX)
-    window: float = _number(default=10.0, minimum=SECONDS_MIN, maximum=HOUR)
-    protected: int = _number(default=5, minimum=0, maximum=COUNT_MAX)
+    k: float = bounded(default=1.5, minimum=1.0, maximum=FACTOR_MAX)
+    window: float = bounded(default=10.0, minimum=SECONDS_MIN, maximum=HOUR)
+    protected: int = bounded(default=5, minimum=0, maximum=COUNT_MAX)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,7 +229,7 @@ class BulkheadRule:
     """At most ``max_concurrent`` calls in flight to one downstream (target) for the pattern's scope
     (1 to 1e6)."""
 
-    max_concurrent: int = _number(minimum=1, maximum=COUNT_MAX)
+    max_concurrent: int = bounded(minimum=1, maximum=COUNT_MAX)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,14 +242,14 @@ class RetryRule:
     or 0.001 to 1; ``budget_min_per_second`` 0 or 0.001 to 1e6.
     """
 
-    max_attempts: int = _number(default=3, minimum=1, maximum=10)
-    initial_backoff: float = _number(default=0.05, minimum=SECONDS_MIN, maximum=60.0, off=True)
-    max_backoff: float = _number(default=1.0, minimum=SECONDS_MIN, maximum=60.0, off=True)
-    multiplier: float = _number(default=2.0, minimum=1.0, maximum=FACTOR_MAX)
-    jitter: float = _number(default=0.2, minimum=0.001, maximum=1.0, off=True)
+    max_attempts: int = bounded(default=3, minimum=1, maximum=10)
+    initial_backoff: float = bounded(default=0.05, minimum=SECONDS_MIN, maximum=60.0, off=True)
+    max_backoff: float = bounded(default=1.0, minimum=SECONDS_MIN, maximum=60.0, off=True)
+    multiplier: float = bounded(default=2.0, minimum=1.0, maximum=FACTOR_MAX)
+    jitter: float = bounded(default=0.2, minimum=0.001, maximum=1.0, off=True)
     codes: tuple[str, ...] = DEFAULT_RETRY_CODES
-    budget_ratio: float = _number(default=0.1, minimum=0.001, maximum=1.0, off=True)
-    budget_min_per_second: float = _number(default=1.0, minimum=LIMIT_MIN, maximum=LIMIT_MAX, off=True)
+    budget_ratio: float = bounded(default=0.1, minimum=0.001, maximum=1.0, off=True)
+    budget_min_per_second: float = bounded(default=1.0, minimum=LIMIT_MIN, maximum=LIMIT_MAX, off=True)
 
     def check(self, path: str) -> None:
         _check_codes(self.codes, f"{path}.codes")
@@ -237,8 +267,16 @@ class FallbackRule:
 
     mode: FallbackMode = "default"
     on: tuple[FallbackTrigger, ...] = ("breaker", "limit", "failure")
-    cache_size: int = _number(default=1024, minimum=1, maximum=COUNT_MAX)
-    cache_ttl: float = _number(default=300.0, minimum=SECONDS_MIN, maximum=DAY)
+    cache_size: int = bounded(default=1024, minimum=1, maximum=COUNT_MAX)
+    cache_ttl: float = bounded(default=300.0, minimum=SECONDS_MIN, maximum=DAY)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrownoutRule:
+    """Refuse ``share`` of the pattern's calls on purpose (0.001 to 1; 0: none), planned
+    degradation of a non-critical method (``telemetry.governance.brownout``)."""
+
+    share: float = bounded(minimum=0.001, maximum=1.0, off=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -246,6 +284,7 @@ class ServerMethodRules:
     """Server-side rules for the methods a pattern matches. ``priority`` and ``write`` drive
     priority shedding (non-core writes go first); ``fallback`` answers limited calls."""
 
+    brownout: BrownoutRule | None = None
     rate_limit: RateLimitRule | None = None
     priority: PriorityName = "normal"
     write: bool = False
@@ -265,7 +304,7 @@ class ClientMethodRules:
     idempotent: bool = False
     fallback: FallbackRule | None = None
     defer: bool = False
-    defer_max_items: int = _number(default=1000, minimum=1, maximum=100_000)
+    defer_max_items: int = bounded(default=1000, minimum=1, maximum=100_000)
 
     def check(self, path: str) -> None:
         if self.defer and (self.fallback is None or self.fallback.mode == "last_good"):
@@ -288,29 +327,29 @@ class AdaptiveRule:
     """
 
     enabled: bool = False
-    cpu_threshold: float = _number(default=0.8, minimum=0.01, maximum=4.0)
-    loop_lag_threshold: float = _number(default=0.05, minimum=SECONDS_MIN, maximum=60.0)
-    cool_off: float = _number(default=1.0, minimum=SECONDS_MIN, maximum=HOUR, off=True)
-    min_limit: int = _number(default=1, minimum=1, maximum=COUNT_MAX)
-    max_limit: int = _number(default=1000, minimum=1, maximum=COUNT_MAX)
-    initial_limit: int = _number(default=20, minimum=1, maximum=COUNT_MAX)
-    tolerance: float = _number(default=1.5, minimum=1.0, maximum=FACTOR_MAX)
+    cpu_threshold: float = bounded(default=0.8, minimum=0.01, maximum=4.0)
+    loop_lag_threshold: float = bounded(default=0.05, minimum=SECONDS_MIN, maximum=60.0)
+    cool_off: float = bounded(default=1.0, minimum=SECONDS_MIN, maximum=HOUR, off=True)
+    min_limit: int = bounded(default=1, minimum=1, maximum=COUNT_MAX)
+    max_limit: int = bounded(default=1000, minimum=1, maximum=COUNT_MAX)
+    initial_limit: int = bounded(default=20, minimum=1, maximum=COUNT_MAX)
+    tolerance: float = bounded(default=1.5, minimum=1.0, maximum=FACTOR_MAX)
     # The limit shrinks linearly between cpu_threshold and cpu_max (go-zero). One saturated core
     # is 1.0, the normal state of a busy CPU-bound Python process, so the default leaves the BBR
     # bound nearly whole there and shrinks it only when native threads push CPU further.
-    cpu_max: float = _number(default=2.0, minimum=0.01, maximum=64.0)
+    cpu_max: float = bounded(default=2.0, minimum=0.01, maximum=64.0)
     # A CPU-bound handler holds the GIL for Python's whole switch interval (5 ms) before grpc's
     # poller thread can take a new call, let alone refuse it: ~200 admission decisions a second.
     # While adaptive shedding is on, the process switch interval is set to this (0: leave it).
     # 0.2 ms: with admission in the poller thread (telemetry.rpc.admission), 0.2 ms gave p99s
     # 10-15% lower than 0.5 ms at 2x and 4x overload, same goodput; 2 and 5 ms were far worse
     # (benchmarks/RESULTS.md, overload). 1 us is the finest interval CPython keeps.
-    gil_switch_interval: float = _number(default=0.0002, minimum=1e-6, maximum=0.005, off=True)
+    gil_switch_interval: float = bounded(default=0.0002, minimum=1e-6, maximum=0.005, off=True)
     # Queue-delay shedding (CoDel, see governance.codel) for sync servers built by Telemetry.server:
     # when even the least-delayed call of an interval waited over queue_target, calls that waited
     # over twice that are refused as they reach a worker. 0 turns it off.
-    queue_target: float = _number(default=0.005, minimum=0.0001, maximum=10.0, off=True)
-    queue_interval: float = _number(default=0.1, minimum=SECONDS_MIN, maximum=60.0)
+    queue_target: float = bounded(default=0.005, minimum=0.0001, maximum=10.0, off=True)
+    queue_interval: float = bounded(default=0.1, minimum=SECONDS_MIN, maximum=60.0)
 
     def check(self, path: str) -> None:
         if self.cpu_max <= self.cpu_threshold:
@@ -388,20 +427,6 @@ class GovernanceRules:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
-def validate_pattern(pattern: str, path: str) -> None:
-    if not isinstance(pattern, str):
-        raise RuleError(path, f"method pattern must be a string, got {_show(pattern)}")
-    if pattern == "*":
-        return
-    service, sep, method = pattern.partition("/")
-    bad_wildcard = "*" in service or ("*" in method and method != "*")
-    if not sep or not service or not method or "/" in method or bad_wildcard:
-        raise RuleError(
-            path,
-            f"method pattern must be '*', 'pkg.Service/*' or 'pkg.Service/Method', got {_show(pattern)}",
-        )
-
-
 def most_specific(patterns: Mapping[str, _V], service: str, rpc_method: str) -> tuple[str, _V] | None:
     """The entry for ``rpc_method`` (``pkg.Service/Method``) of ``service``: its exact pattern,
     else ``pkg.Service/*``, else ``*``; None when none is set."""
@@ -416,220 +441,3 @@ def _check_codes(codes: tuple[str, ...], path: str) -> None:
     for code in codes:
         if code not in GRPC_CODE_NAMES:
             raise RuleError(path, f"unknown gRPC status code {_show(code)}")
-
-
-# -- bounded JSON ------------------------------------------------------------------------------------
-
-# A JSON string (an unterminated one runs to the end) or a bracket: brackets inside strings do not nest.
-_JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
-
-
-def json_text(text: str | bytes, path: str, *, source: str = "") -> str:
-    """``text`` as a ``str`` once it is known to be at most :data:`MAX_JSON_BYTES` long and nested
-    at most :data:`MAX_JSON_DEPTH` deep (bytes are decoded as ``json.loads`` would); RuleError
-    naming ``path`` otherwise. ``source`` (an etcd key, a file) is named in the message."""
-    where = f" in {source}" if source else ""
-    if isinstance(text, bytes | bytearray):
-        if len(text) > MAX_JSON_BYTES:
-            raise RuleError(path, f"too large{where}: {len(text)} bytes, at most {MAX_JSON_BYTES}")
-        try:
-            text = bytes(text).decode(json.detect_encoding(text), "surrogatepass")
-        except (UnicodeError, LookupError) as exc:
-            raise RuleError(path, f"not valid JSON{where}: {exc}") from None
-    elif not isinstance(text, str):
-        raise RuleError(path, f"must be JSON text, got {type(text).__name__}")
-    elif len(text) > MAX_JSON_BYTES:
-        raise RuleError(path, f"too large{where}: {len(text)} characters, at most {MAX_JSON_BYTES}")
-    depth = 0
-    for token in _JSON_TOKENS.finditer(text):
-        bracket = token.group()
-        if bracket in ("[", "{"):
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                raise RuleError(path, f"nesting too deep{where} (more than {MAX_JSON_DEPTH} levels)")
-        elif bracket in ("]", "}"):
-            depth -= 1
-    return text
-
-
-def load_json(text: str | bytes, path: str, *, source: str = "") -> Any:
-    """The value of bounded JSON text (see :func:`json_text`); RuleError naming ``path`` otherwise."""
-    checked = json_text(text, path, source=source)
-    try:
-        return json.loads(checked)
-    except ValueError as exc:
-        where = f" in {source}" if source else ""
-        raise RuleError(path, f"not valid JSON{where}: {exc}") from None
-    except RecursionError:  # not with the depth bound above; kept so the contract cannot break
-        raise RuleError(path, "nesting too deep") from None
-
-
-# -- generic parsing and dumping of the dataclasses above ------------------------------------------
-
-_T = TypeVar("_T")
-
-
-def _parse(cls: type[_T], data: Any, path: str) -> _T:
-    if not isinstance(data, Mapping):
-        raise RuleError(path, f"must be an object, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    for name in data:
-        if not isinstance(name, str):  # JSON keys always are; YAML or code may give others
-            raise RuleError(path, f"field names must be strings, got {_show(name)}")
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise RuleError(
-            f"{path}.{_key(unknown[0])}", f"unknown field (known: {', '.join(sorted(fields))})"
-        )
-    values: dict[str, Any] = {}
-    for name, spec in fields.items():
-        field_path = f"{path}.{name}"
-        if name not in data:
-            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-                raise RuleError(field_path, "is required")
-            continue
-        value = _convert(hints[name], data[name], field_path)
-        _check_range(spec, value, field_path)
-        values[name] = value
-    rule = cls(**values)
-    check = getattr(rule, "check", None)
-    if check is not None:
-        check(path)
-    return rule
-
-
-def finite_number(value: Any, path: str) -> float:
-    """``value`` as a float; RuleError naming ``path`` unless it is a finite int or float (booleans
-    are not numbers here, nor integers beyond the float range)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RuleError(path, f"must be a finite number, got {_show(value)}")
-    try:
-        number = float(value)
-    except OverflowError:  # an int past 1.8e308
-        number = math.inf
-    if not math.isfinite(number):
-        raise RuleError(path, f"must be a finite number, got {_show(value)}")
-    return number
-
-
-def number_in_range(
-    value: Any, path: str, minimum: float, maximum: float, *, off: bool = False
-) -> float:
-    """``value`` as a float within ``[minimum, maximum]`` (or 0 with ``off``); RuleError naming
-    ``path`` otherwise. The check every numeric rule field gets, for numbers parsed elsewhere."""
-    number = finite_number(value, path)
-    _in_range(number, path, minimum, maximum, off)
-    return number
-
-
-def _convert(hint: Any, value: Any, path: str) -> Any:
-    origin = get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in get_args(hint) if a is not type(None)]
-        return None if value is None else _convert(options[0], value, path)
-    if origin is Literal:
-        if not isinstance(value, str) or value not in get_args(hint):
-            raise RuleError(path, f"must be one of {list(get_args(hint))}, got {_show(value)}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise RuleError(path, f"must be a list, got {type(value).__name__}")
-        args = get_args(hint)
-        item_types = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
-        if len(item_types) != len(value):
-            raise RuleError(path, f"must have {len(item_types)} items, got {len(value)}")
-        return tuple(
-            _convert(t, v, f"{path}[{i}]")
-            for i, (t, v) in enumerate(zip(item_types, value, strict=True))
-        )
-    if origin is Mapping:
-        if not isinstance(value, Mapping):
-            raise RuleError(path, f"must be an object, got {type(value).__name__}")
-        item_type = get_args(hint)[1]
-        parsed = {}
-        for key, item in value.items():
-            item_path = f"{path}[{_show(key)}]"
-            validate_pattern(key, item_path)
-            parsed[str(key)] = _convert(item_type, item, item_path)  # str(): a plain str, not a subclass
-        return types.MappingProxyType(parsed)
-    if dataclasses.is_dataclass(hint):
-        return _parse(hint, value, path)  # type: ignore[arg-type]
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise RuleError(path, f"must be true or false, got {_show(value)}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RuleError(path, f"must be an integer, got {_show(value)}")
-        return int(value)  # an int subclass (IntEnum ...) would not round-trip
-    if hint is float:
-        return finite_number(value, path)
-    if hint is str:
-        if not isinstance(value, str):
-            raise RuleError(path, f"must be a string, got {_show(value)}")
-        return str(value)
-    raise TypeError(f"rules model has an unsupported type at {path}: {hint!r}")  # a bug here
-
-
-def _check_range(spec: dataclasses.Field[Any], value: Any, path: str) -> None:
-    meta = spec.metadata
-    if meta and value is not None:  # None: an optional field left unset
-        _in_range(value, path, meta["min"], meta["max"], meta["off"])
-
-
-def _in_range(value: float, path: str, low: float, high: float, off: bool) -> None:
-    if off and value == 0:
-        return
-    if value < low:
-        if off:
-            need = f"0 (off) or >= {_bound(low)}" if value > 0 else ">= 0"
-        elif value <= 0 < low < 1:  # the floor only keeps tiny values out: say "positive" first
-            need = f"> 0 (at least {_bound(low)})"
-        else:
-            need = f">= {_bound(low)}"
-        raise RuleError(path, f"must be {need}, got {_show(value)}")
-    if value > high:
-        raise RuleError(path, f"must be <= {_bound(high)}, got {_show(value)}")
-
-
-def _bound(number: float) -> str:
-    """A range bound as written in the docs: ``0.001``, ``60.0``, ``1000000`` (an int), ``1e6``."""
-    if isinstance(number, float) and number >= 1e5 and number.is_integer():
-        return re.sub(r"e\+?0*", "e", f"{number:g}")
-    return repr(number)
-
-
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 60
-_REPR.maxlong = 40
-_REPR.maxlevel = 3
-
-
-def _show(value: Any) -> str:
-    """``repr(value)`` shortened: a message must stay small whatever the input (a 100 KB string, a
-    100,000-deep list)."""
-    try:
-        return _REPR.repr(value)
-    except Exception:  # a failing repr (an int past Python's digit limit) must not crash a refusal
-        return f"<{type(value).__name__}>"
-
-
-def _key(name: str) -> str:
-    """A field name as a path segment: as it is when short, else shortened."""
-    return name if len(name) <= 60 and name.isprintable() else _show(name)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text[:300]}{'...' if len(text) > 300 else ''}"
-
-
-def _dump(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _dump(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {key: _dump(item) for key, item in value.items()}
-    if isinstance(value, tuple):
-        return [_dump(item) for item in value]
-    return value

@@ -3,11 +3,14 @@
 The server writes the line of every call. A client writes lines for calls that failed (by default:
 including calls refused locally, which no server saw), or for every call with ``lines="all"``.
 
-Handler code adds fields to its call's line with :func:`telemetry.add_log_fields` while it runs (the
-seed notes' "aggregate fields into one access log"). Levels follow go-grpc-middleware's code-to-level
-mapping. Metadata and payloads are off by default; when on, sensitive keys are redacted (by pattern:
-:mod:`telemetry.logging.redaction`) and payloads truncated. An unexpected handler exception is logged
-here with its stack (the client only ever sees INTERNAL).
+Handler code adds fields to its call's line with :func:`telemetry.add_log_fields` while it runs, so
+one call's facts end up on one line rather than scattered over several: the access-log practice of
+go-grpc-middleware's logging interceptor (https://github.com/grpc-ecosystem/go-grpc-middleware,
+``interceptors/logging``: fields added with ``InjectFields`` land on the call's "finished call"
+line). Levels follow go-grpc-middleware's code-to-level mapping. Metadata and payloads are off by
+default; when on, sensitive keys are redacted (by pattern: :mod:`telemetry.logging.redaction`) and
+payloads truncated. An unexpected handler exception is logged here with its stack (the client only
+ever sees INTERNAL).
 """
 
 from __future__ import annotations

@@ -156,27 +156,30 @@ class Redactor:
         if depth >= MAX_DEPTH:
             return value
         if kind is dict:
-            secret = () if self._safe.issuperset(value) else self._sensitive_keys(value)
-            if not secret and _CONTAINERS.isdisjoint(map(type, value.values())):
-                return value
-            copy: dict[Any, Any] | None = None
-            for key, item in value.items():
-                if key in secret:
-                    new = REDACTED
-                elif type(item) in _CONTAINERS:
-                    new = self.scrub(item, depth + 1)
-                else:
-                    continue
-                if new is not item:
-                    if copy is None:
-                        copy = dict(value)
-                    copy[key] = new
-            return value if copy is None else copy
+            return self._scrub_dict(value, depth)
         if (kind is list or kind is tuple) and not _CONTAINERS.isdisjoint(map(type, value)):
             items = [self.scrub(item, depth + 1) for item in value]
             if any(map(operator.is_not, items, value)):
                 return kind(items)
         return value
+
+    def _scrub_dict(self, value: dict[Any, Any], depth: int) -> dict[Any, Any]:
+        secret = () if self._safe.issuperset(value) else self._sensitive_keys(value)
+        if not secret and _CONTAINERS.isdisjoint(map(type, value.values())):
+            return value  # the usual case: nothing to replace, nothing to look into
+        copy: dict[Any, Any] | None = None
+        for key, item in value.items():
+            if key in secret:
+                new = REDACTED
+            elif type(item) in _CONTAINERS:
+                new = self.scrub(item, depth + 1)
+            else:
+                continue
+            if new is not item:
+                if copy is None:
+                    copy = dict(value)
+                copy[key] = new
+        return value if copy is None else copy
 
     def query(self, query: str) -> str:
         """A query string (``url.query``) with the values of sensitive parameters replaced by

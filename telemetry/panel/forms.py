@@ -1,88 +1,27 @@
-"""The controls: one form per mechanism, each turned into a transform of one control key
-(:mod:`controls`) and written through the audited control plane, then confirmed by showing which
-instances applied it. A value the rules model refuses is shown inline and nothing is written."""
+"""The Control tab: one form per mechanism, each turned into a transform of one control key
+(:mod:`controls`) and written with :func:`changes.write`."""
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, get_args
 
 import pandas as pd
 import streamlit as st
 
-from telemetry.control.live_rules import CLUSTER, FAULTS, KEYS, SAMPLING
-from telemetry.discovery.etcd import EtcdError
+from telemetry.control.live_rules import FAULTS, KEYS, SAMPLING
 from telemetry.governance.rules import GRPC_CODE_NAMES, Algorithm
 from telemetry.panel import controls
-from telemetry.panel.autolimit import parse_autolimit
-from telemetry.panel.control_plane import AUTOLIMIT, Change, ConflictError, Rollout, describe
-from telemetry.panel.thresholds import recommend_limit
-from telemetry.panel.views import guarded
+from telemetry.panel.changes import write
+from telemetry.panel.parts import guarded
 
 if TYPE_CHECKING:
-    from telemetry.panel.ui import Panel
+    from telemetry.panel.backends import Panel
 
-__all__ = ["control", "thresholds", "write"]
+__all__ = ["control"]
 
 _BREAKER_MODES = {"automatic": "", "force open": "open", "force closed": "closed"}
-
-
-def write(
-    panel: Panel, actor: str | None, service: str, key: str, transform: controls.Transform
-) -> Change | None:
-    """Validate and write one change; report the outcome inline. None when nothing was written."""
-    if actor is None:
-        st.error("Sign in with the operator password to change anything.")
-        return None
-    reason = str(st.session_state.get("reason", "")).strip()
-    try:
-        change = panel.plane.update(service, key, transform, actor=actor, reason=reason)
-    except EtcdError as exc:
-        st.error(f"Not written: etcd is unreachable ({exc}).")
-        return None
-    except ConflictError as exc:
-        st.error(f"Not written: {exc}.")
-        return None
-    except ValueError as exc:  # RuleError, FaultError: the message names the field
-        st.error(f"Not written: {exc}")
-        return None
-    if not change.written:
-        st.info(f"Nothing to change: {service}/{key} is already like that.")
-        return None
-    st.session_state.setdefault("changes", []).append(change)
-    st.success(f"Written at etcd revision {change.revision}: {describe(change)}")
-    _confirm(panel, change)
-    return change
-
-
-def _confirm(panel: Panel, change: Change, timeout: float = 3.0) -> None:
-    """Wait (briefly, bounded) for every instance to report the change, and say how it went."""
-    deadline = time.monotonic() + timeout
-    started = time.monotonic()
-    rollout: Rollout | None = None
-    try:
-        instances = panel.plane.instances(change.service)  # registrations: read once
-        while True:
-            rollout = panel.plane.rollout(change.service, change.revision, instances)
-            if rollout.done or rollout.refused or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-    except EtcdError as exc:
-        st.warning(f"Could not read the rollout: {exc}")
-        return
-    if rollout.done:
-        st.success(f"{rollout.summary()} (within {(time.monotonic() - started) * 1000:.0f} ms).")
-    elif rollout.refused:
-        st.error(rollout.summary())
-    elif not rollout.instances:
-        st.warning(f"No instance of {change.service} is running: the change waits in etcd for them.")
-    else:
-        st.warning(f"Not everywhere yet: {rollout.summary()} (see the Service tab).")
-
-
-# -- the Control tab -----------------------------------------------------------------------------
 
 
 def control(
@@ -462,58 +401,3 @@ def _raw(panel: Panel, service: str, actor: str | None, in_force: dict[str, Any]
                 st.error(f"Not written: {key}: not valid JSON: {exc}")
                 return
             write(panel, actor, service, key, lambda _: value)
-
-
-# -- the Dynamic thresholds tab ------------------------------------------------------------------
-
-
-def thresholds(
-    panel: Panel, service: str | None, actor: str | None, *, etcd_ok: bool, prometheus_ok: bool
-) -> None:
-    if service is None:
-        st.info("Choose a service in the sidebar.")
-        return
-    st.caption(
-        "The throughput at which p99 latency starts to rise, from the last "
-        f"{panel.settings.window_minutes} minutes of live metrics: the rate limit belongs "
-        "a little below it."
-    )
-    if not prometheus_ok:
-        st.warning("Prometheus is unreachable: no evidence to recommend from.")
-    else:
-        _recommendation(panel, service, actor, etcd_ok)
-    if not etcd_ok:
-        return
-    with guarded("Automatic limit"):
-        setting = parse_autolimit(panel.plane.read(service, AUTOLIMIT)[0])
-        cluster = panel.plane.read(service, CLUSTER)[0]
-        st.write(f"Cluster-wide limits in force: `{json.dumps(cluster) if cluster else 'none'}`")
-        with st.form("form_autolimit"):
-            st.markdown("**Follow the recommendation automatically**")
-            on = st.checkbox("On", value=setting.enabled, key="auto_on")
-            pattern = st.text_input("Methods", value=setting.pattern, key="auto_pattern")
-            low = st.number_input("Never below (calls/s)", value=setting.minimum, key="auto_min")
-            high = st.number_input("Never above (calls/s)", value=setting.maximum, key="auto_max")
-            if st.form_submit_button("Apply", key="submit_autolimit", disabled=actor is None):
-                value = {"enabled": on, "pattern": pattern, "minimum": low, "maximum": high}
-                write(panel, actor, service, AUTOLIMIT, lambda _: value)
-        last = panel.follower.last.get(service)
-        if last is not None:
-            st.caption(f"Follower, last pass: {last.recommendation.reason}")
-
-
-def _recommendation(panel: Panel, service: str, actor: str | None, etcd_ok: bool) -> None:
-    with guarded("Recommendation"):
-        points = panel.live.load_curve(service, panel.settings.window_minutes)
-        rec = recommend_limit(points)
-        if points:
-            raw = pd.DataFrame(
-                {"calls/s": [p.throughput for p in points], "p99 ms": [p.p99 * 1000 for p in points]}
-            )
-            st.scatter_chart(raw, x="calls/s", y="p99 ms", height=260)
-        (st.success if rec.limit is not None else st.info)(rec.reason)
-        if rec.limit is not None:
-            st.metric("Recommended limit (calls/s, whole service)", f"{rec.limit:g}")
-            if etcd_ok and st.button("Apply as the cluster-wide limit of every method",
-                                     key="apply_recommendation", disabled=actor is None):  # fmt: skip
-                write(panel, actor, service, CLUSTER, controls.set_cluster_limit("*", rec.limit))

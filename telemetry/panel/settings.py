@@ -105,24 +105,13 @@ class PanelSettings:
             values["window_minutes"] = _whole("PANEL_WINDOW_MINUTES", env["PANEL_WINDOW_MINUTES"])
         if env.get("PANEL_SERVICE_LABEL"):
             values["service_label"] = env["PANEL_SERVICE_LABEL"]
-        if env.get("GRAFANA_URL"):
-            values["grafana_url"] = _url("GRAFANA_URL", env["GRAFANA_URL"])
-            values["grafana_token"] = env.get("GRAFANA_TOKEN") or None
-            # Grafana's own admin variables also do (the demo shares grafana/grafana.env).
-            user = env.get("GRAFANA_USER") or env.get("GF_SECURITY_ADMIN_USER")
-            password = env.get("GRAFANA_PASSWORD") or env.get("GF_SECURITY_ADMIN_PASSWORD")
-            if user and password:
-                values["grafana_basic_auth"] = (user, password)
+        values.update(_grafana(env))
         if env.get("PANEL_TRUSTED_PROXIES"):
             values["trusted_proxies"] = _whole("PANEL_TRUSTED_PROXIES", env["PANEL_TRUSTED_PROXIES"])
         try:
             return cls(**values)  # type: ignore[arg-type]
         except ConfigError as exc:  # name the variable the operator set, not the field
-            message = str(exc)
-            for name, variable in _VARIABLES.items():
-                if message.startswith(f"{name}:"):
-                    message = variable + message[len(name) :]
-            raise ConfigError(message) from None
+            raise ConfigError(_by_variable(str(exc))) from None
 
 
 _VARIABLES = {
@@ -146,6 +135,30 @@ _SIGN_IN_VARIABLES = {
 }
 _WHOLE = {"max_failures", "global_max_failures", "max_clients"}
 _SIGN_IN_FIELD = re.compile(r"\b(" + "|".join(_SIGN_IN_VARIABLES) + r")\b")
+
+
+def _by_variable(message: str) -> str:
+    """``message`` with the field it starts with (if one read from a variable) named by its variable."""
+    for name, variable in _VARIABLES.items():
+        if message.startswith(f"{name}:"):
+            message = variable + message[len(name) :]
+    return message
+
+
+def _grafana(env: Mapping[str, str]) -> dict[str, object]:
+    """Grafana's URL and credentials; none without ``GRAFANA_URL``."""
+    if not env.get("GRAFANA_URL"):
+        return {}
+    values: dict[str, object] = {
+        "grafana_url": _url("GRAFANA_URL", env["GRAFANA_URL"]),
+        "grafana_token": env.get("GRAFANA_TOKEN") or None,
+    }
+    # Grafana's own admin variables also do (the demo shares grafana/grafana.env).
+    user = env.get("GRAFANA_USER") or env.get("GF_SECURITY_ADMIN_USER")
+    password = env.get("GRAFANA_PASSWORD") or env.get("GF_SECURITY_ADMIN_PASSWORD")
+    if user and password:
+        values["grafana_basic_auth"] = (user, password)
+    return values
 
 
 def _sign_in(env: Mapping[str, str]) -> SignInPolicy:

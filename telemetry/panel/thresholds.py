@@ -77,17 +77,9 @@ def recommend_limit(
     (>= 1). The curve is returned whenever there is a usable point, so the panel can chart it even when
     there is no recommendation.
     """
-    if not rise > 1 or not math.isfinite(rise):
-        raise ValueError(f"rise must be a finite number > 1, got {rise!r}")
-    if not 0 < headroom <= 1:
-        raise ValueError(f"headroom must be in (0, 1], got {headroom!r}")
-    if min_points < 2:
-        raise ValueError(f"min_points must be >= 2, got {min_points!r}")
-    if bins < 2:
-        raise ValueError(f"bins must be >= 2, got {bins!r}")
-    if not min_spread >= 1:
-        raise ValueError(f"min_spread must be >= 1, got {min_spread!r}")
-
+    _check_parameters(
+        rise=rise, headroom=headroom, min_points=min_points, bins=bins, min_spread=min_spread
+    )
     usable = sorted((p for p in points if _usable(p)), key=lambda p: (p.throughput, p.p99))
     if not usable:
         return Recommendation(None, None, None, f"no usable points yet (need at least {min_points})", ())
@@ -169,6 +161,22 @@ def follow_step(
     if abs(target - current) / current < min_change:
         return None
     return target
+
+
+def _check_parameters(
+    *, rise: float, headroom: float, min_points: int, bins: int, min_spread: float
+) -> None:
+    """Refuse the parameters of :func:`recommend_limit` that make no sense, naming the one."""
+    if not rise > 1 or not math.isfinite(rise):
+        raise ValueError(f"rise must be a finite number > 1, got {rise!r}")
+    if not 0 < headroom <= 1:
+        raise ValueError(f"headroom must be in (0, 1], got {headroom!r}")
+    if min_points < 2:
+        raise ValueError(f"min_points must be >= 2, got {min_points!r}")
+    if bins < 2:
+        raise ValueError(f"bins must be >= 2, got {bins!r}")
+    if not min_spread >= 1:
+        raise ValueError(f"min_spread must be >= 1, got {min_spread!r}")
 
 
 def _usable(point: LoadPoint) -> bool:

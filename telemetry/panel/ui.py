@@ -1,5 +1,6 @@
-"""The panel's page: sidebar (connections, sign-in, service), then the tabs of :mod:`views` and
-:mod:`forms`. ``app.py`` is the script Streamlit runs; it only calls :func:`main`.
+"""The panel's page: sidebar (connections, sign-in, service), then the tabs of :mod:`views`,
+:mod:`forms` and :mod:`thresholds_tab`. ``app.py`` is the script Streamlit runs; it only calls
+:func:`main`.
 
 Every part that talks to etcd or Prometheus is guarded: an unreachable backend becomes a message in
 that part, never an exception on the page, and the other parts keep working.
@@ -11,19 +12,14 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import streamlit as st
 
 from telemetry.config import ConfigError
-from telemetry.discovery.etcd import EtcdClient, EtcdError
-from telemetry.panel import forms, views
-from telemetry.panel.annotations import GrafanaAnnotator
+from telemetry.discovery.etcd import EtcdError
+from telemetry.panel import forms, thresholds_tab, views
+from telemetry.panel.backends import Panel
 from telemetry.panel.clients import client_address
-from telemetry.panel.control_plane import ControlPlane
-from telemetry.panel.follower import ThresholdFollower
-from telemetry.panel.live import LiveQueries
-from telemetry.panel.prometheus import Prometheus
 from telemetry.panel.settings import PanelSettings
 from telemetry.panel.signin import SignInGuard, SignInPolicy, Verdict
 
@@ -33,44 +29,10 @@ sign_in_clock: Callable[[], float] = time.monotonic
 """The sign-in guard's clock, read when the guard is built (tests put a fake one here)."""
 
 
-@dataclass(frozen=True)
-class Panel:
-    """What every part of the page works with (one per panel process, shared by sessions)."""
-
-    settings: PanelSettings
-    plane: ControlPlane
-    live: LiveQueries
-    follower: ThresholdFollower
-    annotator: GrafanaAnnotator | None
-
-    def etcd_problem(self) -> str | None:
-        try:
-            self.plane.client.revision("/governance/")
-        except EtcdError as exc:
-            return f"etcd ({', '.join(self.settings.etcd.endpoints)}) is unreachable: {exc}"
-        return None
-
-    def prometheus_problem(self) -> str | None:
-        return self.live.prometheus.healthy()
-
-    def close(self) -> None:
-        self.follower.stop()
-        self.plane.client.close()
-
-
 @st.cache_resource(show_spinner=False, on_release=Panel.close)
 def _panel(settings_key: str, _settings: PanelSettings) -> Panel:
     """Built once per distinct settings (``settings_key``) in the server process."""
-    settings = _settings
-    annotator = None
-    if settings.grafana_url:
-        annotator = GrafanaAnnotator(
-            settings.grafana_url, token=settings.grafana_token, basic_auth=settings.grafana_basic_auth
-        )
-    plane = ControlPlane(EtcdClient(settings.etcd), on_change=annotator)
-    live = LiveQueries(Prometheus(settings.prometheus_url), service_label=settings.service_label)
-    follower = ThresholdFollower(plane, live, minutes=settings.window_minutes).start()
-    return Panel(settings, plane, live, follower, annotator)
+    return Panel.open(_settings)
 
 
 @st.cache_resource(show_spinner=False)
@@ -118,7 +80,7 @@ def main() -> None:
             panel, service, actor, etcd_ok=etcd_problem is None, prometheus_ok=prom_problem is None
         )
     with thresholds:
-        forms.thresholds(
+        thresholds_tab.thresholds(
             panel, service, actor, etcd_ok=etcd_problem is None, prometheus_ok=prom_problem is None
         )
     with audit:

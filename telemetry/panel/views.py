@@ -4,54 +4,23 @@ refresh themselves every ``PANEL_REFRESH_SECONDS`` without rerunning the page.""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
 
-from telemetry.discovery.etcd import EtcdError
 from telemetry.discovery.instance import Instance
 from telemetry.panel.control_plane import Change, InstanceRollout, describe
 from telemetry.panel.live import Breaker
-from telemetry.panel.prometheus import PrometheusError, Series
+from telemetry.panel.parts import guarded, live
+from telemetry.panel.prometheus import Series
 
 if TYPE_CHECKING:
-    from telemetry.panel.ui import Panel
+    from telemetry.panel.backends import Panel
 
-__all__ = ["audit", "guarded", "live", "overview", "service"]
-
-_log = logging.getLogger("telemetry.panel")
-
-
-@contextlib.contextmanager
-def guarded(what: str) -> Iterator[None]:
-    """Show a failing part as a message; the rest of the page renders on."""
-    try:
-        yield
-    except EtcdError as exc:
-        st.warning(f"{what}: etcd is unreachable ({exc}).", icon=":material/cloud_off:")
-    except PrometheusError as exc:
-        st.warning(f"{what}: {exc}.", icon=":material/cloud_off:")
-    except Exception as exc:  # a bug in one part must not take the page down
-        _log.exception("panel part %r failed", what)
-        st.error(f"{what} failed: {type(exc).__name__}: {exc}", icon=":material/error:")
-
-
-def live(panel: Panel, key: str) -> Callable[[Callable[[], None]], None]:
-    """Run a part as a fragment that refreshes itself (``key`` names it across reruns)."""
-
-    def run(body: Callable[[], None]) -> None:
-        def part() -> None:
-            body()
-
-        part.__qualname__ = f"live_{key}"  # the fragment's identity across reruns
-        st.fragment(run_every=panel.settings.refresh_seconds)(part)()
-
-    return run
+__all__ = ["audit", "overview", "service"]
 
 
 # -- overview ------------------------------------------------------------------------------------

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from time import perf_counter
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import grpc
+import grpc.aio
 
 from telemetry.rpc.call import CallState, MethodInfo, RpcKind, Side
 from telemetry.rpc.concern import Concern, ConcernChain
+from telemetry.rpc.retrying import Retrier
 
 _MAX_CACHED_METHODS = 10_000
+
+# The metadata a caller gives a call: (key, value) pairs, or (grpc.aio) a grpc.aio.Metadata.
+SyncMetadata: TypeAlias = Sequence[tuple[str, str | bytes]] | None
+CallerMetadata: TypeAlias = SyncMetadata | grpc.aio.Metadata
 
 
 class ClientAdapterBase:
@@ -20,7 +26,7 @@ class ClientAdapterBase:
         self.chain = ConcernChain(concerns)
         self.target = target
         # The concern that can retry failed calls (governance), if the chain has one.
-        self.retrier: Any = next((c for c in self.chain.concerns if hasattr(c, "retry_plan")), None)
+        self.retrier = next((c for c in self.chain.concerns if isinstance(c, Retrier)), None)
         self._methods: dict[tuple[str | bytes, RpcKind], MethodInfo] = {}
         self._lock = threading.Lock()
 
@@ -36,11 +42,13 @@ class ClientAdapterBase:
         return info
 
     def start_call(
-        self, info: MethodInfo, timeout: float | None, metadata: Any, request: Any
+        self, info: MethodInfo, timeout: float | None, metadata: CallerMetadata, request: Any
     ) -> CallState:
         """Create the call state and start the chain; RejectCall propagates to the adapter.
         A single request is counted here; request streams are counted by the adapter as sent."""
-        state = CallState(info, perf_counter(), metadata, "")
+        # grpc.aio's Metadata is a Collection of (key, value) pairs, not the Sequence CallState
+        # declares: what reads state.metadata iterates it (tracing's extract() is typed Sequence).
+        state = CallState(info, perf_counter(), metadata, "")  # type: ignore[arg-type]
         state.target = self.target
         state.timeout = timeout
         if not info.streams_requests:
@@ -50,7 +58,7 @@ class ClientAdapterBase:
             self.chain.message(state, False)
         return state
 
-    def end_call(self, state: CallState, code: Any, details: str | None) -> None:
+    def end_call(self, state: CallState, code: grpc.StatusCode | None, details: str | None) -> None:
         """Record how the call ended (``code`` None means OK) and finish the chain."""
         state.code = grpc.StatusCode.OK if code is None else code
         if state.code != grpc.StatusCode.OK:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeAlias, TypeVar
 
 import grpc
+import grpc.aio
 
 from telemetry.rpc.call import CallState, MethodInfo, RejectCall, RpcKind, Side
 from telemetry.rpc.concern import Concern, ConcernChain
@@ -22,6 +23,53 @@ INTERNAL_ERROR_DETAILS = "internal error"
 UNDECODABLE_DETAILS = "grpc: error unmarshalling request"
 _MAX_CACHED_METHODS = 10_000
 
+if TYPE_CHECKING:
+    # A method handler; its messages are the service's generated protobuf classes.
+    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+
+MetadataPairs: TypeAlias = Sequence[tuple[str, str | bytes]]
+
+
+class ServingContext(Protocol):
+    """What the adapters use of the servicer context grpcio hands a handler, sync or grpc.aio, as
+    grpcio's contexts behave. types-grpcio's ``grpc.ServicerContext`` has no ``code()`` or
+    ``details()`` (grpcio's has both), and its ``grpc.aio.ServicerContext`` says
+    ``invocation_metadata()`` is a ``grpc.aio.Metadata`` and ``code()`` never None: grpcio
+    returns a tuple of (key, value) pairs, and None until a status is set."""
+
+    def invocation_metadata(self) -> MetadataPairs | None: ...
+
+    def peer(self) -> str: ...
+
+    def code(self) -> grpc.StatusCode | None: ...
+
+    # bytes on the sync context
+    def details(self) -> str | bytes | None: ...
+
+    def set_details(self, details: str) -> None: ...
+
+    def trailing_metadata(self) -> MetadataPairs | None: ...
+
+    def set_trailing_metadata(self, trailing_metadata: tuple[tuple[str, str | bytes], ...]) -> None: ...
+
+    def time_remaining(self) -> float | None: ...
+
+
+class SyncServingContext(ServingContext, Protocol):
+    """A sync ``grpc.ServicerContext``: ``abort`` raises."""
+
+    def abort(self, code: grpc.StatusCode, details: str) -> NoReturn: ...
+
+
+class AioServingContext(ServingContext, Protocol):
+    """A ``grpc.aio.ServicerContext``: ``abort`` sends the status at once, then raises."""
+
+    async def abort(
+        self, code: grpc.StatusCode, details: str = "", trailing_metadata: MetadataPairs = ()
+    ) -> NoReturn: ...
+
+    async def write(self, message: Any) -> None: ...
+
 
 class ServerAdapterBase:
     """Wraps each method handler once and caches it, keyed by method and the handler it wraps."""
@@ -30,12 +78,10 @@ class ServerAdapterBase:
         self.chain = ConcernChain(concerns, serving=True)
         # Someone must log an unexpected handler exception with its stack; the access log does.
         self._logs_exceptions = any(getattr(c, "logs_exceptions", False) for c in self.chain.concerns)
-        self._cache: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._cache: dict[str, tuple[Handler, Handler]] = {}
         self._lock = threading.Lock()
 
-    def wrapped_handler(
-        self, handler: grpc.RpcMethodHandler | None, method: str
-    ) -> grpc.RpcMethodHandler | None:
+    def wrapped_handler(self, handler: Handler | None, method: str) -> Handler | None:
         if handler is None:  # unknown method: grpc answers UNIMPLEMENTED itself
             return None
         cached = self._cache.get(method)
@@ -50,10 +96,10 @@ class ServerAdapterBase:
             self._cache[method] = (handler, wrapped)
         return wrapped
 
-    def wrap(self, handler: grpc.RpcMethodHandler, info: MethodInfo) -> grpc.RpcMethodHandler:
+    def wrap(self, handler: Handler, info: MethodInfo) -> Handler:
         raise NotImplementedError
 
-    def start_call(self, info: MethodInfo, context: Any, request: Any = None) -> CallState:
+    def start_call(self, info: MethodInfo, context: ServingContext, request: Any = None) -> CallState:
         """Start the chain; a RejectCall propagates with its trailing metadata already set (the
         adapter aborts, sync or awaited; an AnswerCall is returned as the response). ``request``
         is the single request, None for a request stream."""
@@ -68,7 +114,7 @@ class ServerAdapterBase:
             raise
         return state
 
-    def finish_returned(self, state: CallState, context: Any) -> bool:
+    def finish_returned(self, state: CallState, context: ServingContext) -> bool:
         """Record the status a handler that returned normally left on ``context``; True if OK.
         Does not finish the chain: the caller may count the response first."""
         state.code = context.code() or grpc.StatusCode.OK
@@ -79,7 +125,11 @@ class ServerAdapterBase:
         return False
 
     def finish_failed(
-        self, state: CallState, exc: BaseException, aborted_code: Any, context: Any
+        self,
+        state: CallState,
+        exc: BaseException,
+        aborted_code: grpc.StatusCode | None,
+        context: ServingContext,
     ) -> bool:
         """Record a handler exception and finish the chain. True when the exception was
         unexpected: the adapter must then abort with INTERNAL."""
@@ -90,7 +140,9 @@ class ServerAdapterBase:
         self.chain.finish(state)
         return unexpected
 
-    def record_failure(self, state: CallState, exc: BaseException, aborted_code: Any) -> bool:
+    def record_failure(
+        self, state: CallState, exc: BaseException, aborted_code: grpc.StatusCode | None
+    ) -> bool:
         """Map a handler exception to the call's status. Returns True when it was unexpected.
 
         ``aborted_code`` is the status the handler set through ``context.abort`` (None otherwise).
@@ -112,7 +164,7 @@ class ServerAdapterBase:
         return True
 
 
-def seal_failure(state: CallState, context: Any) -> None:
+def seal_failure(state: CallState, context: ServingContext) -> None:
     """Before a failed call's status is sent: bound the details the handler set, and mark the
     failure as relaying a governance refusal when a call it made was refused."""
     details = context.details()
@@ -154,9 +206,7 @@ def tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], A
     return decode
 
 
-def new_handler(
-    handler: grpc.RpcMethodHandler, kind: RpcKind, behavior: Callable[..., Any]
-) -> grpc.RpcMethodHandler:
+def new_handler(handler: Handler, kind: RpcKind, behavior: Callable[..., Any]) -> Handler:
     """A method handler like ``handler`` but running ``behavior``; a single request that does not
     decode reaches it as :class:`Undecodable` (request streams keep grpc's own handling)."""
     factory = {
@@ -173,34 +223,42 @@ def new_handler(
     )
 
 
-def original_behavior(handler: grpc.RpcMethodHandler, kind: RpcKind) -> Callable[..., Any]:
-    return {  # type: ignore[no-any-return]
+def original_behavior(handler: Handler, kind: RpcKind) -> Callable[..., Any]:
+    behavior = {
         RpcKind.UNARY: handler.unary_unary,
         RpcKind.SERVER_STREAM: handler.unary_stream,
         RpcKind.CLIENT_STREAM: handler.stream_unary,
         RpcKind.BIDI_STREAM: handler.stream_stream,
     }[kind]
+    if behavior is None:
+        raise TypeError(f"a {kind} method handler without its {kind} behaviour")
+    return behavior
 
 
-def status_details(context: Any) -> str | None:
+def status_details(context: ServingContext) -> str | None:
     """The details string a handler set (sync contexts keep bytes, aio ones str)."""
     details = context.details()
     if isinstance(details, bytes):
         return details.decode("utf-8", "replace")
-    return details  # type: ignore[no-any-return]
+    return details
 
 
-def wrap_registrations(server: Any, adapter: ServerAdapterBase) -> Any:
+_Server = TypeVar("_Server", grpc.Server, grpc.aio.Server)
+
+
+def wrap_registrations(server: _Server, adapter: ServerAdapterBase) -> _Server:
     """Make ``server`` wrap each method handler once, as it is registered, so calls reach the
     concern chain without grpc's per-call interceptor pipeline. Works for sync and aio servers.
     Interceptors given to the server itself run before the chain."""
     add_generic = server.add_generic_rpc_handlers
     add_registered = getattr(server, "add_registered_method_handlers", None)
 
-    def add_generic_rpc_handlers(handlers: Any) -> None:
-        add_generic(tuple(_WrappingGenericHandler(handler, adapter) for handler in handlers))
+    def add_generic_rpc_handlers(generic_rpc_handlers: Iterable[grpc.GenericRpcHandler]) -> None:
+        add_generic(tuple(_WrappingGenericHandler(handler, adapter) for handler in generic_rpc_handlers))
 
-    def add_registered_method_handlers(service_name: str, method_handlers: Any) -> None:
+    def add_registered_method_handlers(
+        service_name: str, method_handlers: Mapping[str, Handler]
+    ) -> None:
         assert add_registered is not None
         add_registered(
             service_name,
@@ -210,17 +268,18 @@ def wrap_registrations(server: Any, adapter: ServerAdapterBase) -> Any:
             },
         )
 
-    server.add_generic_rpc_handlers = add_generic_rpc_handlers
+    # Replaced on this server object, not its class: the server is grpc's, made by grpc.server().
+    server.add_generic_rpc_handlers = add_generic_rpc_handlers  # type: ignore[method-assign]
     if add_registered is not None:
-        server.add_registered_method_handlers = add_registered_method_handlers
+        server.add_registered_method_handlers = add_registered_method_handlers  # type: ignore[method-assign]
     return server
 
 
 class _WrappingGenericHandler(grpc.GenericRpcHandler):
-    def __init__(self, inner: Any, adapter: ServerAdapterBase) -> None:
+    def __init__(self, inner: grpc.GenericRpcHandler, adapter: ServerAdapterBase) -> None:
         self._inner = inner
         self._adapter = adapter
 
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler | None:
         handler = self._inner.service(handler_call_details)
         return self._adapter.wrapped_handler(handler, handler_call_details.method)

@@ -29,7 +29,8 @@ refuses in the chain as before.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 
@@ -37,9 +38,19 @@ from telemetry.governance.engine import Governance
 from telemetry.governance.observe import REJECTED
 from telemetry.rpc.concern import report_hook_failure
 
+if TYPE_CHECKING:
+    from telemetry.rpc._server_common import Handler
+
 __all__ = ["PollerAdmission"]
 
 _log = logging.getLogger("telemetry")
+
+
+class _ServerState(Protocol):
+    """What admission reads and sets of a sync grpc server's private ``_state``."""
+
+    maximum_concurrent_rpcs: int | None
+    active_rpc_count: int
 
 
 class PollerAdmission(grpc.ServerInterceptor):
@@ -48,7 +59,7 @@ class PollerAdmission(grpc.ServerInterceptor):
 
     def __init__(self, governance: Governance) -> None:
         self._governance = governance
-        self._state: Any = None  # grpc's _ServerState once attached
+        self._state: _ServerState | None = None  # grpc's, once attached
         self._static_cap: int | None = None  # the server's own maximum_concurrent_rpcs
         self._cap: int | None = None  # the limit we last set (None: the static one is in force)
 
@@ -63,7 +74,11 @@ class PollerAdmission(grpc.ServerInterceptor):
         self._state = state
         return True
 
-    def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
         state = self._state
         if state is not None:
             try:
@@ -72,7 +87,7 @@ class PollerAdmission(grpc.ServerInterceptor):
                 report_hook_failure(self, "intercept_service")
         return continuation(handler_call_details)
 
-    def _admit(self, state: Any, method: str) -> None:
+    def _admit(self, state: _ServerState, method: str) -> None:
         snapshot = self._governance.snapshot()
         adaptive = snapshot.adaptive if snapshot.rules.enabled else None
         # While our limit is in force it is grpc's: grpc refuses this call as soon as we return,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any
 
 import grpc
@@ -24,7 +25,7 @@ import grpc.aio
 from grpc.aio import Metadata
 
 from telemetry.governance.retry import RetryCall
-from telemetry.rpc._client_common import WrappedMulticallable, wrapping_method
+from telemetry.rpc._client_common import CallerMetadata, WrappedMulticallable, wrapping_method
 from telemetry.rpc.aio_client import (
     AioClientInterceptor,
     AnsweredAioCall,
@@ -43,7 +44,7 @@ from telemetry.rpc.call import (
     has_answer,
     retry_attempt,
 )
-from telemetry.rpc.retrying import new_retry_call, next_delay
+from telemetry.rpc.retrying import retry_delay
 
 _OK = grpc.StatusCode.OK
 
@@ -55,14 +56,14 @@ def refusal_error(reject: RejectCall) -> grpc.aio.AioRpcError:
     )
 
 
-class RefusedAioCall(SettledAioCall, grpc.aio.UnaryUnaryCall):
+class RefusedAioCall(SettledAioCall, grpc.aio.UnaryUnaryCall[Any, Any]):
     """A call governance refused before it reached the network: awaiting it raises the refusal."""
 
     def __init__(self, reject: RejectCall) -> None:
         self._error = refusal_error(reject)
         self._trailing = self._error.trailing_metadata()
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[None, None, Any]:
         if False:  # pragma: no cover - makes this a generator without suspending
             yield
         raise self._error
@@ -77,7 +78,7 @@ class RefusedAioCall(SettledAioCall, grpc.aio.UnaryUnaryCall):
         raise self._error
 
 
-def to_send(state: CallState, metadata: Any) -> Any:
+def to_send(state: CallState, metadata: CallerMetadata) -> CallerMetadata:
     """The metadata a call sends: the chain's (trace context ...) as grpc.aio's own Metadata, or
     else the caller's. A list would cost grpc.aio an isinstance check through typing's ABCs and a
     copy, ~8 Python calls a call."""
@@ -99,11 +100,11 @@ class _UnaryUnary(_Multicallable):
         request: Any,
         *,
         timeout: float | None = None,
-        metadata: Any = None,
-        credentials: Any = None,
+        metadata: CallerMetadata = None,
+        credentials: grpc.CallCredentials | None = None,
         wait_for_ready: bool | None = None,
-        compression: Any = None,
-    ) -> Any:
+        compression: grpc.Compression | None = None,
+    ) -> grpc.aio.UnaryUnaryCall[Any, Any]:
         options = {
             "credentials": credentials,
             "wait_for_ready": wait_for_ready,
@@ -124,7 +125,7 @@ class _UnaryUnary(_Multicallable):
         return UnaryCall(self, state, inner, request, timeout, metadata, options)
 
 
-class UnaryCall(grpc.aio.UnaryUnaryCall):
+class UnaryCall(grpc.aio.UnaryUnaryCall[Any, Any]):
     """The call a caller gets: grpc's call, finished into the chain when awaited (or, if nobody
     awaits it, when it is done). A governed call that fails may be retried here, each attempt
     its own traced call, within the caller's timeout counted from when the call was made. The
@@ -138,8 +139,8 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
     )  # fmt: skip
 
     def __init__(
-        self, multicallable: _UnaryUnary, state: CallState, call: Any, request: Any,
-        timeout: float | None, metadata: Any, options: dict[str, Any],
+        self, multicallable: _UnaryUnary, state: CallState, call: grpc.aio.UnaryUnaryCall[Any, Any],
+        request: Any, timeout: float | None, metadata: CallerMetadata, options: dict[str, Any],
     ) -> None:  # fmt: skip
         self._multicallable = multicallable
         self._state = state
@@ -153,12 +154,12 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
         self._cancelled = False  # cancel() was called: no further attempt
         # Governance's own outcome, when it answered (a fallback after the call failed) or refused
         # a retry instead of the server: code, details and trailing metadata are then its.
-        self._answered: Any = None
+        self._answered: AnsweredAioCall | RefusedAioCall | None = None
         self._outcome: Any = None  # the answer once settled: a response, or a _Raised
         self._shared: asyncio.Future[Any] | None = None  # for awaiters beyond the first
         call.add_done_callback(self._done)  # finishes calls nobody awaits
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, Any]:
         return self._result().__await__()
 
     async def _result(self) -> Any:
@@ -183,9 +184,9 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
         return outcome
 
     async def _attempts(self) -> Any:
-        runner = self._multicallable._runner
-        timeout, metadata, options = self._retry
-        retrying: RetryCall | None = None
+        """The call's answer: its response, or a _Raised. A failed attempt goes to a helper (a
+        fallback's answer, or a retry): a call that succeeds first time calls none."""
+        retrying: RetryCall | None = None  # made on the first failure
         while True:
             state = self._state
             try:
@@ -194,31 +195,10 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
                 self._end(state, grpc.StatusCode.CANCELLED, None)
                 raise
             except grpc.aio.AioRpcError as error:
-                self._fail(state, error)
-                if runner.retrier is None or self._cancelled:
-                    return _Raised(error)
-                if has_answer(state):
-                    return self._answer(AnsweredAioCall(state.answer.response,
-                                                        state.answer.trailing_metadata))  # fmt: skip
-                if retrying is None:
-                    plan = runner.retrier.retry_plan(state)
-                    if plan is None:
-                        return _Raised(error)
-                    retrying = new_retry_call(plan, self._give_up_at)
-                delay = next_delay(retrying, state.code, state.trailing)
-                if delay is None:
-                    return _Raised(error)
-                await asyncio.sleep(delay)
-                if self._cancelled:
-                    return _Raised(error)
-                if self._give_up_at is not None:
-                    timeout = retrying.remaining()
-                    if timeout is not None and timeout <= 0:  # the sleep overshot the timeout
-                        return _Raised(error)
-                answered = self._again(timeout, metadata, options)
-                if answered is not None:
-                    return answered
-                continue
+                outcome, retrying = await self._after_failure(state, error, retrying)
+                if outcome is _AGAIN:  # the next attempt is made
+                    continue
+                return outcome
             except Exception as exc:  # not grpc's: the caller's interceptor, a closed channel
                 self._end(state, grpc.StatusCode.UNKNOWN, f"{type(exc).__name__}: {exc}")
                 raise
@@ -226,13 +206,40 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
                 state.finished = True
                 state.response = response
                 state.code = _OK
-                runner.chain.message(state, True)
-                runner.chain.finish(state)
+                chain = self._multicallable._runner.chain
+                chain.message(state, True)
+                chain.finish(state)
             return response
 
-    def _again(self, timeout: float | None, metadata: Any, options: dict[str, Any]) -> Any:
+    async def _after_failure(
+        self, state: CallState, error: grpc.aio.AioRpcError, retrying: RetryCall | None
+    ) -> tuple[Any, RetryCall | None]:
+        """The attempt ``state`` failed with ``error``: the call's answer (a _Raised, or a
+        fallback's response), or _AGAIN once the next attempt is made after the backoff; and the
+        call's retry state."""
+        self._fail(state, error)
+        retrier = self._multicallable._runner.retrier
+        if retrier is None or self._cancelled:
+            return _Raised(error), retrying
+        if has_answer(state):
+            answer = state.answer
+            return self._answer(AnsweredAioCall(answer.response, answer.trailing_metadata)), retrying
+        planned = retry_delay(retrier, state, retrying, self._give_up_at)
+        if planned is None:
+            return _Raised(error), retrying
+        retrying, delay = planned
+        await asyncio.sleep(delay)
+        # The caller's timeout, counted from when the call was made (None: it gave none).
+        timeout = None if self._give_up_at is None else retrying.remaining()
+        if self._cancelled or (timeout is not None and timeout <= 0):  # or the sleep overshot
+            return _Raised(error), retrying
+        answered = self._again(timeout)
+        return (_AGAIN if answered is None else answered), retrying
+
+    def _again(self, timeout: float | None) -> Any:
         """Start the next attempt: None, or what to return instead (governance answered or
         refused it)."""
+        _, metadata, options = self._retry
         multicallable = self._multicallable
         token = retry_attempt.set(True)
         try:
@@ -257,6 +264,7 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
         return None
 
     def _answer(self, answered: AnsweredAioCall) -> Any:
+        """The answer's response; the call's code, details and metadata are the answer's."""
         self._answered = answered
         return answered._response
 
@@ -276,7 +284,7 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
         state.trailing = error.trailing_metadata() or ()  # governance reads refusal marks in it
         self._multicallable._runner.end_call(state, error.code(), error.details())
 
-    def _done(self, call: Any) -> None:
+    def _done(self, call: object) -> None:
         """grpc's done-callback (it runs before the awaiting coroutine resumes): finishes a call
         nobody awaits, off the caller's path."""
         if self._awaited or self._state.finished or call is not self._call:
@@ -285,7 +293,7 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
         _pending.add(task)
         task.add_done_callback(_pending.discard)
 
-    async def _finish_unawaited(self, call: Any, state: CallState) -> None:
+    async def _finish_unawaited(self, call: grpc.aio.UnaryUnaryCall[Any, Any], state: CallState) -> None:
         code = await call.code()
         if state.finished:
             return
@@ -316,41 +324,37 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):
         return self._outcome is not None or (bool(self._call.done()) and not self._awaited)
 
     def time_remaining(self) -> float | None:
-        remaining: float | None = self._call.time_remaining()
-        return remaining
+        return self._call.time_remaining()
 
-    def add_done_callback(self, callback: Any) -> None:
+    def add_done_callback(self, callback: Callable[[Any], None]) -> None:
         self._call.add_done_callback(lambda _call: callback(self))
 
-    async def initial_metadata(self) -> Any:
+    async def initial_metadata(self) -> Metadata:
         if self._answered is not None:
             return await self._answered.initial_metadata()
         return await self._call.initial_metadata()
 
-    async def trailing_metadata(self) -> Any:
+    async def trailing_metadata(self) -> Metadata:
         if self._answered is not None:
             return await self._answered.trailing_metadata()
         return await self._call.trailing_metadata()
 
     async def code(self) -> grpc.StatusCode:
         if self._answered is not None:
-            answered: grpc.StatusCode = await self._answered.code()
-            return answered
-        code: grpc.StatusCode = await self._call.code()
-        return code
+            return await self._answered.code()
+        return await self._call.code()
 
     async def details(self) -> str:
         if self._answered is not None:
-            answered: str = await self._answered.details()
-            return answered
-        details: str = await self._call.details()
-        return details
+            return await self._answered.details()
+        return await self._call.details()
 
     async def wait_for_connection(self) -> None:
         await self._call.wait_for_connection()
 
-    def debug_error_string(self) -> str:
-        debug: str = self._call.debug_error_string()
+    async def debug_error_string(self) -> str | None:
+        # A coroutine, as grpc.aio's calls have it (types-grpcio leaves it off their classes).
+        debug: str | None = await self._call.debug_error_string()  # type: ignore[attr-defined]
         return debug
 
 
@@ -365,11 +369,11 @@ class _Streaming(_Multicallable):
         request: Any = None,
         *,
         timeout: float | None = None,
-        metadata: Any = None,
-        credentials: Any = None,
+        metadata: CallerMetadata = None,
+        credentials: grpc.CallCredentials | None = None,
         wait_for_ready: bool | None = None,
-        compression: Any = None,
-    ) -> Any:
+        compression: grpc.Compression | None = None,
+    ) -> grpc.aio.Call:
         runner, info = self._runner, self._info
         try:
             state = runner.start_call(info, timeout, metadata, request)
@@ -397,20 +401,27 @@ class _Streaming(_Multicallable):
         return EndedOnAwait(call, end)
 
 
-class ResponseStreamCall(DelegatingCall, grpc.aio.UnaryStreamCall):
+class ResponseStreamCall(DelegatingCall, grpc.aio.UnaryStreamCall[Any, Any]):
     """A response-streaming call: its responses, read or iterated, counted; the read or the
     iteration that reaches the status finishes the chain. Everything else is grpc's call's own."""
 
     __slots__ = ("_call", "_end", "_runner", "_state")
+    _call: grpc.aio.UnaryStreamCall[Any, Any] | grpc.aio.StreamStreamCall[Any, Any]
 
-    def __init__(self, call: Any, end: CallEnd, state: CallState, runner: AioClientInterceptor) -> None:
+    def __init__(
+        self,
+        call: grpc.aio.UnaryStreamCall[Any, Any] | grpc.aio.StreamStreamCall[Any, Any],
+        end: CallEnd,
+        state: CallState,
+        runner: AioClientInterceptor,
+    ) -> None:
         self._call = call
         self._end = end
         self._state = state
         self._runner = runner
 
-    def __aiter__(self) -> Any:
-        return self._end.responses()
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._end.responses(self._call)
 
     async def read(self) -> Any:
         try:
@@ -428,10 +439,11 @@ class ResponseStreamCall(DelegatingCall, grpc.aio.UnaryStreamCall):
         return message
 
 
-class BidiStreamCall(ResponseStreamCall, grpc.aio.StreamStreamCall):
+class BidiStreamCall(ResponseStreamCall, grpc.aio.StreamStreamCall[Any, Any]):
     """A bidirectional call: a response stream whose ``write`` counts what it sends."""
 
     __slots__ = ()
+    _call: grpc.aio.StreamStreamCall[Any, Any]
 
     async def write(self, request: Any) -> None:
         await self._call.write(request)
@@ -460,6 +472,10 @@ class _Raised:
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+# What UnaryCall._after_failure answers once it made the next attempt.
+_AGAIN = object()
 
 
 class InstrumentedAioChannel(grpc.aio.Channel):

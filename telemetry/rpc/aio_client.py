@@ -17,8 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Generator, Iterable
-from typing import Any
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Generator,
+    Iterable,
+)
+from typing import Any, NoReturn, TypeAlias
 
 import grpc
 import grpc.aio
@@ -27,7 +35,26 @@ from telemetry.governance.retry import RetryCall
 from telemetry.rpc._client_common import ClientAdapterBase
 from telemetry.rpc.call import AnswerCall, CallState, RejectCall, RpcKind, has_answer, retry_attempt
 from telemetry.rpc.concern import Concern, ConcernChain
-from telemetry.rpc.retrying import new_retry_call, next_delay
+from telemetry.rpc.retrying import retry_delay
+
+# The request stream of a call: None when the caller writes with ``call.write()`` (grpc.aio
+# passes None on to the continuation; types-grpcio does not say so).
+Requests: TypeAlias = AsyncIterable[Any] | Iterable[Any] | None
+# What grpc.aio continues an intercepted call with, one per kind: the call it makes.
+UnaryContinuation: TypeAlias = Callable[
+    [grpc.aio.ClientCallDetails, Any], Awaitable[grpc.aio.UnaryUnaryCall[Any, Any]]
+]
+ResponseStreamContinuation: TypeAlias = Callable[
+    [grpc.aio.ClientCallDetails, Any], Awaitable[grpc.aio.UnaryStreamCall[Any, Any]]
+]
+RequestStreamContinuation: TypeAlias = Callable[
+    [grpc.aio.ClientCallDetails, AsyncIterable[Any] | Iterable[Any]],
+    Awaitable[grpc.aio.StreamUnaryCall[Any, Any]],
+]
+BidiContinuation: TypeAlias = Callable[
+    [grpc.aio.ClientCallDetails, AsyncIterable[Any] | Iterable[Any]],
+    Awaitable[grpc.aio.StreamStreamCall[Any, Any]],
+]
 
 
 class AioClientInterceptor(
@@ -42,7 +69,7 @@ class AioClientInterceptor(
     def __init__(self, concerns: Iterable[Concern], target: str = "") -> None:
         super().__init__(concerns, target)
 
-    def split(self) -> list[Any]:
+    def split(self) -> list[grpc.aio.ClientInterceptor]:
         """One interceptor per RPC kind, all delegating here: what ``grpc.aio`` channels need."""
         return [
             _UnaryUnary(self),
@@ -51,19 +78,21 @@ class AioClientInterceptor(
             _StreamStream(self),
         ]
 
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        """Returns the call, or a response: a fallback's answer (grpc.aio accepts either)."""
+    async def intercept_unary_unary(
+        self, continuation: UnaryContinuation, details: grpc.aio.ClientCallDetails, request: Any
+    ) -> grpc.aio.UnaryUnaryCall[Any, Any]:
+        """Returns the call, or a fallback's answer as a call. The rare turns (an answer, a
+        retry) are helpers: a call that succeeds first time calls none."""
         give_up_at = None if details.timeout is None else time.monotonic() + details.timeout
         retrying: RetryCall | None = None  # made on the first failure
         while True:
-            token = None if retrying is None else retry_attempt.set(True)
             try:
-                state, new_details = self._begin(details, RpcKind.UNARY, request)
+                if retrying is None:
+                    state, new_details = self._begin(details, RpcKind.UNARY, request)
+                else:
+                    state, new_details = self._begin_retry(details, request)
             except AnswerCall as answer:
                 return AnsweredAioCall(answer.response, answer.trailing_metadata)
-            finally:
-                if token is not None:
-                    retry_attempt.reset(token)
             call = await continuation(new_details, request)
             try:
                 response = await call
@@ -75,41 +104,88 @@ class AioClientInterceptor(
                 response = None  # the status is read below; the caller sees the error on await
             state.response = response
             await self._finish(state, call)
-            if state.code == grpc.StatusCode.OK or self.retrier is None:
+            if state.code == grpc.StatusCode.OK:
                 return call
-            if has_answer(state):
-                return AnsweredAioCall(state.answer.response, state.answer.trailing_metadata)
-            if retrying is None:
-                plan = self.retrier.retry_plan(state)
-                if plan is None:
-                    return call
-                retrying = new_retry_call(plan, give_up_at)
-            delay = next_delay(retrying, state.code, state.trailing)
-            if delay is None:
-                return call
-            await asyncio.sleep(delay)
-            if give_up_at is not None:
-                left = retrying.remaining()
-                if left is not None and left <= 0:  # the sleep overshot the caller's timeout
-                    return call
-                details = details._replace(timeout=left)
+            after = await self._after_failure(state, call, retrying, give_up_at)
+            if not isinstance(after, tuple):
+                return after
+            retrying, left = after
+            details = grpc.aio.ClientCallDetails(
+                details.method, left, details.metadata, details.credentials, details.wait_for_ready
+            )
 
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+    def _begin_retry(
+        self, details: grpc.aio.ClientCallDetails, request: Any
+    ) -> tuple[CallState, grpc.aio.ClientCallDetails]:
+        """Start a retry of a unary call (retry budgets count first attempts only)."""
+        token = retry_attempt.set(True)
+        try:
+            return self._begin(details, RpcKind.UNARY, request)
+        finally:
+            retry_attempt.reset(token)
+
+    async def _after_failure(
+        self,
+        state: CallState,
+        call: grpc.aio.UnaryUnaryCall[Any, Any],
+        retrying: RetryCall | None,
+        give_up_at: float | None,
+    ) -> grpc.aio.UnaryUnaryCall[Any, Any] | tuple[RetryCall, float | None]:
+        """After the failed attempt ``call``: what the caller gets (the call, or a fallback's
+        answer), or, once the backoff is waited out, the retry state and the timeout of the
+        next attempt (None: the caller gave none)."""
+        retrier = self.retrier
+        if retrier is None:
+            return call
+        if has_answer(state):
+            return AnsweredAioCall(state.answer.response, state.answer.trailing_metadata)
+        planned = retry_delay(retrier, state, retrying, give_up_at)
+        if planned is None:
+            return call
+        retrying, delay = planned
+        await asyncio.sleep(delay)
+        if give_up_at is None:
+            return retrying, None
+        left = retrying.remaining()
+        if left is not None and left <= 0:  # the sleep overshot the caller's timeout
+            return call
+        return retrying, left
+
+    async def intercept_unary_stream(
+        self,
+        continuation: ResponseStreamContinuation,
+        details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> AsyncIterator[Any]:
         state, new_details = self._begin(details, RpcKind.SERVER_STREAM, request)
         call = await continuation(new_details, request)
-        return CallEnd(self, state, call).responses()
+        return CallEnd(self, state, call).responses(call)
 
-    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+    async def intercept_stream_unary(
+        self,
+        continuation: RequestStreamContinuation,
+        details: grpc.aio.ClientCallDetails,
+        requests: Requests,
+    ) -> grpc.aio.StreamUnaryCall[Any, Any]:
         state, new_details = self._begin(details, RpcKind.CLIENT_STREAM, requests)
-        call = await continuation(new_details, maybe_count_sent(requests, state, self.chain))
+        sent = maybe_count_sent(requests, state, self.chain)
+        call = await continuation(new_details, sent)  # type: ignore[arg-type]  # None: see Requests
         return EndedOnAwait(call, CallEnd(self, state, call))
 
-    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+    async def intercept_stream_stream(
+        self,
+        continuation: BidiContinuation,
+        details: grpc.aio.ClientCallDetails,
+        requests: Requests,
+    ) -> AsyncIterator[Any]:
         state, new_details = self._begin(details, RpcKind.BIDI_STREAM, requests)
-        call = await continuation(new_details, maybe_count_sent(requests, state, self.chain))
-        return CallEnd(self, state, call).responses()
+        sent = maybe_count_sent(requests, state, self.chain)
+        call = await continuation(new_details, sent)  # type: ignore[arg-type]  # None: see Requests
+        return CallEnd(self, state, call).responses(call)
 
-    def _begin(self, details: Any, kind: RpcKind, request: Any) -> tuple[CallState, Any]:
+    def _begin(
+        self, details: grpc.aio.ClientCallDetails, kind: RpcKind, request: Any
+    ) -> tuple[CallState, grpc.aio.ClientCallDetails]:
         try:
             info = self.method_info(details.method, kind)
             state = self.start_call(info, details.timeout, details.metadata, request)
@@ -125,13 +201,15 @@ class AioClientInterceptor(
         new_details = grpc.aio.ClientCallDetails(
             details.method,
             state.timeout,
-            state.outgoing_metadata or details.metadata,
+            # A list of pairs where types-grpcio says Metadata: grpc.aio only makes a tuple of
+            # it, and a Metadata would cost Python calls per pair to build and to iterate.
+            state.outgoing_metadata or details.metadata,  # type: ignore[arg-type]
             details.credentials,
             details.wait_for_ready,
         )
         return state, new_details
 
-    async def _finish(self, state: CallState, call: Any) -> None:
+    async def _finish(self, state: CallState, call: grpc.aio.Call) -> None:
         code = await call.code()
         if code == grpc.StatusCode.OK:
             self.end_call(state, code, None)
@@ -144,7 +222,9 @@ class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
     def __init__(self, core: AioClientInterceptor) -> None:
         self._core = core
 
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+    async def intercept_unary_unary(
+        self, continuation: UnaryContinuation, details: grpc.aio.ClientCallDetails, request: Any
+    ) -> grpc.aio.UnaryUnaryCall[Any, Any]:
         return await self._core.intercept_unary_unary(continuation, details, request)
 
 
@@ -152,7 +232,12 @@ class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
     def __init__(self, core: AioClientInterceptor) -> None:
         self._core = core
 
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+    async def intercept_unary_stream(
+        self,
+        continuation: ResponseStreamContinuation,
+        details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> AsyncIterator[Any]:
         return await self._core.intercept_unary_stream(continuation, details, request)
 
 
@@ -160,7 +245,12 @@ class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
     def __init__(self, core: AioClientInterceptor) -> None:
         self._core = core
 
-    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+    async def intercept_stream_unary(
+        self,
+        continuation: RequestStreamContinuation,
+        details: grpc.aio.ClientCallDetails,
+        requests: Requests,
+    ) -> grpc.aio.StreamUnaryCall[Any, Any]:
         return await self._core.intercept_stream_unary(continuation, details, requests)
 
 
@@ -168,7 +258,12 @@ class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
     def __init__(self, core: AioClientInterceptor) -> None:
         self._core = core
 
-    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+    async def intercept_stream_stream(
+        self,
+        continuation: BidiContinuation,
+        details: grpc.aio.ClientCallDetails,
+        requests: Requests,
+    ) -> AsyncIterator[Any]:
         return await self._core.intercept_stream_stream(continuation, details, requests)
 
 
@@ -185,7 +280,7 @@ class CallEnd:
 
     __slots__ = ("_adapter", "_call", "_state", "ended")
 
-    def __init__(self, adapter: AioClientInterceptor, state: CallState, call: Any) -> None:
+    def __init__(self, adapter: AioClientInterceptor, state: CallState, call: grpc.aio.Call) -> None:
         self._adapter = adapter
         self._state = state
         self._call = call
@@ -196,7 +291,8 @@ class CallEnd:
         """Finish with the call's status (the call is done, or this waits for it)."""
         call = self._call
         code = await call.code()
-        details, trailing = None, ()
+        details: str | None = None
+        trailing: Collection[tuple[str, Any]] = ()
         if code != _OK:
             details, trailing = await call.details(), await call.trailing_metadata() or ()
         if self.ended:  # checked after the awaits: no other coroutine can step in from here on
@@ -216,7 +312,7 @@ class CallEnd:
             self._state.code = grpc.StatusCode.CANCELLED
             self._adapter.chain.finish(self._state)
 
-    def _when_done(self, _call: Any) -> None:
+    def _when_done(self, _call: object) -> None:
         # The status arrives before the caller's iteration or await sees it: decide on the next
         # turn of the loop, by when the caller has usually finished the call itself.
         if not self.ended:  # grpc runs done-callbacks on the call's loop
@@ -228,11 +324,12 @@ class CallEnd:
             _pending.add(task)
             task.add_done_callback(_pending.discard)
 
-    async def responses(self) -> AsyncIterator[Any]:
-        """The call's responses, counted; the iteration that reaches the status finishes it."""
+    async def responses(self, call: AsyncIterable[Any]) -> AsyncIterator[Any]:
+        """The responses of the call (``call``, the one this ends), counted; the iteration that
+        reaches the status finishes it."""
         chain, state = self._adapter.chain, self._state
         try:
-            async for response in self._call:
+            async for response in call:
                 chain.message(state, True)
                 yield response
         except asyncio.CancelledError:
@@ -251,21 +348,19 @@ class DelegatingCall:
     put it before the grpc.aio call classes it completes."""
 
     __slots__ = ()
-    _call: Any
+    _call: grpc.aio.Call
 
-    async def initial_metadata(self) -> Any:
+    async def initial_metadata(self) -> grpc.aio.Metadata:
         return await self._call.initial_metadata()
 
-    async def trailing_metadata(self) -> Any:
+    async def trailing_metadata(self) -> grpc.aio.Metadata:
         return await self._call.trailing_metadata()
 
     async def code(self) -> grpc.StatusCode:
-        code: grpc.StatusCode = await self._call.code()
-        return code
+        return await self._call.code()
 
     async def details(self) -> str:
-        details: str = await self._call.details()
-        return details
+        return await self._call.details()
 
     async def wait_for_connection(self) -> None:
         await self._call.wait_for_connection()
@@ -280,10 +375,9 @@ class DelegatingCall:
         return bool(self._call.done())
 
     def time_remaining(self) -> float | None:
-        remaining: float | None = self._call.time_remaining()
-        return remaining
+        return self._call.time_remaining()
 
-    def add_done_callback(self, callback: Any) -> None:
+    def add_done_callback(self, callback: Callable[[Any], None]) -> None:
         self._call.add_done_callback(lambda _call: callback(self))
 
     def __getattr__(self, name: str) -> Any:
@@ -292,13 +386,14 @@ class DelegatingCall:
         return getattr(self._call, name)
 
 
-class EndedOnAwait(DelegatingCall, grpc.aio.StreamUnaryCall):
+class EndedOnAwait(DelegatingCall, grpc.aio.StreamUnaryCall[Any, Any]):
     """A request-stream call whose single response, when awaited, finishes the chain in the
     awaiting coroutine; everything else is the call's own."""
 
     __slots__ = ("_call", "_end")
+    _call: grpc.aio.StreamUnaryCall[Any, Any]
 
-    def __init__(self, call: Any, end: CallEnd) -> None:
+    def __init__(self, call: grpc.aio.StreamUnaryCall[Any, Any], end: CallEnd) -> None:
         self._call = call
         self._end = end
 
@@ -323,12 +418,16 @@ class EndedOnAwait(DelegatingCall, grpc.aio.StreamUnaryCall):
         await self._call.done_writing()
 
 
-def maybe_count_sent(requests: Any, state: CallState, chain: ConcernChain) -> Any:
+def maybe_count_sent(
+    requests: Requests, state: CallState, chain: ConcernChain
+) -> AsyncIterator[Any] | None:
     # None means the caller uses call.write(); grpc must still see None to allow that style.
     return None if requests is None else _count_sent(requests, state, chain)
 
 
-async def _count_sent(requests: Any, state: CallState, chain: ConcernChain) -> AsyncIterator[Any]:
+async def _count_sent(
+    requests: AsyncIterable[Any] | Iterable[Any], state: CallState, chain: ConcernChain
+) -> AsyncIterator[Any]:
     if hasattr(requests, "__aiter__"):
         async for request in requests:
             chain.message(state, False)
@@ -364,20 +463,20 @@ class SettledAioCall:
     def time_remaining(self) -> float | None:
         return None
 
-    def add_done_callback(self, callback: Any) -> None:
+    def add_done_callback(self, callback: Callable[[Any], None]) -> None:
         callback(self)
 
 
-class AnsweredAioCall(SettledAioCall, grpc.aio.UnaryUnaryCall):
+class AnsweredAioCall(SettledAioCall, grpc.aio.UnaryUnaryCall[Any, Any]):
     """A grpc.aio unary call answered by a fallback instead of the server: awaiting it gives the
     response; code OK; ``trailing_metadata()`` says it was a fallback (``x-governance``), as for
     sync calls. (grpc.aio would wrap a bare response in a call with no metadata at all.)"""
 
-    def __init__(self, response: Any, trailing_metadata: Any = ()) -> None:
+    def __init__(self, response: Any, trailing_metadata: Iterable[tuple[str, str | bytes]] = ()) -> None:
         self._response = response
         self._trailing = grpc.aio.Metadata(*trailing_metadata)
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[None, None, Any]:
         if False:  # pragma: no cover - makes this a generator without suspending
             yield
         return self._response
@@ -393,7 +492,10 @@ class AnsweredAioCall(SettledAioCall, grpc.aio.UnaryUnaryCall):
 
 
 class FailedStreamCall(
-    SettledAioCall, grpc.aio.UnaryStreamCall, grpc.aio.StreamUnaryCall, grpc.aio.StreamStreamCall
+    SettledAioCall,
+    grpc.aio.UnaryStreamCall[Any, Any],
+    grpc.aio.StreamUnaryCall[Any, Any],
+    grpc.aio.StreamStreamCall[Any, Any],
 ):
     """A streaming call that ended with ``error`` before it reached the network (refused by
     governance, no instance to send it to), answering as grpc.aio's finished calls do: reading,
@@ -404,19 +506,19 @@ class FailedStreamCall(
         self._error = error
         self._trailing = error.trailing_metadata()
 
-    async def _fail(self) -> Any:
+    async def _fail(self) -> NoReturn:
         raise self._error
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[Any, None, NoReturn]:
         return self._fail().__await__()
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> NoReturn:
         raise self._error
 
-    async def read(self) -> Any:
+    async def read(self) -> NoReturn:
         raise self._error
 
     async def write(self, request: Any) -> None:

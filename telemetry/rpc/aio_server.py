@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 import grpc.aio
@@ -19,6 +19,8 @@ import grpc.aio
 from telemetry.rpc._server_common import (
     INTERNAL_ERROR_DETAILS,
     UNDECODABLE_DETAILS,
+    AioServingContext,
+    MetadataPairs,
     ServerAdapterBase,
     Undecodable,
     new_handler,
@@ -29,6 +31,9 @@ from telemetry.rpc.concern import Concern, ConcernChain
 from telemetry.rpc.relay import relay_metadata
 from telemetry.rpc.status import bounded_details
 
+if TYPE_CHECKING:
+    from telemetry.rpc._server_common import Handler
+
 
 class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
     """Runs ``concerns`` around every RPC of a ``grpc.aio.Server``."""
@@ -37,17 +42,19 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         super().__init__(concerns)
 
     async def intercept_service(
-        self, continuation: Any, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         return self.wrapped_handler(handler, handler_call_details.method)
 
-    def wrap(self, handler: grpc.RpcMethodHandler, info: MethodInfo) -> grpc.RpcMethodHandler:
+    def wrap(self, handler: Handler, info: MethodInfo) -> Handler:
         behavior = original_behavior(handler, info.kind)
         streaming_in = handler.request_streaming
         if handler.response_streaming and inspect.isasyncgenfunction(behavior):
 
-            async def stream_response(request: Any, context: Any) -> AsyncIterator[Any]:
+            async def stream_response(request: Any, context: AioServingContext) -> AsyncIterator[Any]:
                 async for item in self._stream_response(behavior, info, streaming_in, request, context):
                     yield item
 
@@ -56,12 +63,14 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         if info.kind is RpcKind.UNARY and inspect.iscoroutinefunction(behavior):
             return new_handler(handler, info.kind, self._unary(behavior, info))
 
-        async def single_call(request: Any, context: Any) -> Any:
+        async def single_call(request: Any, context: AioServingContext) -> Any:
             return await self._single_call(behavior, info, streaming_in, request, context)
 
         return new_handler(handler, info.kind, single_call)
 
-    def _unary(self, behavior: Any, info: MethodInfo) -> Any:
+    def _unary(
+        self, behavior: Callable[..., Any], info: MethodInfo
+    ) -> Callable[[Any, AioServingContext], Awaitable[Any]]:
         """The unary behaviour of an ``async def`` handler: _begin, the handler and
         finish_returned folded into one coroutine, as the sync adapter does (each function layer
         costs ~1 us on the cold interpreter of a live process: benchmarks/RESULTS.md)."""
@@ -70,7 +79,7 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         finish_returned = self.finish_returned
         ok = grpc.StatusCode.OK
 
-        async def unary(request: Any, context: Any) -> Any:
+        async def unary(request: Any, context: AioServingContext) -> Any:
             state = CallState(info, perf_counter(), context.invocation_metadata(), context.peer())
             state.context = context
             # No concern (a fallback's fast path, say) gets the bytes that did not decode.
@@ -106,7 +115,7 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         return unary
 
     async def _begin(
-        self, info: MethodInfo, streaming_in: bool, request: Any, context: Any
+        self, info: MethodInfo, streaming_in: bool, request: Any, context: AioServingContext
     ) -> tuple[CallState, Any]:
         try:
             state = self.start_call(info, context, None if streaming_in else request)
@@ -121,7 +130,12 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         return state, request
 
     async def _single_call(
-        self, behavior: Any, info: MethodInfo, streaming_in: bool, request: Any, context: Any
+        self,
+        behavior: Callable[..., Any],
+        info: MethodInfo,
+        streaming_in: bool,
+        request: Any,
+        context: AioServingContext,
     ) -> Any:
         """Unary and client-stream handlers, and streaming handlers that use context.write()."""
         try:
@@ -149,7 +163,12 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         return response
 
     async def _stream_response(
-        self, behavior: Any, info: MethodInfo, streaming_in: bool, request: Any, context: Any
+        self,
+        behavior: Callable[..., Any],
+        info: MethodInfo,
+        streaming_in: bool,
+        request: Any,
+        context: AioServingContext,
     ) -> AsyncIterator[Any]:
         state, request = await self._begin(info, streaming_in, request, context)
         finished = False
@@ -171,7 +190,7 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
             if not finished:
                 self.chain.finish(state)
 
-    async def _fail(self, state: CallState, exc: Exception, context: Any) -> None:
+    async def _fail(self, state: CallState, exc: Exception, context: AioServingContext) -> NoReturn:
         aborted = context.code() if isinstance(exc, grpc.aio.AbortError) else None
         if self.finish_failed(state, exc, aborted, context):
             await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR_DETAILS)  # raises
@@ -180,7 +199,7 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         raise exc
 
 
-def _cancellation_code(context: Any) -> grpc.StatusCode:
+def _cancellation_code(context: AioServingContext) -> grpc.StatusCode:
     left = context.time_remaining()
     if left is not None and left <= 0:
         return grpc.StatusCode.DEADLINE_EXCEEDED
@@ -203,12 +222,14 @@ class _ServedContext:
 
     __slots__ = ("_chain", "_context", "_state")
 
-    def __init__(self, context: Any, state: CallState, chain: ConcernChain | None) -> None:
+    def __init__(self, context: AioServingContext, state: CallState, chain: ConcernChain | None) -> None:
         self._context = context
         self._state = state
         self._chain = chain
 
-    async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()) -> None:
+    async def abort(
+        self, code: grpc.StatusCode, details: str = "", trailing_metadata: MetadataPairs = ()
+    ) -> NoReturn:
         relayed = self._state.relayed
         if relayed is not None and code != grpc.StatusCode.OK:
             trailing_metadata = relay_metadata(
@@ -218,7 +239,7 @@ class _ServedContext:
             code, bounded_details(details) if details else details, trailing_metadata
         )
 
-    async def abort_with_status(self, status: Any) -> None:
+    async def abort_with_status(self, status: grpc.Status) -> NoReturn:
         await self.abort(status.code, status.details, status.trailing_metadata)
 
     def set_details(self, details: str) -> None:

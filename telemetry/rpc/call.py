@@ -8,11 +8,13 @@ call state, so the sync and aio adapters for all four RPC kinds drive the same c
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextvars import ContextVar
 from typing import Any
 
 import grpc
+
+from telemetry.method_names import split_method
 
 
 class RpcKind(enum.StrEnum):
@@ -33,14 +35,6 @@ class RpcKind(enum.StrEnum):
 class Side(enum.StrEnum):
     SERVER = "server"
     CLIENT = "client"
-
-
-def split_method(full_method: str) -> tuple[str, str]:
-    """``/pkg.Service/Method`` -> (``pkg.Service``, ``Method``); anything else -> ("unknown", ...)."""
-    parts = full_method.split("/")
-    if len(parts) == 3 and not parts[0] and parts[1] and parts[2]:
-        return parts[1], parts[2]
-    return "unknown", full_method.strip("/") or "unknown"
 
 
 # A concern and one of its call hooks for a method (a bound ``on_start``, ``on_finish``, ...).
@@ -187,8 +181,9 @@ class CallState:
         # Client, single response: an AnswerCall, set by a concern when the call failed but has a
         # fallback answer (its trailing metadata tells the caller it was a fallback).
         self.answer: Any = _NO_ANSWER
-        # Client: the trailing metadata of a call that failed (read only then).
-        self.trailing: Sequence[tuple[str, Any]] = ()
+        # Client: the trailing metadata of a call that failed (read only then): a tuple, or a
+        # grpc.aio.Metadata.
+        self.trailing: Collection[tuple[str, Any]] = ()
         # Server: a governance refusal of a call this one made, which its failure relays
         # (telemetry.rpc.relay).
         self.relayed: str | None = None

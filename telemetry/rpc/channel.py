@@ -9,13 +9,14 @@ Behaviour matches :class:`~telemetry.rpc.client.ClientInterceptor`, whose runner
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
 import grpc
 
 from telemetry.governance.retry import RetryCall
-from telemetry.rpc._client_common import WrappedMulticallable, wrapping_method
+from telemetry.rpc._client_common import SyncMetadata, WrappedMulticallable, wrapping_method
 from telemetry.rpc.call import (
     AnswerCall,
     CallState,
@@ -25,14 +26,19 @@ from telemetry.rpc.call import (
     retry_attempt,
 )
 from telemetry.rpc.client import AnsweredCall, ClientInterceptor, CountingResponses, FailedCall
-from telemetry.rpc.retrying import new_retry_call, next_delay
+from telemetry.rpc.retrying import retry_delay
 
 
 class _Multicallable(WrappedMulticallable[ClientInterceptor]):
     __slots__ = ()
 
     def _launch(
-        self, invoke: Any, request: Any, timeout: float | None, metadata: Any, options: dict[str, Any]
+        self,
+        invoke: Callable[..., Any],
+        request: Any,
+        timeout: float | None,
+        metadata: SyncMetadata,
+        options: dict[str, Any],
     ) -> tuple[CallState | None, Any]:
         """Start a non-blocking call (future or stream); the chain finishes when it is done.
         A refused call comes back as a FailedCall with no state."""
@@ -56,7 +62,7 @@ class _UnaryResponse(_Multicallable):
     __slots__ = ()
 
     def __call__(
-        self, request: Any, timeout: float | None = None, metadata: Any = None, **options: Any
+        self, request: Any, timeout: float | None = None, metadata: SyncMetadata = None, **options: Any
     ) -> Any:
         runner = self._runner
         if runner.retrier is not None:
@@ -92,8 +98,8 @@ class _UnaryResponse(_Multicallable):
         return response
 
     def with_call(
-        self, request: Any, timeout: float | None = None, metadata: Any = None, **options: Any
-    ) -> tuple[Any, Any]:
+        self, request: Any, timeout: float | None = None, metadata: SyncMetadata = None, **options: Any
+    ) -> tuple[Any, grpc.Call]:
         runner = self._runner
         if runner.retrier is not None:
             return self._governed_call(request, timeout, metadata, options)
@@ -108,31 +114,31 @@ class _UnaryResponse(_Multicallable):
         runner.finish(state, call)
         return response, call
 
-    def _begin(self, request: Any, timeout: float | None, metadata: Any) -> tuple[CallState, Any]:
+    def _begin(
+        self, request: Any, timeout: float | None, metadata: SyncMetadata
+    ) -> tuple[CallState, Any]:
         try:
             return self._runner.begin(self._info, timeout, metadata, request)
         except RejectCall as reject:
             raise FailedCall(reject.code, reject.details, reject.trailing_metadata) from None
 
     def _governed_call(
-        self, request: Any, timeout: float | None, metadata: Any, options: dict[str, Any]
-    ) -> tuple[Any, Any]:
+        self, request: Any, timeout: float | None, metadata: SyncMetadata, options: dict[str, Any]
+    ) -> tuple[Any, grpc.Call]:
         """with_call under governance: a fallback may answer, a failed idempotent call may be
-        retried (each attempt is its own traced call) within the caller's timeout."""
+        retried (each attempt is its own traced call) within the caller's timeout. The rare
+        turns (a refusal, a retry) are helpers: a call that succeeds first time calls none."""
         runner = self._runner
         give_up_at = None if timeout is None else time.monotonic() + timeout
         retrying: RetryCall | None = None  # made on the first failure
         while True:
-            token = None if retrying is None else retry_attempt.set(True)
             try:
-                state, sent = runner.begin(self._info, timeout, metadata, request)
-            except AnswerCall as answer:
-                return answer.response, AnsweredCall(answer.response, answer.trailing_metadata)
-            except RejectCall as reject:
-                raise FailedCall(reject.code, reject.details, reject.trailing_metadata) from None
-            finally:
-                if token is not None:
-                    retry_attempt.reset(token)
+                if retrying is None:
+                    state, sent = runner.begin(self._info, timeout, metadata, request)
+                else:
+                    state, sent = self._begin_retry(request, timeout, metadata)
+            except RejectCall as reject:  # refused, or answered (an AnswerCall)
+                return _answered_or_failed(reject)
             try:
                 response, call = self._inner.with_call(
                     sent, timeout=state.timeout, metadata=state.outgoing_metadata or metadata, **options
@@ -142,25 +148,41 @@ class _UnaryResponse(_Multicallable):
                 if has_answer(state):
                     found = state.answer
                     return found.response, AnsweredCall(found.response, found.trailing_metadata)
-                if retrying is None:
-                    plan = runner.retrier.retry_plan(state)
-                    if plan is None:
-                        raise
-                    retrying = new_retry_call(plan, give_up_at)
-                delay = next_delay(retrying, state.code, state.trailing)
-                if delay is None:
-                    raise
-                time.sleep(delay)
-                timeout = retrying.remaining()
-                if timeout is not None and timeout <= 0:  # the sleep overshot the caller's timeout
-                    raise
+                retrying, timeout = self._backoff(state, retrying, give_up_at)  # or raises `error`
                 continue
             state.response = response
             runner.finish(state, call)
             return response, call
 
+    def _begin_retry(
+        self, request: Any, timeout: float | None, metadata: SyncMetadata
+    ) -> tuple[CallState, Any]:
+        """Start a retry (retry budgets count first attempts only)."""
+        token = retry_attempt.set(True)
+        try:
+            return self._runner.begin(self._info, timeout, metadata, request)
+        finally:
+            retry_attempt.reset(token)
+
+    def _backoff(
+        self, state: CallState, retrying: RetryCall | None, give_up_at: float | None
+    ) -> tuple[RetryCall, float | None]:
+        """After the failed attempt ``state`` (its RpcError being handled): wait out the backoff
+        and return the retry state and the timeout left for the next attempt, or re-raise the
+        error when the call is not retried."""
+        retrier = self._runner.retrier
+        planned = None if retrier is None else retry_delay(retrier, state, retrying, give_up_at)
+        if planned is None:
+            raise  # noqa: PLE0704 - the caller's RpcError, being handled
+        retrying, delay = planned
+        time.sleep(delay)
+        timeout = retrying.remaining()
+        if timeout is not None and timeout <= 0:  # the sleep overshot the caller's timeout
+            raise  # noqa: PLE0704
+        return retrying, timeout
+
     def future(
-        self, request: Any, timeout: float | None = None, metadata: Any = None, **options: Any
+        self, request: Any, timeout: float | None = None, metadata: SyncMetadata = None, **options: Any
     ) -> Any:
         return self._launch(self._inner.future, request, timeout, metadata, options)[1]
 
@@ -171,10 +193,17 @@ class _Streaming(_Multicallable):
     __slots__ = ()
 
     def __call__(
-        self, request: Any, timeout: float | None = None, metadata: Any = None, **options: Any
+        self, request: Any, timeout: float | None = None, metadata: SyncMetadata = None, **options: Any
     ) -> Any:
         state, call = self._launch(self._inner, request, timeout, metadata, options)
         return call if state is None else CountingResponses(call, state, self._runner.chain)
+
+
+def _answered_or_failed(reject: RejectCall) -> tuple[Any, AnsweredCall]:
+    """A governed call governance answered (a fallback) or refused (raised as a FailedCall)."""
+    if isinstance(reject, AnswerCall):
+        return reject.response, AnsweredCall(reject.response, reject.trailing_metadata)
+    raise FailedCall(reject.code, reject.details, reject.trailing_metadata) from None
 
 
 class InstrumentedChannel(grpc.Channel):
@@ -189,10 +218,12 @@ class InstrumentedChannel(grpc.Channel):
     stream_unary = wrapping_method("stream_unary", RpcKind.CLIENT_STREAM, _UnaryResponse)
     stream_stream = wrapping_method("stream_stream", RpcKind.BIDI_STREAM, _Streaming)
 
-    def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
+    def subscribe(
+        self, callback: Callable[[grpc.ChannelConnectivity], None], try_to_connect: bool = False
+    ) -> None:
         self._channel.subscribe(callback, try_to_connect)
 
-    def unsubscribe(self, callback: Any) -> None:
+    def unsubscribe(self, callback: Callable[[grpc.ChannelConnectivity], None]) -> None:
         self._channel.unsubscribe(callback)
 
     def close(self) -> None:

@@ -25,9 +25,12 @@ own callers' breakers from protecting them, which it could do anyway by answerin
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TypeAlias
 
 from telemetry.rpc.call import current_call
+
+# A call's metadata: (key, value) pairs (a tuple, a list, a grpc.aio.Metadata).
+MetadataItems: TypeAlias = Iterable[tuple[str, str | bytes]]
 
 __all__ = [
     "DECISION_KEY",
@@ -52,12 +55,12 @@ _MAX_PUSHBACK_MS = 3_600_000  # a peer's value: an hour is already "do not retry
 _MAX_MECHANISM = 32  # the value comes from a peer: keep what we copy onward short
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
     return text[:_MAX_MECHANISM]
 
 
-def relayed(trailing_metadata: Iterable[tuple[str, Any]] | None) -> str | None:
+def relayed(trailing_metadata: MetadataItems | None) -> str | None:
     """The mechanism named by ``x-governance-relayed`` in a failed call's trailing metadata."""
     for key, value in trailing_metadata or ():
         if key == RELAYED_KEY:
@@ -65,7 +68,7 @@ def relayed(trailing_metadata: Iterable[tuple[str, Any]] | None) -> str | None:
     return None
 
 
-def refusal(trailing_metadata: Iterable[tuple[str, Any]] | None) -> str | None:
+def refusal(trailing_metadata: MetadataItems | None) -> str | None:
     """The governance mechanism that refused a failed call: relayed from further down, or the
     target's own (``x-governance: rejected:<mechanism>``); None when governance did not refuse."""
     found = None
@@ -87,14 +90,14 @@ def note_refusal(mechanism: str) -> None:
 
 
 def relay_metadata(
-    mechanism: str, trailing_metadata: Iterable[tuple[str, Any]] | None
-) -> tuple[tuple[str, Any], ...]:
+    mechanism: str, trailing_metadata: MetadataItems | None
+) -> tuple[tuple[str, str | bytes], ...]:
     """``trailing_metadata`` with the relay mark added (once)."""
     kept = tuple(item for item in trailing_metadata or () if item[0] != RELAYED_KEY)
     return (*kept, (RELAYED_KEY, mechanism))
 
 
-def parse_pushback(value: Any) -> float | None:
+def parse_pushback(value: object) -> float | None:
     """``grpc-retry-pushback-ms`` (gRFC A6) in seconds: None when absent, :data:`NO_RETRY` when
     the server says not to retry (a negative or non-integer value)."""
     if value is None:
@@ -108,7 +111,7 @@ def parse_pushback(value: Any) -> float | None:
     return NO_RETRY if milliseconds > _MAX_PUSHBACK_MS else milliseconds / 1000.0
 
 
-def retry_hints(trailing_metadata: Iterable[tuple[str, Any]] | None) -> tuple[float | None, bool]:
+def retry_hints(trailing_metadata: MetadataItems | None) -> tuple[float | None, bool]:
     """(the server's pushback in seconds, or None; whether the failure relays a refusal)."""
     pushback = None
     relays = False

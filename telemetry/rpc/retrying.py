@@ -6,14 +6,24 @@ differ only in how they sleep and where the next attempt goes."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
-from telemetry import deadline
+import grpc
+
 from telemetry.governance.retry import RetryCall, RetryPlan
-from telemetry.rpc.relay import retry_hints
+from telemetry.rpc import deadline
+from telemetry.rpc.call import CallState
+from telemetry.rpc.relay import MetadataItems, retry_hints
 
-__all__ = ["new_retry_call", "next_delay"]
+__all__ = ["Retrier", "new_retry_call", "next_delay", "retry_delay"]
+
+
+@runtime_checkable
+class Retrier(Protocol):
+    """The concern that can retry failed calls (client governance)."""
+
+    def retry_plan(self, state: CallState) -> RetryPlan | None: ...
 
 
 def new_retry_call(
@@ -26,8 +36,8 @@ def new_retry_call(
 
 def next_delay(
     retrying: RetryCall,
-    code: Any,
-    trailing_metadata: Iterable[tuple[str, Any]] | None,
+    code: grpc.StatusCode | None,
+    trailing_metadata: MetadataItems | None,
     *,
     elsewhere: bool = False,
 ) -> float | None:
@@ -35,3 +45,18 @@ def next_delay(
     (``elsewhere``: the next attempt goes to another target, at once)."""
     pushback, relays = retry_hints(trailing_metadata)
     return retrying.next_delay(code, pushback, relays, elsewhere=elsewhere)
+
+
+def retry_delay(
+    retrier: Retrier, state: CallState, retrying: RetryCall | None, give_up_at: float | None
+) -> tuple[RetryCall, float] | None:
+    """After the failed attempt ``state`` of a unary call: the call's retry state (``retrying``,
+    made on its first failure) and the seconds to wait before its next attempt; None: it is not
+    retried. The loops of the sync and aio channels share it."""
+    if retrying is None:
+        plan = retrier.retry_plan(state)
+        if plan is None:
+            return None
+        retrying = new_retry_call(plan, give_up_at)
+    delay = next_delay(retrying, state.code, state.trailing)
+    return None if delay is None else (retrying, delay)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 
@@ -12,12 +12,16 @@ from telemetry.rpc._server_common import (
     INTERNAL_ERROR_DETAILS,
     UNDECODABLE_DETAILS,
     ServerAdapterBase,
+    SyncServingContext,
     Undecodable,
     new_handler,
     original_behavior,
 )
 from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall
 from telemetry.rpc.concern import Concern
+
+if TYPE_CHECKING:
+    from telemetry.rpc._server_common import Handler
 
 
 class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
@@ -27,16 +31,18 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
         super().__init__(concerns)
 
     def intercept_service(
-        self, continuation: Any, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
         return self.wrapped_handler(continuation(handler_call_details), handler_call_details.method)
 
-    def wrap(self, handler: grpc.RpcMethodHandler, info: MethodInfo) -> grpc.RpcMethodHandler:
+    def wrap(self, handler: Handler, info: MethodInfo) -> Handler:
         behavior = original_behavior(handler, info.kind)
         streaming_in = handler.request_streaming
         if handler.response_streaming:
 
-            def stream_response(request: Any, context: Any) -> Iterator[Any]:
+            def stream_response(request: Any, context: SyncServingContext) -> Iterator[Any]:
                 return self._stream_response(behavior, info, streaming_in, request, context)
 
             return new_handler(handler, info.kind, stream_response)
@@ -44,12 +50,14 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
         if not streaming_in:
             return new_handler(handler, info.kind, self._unary(behavior, info))
 
-        def stream_request(requests: Any, context: Any) -> Any:
+        def stream_request(requests: Iterator[Any], context: SyncServingContext) -> Any:
             return self._stream_request(behavior, info, requests, context)
 
         return new_handler(handler, info.kind, stream_request)
 
-    def _unary(self, behavior: Any, info: MethodInfo) -> Any:
+    def _unary(
+        self, behavior: Callable[..., Any], info: MethodInfo
+    ) -> Callable[[Any, SyncServingContext], Any]:
         """The unary behaviour: _begin, the handler and finish_returned, in one function.
         Every call runs it, between grpc's C work, on a cold interpreter: each function layer
         costs ~1 us there, so the layers are folded in (benchmarks/RESULTS.md, overhead)."""
@@ -58,7 +66,7 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
         finish_returned = self.finish_returned
         ok = grpc.StatusCode.OK
 
-        def unary(request: Any, context: Any) -> Any:
+        def unary(request: Any, context: SyncServingContext) -> Any:
             state = CallState(info, perf_counter(), context.invocation_metadata(), context.peer())
             state.context = context
             # No concern (a fallback's fast path, say) gets the bytes that did not decode.
@@ -89,7 +97,9 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
 
         return unary
 
-    def _begin(self, info: MethodInfo, streaming_in: bool, request: Any, context: Any) -> CallState:
+    def _begin(
+        self, info: MethodInfo, streaming_in: bool, request: Any, context: SyncServingContext
+    ) -> CallState:
         """Start the call; raises AnswerCall when a concern answers it, aborts when one refuses."""
         try:
             state = self.start_call(info, context, None if streaming_in else request)
@@ -101,7 +111,13 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
             self.chain.message(state, True)
         return state
 
-    def _stream_request(self, behavior: Any, info: MethodInfo, requests: Any, context: Any) -> Any:
+    def _stream_request(
+        self,
+        behavior: Callable[..., Any],
+        info: MethodInfo,
+        requests: Iterator[Any],
+        context: SyncServingContext,
+    ) -> Any:
         """A request stream, one response (unary calls take :meth:`_unary`)."""
         try:
             state = self._begin(info, True, requests, context)
@@ -118,7 +134,12 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
         return response
 
     def _stream_response(
-        self, behavior: Any, info: MethodInfo, streaming_in: bool, request: Any, context: Any
+        self,
+        behavior: Callable[..., Any],
+        info: MethodInfo,
+        streaming_in: bool,
+        request: Any,
+        context: SyncServingContext,
     ) -> Iterator[Any]:
         state = self._begin(info, streaming_in, request, context)
         if streaming_in:
@@ -147,7 +168,7 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
             self.chain.message(state, True)
             yield request
 
-    def _fail(self, state: CallState, exc: Exception, context: Any) -> None:
+    def _fail(self, state: CallState, exc: Exception, context: SyncServingContext) -> NoReturn:
         aborted = _aborted_code(exc, context)
         if self.finish_failed(state, exc, aborted, context):
             context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR_DETAILS)  # raises
@@ -156,7 +177,7 @@ class ServerInterceptor(ServerAdapterBase, grpc.ServerInterceptor):
         raise exc
 
 
-def _aborted_code(exc: Exception, context: Any) -> Any:
+def _aborted_code(exc: Exception, context: SyncServingContext) -> grpc.StatusCode | None:
     """The status set by ``context.abort`` when ``exc`` is the exception abort raised, else None."""
     rpc_state = getattr(context, "_state", None)
     aborted = getattr(rpc_state, "aborted", None)

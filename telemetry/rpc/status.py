@@ -4,8 +4,6 @@ any ``RpcError``, and status details bounded to what a peer's metadata limit let
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 
 # Status codes in Go spelling (grpc_code label values community dashboards expect).
@@ -59,10 +57,9 @@ def bounded_details(details: str) -> str:
     return head + _TRUNCATED.format(len(raw) - len(head.encode()))
 
 
-def rpc_error_code(exc: grpc.RpcError) -> Any:
+def rpc_error_code(exc: grpc.RpcError) -> grpc.StatusCode | None:
     """The status code of an RpcError (None when it has none, e.g. a bare RpcError)."""
-    code = getattr(exc, "code", None)
     try:
-        return code() if callable(code) else None
-    except Exception:
+        return exc.code()
+    except Exception:  # a bare RpcError has no code()
         return None

@@ -17,8 +17,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from telemetry.computed_cache import ComputedCache
 from telemetry.rpc.call import CallState, MethodInfo, Side
+from telemetry.rpc.peer import split_host_port
 from telemetry.tracing import fastcontext
-from telemetry.tracing.rpcspan import IS_VALID, SPAN_ID, TRACE_ID, RpcSpan, RpcTracer
+from telemetry.tracing.rpcspan import RpcSpan
+from telemetry.tracing.rpctracer import RpcTracer
+from telemetry.tracing.spancontext import IS_VALID, SPAN_ID, TRACE_ID
 
 _OK = grpc.StatusCode.OK
 _SERVER_ERROR_CODES = frozenset(
@@ -53,20 +56,6 @@ def is_sampled(state: CallState) -> bool:
     return state.span is not None and bool(state.span.get_span_context().trace_flags.sampled)
 
 
-def split_host_port(address: str) -> tuple[str, int | None]:
-    """Host and port from a peer (``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``) or a target (``dns:///h:5``)."""
-    for prefix in ("ipv4:", "ipv6:", "dns:///", "dns:", "unix:", "unix-abstract:"):
-        if address.startswith(prefix):
-            if prefix.startswith("unix"):
-                return address[len(prefix) :], None
-            address = address[len(prefix) :]
-            break
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        return address, None
-    return host.strip("[]"), int(port)
-
-
 def _peer_attributes(peer: str) -> dict[str, Any]:
     host, port = split_host_port(peer)
     attributes: dict[str, Any] = {"network.peer.address": host}
@@ -75,9 +64,7 @@ def _peer_attributes(peer: str) -> dict[str, Any]:
     return attributes
 
 
-# Every call on a connection has the same peer: the peer's split and its span attributes, cached.
-PEER_HOST_PORT: ComputedCache[str, tuple[str, int | None]] = ComputedCache(split_host_port)
-"""Host and port of a peer (:func:`split_host_port`)."""
+# Every call on a connection has the same peer: its span attributes, cached.
 PEER_ATTRIBUTES: ComputedCache[str, dict[str, Any]] = ComputedCache(_peer_attributes)
 """``network.peer.address`` / ``.port`` of a server span (do not modify the dicts)."""
 

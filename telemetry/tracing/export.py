@@ -1,6 +1,8 @@
 """The span export pipeline: bounded queue -> export thread -> OTLP bytes -> transport, following the
 OTLP exporter specification (https://opentelemetry.io/docs/specs/otel/protocol/exporter/) and OTLP
-itself (https://opentelemetry.io/docs/specs/otlp/).
+itself (https://opentelemetry.io/docs/specs/otlp/). The transports are
+:mod:`telemetry.tracing.otlp_transports`; the failures they raise are classified by
+:mod:`telemetry.tracing.otlp_failures`.
 
 Callers only append to a bounded deque; a full queue drops the span and counts it (``dropped``), so
 a slow or dead collector never blocks or slows an RPC. The export thread encodes a batch as one
@@ -22,38 +24,18 @@ once a minute too.
 
 from __future__ import annotations
 
-import email.utils
-import functools
-import gzip
-import http.client
 import logging
 import math
 import random
-import re
-import ssl
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC
-from pathlib import Path
-from typing import Any, Protocol, TextIO
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from typing import Any
 
-import grpc
-from google.protobuf.message import DecodeError
-from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-from telemetry._version import VERSION
+from telemetry.backoff import RandomSource, RetryPolicy
 from telemetry.batch_queue import BatchQueue
-from telemetry.governance._types import RandomSource
-from telemetry.governance.retry import RetryPolicy
-from telemetry.tracing.otlp_decoding import decode_bytes, json_line
 from telemetry.tracing.otlp_encoding import (
     encode_resource_header,
     encode_resource_spans,
@@ -63,284 +45,18 @@ from telemetry.tracing.otlp_encoding import (
     field_bytes,
     key_values,
 )
+from telemetry.tracing.otlp_failures import MAX_MESSAGE, ExportError, partial_success
+from telemetry.tracing.otlp_transports import Transport
 from telemetry.tracing.rpcspan import SCOPE
 
 _log = logging.getLogger("telemetry.export")
-_EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _LOG_INTERVAL = 60.0  # seconds between two warnings of one kind: a dead collector must not flood logs
-_MAX_MESSAGE = 300  # characters of a server's error message kept in a log line
-
-
-USER_AGENT = f"OTel-OTLP-Exporter-Python/{VERSION} telemetry/{VERSION}"
-"""Exporter spec "User Agent": names the exporter, its language and version (both transports)."""
-
-RETRYABLE_GRPC_CODES = frozenset(
-    {
-        grpc.StatusCode.CANCELLED,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.ABORTED,
-        grpc.StatusCode.OUT_OF_RANGE,
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DATA_LOSS,
-    }
-)
-"""OTLP/gRPC retryable codes; RESOURCE_EXHAUSTED too, but only with RetryInfo in the status."""
-RETRYABLE_HTTP_STATUSES = frozenset({429, 502, 503, 504})
-"""OTLP/HTTP: these are retried; every other 4xx or 5xx MUST NOT be."""
 
 DEFAULT_RETRY = RetryPolicy(
     max_attempts=10, initial_backoff=0.5, max_backoff=5.0, multiplier=2.0, jitter=0.2
 )
 """Backoff when the server names no delay: 0.5 s doubling to 5 s, +-20% jitter, at most 10
 attempts; the export timeout bounds the whole of it first in practice."""
-
-
-class ExportError(Exception):
-    """One failed export attempt, classified by the OTLP rules: ``retryable``, and ``delay``, the
-    seconds the server asked to wait (RetryInfo, Retry-After) or None for the client's backoff."""
-
-    def __init__(self, message: str, *, retryable: bool, delay: float | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.delay = delay
-
-
-class Transport(Protocol):
-    """Sends one serialized ExportTraceServiceRequest; returns the serialized response (None when
-    there is none) or raises :class:`ExportError` (anything else is not retried)."""
-
-    def send(self, payload: bytes, timeout: float) -> bytes | None: ...
-
-    def close(self) -> None: ...
-
-
-# -- failure classification (pure) -------------------------------------------------------------
-
-
-def retry_info_delay(trailing_metadata: Iterable[tuple[str, Any]] | None) -> float | None:
-    """The ``google.rpc.RetryInfo.retry_delay`` in the ``grpc-status-details-bin`` trailer (a
-    serialized ``google.rpc.Status``), in seconds: None without RetryInfo, 0.0 when it names none."""
-    for key, value in trailing_metadata or ():
-        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
-            continue
-        try:
-            status = status_pb2.Status.FromString(value)
-            for detail in status.details:
-                if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-                    info = error_details_pb2.RetryInfo()
-                    detail.Unpack(info)
-                    delay = info.retry_delay
-                    return max(0.0, float(delay.seconds + delay.nanos / 1e9))
-        except (DecodeError, ValueError):
-            return None
-    return None
-
-
-def grpc_failure(error: grpc.RpcError) -> ExportError:
-    """Classify a failed OTLP/gRPC call (OTLP "OTLP/gRPC Response" and "Throttling")."""
-    code_of = getattr(error, "code", None)
-    code = code_of() if callable(code_of) else grpc.StatusCode.UNKNOWN
-    details_of = getattr(error, "details", None)
-    details = details_of() if callable(details_of) else None
-    trailers_of = getattr(error, "trailing_metadata", None)
-    delay = retry_info_delay(trailers_of() if callable(trailers_of) else None)
-    retryable = code in RETRYABLE_GRPC_CODES or (
-        code is grpc.StatusCode.RESOURCE_EXHAUSTED and delay is not None
-    )
-    message = f"gRPC {code.name}: {details or ''}"[:_MAX_MESSAGE]
-    return ExportError(message, retryable=retryable, delay=(delay or None) if retryable else None)
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (RFC 9110 section 10.2.3): delta-seconds or an
-    HTTP-date (``now``: the current epoch time, for tests). None when absent or malformed."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def http_failure(status: int, retry_after: str | None, body: bytes) -> ExportError:
-    """Classify a failed OTLP/HTTP response (OTLP "Failures" and "Throttling"); the body, when a
-    serialized ``google.rpc.Status``, gives the message."""
-    message = f"HTTP {status}"
-    try:
-        detail = str(status_pb2.Status.FromString(body).message) if body else ""
-    except (DecodeError, ValueError):
-        detail = ""
-    if detail:
-        message = f"{message}: {detail}"[:_MAX_MESSAGE]
-    retryable = status in RETRYABLE_HTTP_STATUSES
-    delay = parse_retry_after(retry_after) if retryable else None
-    return ExportError(message, retryable=retryable, delay=delay)
-
-
-def partial_success(reply: bytes) -> tuple[int, str]:
-    """``(rejected_spans, error_message)`` of a serialized ExportTraceServiceResponse."""
-    try:
-        response = ExportTraceServiceResponse.FromString(reply)
-    except (DecodeError, ValueError):
-        return 0, ""
-    if not response.HasField("partial_success"):
-        return 0, ""
-    return response.partial_success.rejected_spans, response.partial_success.error_message
-
-
-# -- transports ----------------------------------------------------------------------------------
-
-
-_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """The PEM contents of the exporter spec's Certificate File (trusted CAs, instead of the
-    system's), Client Key File and Client Certificate File (mTLS); None: not given."""
-
-    certificate: bytes | None = None
-    client_key: bytes | None = None
-    client_certificate: bytes | None = None
-
-    @functools.cached_property
-    def ssl_context(self) -> ssl.SSLContext:
-        """For OTLP/HTTP: the system CAs or ``certificate``, and the client pair if given. Built
-        once: start-up checks it, the HTTP transport then uses the same context."""
-        cadata = None
-        if self.certificate is not None:
-            # ssl takes ASCII PEM only; CA bundles carry non-ASCII comments between the blocks.
-            blocks = _PEM_CERTIFICATE.findall(self.certificate)
-            cadata = b"\n".join(blocks).decode("ascii") if blocks else ""
-        context = ssl.create_default_context(cadata=cadata)
-        if self.client_key is not None and self.client_certificate is not None:
-            # load_cert_chain reads files only: hand it private temporary copies.
-            with tempfile.TemporaryDirectory(prefix="otlp-tls-") as folder:
-                key, certificate = Path(folder, "key.pem"), Path(folder, "cert.pem")
-                key.write_bytes(self.client_key)
-                certificate.write_bytes(self.client_certificate)
-                # An encrypted key would make OpenSSL prompt on the terminal: fail instead.
-                context.load_cert_chain(certificate, key, password=b"")
-        return context
-
-
-class GrpcTransport:
-    """OTLP/gRPC with raw bytes: no message objects on either side.
-
-    ``endpoint``: an ``http``/``https`` URL (the scheme decides TLS and takes precedence over
-    ``insecure``; any path is ignored) or any other gRPC target, for which ``insecure`` decides
-    (default: TLS), as the exporter spec's Endpoint and Insecure options say."""
-
-    def __init__(
-        self,
-        endpoint: str,
-        insecure: bool | None,
-        headers: Mapping[str, str],
-        *,
-        compression: str = "none",
-        user_agent: str = USER_AGENT,
-        tls: TlsFiles = TlsFiles(),
-    ) -> None:
-        url = urlsplit(endpoint)
-        if url.scheme in ("http", "https") and "://" in endpoint:
-            target, secure = url.netloc, url.scheme == "https"
-        else:
-            target, secure = endpoint, not insecure
-        options = [("grpc.primary_user_agent", user_agent)]
-        gzip_on = grpc.Compression.Gzip if compression == "gzip" else None
-        if secure:
-            credentials = grpc.ssl_channel_credentials(
-                tls.certificate, tls.client_key, tls.client_certificate
-            )
-            self._channel = grpc.secure_channel(target, credentials, options, gzip_on)
-        else:
-            self._channel = grpc.insecure_channel(target, options, gzip_on)
-        self._export = self._channel.unary_unary(_EXPORT_METHOD)
-        self._metadata = tuple((k.lower(), v) for k, v in headers.items()) or None
-
-    def send(self, payload: bytes, timeout: float) -> bytes:
-        try:
-            reply: bytes = self._export(payload, timeout=timeout, metadata=self._metadata)
-        except grpc.RpcError as error:
-            raise grpc_failure(error) from None
-        return reply
-
-    def close(self) -> None:
-        self._channel.close()
-
-
-class HttpTransport:
-    """OTLP/HTTP with binary protobuf bodies, POSTed to ``url`` as it is (build it with
-    :func:`telemetry.tracing.setup.otlp_http_url`); ``compression="gzip"``: a gzip body with
-    ``Content-Encoding: gzip``."""
-
-    def __init__(
-        self,
-        url: str,
-        headers: Mapping[str, str],
-        *,
-        compression: str = "none",
-        user_agent: str = USER_AGENT,
-        tls: TlsFiles = TlsFiles(),
-    ) -> None:
-        self._url = url
-        self._context = tls.ssl_context if url.startswith("https:") else None
-        self._gzip = compression == "gzip"
-        # The user's headers last: their names win (urllib folds the case of header names).
-        self._headers = {"Content-Type": "application/x-protobuf", "User-Agent": user_agent}
-        if self._gzip:
-            self._headers["Content-Encoding"] = "gzip"
-        self._headers.update(headers)
-
-    def send(self, payload: bytes, timeout: float) -> bytes:
-        body = gzip.compress(payload, compresslevel=6) if self._gzip else payload
-        request = urllib.request.Request(self._url, data=body, headers=self._headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout, context=self._context) as reply:
-                data: bytes = reply.read()
-                encoding = reply.headers.get("Content-Encoding", "")
-        except urllib.error.HTTPError as error:
-            try:
-                error_body = error.read()
-            except (OSError, http.client.HTTPException):
-                error_body = b""
-            raise http_failure(error.code, error.headers.get("Retry-After"), error_body) from None
-        except (OSError, http.client.HTTPException) as error:
-            # Spec: a server that disconnects without a status is retried; a TLS failure is not
-            # going to pass on the next attempt.
-            reason = getattr(error, "reason", error)
-            retryable = not isinstance(reason, ssl.SSLError)
-            raise ExportError(f"{type(error).__name__}: {error}", retryable=retryable) from None
-        return gzip.decompress(data) if encoding.lower() == "gzip" else data
-
-    def close(self) -> None:
-        pass
-
-
-class StreamTransport:
-    """Spans as JSON lines on a stream (``console`` exporter, or a file when no collector runs)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._lock = threading.Lock()
-
-    def send(self, payload: bytes, timeout: float) -> None:
-        lines = "".join(json_line(span) for span in decode_bytes(payload))
-        with self._lock:
-            self._stream.write(lines)
-            self._stream.flush()
-
-    def close(self) -> None:
-        pass
-
-
-# -- the pipeline -------------------------------------------------------------------------------
 
 
 class SpanExportPipeline:
@@ -458,7 +174,7 @@ class SpanExportPipeline:
                 rejected,
                 count,
                 self.rejected,
-                message[:_MAX_MESSAGE] or "no message",
+                message[:MAX_MESSAGE] or "no message",
             )
 
     def _lost(self, count: int, reason: str) -> None:

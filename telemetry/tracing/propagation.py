@@ -19,7 +19,7 @@ Any other configuration goes through the configured ``TextMapPropagator`` (:clas
 
 Bad inbound headers are logged (``telemetry.tracing.propagation``: the header ignored or discarded,
 quoted), and so are the SDK baggage codec's warnings: all rate-limited and shortened
-(:mod:`telemetry.logging.throttle`) from the moment this module is imported.
+(:mod:`telemetry.tracing.header_warnings`) from the moment this module is imported.
 """
 
 from __future__ import annotations
@@ -42,10 +42,9 @@ from opentelemetry.propagators.textmap import (
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
-from telemetry.logging import throttle
-from telemetry.tracing import fastcontext, w3c
+from telemetry.tracing import fastcontext, header_warnings, w3c
 from telemetry.tracing.fastcontext import BAGGAGE_KEY
-from telemetry.tracing.rpcspan import EMPTY_TRACE_STATE, valid_span_context
+from telemetry.tracing.spancontext import EMPTY_TRACE_STATE, valid_span_context
 from telemetry.tracing.w3c import parse_traceparent, parse_tracestate
 
 _EMPTY = Context()
@@ -57,7 +56,7 @@ HEADER_LOGGER = "telemetry.tracing.propagation"
 _log = logging.getLogger(HEADER_LOGGER)
 # Warnings about bad headers quote them: a flood of bad headers must not become a flood of log
 # lines, here or in the SDK's baggage codec (the ASGI path parses baggage there too).
-throttle.install((*throttle.HEADER_LOGGERS, HEADER_LOGGER))
+header_warnings.install((*header_warnings.HEADER_LOGGERS, HEADER_LOGGER))
 
 
 def remote_parent(traceparent: object, tracestate: str | Sequence[object] | None) -> SpanContext | None:
@@ -86,6 +85,18 @@ def _text(header: object) -> str:
     if isinstance(header, (list, tuple)):
         return ",".join(map(str, header))
     return repr(header)
+
+
+class _Fields(list[Any]):
+    """The values of a repeated key, in order: a type of its own, so a value is never taken for it."""
+
+
+def _more_fields(seen: Any, value: Any) -> _Fields:
+    """The values of a repeated key so far, ``value`` added (a list from the second on)."""
+    if type(seen) is _Fields:
+        seen.append(value)
+        return seen
+    return _Fields((seen, value))
 
 
 def _several_traceparents(count: int) -> None:
@@ -173,43 +184,44 @@ class W3CPropagation:
     ) -> tuple[SpanContext | None, Context]:
         """The remote parent, and a context with the baggage (and, if asked, the parent span:
         only samplers read it there)."""
+        # One pass, no call per key: the common call (one traceparent, nothing else of ours)
+        # calls remote_parent only; what is rare (baggage, repeated keys) goes through helpers.
         traceparent = tracestate = baggage_header = None
         traceparents = 0
-        tracestates: list[str] | None = None  # only when the key repeats
         for key, value in metadata:
             if key == "traceparent":
                 traceparent = value
                 traceparents += 1
-            elif key == "tracestate":
-                if tracestate is None:
-                    tracestate = value
-                elif tracestates is None:
-                    tracestates = [tracestate, value]
-                else:
-                    tracestates.append(value)
+            elif key == "tracestate":  # every field, in order, when the key repeats
+                tracestate = value if tracestate is None else _more_fields(tracestate, value)
             elif key == "baggage":
                 baggage_header = value
-        context = _EMPTY
-        if baggage_header and self._baggage is not None and self._inbound != _NONE:
-            context = self._baggage.extract({"baggage": baggage_header}, context)
-            if self._inbound is not None:
-                context = keep_baggage(context, self._inbound)
+        context = self._baggage_context(baggage_header) if baggage_header else _EMPTY
+        parent = None
         if traceparents == 1:
-            parent = remote_parent(traceparent, tracestate if tracestates is None else tracestates)
-        else:
-            parent = None
-            if traceparents:
-                _several_traceparents(traceparents)
+            parent = remote_parent(traceparent, tracestate)
+        elif traceparents:
+            _several_traceparents(traceparents)
         if parent is not None and parent_in_context:
             context = trace.set_span_in_context(NonRecordingSpan(parent), context)
         return parent, context
+
+    def _baggage_context(self, header: str) -> Context:
+        """A context with the caller's baggage (the keys kept), or the empty one when this
+        propagation reads none."""
+        if self._baggage is None or self._inbound == _NONE:
+            return _EMPTY
+        context = self._baggage.extract({"baggage": header}, _EMPTY)
+        if self._inbound is not None:
+            context = keep_baggage(context, self._inbound)
+        return context
 
     def inject(
         self, span_context: SpanContext, headers: Headers, context: Context | None = None
     ) -> None:
         """Append to ``headers`` those for ``span_context``, and the baggage of ``context``
         (default: the current context)."""
-        # Indexed, not through SpanContext's properties (a Python call each): see rpcspan.
+        # Indexed, not through SpanContext's properties (a Python call each): see spancontext.
         trace_id, span_id, _, trace_flags, trace_state, _ = span_context
         flags = "01" if trace_flags & 1 else "00"  # w3c.format_traceparent, inline (hot path)
         headers.append(("traceparent", f"00-{trace_id:032x}-{span_id:016x}-{flags}"))

@@ -35,8 +35,8 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import Link, SpanKind, TraceState, get_current_span
 from opentelemetry.util.types import Attributes
 
+from telemetry._validation import RuleError, finite_number
 from telemetry.config import MAX_TRACES_PER_SECOND
-from telemetry.governance.rules import RuleError, finite_number
 
 DEFAULT_TRACES_PER_SECOND = 100.0
 

@@ -27,17 +27,16 @@ from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from telemetry.config import ConfigError, TelemetryConfig
-from telemetry.tracing.export import (
+from telemetry.tracing.export import PipelineSpanProcessor, SpanExportPipeline
+from telemetry.tracing.otlp_transports import (
     GrpcTransport,
     HttpTransport,
-    PipelineSpanProcessor,
-    SpanExportPipeline,
     StreamTransport,
     TlsFiles,
     Transport,
 )
 from telemetry.tracing.propagation import W3CTraceContextPropagator, propagation_for
-from telemetry.tracing.rpcspan import RpcTracer
+from telemetry.tracing.rpctracer import RpcTracer
 from telemetry.tracing.samplers import LiveSampler, sampler_from_name
 
 

@@ -4,7 +4,7 @@ pairs out; no OpenTelemetry, no I/O, and no input makes them raise).
 Spec: W3C Trace Context, https://www.w3.org/TR/trace-context/ (Level 1: "Trace Context HTTP
 Headers Format" and "Processing Model"), with Level 2's rules where they are only stricter. The
 cases of the W3C test suite (github.com/w3c/trace-context, ``test/test.py`` of its ``level-1``
-branch, strict level 2) are unit tests of this module (``tests/unit/test_w3c_trace_context.py``).
+branch, strict level 2) are unit tests of this module (``tests/unit/w3c_cases.py and test_w3c_*.py``).
 
 ``traceparent``: ``version-traceid-parentid-flags``, lowercase hex only. Version ``00`` is
 exactly 55 characters with nothing after; ``ff`` is invalid; a higher version is read by its first

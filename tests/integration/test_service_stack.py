@@ -17,8 +17,8 @@ from prometheus_client import CollectorRegistry
 
 import telemetry
 from telemetry.control.live_rules import rules_key, status_key
-from telemetry.discovery.client import ServiceChannel
 from telemetry.discovery.etcd import EtcdClient, EtcdConfig
+from telemetry.discovery.service_channel import ServiceChannel
 from telemetry.testing.etcd_server import EtcdServer
 
 ECHO = "telemetry.test.Echo"

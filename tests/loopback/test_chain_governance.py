@@ -12,13 +12,13 @@ import echo_pb2
 import echo_pb2_grpc
 import grpc
 import pytest
-from helpers import make_config, metric_value, wait_until
+from helpers import make_config, metric_value, trailers, wait_until
 from prometheus_client import CollectorRegistry
 
 import telemetry
 from telemetry.discovery.balancer import RoundRobinBalancer
-from telemetry.discovery.client import ServiceChannel
 from telemetry.discovery.instance import Instance
+from telemetry.discovery.service_channel import ServiceChannel
 from telemetry.governance.breaker import BreakerState
 from telemetry.rpc.relay import RELAYED_KEY
 from telemetry.rpc.status import MAX_STATUS_DETAILS
@@ -95,7 +95,7 @@ async def test_a_breaker_upstream_of_a_refusing_breaker_stays_closed(
     for _ in range(30):
         with pytest.raises(grpc.RpcError) as failed:
             await _unary(stub, echo_pb2.EchoRequest(text="x", hops=[c.target]))
-        trailing = dict(failed.value.trailing_metadata() or ())
+        trailing = dict(trailers(failed.value))
         relayed += trailing.get(RELAYED_KEY) == "breaker"
     assert c_servicer.calls == 4  # b's breaker opened after its minimum calls
     assert only_breaker(b.tel, c.target).state is BreakerState.OPEN
@@ -175,6 +175,7 @@ async def test_huge_status_details_are_truncated_not_a_transport_failure(
         await _unary(stub, echo_pb2.EchoRequest(text=sku, fail="" if how == "abort" else "set"))
     assert failed.value.code() == grpc.StatusCode.NOT_FOUND  # the handler's status, not UNAVAILABLE
     details = failed.value.details()
+    assert details is not None
     assert details.startswith("no such thing: éé")
     assert len(details.encode()) <= MAX_STATUS_DETAILS
     assert details.endswith(" bytes]") and "[truncated" in details
@@ -243,7 +244,7 @@ def test_a_per_user_limit_refusal_is_not_retried_on_another_instance(
             stub.Unary(echo_pb2.EchoRequest(text="x"), timeout=5, metadata=metadata)
         assert time.monotonic() - start < 1.0
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert dict(refused.value.trailing_metadata())["grpc-retry-pushback-ms"] == "-1"
+    assert dict(trailers(refused.value))["grpc-retry-pushback-ms"] == "-1"
     refusals = [
         metric_value(
             n.registry,

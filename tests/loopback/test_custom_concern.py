@@ -1,6 +1,6 @@
-"""A concern written from the README's description alone, on a real server: it sees every call with
-its status and duration and keeps its per-call values in ``state.extras``; a misspelt hook is an
-error when the chain is built, not a hook silently skipped."""
+"""A concern written from docs/extending.md's description alone, on a real server: it sees every
+call with its status and duration and keeps its per-call values in ``state.extras``; a misspelt hook
+is an error when the chain is built, not a hook silently skipped."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from telemetry.rpc.concern import ConcernChain
 
 
 class SlowCallCounter:
-    """Counts calls per method and code, and those slower than a threshold: the README's hooks."""
+    """Counts calls per method and code, and those slower than a threshold: docs/extending.md's hooks."""
 
     def __init__(self, slow_after: float) -> None:
         self.slow_after = slow_after

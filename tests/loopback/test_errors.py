@@ -123,9 +123,13 @@ def test_sync_a_request_that_does_not_decode_is_internal_and_observed(
     a = sync_service("a")
     with grpc.insecure_channel(a.target) as channel, pytest.raises(grpc.RpcError) as failure:
         if method == "Unary":
-            channel.unary_unary("/telemetry.test.Echo/Unary")(UNDECODABLE, timeout=5)
+            unary: grpc.UnaryUnaryMultiCallable[bytes, bytes]
+            unary = channel.unary_unary("/telemetry.test.Echo/Unary")
+            unary(UNDECODABLE, timeout=5)
         else:
-            list(channel.unary_stream("/telemetry.test.Echo/ServerStream")(UNDECODABLE, timeout=5))
+            stream: grpc.UnaryStreamMultiCallable[bytes, bytes]
+            stream = channel.unary_stream("/telemetry.test.Echo/ServerStream")
+            list(stream(UNDECODABLE, timeout=5))
     check_undecodable(a, failure.value, logs)
 
 
@@ -138,11 +142,13 @@ async def test_aio_a_request_that_does_not_decode_is_internal_and_observed(
     async with grpc.aio.insecure_channel(a.target) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             if method == "Unary":
-                await channel.unary_unary("/telemetry.test.Echo/Unary")(UNDECODABLE, timeout=5)
+                unary: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]
+                unary = channel.unary_unary("/telemetry.test.Echo/Unary")
+                await unary(UNDECODABLE, timeout=5)
             else:
-                async for _ in channel.unary_stream("/telemetry.test.Echo/ServerStream")(
-                    UNDECODABLE, timeout=5
-                ):
+                stream: grpc.aio.UnaryStreamMultiCallable[bytes, bytes]
+                stream = channel.unary_stream("/telemetry.test.Echo/ServerStream")
+                async for _ in stream(UNDECODABLE, timeout=5):
                     pass
     await settle([a], [1], logs, access_lines=1)
     check_undecodable(a, failure.value, logs)

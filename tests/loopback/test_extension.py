@@ -16,7 +16,7 @@ import grpc.aio
 import pytest
 from calls import KINDS, call_aio, call_sync, requests_for
 from echo_service import SyncEcho
-from helpers import make_config
+from helpers import make_config, trailers
 
 import telemetry
 from telemetry import CallState, RejectCall
@@ -54,7 +54,7 @@ def test_server_concern_can_refuse_a_call(kind: str, logs: Any) -> None:
     with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as failure:
         call_sync(echo_pb2_grpc.EchoStub(channel), kind, requests_for(kind, []), timeout=5)
     assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert ("retry-after-ms", "250") in tuple(failure.value.trailing_metadata())
+    assert ("retry-after-ms", "250") in trailers(failure.value)
     assert not logs.matching(event="handling")  # the handler never ran
     (line,) = logs.matching(event="finished call")
     assert line["grpc.code"] == "ResourceExhausted" and line["level"] == "warning"

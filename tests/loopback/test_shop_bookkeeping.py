@@ -157,65 +157,80 @@ def test_reservations_remembered_are_bounded(shop: Callable[..., Shop]) -> None:
     assert s.servicer.books()[0]["sku-mug"] == 96
 
 
+class Orders:
+    """Orders placed concurrently on several instances, a third of them refused "at payment" and
+    released on the instance that reserved them (the reply says which); what succeeded, counted per
+    instance, and the lowest stock a watcher saw meanwhile."""
+
+    def __init__(self, shops: list[Shop], initial: int) -> None:
+        self.shops = shops
+        self.by_instance = {s.servicer.instance_id: s for s in shops}
+        self.succeeded: dict[str, Counter[str]] = {i: Counter() for i in self.by_instance}
+        self.lowest = initial
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def watch(self) -> None:
+        """Read the stock while orders run (it must never go below zero)."""
+        while not self.stop.is_set():
+            for s in self.shops:
+                for sku in SKUS:
+                    available = s.stub.GetStock(pb.GetStockRequest(sku=sku)).available
+                    with self._lock:
+                        self.lowest = min(self.lowest, available)
+
+    def place(self, worker: int) -> tuple[int, int]:
+        """40 orders with repeated SKUs: (placed, refused for short stock)."""
+        rng = random.Random(worker)
+        outcomes: Counter[str] = Counter()
+        for n in range(40):
+            lines = [(rng.choice(SKUS), rng.randint(1, 30)) for _ in range(rng.randint(1, 4))]
+            lines.append(lines[0])  # always a repeated SKU
+            target = self.shops[(worker + n) % 2]  # the balancing's doing
+            outcomes[self._order(target, f"ord_{worker}_{n}", lines, rng)] += 1
+        return outcomes["placed"], outcomes["refused"]
+
+    def _order(
+        self, target: Shop, order_id: str, lines: list[tuple[str, int]], rng: random.Random
+    ) -> str:
+        """How it went: "placed", "refused" (stock short) or "released" (payment refused)."""
+        try:
+            reply = reserve(target, order_id, *lines)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error
+            return "refused"
+        if rng.random() < 1 / 3:  # payment refused: compensate, on the instance holding the units
+            holder = self.by_instance[reply.instance_id]
+            assert holder.stub.Release(pb.ReleaseRequest(order_id=order_id)).released
+            return "released"
+        with self._lock:
+            self.succeeded[reply.instance_id].update(inventory.totals(items(*lines)))
+        return "placed"
+
+
 def test_concurrent_orders_never_go_negative_and_the_books_balance(shop: Callable[..., Shop]) -> None:
     """Two instances, each its own stock; 16 threads place orders with repeated SKUs, a third of
     them refused "at payment" and released on the instance that reserved them (the reply says
     which): initial stock = available + held by the orders that succeeded, on each instance."""
     initial = 400
-    shops = [shop(stock_per_sku=initial), shop(stock_per_sku=initial)]
-    by_instance = {s.servicer.instance_id: s for s in shops}
-    succeeded: dict[str, Counter[str]] = {s.servicer.instance_id: Counter() for s in shops}
-    lock = threading.Lock()
-    lowest = [initial]
-    stop = threading.Event()
-
-    def watch() -> None:  # reads stock while orders run: never below zero
-        while not stop.is_set():
-            for s in shops:
-                for sku in SKUS:
-                    available = s.stub.GetStock(pb.GetStockRequest(sku=sku)).available
-                    with lock:
-                        lowest[0] = min(lowest[0], available)
-
-    def place(worker: int) -> tuple[int, int]:
-        rng = random.Random(worker)
-        placed = refused = 0
-        for n in range(40):
-            lines = [(rng.choice(SKUS), rng.randint(1, 30)) for _ in range(rng.randint(1, 4))]
-            lines.append(lines[0])  # always a repeated SKU
-            order_id = f"ord_{worker}_{n}"
-            target = shops[(worker + n) % 2]  # the balancing's doing
-            try:
-                reply = reserve(target, order_id, *lines)
-            except grpc.RpcError as error:
-                assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error
-                refused += 1
-                continue
-            holder = by_instance[reply.instance_id]
-            if rng.random() < 1 / 3:  # payment refused: compensate, on the holder
-                assert holder.stub.Release(pb.ReleaseRequest(order_id=order_id)).released
-                continue
-            with lock:
-                succeeded[reply.instance_id].update(inventory.totals(items(*lines)))
-            placed += 1
-        return placed, refused
-
-    watcher = threading.Thread(target=watch)
+    orders = Orders([shop(stock_per_sku=initial), shop(stock_per_sku=initial)], initial)
+    watcher = threading.Thread(target=orders.watch)
     watcher.start()
     try:
         with ThreadPoolExecutor(16) as pool:
-            results = list(pool.map(place, range(16)))
+            results = list(pool.map(orders.place, range(16)))
     finally:
-        stop.set()
+        orders.stop.set()
         watcher.join()
     assert sum(p for p, _ in results) > 0 and sum(r for _, r in results) > 0  # stock ran out
-    assert lowest[0] >= 0
-    for instance_id, s in by_instance.items():
+    assert orders.lowest >= 0
+    for instance_id, s in orders.by_instance.items():
         available, held = s.servicer.books()
+        succeeded = orders.succeeded[instance_id]
         for sku in SKUS:
             assert available[sku] >= 0
-            assert held[sku] == succeeded[instance_id][sku]
-            assert initial == available[sku] + succeeded[instance_id][sku], (instance_id, sku)
+            assert held[sku] == succeeded[sku]
+            assert initial == available[sku] + succeeded[sku], (instance_id, sku)
 
 
 def test_restocking_is_counted_in_the_books(shop: Callable[..., Shop]) -> None:

@@ -4,7 +4,7 @@ An invalid ``tracestate`` is dropped while the ``traceparent`` is kept; several 
 entries are one list, carried on to the next hop; after ``init``, ``opentelemetry.propagate``
 follows the same rules. Two ``traceparent`` entries cannot start a new trace on a grpcio server:
 grpc-core delivers only the last (see the test). The rules, case by case:
-``tests/unit/test_w3c_trace_context.py``.
+``tests/unit/w3c_cases.py and test_w3c_*.py``.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ async def test_grpcio_delivers_only_the_last_of_two_traceparents(
     application, before any interceptor sees the metadata; so on a grpcio server the W3C rule
     (several traceparent fields: a new trace) cannot apply, and the call continues the last one.
     The rule holds wherever the fields reach us (HTTP, any TextMapPropagator carrier, metadata
-    handed to W3CPropagation: tests/unit/test_w3c_trace_context.py). Should grpc-core ever pass
+    handed to W3CPropagation: tests/unit/w3c_cases.py and test_w3c_*.py). Should grpc-core ever pass
     both on, this test fails and the call starts a new trace: then assert that here."""
     a = sync_service("a") if server == "sync" else await aio_service("a")
     request = echo_pb2.EchoRequest(text="x").SerializeToString()

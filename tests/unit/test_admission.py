@@ -1,9 +1,11 @@
 """PollerAdmission against a stand-in for grpc's server state (the two attributes it relies on),
-with a fake clock; tests/loopback/test_governance.py covers it on a real server."""
+with a fake clock; tests/loopback/test_governance_live_state.py covers it on a real server."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+
+import grpc
 
 from telemetry.governance import Governance
 from telemetry.rpc.admission import PollerAdmission
@@ -12,6 +14,7 @@ from telemetry.testing import FakeClock
 
 class _Details:
     method = "/pkg.Svc/M"
+    invocation_metadata: tuple[tuple[str, str | bytes], ...] = ()
 
 
 class _State:
@@ -31,7 +34,7 @@ def _admit(admission: PollerAdmission) -> None:
 
 def test_a_server_without_the_expected_internals_is_left_alone() -> None:
     admission = PollerAdmission(Governance({"adaptive": {"enabled": True}}, cpu=lambda: 0.99))
-    assert not admission.attach(object())
+    assert not admission.attach(cast(grpc.Server, object()))
     handler: Any = object()
     assert admission.intercept_service(lambda details: handler, _Details()) is handler
 
@@ -45,7 +48,7 @@ def test_the_limit_follows_the_limiter_within_the_servers_own_and_refusals_count
     )
     server = _Server(maximum=8)
     admission = PollerAdmission(gov)
-    assert admission.attach(server)
+    assert admission.attach(cast(grpc.Server, server))
     adaptive = gov.snapshot().adaptive
     assert adaptive is not None
     clock.advance(0.15)  # the limiter reads the CPU once its first bucket has ended

@@ -7,7 +7,7 @@ import pytest
 import telemetry
 import telemetry.governance
 import telemetry.testing
-from telemetry import handle
+from telemetry import process
 
 
 def test_all_names_exist_and_are_unique() -> None:
@@ -58,6 +58,6 @@ def test_public_api_is_exactly_this() -> None:
 
 
 def test_current_before_init_explains_itself(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(handle, "_current", None)
+    monkeypatch.setattr(process, "_current", None)
     with pytest.raises(RuntimeError, match=r"call telemetry.init\(service_name=...\) first"):
         telemetry.current()

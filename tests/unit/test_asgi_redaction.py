@@ -10,10 +10,10 @@ import pytest
 from helpers import make_config, run_asgi
 
 import telemetry
-from telemetry.logging import throttle
-from telemetry.logging.throttle import HEADER_LOGGERS, HeaderWarningThrottle
 from telemetry.testing import SpanCapture
 from telemetry.testing.clock import FakeClock
+from telemetry.tracing import header_warnings as throttle
+from telemetry.tracing.header_warnings import HEADER_LOGGERS, HeaderWarningThrottle
 from telemetry.tracing.propagation import HEADER_LOGGER, W3CPropagation
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -23,8 +23,10 @@ from opentelemetry.trace import (
 
 from telemetry.tracing import fastcontext
 from telemetry.tracing.otlp_encoding import SpanTemplate
-from telemetry.tracing.rpcspan import RpcSpan, RpcTracer, valid_span_context
+from telemetry.tracing.rpcspan import RpcSpan
+from telemetry.tracing.rpctracer import RpcTracer
 from telemetry.tracing.samplers import LiveSampler, sampler_from_name
+from telemetry.tracing.spancontext import valid_span_context
 
 
 def _span() -> NonRecordingSpan:

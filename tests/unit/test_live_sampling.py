@@ -15,7 +15,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 
 from telemetry.governance.rules import RuleError
 from telemetry.tracing.otlp_encoding import SpanTemplate
-from telemetry.tracing.rpcspan import RpcTracer
+from telemetry.tracing.rpctracer import RpcTracer
 from telemetry.tracing.samplers import LiveSampler, parse_sampling, sampler_from_name
 from telemetry.tracing.setup import build_tracing
 

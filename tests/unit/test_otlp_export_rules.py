@@ -12,7 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from telemetry import ConfigError, TelemetryConfig
-from telemetry.tracing.export import (
+from telemetry.tracing.otlp_failures import (
     http_failure,
     parse_retry_after,
     partial_success,

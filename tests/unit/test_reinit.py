@@ -1,7 +1,7 @@
 """A second ``telemetry.init`` in one process (a test suite, a reload) makes its handle the global
 OpenTelemetry tracer provider. The OpenTelemetry API lets the global provider be set once and keeps
 the first ("Overriding of current TracerProvider is not allowed"), so ``init`` clears the API's
-set-once flag: this test is why (see ``handle._set_global_tracer_provider``)."""
+set-once flag: this test is why (see ``process._set_global_tracer_provider``)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from opentelemetry.trace import SpanContext, TraceFlags, TraceState
 
-from telemetry.tracing.rpcspan import IS_REMOTE, IS_VALID, SPAN_ID, TRACE_FLAGS, TRACE_ID, TRACE_STATE
+from telemetry.tracing.spancontext import (
+    IS_REMOTE,
+    IS_VALID,
+    SPAN_ID,
+    TRACE_FLAGS,
+    TRACE_ID,
+    TRACE_STATE,
+)
 
 
 def test_span_context_fields_are_at_the_indices_the_fast_paths_read() -> None:

@@ -30,8 +30,8 @@ def test_distinct_methods_past_the_cap_are_counted_as_other() -> None:
 
 
 def test_long_limit_keys_are_digested() -> None:
-    from telemetry.governance.concerns import MAX_KEY_CHARS, call_key
     from telemetry.rpc.call import CallState, MethodInfo, RpcKind, Side
+    from telemetry.rpc.call_keys import MAX_KEY_CHARS, call_key
 
     info = MethodInfo("/svc.S/M", RpcKind.UNARY, Side.SERVER)
     huge = "u" * 7_000  # 10k such keys used to cost +68 MiB in the per-user table

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from telemetry.governance import rules as model
-from telemetry.governance.engine import Governance, parse_rules
+from telemetry.governance.engine import Governance
+from telemetry.governance.loading import parse_rules
 from telemetry.governance.rules import (
     MAX_JSON_BYTES,
     MAX_JSON_DEPTH,

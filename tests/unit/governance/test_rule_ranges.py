@@ -1,9 +1,9 @@
 """Every numeric rule field has a closed, documented range, refused outside it.
 
-The table below is the contract the README documents: each field's bounds are accepted (and round
-trip), just past them is refused naming the field, and for every float field the values that break
-float arithmetic are refused too: sub-normal (``1e-310`` calls/s would make ``1 / limit`` infinite),
-huge, NaN, infinities, integers past the float range. Booleans are never numbers.
+The table below is the contract docs/governance.md documents: each field's bounds are accepted (and
+round trip), just past them is refused naming the field, and for every float field the values that
+break float arithmetic are refused too: sub-normal (``1e-310`` calls/s would make ``1 / limit``
+infinite), huge, NaN, infinities, integers past the float range. Booleans are never numbers.
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ class Range:
 B, T, R, F = client("breaker"), client("throttle"), client("retry"), server("fallback")
 # fmt: off
 RANGES = [
+    Range(model.BrownoutRule, "share", 0.001, 1.0, server("brownout"), f"{SERVER}.brownout.share",
+          off=True),
     Range(model.RateLimitRule, "limit", 0.001, 1e6, rate_limit, f"{SERVER}.rate_limit.limit"),
     Range(model.RateLimitRule, "window", 0.001, 86_400.0, rate_limit, f"{SERVER}.rate_limit.window"),
     Range(model.RateLimitRule, "burst", 1, 1_000_000, rate_limit, f"{SERVER}.rate_limit.burst"),

@@ -100,15 +100,20 @@ def numbers(spec: dataclasses.Field[Any], integer: bool) -> st.SearchStrategy[An
 
 
 def value_for(hint: Any, spec: dataclasses.Field[Any] | None) -> st.SearchStrategy[Any]:
+    good = generic_value(hint, spec) if typing.get_origin(hint) else plain_value(hint, spec)
+    return st.one_of(good, good, good, junk)  # mostly shaped, sometimes anything
+
+
+def generic_value(hint: Any, spec: dataclasses.Field[Any] | None) -> st.SearchStrategy[Any]:
+    """Values of ``Optional``, ``Literal``, ``tuple`` and ``Mapping`` hints."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    good: st.SearchStrategy[Any]
     if origin in (typing.Union, types.UnionType):
         inner = next(a for a in args if a is not type(None))
-        good = st.one_of(st.none(), value_for(inner, spec))
-    elif origin is Literal:
-        good = st.sampled_from(args)
-    elif origin is tuple:
+        return st.one_of(st.none(), value_for(inner, spec))
+    if origin is Literal:
+        return st.sampled_from(args)
+    if origin is tuple:
         item = value_for(args[0], None)
         good = (
             st.lists(item, max_size=4)
@@ -119,24 +124,28 @@ def value_for(hint: Any, spec: dataclasses.Field[Any] | None) -> st.SearchStrate
             good = st.one_of(
                 good, st.lists(st.floats(0.0005, 1.0), max_size=5).map(lambda v: [*sorted(v), 1.0])
             )
-    elif origin is Mapping:
+        return good
+    if origin is Mapping:
         rule = schema(args[1])
-        good = st.dictionaries(
+        return st.dictionaries(
             st.one_of(st.sampled_from(PATTERNS), st.text(max_size=6)), rule, max_size=3
         )
-    elif isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        good = schema(hint)
-    elif hint is bool:
-        good = st.booleans()
-    elif hint in (int, float) and spec is not None and spec.metadata:
-        good = numbers(spec, integer=hint is int)
-    elif hint is float:
-        good = st.one_of(st.floats(0.0005, 1.0), st.floats(), st.sampled_from(HOSTILE_NUMBERS))
-    elif hint is str:
-        good = st.one_of(st.sampled_from(WORDS), st.text(max_size=8))
-    else:
-        raise AssertionError(f"no strategy for {hint!r}")
-    return st.one_of(good, good, good, junk)  # mostly shaped, sometimes anything
+    raise AssertionError(f"no strategy for {hint!r}")
+
+
+def plain_value(hint: Any, spec: dataclasses.Field[Any] | None) -> st.SearchStrategy[Any]:
+    """Values of rule classes, booleans, numbers (ranged by the field's metadata) and strings."""
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return schema(hint)
+    if hint is bool:
+        return st.booleans()
+    if hint in (int, float) and spec is not None and spec.metadata:
+        return numbers(spec, integer=hint is int)
+    if hint is float:
+        return st.one_of(st.floats(0.0005, 1.0), st.floats(), st.sampled_from(HOSTILE_NUMBERS))
+    if hint is str:
+        return st.one_of(st.sampled_from(WORDS), st.text(max_size=8))
+    raise AssertionError(f"no strategy for {hint!r}")
 
 
 _SCHEMAS: dict[type, st.SearchStrategy[dict[str, Any]]] = {}
@@ -156,6 +165,7 @@ BASELINE = GovernanceRules(
     server=model.ServerRules(
         methods={
             "*": model.ServerMethodRules(
+                brownout=model.BrownoutRule(share=0.5),
                 rate_limit=model.RateLimitRule(limit=10, burst=5, key="peer"),
                 fallback=model.FallbackRule(mode="last_good"),
             )
@@ -261,7 +271,7 @@ def mechanisms_work(rules: GovernanceRules) -> None:
         snapshot = gov.snapshot()
         gov.client_plan(snapshot, CLIENT_INFO, "target")  # breaker, throttle, bulkhead, retry ...
         plan = gov.server_plan(snapshot, SERVER_INFO)
-        limiter = None if plan is None else plan.limiter
+        limiter = None if plan is None else plan.instance("rate_limit")
         if isinstance(limiter, KeyedLimiter):
             assert limiter.try_acquire("key") or "key" in limiter.allow
             wait = limiter.retry_after("key")

@@ -1,0 +1,72 @@
+"""Writing one change from a form: through the audited control plane, the outcome reported inline,
+then confirmed by showing which instances applied it. A value the rules model refuses is shown
+inline and nothing is written."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from telemetry.discovery.etcd import EtcdError
+from telemetry.panel import controls
+from telemetry.panel.control_plane import Change, ConflictError, Rollout, describe
+
+if TYPE_CHECKING:
+    from telemetry.panel.backends import Panel
+
+__all__ = ["write"]
+
+
+def write(
+    panel: Panel, actor: str | None, service: str, key: str, transform: controls.Transform
+) -> Change | None:
+    """Validate and write one change; report the outcome inline. None when nothing was written."""
+    if actor is None:
+        st.error("Sign in with the operator password to change anything.")
+        return None
+    reason = str(st.session_state.get("reason", "")).strip()
+    try:
+        change = panel.plane.update(service, key, transform, actor=actor, reason=reason)
+    except EtcdError as exc:
+        st.error(f"Not written: etcd is unreachable ({exc}).")
+        return None
+    except ConflictError as exc:
+        st.error(f"Not written: {exc}.")
+        return None
+    except ValueError as exc:  # RuleError, FaultError: the message names the field
+        st.error(f"Not written: {exc}")
+        return None
+    if not change.written:
+        st.info(f"Nothing to change: {service}/{key} is already like that.")
+        return None
+    st.session_state.setdefault("changes", []).append(change)
+    st.success(f"Written at etcd revision {change.revision}: {describe(change)}")
+    _confirm(panel, change)
+    return change
+
+
+def _confirm(panel: Panel, change: Change, timeout: float = 3.0) -> None:
+    """Wait (briefly, bounded) for every instance to report the change, and say how it went."""
+    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    rollout: Rollout | None = None
+    try:
+        instances = panel.plane.instances(change.service)  # registrations: read once
+        while True:
+            rollout = panel.plane.rollout(change.service, change.revision, instances)
+            if rollout.done or rollout.refused or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    except EtcdError as exc:
+        st.warning(f"Could not read the rollout: {exc}")
+        return
+    if rollout.done:
+        st.success(f"{rollout.summary()} (within {(time.monotonic() - started) * 1000:.0f} ms).")
+    elif rollout.refused:
+        st.error(rollout.summary())
+    elif not rollout.instances:
+        st.warning(f"No instance of {change.service} is running: the change waits in etcd for them.")
+    else:
+        st.warning(f"Not everywhere yet: {rollout.summary()} (see the Service tab).")
