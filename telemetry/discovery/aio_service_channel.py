@@ -32,7 +32,7 @@ from telemetry.discovery.instance_pool import InstanceSource, MethodKey
 from telemetry.governance._types import Clock, monotonic
 from telemetry.governance.breaker import CircuitBreaker
 from telemetry.governance.retry import RetryBudget, RetryPlan
-from telemetry.rpc.aio_client import FailedStreamCall
+from telemetry.rpc.aio_calls import FailedStreamCall
 
 __all__ = ["AioServiceChannel"]
 

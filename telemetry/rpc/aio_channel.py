@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import grpc
@@ -26,16 +26,18 @@ from grpc.aio import Metadata
 
 from telemetry.governance.retry import RetryCall
 from telemetry.rpc._client_common import CallerMetadata, WrappedMulticallable, wrapping_method
-from telemetry.rpc.aio_client import (
-    AioClientInterceptor,
+from telemetry.rpc.aio_calls import (
     AnsweredAioCall,
+    BidiStreamCall,
     CallEnd,
-    DelegatingCall,
     EndedOnAwait,
     FailedStreamCall,
-    SettledAioCall,
+    RefusedAioCall,
+    ResponseStreamCall,
     maybe_count_sent,
+    refusal_error,
 )
+from telemetry.rpc.aio_client import AioClientInterceptor
 from telemetry.rpc.call import (
     AnswerCall,
     CallState,
@@ -47,35 +49,6 @@ from telemetry.rpc.call import (
 from telemetry.rpc.retrying import retry_delay
 
 _OK = grpc.StatusCode.OK
-
-
-def refusal_error(reject: RejectCall) -> grpc.aio.AioRpcError:
-    """What awaiting or reading a call governance refused raises: its status and trailers."""
-    return grpc.aio.AioRpcError(
-        reject.code, grpc.aio.Metadata(), grpc.aio.Metadata(*reject.trailing_metadata), reject.details
-    )
-
-
-class RefusedAioCall(SettledAioCall, grpc.aio.UnaryUnaryCall[Any, Any]):
-    """A call governance refused before it reached the network: awaiting it raises the refusal."""
-
-    def __init__(self, reject: RejectCall) -> None:
-        self._error = refusal_error(reject)
-        self._trailing = self._error.trailing_metadata()
-
-    def __await__(self) -> Generator[None, None, Any]:
-        if False:  # pragma: no cover - makes this a generator without suspending
-            yield
-        raise self._error
-
-    async def code(self) -> grpc.StatusCode:
-        return self._error.code()
-
-    async def details(self) -> str:
-        return self._error.details() or ""
-
-    async def wait_for_connection(self) -> None:
-        raise self._error
 
 
 def to_send(state: CallState, metadata: CallerMetadata) -> CallerMetadata:
@@ -399,58 +372,6 @@ class _Streaming(_Multicallable):
         if info.streams_responses:
             return ResponseStreamCall(call, end, state, runner)
         return EndedOnAwait(call, end)
-
-
-class ResponseStreamCall(DelegatingCall, grpc.aio.UnaryStreamCall[Any, Any]):
-    """A response-streaming call: its responses, read or iterated, counted; the read or the
-    iteration that reaches the status finishes the chain. Everything else is grpc's call's own."""
-
-    __slots__ = ("_call", "_end", "_runner", "_state")
-    _call: grpc.aio.UnaryStreamCall[Any, Any] | grpc.aio.StreamStreamCall[Any, Any]
-
-    def __init__(
-        self,
-        call: grpc.aio.UnaryStreamCall[Any, Any] | grpc.aio.StreamStreamCall[Any, Any],
-        end: CallEnd,
-        state: CallState,
-        runner: AioClientInterceptor,
-    ) -> None:
-        self._call = call
-        self._end = end
-        self._state = state
-        self._runner = runner
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self._end.responses(self._call)
-
-    async def read(self) -> Any:
-        try:
-            message = await self._call.read()
-        except asyncio.CancelledError:
-            self._end.end_cancelled()
-            raise
-        except grpc.aio.AioRpcError:
-            await self._end.end()
-            raise
-        if message is grpc.aio.EOF:
-            await self._end.end()
-        else:
-            self._runner.chain.message(self._state, True)
-        return message
-
-
-class BidiStreamCall(ResponseStreamCall, grpc.aio.StreamStreamCall[Any, Any]):
-    """A bidirectional call: a response stream whose ``write`` counts what it sends."""
-
-    __slots__ = ()
-    _call: grpc.aio.StreamStreamCall[Any, Any]
-
-    async def write(self, request: Any) -> None:
-        await self._call.write(request)
-        self._runner.chain.message(self._state, False)
-
-    async def done_writing(self) -> None:
-        await self._call.done_writing()
 
 
 def _abandon(runner: AioClientInterceptor, state: CallState, exc: Exception) -> None:
