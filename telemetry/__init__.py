@@ -14,6 +14,9 @@
 Everything public is re-exported here; ``__all__`` is the API.
 """
 
+import importlib
+import importlib.util
+import threading
 from typing import TYPE_CHECKING, Any
 
 from telemetry._version import VERSION
@@ -37,6 +40,8 @@ if TYPE_CHECKING:
     from telemetry.rpc.deadline import deadline_scope, remaining
     from telemetry.rpc.server import ServerInterceptor
     from telemetry.tracing.samplers import RateLimitingSampler
+
+_IMPORT_LOCK = threading.RLock()
 
 # Each public name is imported on first use (PEP 562), so importing one part of the package --
 # the grpc-free governance algorithms, say -- does not import every other part, grpc included.
@@ -77,11 +82,16 @@ _EXPORTS = {
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
-    if module is None:
+    if module is None and (
+        name.startswith("_") or importlib.util.find_spec(f"telemetry.{name}") is None
+    ):
         raise AttributeError(f"module 'telemetry' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
+    # One import at a time: two threads importing the same modules for the first time can each
+    # see the other's half-initialised module (ImportError, KeyError, _DeadlockError).
+    with _IMPORT_LOCK:
+        if module is None:  # a subpackage (telemetry.governance ...), as `import` would give it
+            return importlib.import_module(f"telemetry.{name}")
+        value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups find it without coming here
     return value
 

@@ -74,7 +74,7 @@ class Telemetry:
         self.governance: Governance | None = (
             governance
             if isinstance(governance, Governance) or governance is None
-            else Governance(governance)  # bad rules fail here, at build
+            else Governance(governance, process_settings=False)  # bad rules fail here, at build
         )
         self.registry = registry if registry is not None else CollectorRegistry()
         self.propagator = build_propagator(config.propagators)

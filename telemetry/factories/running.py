@@ -104,6 +104,8 @@ def start(
         # OTLP receivers show as "unknown").
         running.tracer = tracing.provider.get_tracer(SCOPE.name, SCOPE.version)
     try:
+        if governance is not None:
+            governance.take_process_settings()  # built without touching the process; now it may
         if metrics is not None:
             _register_metrics(running, metrics, governance)
         if plan.etcd is not None:

@@ -82,7 +82,11 @@ class Governance:
         cpu: Callable[[], float] | None = None,
         loop_lag: Callable[[], float] | None = None,
         recorder: DecisionRecorder | None = None,
+        process_settings: bool = True,
     ) -> None:
+        """``process_settings`` False: leave process-wide settings (the interpreter's switch
+        interval, ``AdaptiveRule.gil_switch_interval``) alone until :meth:`take_process_settings`
+        (a handle builds its governance without side effects, and starts it later)."""
         self.clock = clock
         self.random = random
         self._cpu = cpu
@@ -90,10 +94,10 @@ class Governance:
         self.recorder = recorder if recorder is not None else DecisionRecorder()
         self._lock = threading.RLock()
         self._instances = InstanceTable(self._lock)
-        self._last_good = 0  # last-good caches built (one per method whose rule asks for one)
         self._fallbacks: dict[str, CodeFallback] = {}
         self._snapshot = _Snapshot(GovernanceRules(), 0)
         self._listeners: list[Callable[[GovernanceRules], None]] = []
+        self._process_settings = process_settings
         if rules is not None:
             self.apply(rules)
 
@@ -112,10 +116,11 @@ class Governance:
         parsed = parse_rules(rules)
         with self._lock:
             snapshot = self._service_wide(_Snapshot(parsed, self._snapshot.generation + 1))
-            self._prune(parsed)  # after building: a failure above leaves everything in place
+            self._prune(parsed, snapshot.generation)  # after building: a failure leaves all in place
             self._snapshot = snapshot
             listeners = list(self._listeners)
-        switch_interval.apply(parsed.adaptive.gil_switch_interval if parsed.adaptive.enabled else 0.0)
+        if self._process_settings:
+            _set_switch_interval(parsed)
         self.recorder.rules_applied(snapshot.generation)
         for listener in listeners:
             try:
@@ -151,6 +156,12 @@ class Governance:
 
     def _service_instance(self, kind: str, rule: Hashable, build: Callable[[], Any]) -> Any:
         return self._instances.get(InstanceKey.of(kind, "service", "any", rule), build)
+
+    def take_process_settings(self) -> None:
+        """Apply, from now on, the rules' process-wide settings (see ``process_settings``)."""
+        with self._lock:
+            self._process_settings = True
+            _set_switch_interval(self._snapshot.rules)
 
     def on_apply(self, listener: Callable[[GovernanceRules], None]) -> None:
         """Call ``listener`` with each rule set put in force (the etcd status writer uses it)."""
@@ -188,10 +199,10 @@ class Governance:
         if match is not None:
             pattern, rule = match
             priority = Priority[rule.priority.upper()]
-            gates = self._method_gates(SERVER, "server", rule, pattern, "", info)
+            gates = self._method_gates(SERVER, "server", rule, pattern, "", info, snapshot.generation)
             plan = ServerPlan(
                 self._server_gates(snapshot, priority, rule.write, gates),
-                self._fallback_plan("server", "", pattern, rule.fallback, info),
+                self._fallback_plan("server", "", pattern, rule.fallback, info, snapshot.generation),
                 priority,
                 rule.write,
             )
@@ -230,8 +241,11 @@ class Governance:
         if key in plans:
             return plans[key]
         match = most_specific(snapshot.rules.client.methods, info.service, info.rpc_method)
+        generation = snapshot.generation
         plan = (
-            None if match is None else self._build_client_plan(match[0], match[1], info, target, defer)
+            None
+            if match is None
+            else self._build_client_plan(match[0], match[1], info, target, defer, generation)
         )
         if len(plans) < MAX_PLANS:  # method names come from code; bounded anyway
             plans[key] = plan
@@ -244,8 +258,9 @@ class Governance:
         info: PlannedMethod,
         target: str,
         defer: DeferralFactory | None,
+        generation: int,
     ) -> ClientPlan:
-        gates = self._method_gates(CLIENT, "client", rule, pattern, target, info)
+        gates = self._method_gates(CLIENT, "client", rule, pattern, target, info, generation)
         breaker_rule = rule.breaker
         codes = _codes(breaker_rule.failure_codes if breaker_rule is not None else DEFAULT_FAILURE_CODES)
         deferral = None
@@ -257,12 +272,13 @@ class Governance:
                 InstanceKey.of("deferral", "client", "target_method", rule, target=target,
                                method=info.full_method),
                 lambda: defer(info.full_method, breaker, codes, size),  # type: ignore[arg-type]
+                generation,
             )  # fmt: skip
         return ClientPlan(
             gates,
-            self._fallback_plan("client", target, pattern, rule.fallback, info),
+            self._fallback_plan("client", target, pattern, rule.fallback, info, generation),
             codes,
-            self._retry_plan(rule, info.full_method, target),
+            self._retry_plan(rule, info.full_method, target, generation),
             deferral,
         )
 
@@ -274,6 +290,7 @@ class Governance:
         pattern: str,
         target: str,
         info: PlannedMethod,
+        generation: int,
     ) -> tuple[Gate, ...]:
         """The gates of the registry's mechanisms that ``rules`` (one method's) has a rule for."""
         context = BuildContext(self.clock, self.random, self.recorder, target, info.full_method)
@@ -291,7 +308,8 @@ class Governance:
                 pattern=pattern,
                 method=info.full_method,
             )
-            instance = self._instances.get(key, lambda s=spec, r=rule: s.build(r, context))  # type: ignore[misc]
+            build = functools.partial(spec.build, rule, context)
+            instance = self._instances.get(key, build, generation)
             gates.append(spec.make_gate(instance, rule))
         return tuple(gates)
 
@@ -309,12 +327,18 @@ class Governance:
             return plans[key]
         service, method = split_method(full_method)
         match = most_specific(snapshot.rules.client.methods, service, f"{service}/{method}")
-        plan = None if match is None else self._retry_plan(match[1], full_method, target)
+        plan = (
+            None
+            if match is None
+            else self._retry_plan(match[1], full_method, target, snapshot.generation)
+        )
         if len(plans) < MAX_PLANS:  # method names come from code, but stay bounded anyway
             plans[key] = plan
         return plan
 
-    def _retry_plan(self, rule: ClientMethodRules, full_method: str, target: str) -> RetryPlan | None:
+    def _retry_plan(
+        self, rule: ClientMethodRules, full_method: str, target: str, generation: int
+    ) -> RetryPlan | None:
         retry = rule.retry
         if retry is None or not rule.idempotent:
             return None
@@ -323,6 +347,7 @@ class Governance:
             lambda: RetryBudget(
                 ratio=retry.budget_ratio, min_per_second=retry.budget_min_per_second, clock=self.clock
             ),
+            generation,
         )
         recorder = self.recorder
 
@@ -332,7 +357,13 @@ class Governance:
         return RetryPlan(_retry_policy(retry), _codes(retry.codes), budget, on_decision, self.random)
 
     def _fallback_plan(
-        self, side: str, target: str, pattern: str, rule: FallbackRule | None, info: PlannedMethod
+        self,
+        side: str,
+        target: str,
+        pattern: str,
+        rule: FallbackRule | None,
+        info: PlannedMethod,
+        generation: int,
     ) -> FallbackPlan | None:
         if rule is None:
             return None
@@ -340,22 +371,20 @@ class Governance:
         key = InstanceKey("last_good", side, "target_pattern", rule, target, pattern, info.full_method)
         # One cache per method: past MAX_PLANS methods a new one gets none (its calls fall back
         # to the default or the code), so callers naming methods cannot grow memory.
-        if rule.mode == "last_good" and (key in self._instances or self._last_good < MAX_PLANS):
-            cache = self._instances.get(key, lambda: self._new_last_good(rule))
+        built = self._instances.count("last_good")
+        if rule.mode == "last_good" and (key in self._instances or built < MAX_PLANS):
+            cache = self._instances.get(key, lambda: self._new_last_good(rule), generation)
         return FallbackPlan(rule, self._fallbacks.get(info.rpc_method), cache)
 
     def _new_last_good(self, rule: FallbackRule) -> LastGoodCache[Any]:
-        self._last_good += 1
         return LastGoodCache(max_entries=rule.cache_size, ttl=rule.cache_ttl, clock=self.clock)
 
     # -- mechanism instances, kept across rule changes while their rule is unchanged ---------
 
-    def _prune(self, rules: GovernanceRules) -> None:
+    def _prune(self, rules: GovernanceRules, generation: int) -> None:
         """Forget mechanisms whose rule is gone (in-flight calls keep their own references)."""
-        for key, gone in self._instances.prune(rules):
-            if key.kind == "last_good":
-                self._last_good -= 1
-            elif key.kind == "deferral":  # send what it holds before letting it go
+        for key, gone in self._instances.prune(rules, generation):
+            if key.kind == "deferral":  # send what it holds before letting it go
                 close = gone.close  # type: ignore[attr-defined]
                 threading.Thread(target=close, daemon=True, name="telemetry-deferral-close").start()
 
@@ -425,6 +454,10 @@ class Governance:
             queue = gate.snapshot()
             yield "governance_queue_overloaded", {}, 1.0 if queue.overloaded else 0.0
             yield "governance_queue_min_delay_seconds", {}, queue.min_delay
+
+
+def _set_switch_interval(rules: GovernanceRules) -> None:
+    switch_interval.apply(rules.adaptive.gil_switch_interval if rules.adaptive.enabled else 0.0)
 
 
 @functools.cache

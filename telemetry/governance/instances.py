@@ -9,6 +9,7 @@ one.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -64,15 +65,26 @@ class InstanceTable:
     def __init__(self, lock: threading.RLock) -> None:
         self._lock = lock  # the engine's: apply() builds while holding it
         self._instances: dict[InstanceKey, object] = {}
+        self._counts: Counter[str] = Counter()
+        self.generation = 0  # of the rules last pruned for
 
-    def get(self, key: InstanceKey, build: Callable[[], T]) -> T:
+    def get(self, key: InstanceKey, build: Callable[[], T], generation: int | None = None) -> T:
+        """The instance for ``key``, built on first use. ``generation``: of the rules the caller
+        resolves a plan from; an older one (a call that read the rules just before a swap) gets
+        a fresh instance that is not kept, so a pruned rule's mechanism never comes back."""
         instance = self._instances.get(key)
         if instance is None:
             with self._lock:
                 instance = self._instances.get(key)
                 if instance is None:
-                    instance = self._instances[key] = build()
+                    instance = build()
+                    if generation is None or generation >= self.generation:
+                        self._instances[key] = instance
+                        self._counts[key.kind] += 1
         return instance  # type: ignore[return-value]  # built by this key's own builder
+
+    def count(self, kind: str) -> int:
+        return self._counts[kind]
 
     def __contains__(self, key: InstanceKey) -> bool:
         return key in self._instances
@@ -81,10 +93,14 @@ class InstanceTable:
         with self._lock:
             return [(k, i) for k, i in self._instances.items() if k.kind == kind]
 
-    def prune(self, rules: GovernanceRules) -> list[tuple[InstanceKey, object]]:
-        """Forget the instances whose rule no longer governs what they serve; returns them."""
+    def prune(self, rules: GovernanceRules, generation: int) -> list[tuple[InstanceKey, object]]:
+        """Forget the instances whose rule no longer governs what they serve (call with the lock
+        held, for the rules of ``generation``); returns them."""
         anywhere = set(_rule_objects(rules))
         gone = [k for k in self._instances if not _live(k, rules, anywhere)]
+        self.generation = generation
+        for key in gone:
+            self._counts[key.kind] -= 1
         return [(key, self._instances.pop(key)) for key in gone]
 
 

@@ -37,13 +37,12 @@ from telemetry.governance.retry import RetryPlan
 from telemetry.rpc.call import AnswerCall, CallState, RejectCall, RpcKind, has_answer, retry_attempt
 from telemetry.rpc.deferral import ChannelFactory, DeferredCalls
 from telemetry.rpc.relay import DECISION_KEY, note_refusal, refusal, relayed
-from telemetry.rpc.server_governance import OVERLOAD_CODES, SUCCESS, answer_with_fallback
+from telemetry.rpc.server_governance import OVERLOAD_CODES, STATUS, SUCCESS, answer_with_fallback
 
 __all__ = ["ClientGovernance", "ChannelFactory"]
 
 _OK = grpc.StatusCode.OK
 _CANCELLED = grpc.StatusCode.CANCELLED
-_STATUS = {code.name: code for code in grpc.StatusCode}
 
 
 class _Admitted:
@@ -170,7 +169,7 @@ class ClientGovernance:
         # No retry pushback: that is a server's word (gRFC A6); a balanced channel tries another
         # instance at once when one instance's breaker refuses.
         raise RejectCall(
-            _STATUS[gate.code],
+            STATUS[gate.code],
             f"{gate.name}: call refused locally",
             ((DECISION_KEY, f"{REJECTED}:{gate.name}"),),
         )

@@ -27,10 +27,12 @@ from telemetry.rpc.call_keys import call_key
 from telemetry.rpc.executor import queue_delay
 from telemetry.rpc.relay import DECISION_KEY, RETRY_PUSHBACK_KEY
 
-__all__ = ["OVERLOAD_CODES", "SUCCESS", "ServerGovernance", "answer_with_fallback"]
+__all__ = ["OVERLOAD_CODES", "STATUS", "SUCCESS", "ServerGovernance", "answer_with_fallback"]
 
 _OK = grpc.StatusCode.OK
 SUCCESS = outcome(Verdict.SUCCESS, False)
+STATUS = {code.name: code for code in grpc.StatusCode}
+"""A gate's refusal code (a name, since governance knows no grpc) as grpc's status code."""
 # Codes that mean "refused for load", not a broken request (the adaptive limiter leaves them out).
 OVERLOAD_CODES = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE})
 
@@ -103,14 +105,15 @@ class ServerGovernance:
             fallback.remember(state.request, state.response)
 
     def _refuse(self, state: CallState, fallback: FallbackPlan | None, gate: Gate) -> None:
-        """Refuse with RESOURCE_EXHAUSTED; a retry-after of None: pushback -1, do not retry."""
+        """Refuse with the gate's code (RESOURCE_EXHAUSTED for the built-in server mechanisms); a
+        retry-after of None: pushback -1, do not retry."""
         reason, retry_after = gate.mechanism.refusal()
-        if fallback is not None and fallback.on_limit:
+        if fallback is not None and fallback.wanted(gate.trigger):
             answer_with_fallback(state, fallback, gate.name, reason, self._recorder)
         self._recorder.decision(state, gate.name, REJECTED, reason)
         pushback = "-1" if retry_after is None else str(max(1, round(retry_after * 1000)))
         raise RejectCall(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            STATUS[gate.code],
             f"{gate.name}: {reason}",
             ((RETRY_PUSHBACK_KEY, pushback), (DECISION_KEY, f"{REJECTED}:{gate.name}")),
         )

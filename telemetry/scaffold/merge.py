@@ -51,7 +51,13 @@ def append_stubs(text: str, class_name: str, stubs: Mapping[str, str], where: st
     indent = lines[first.lineno - 1][: first.col_offset] if first.lineno > node.lineno else "    "
     added = "".join("\n" + _reindent(stubs[name], indent) for name in missing)
     merged = head + added + "".join(lines[end:])
-    ast.parse(merged)  # what was inserted is whole methods: the module still parses
+    try:
+        ast.parse(merged)  # what was inserted is whole methods: the module still parses
+    except SyntaxError as exc:  # a class body on its own line (class C: x = 1) has no room for them
+        raise ScaffoldError(
+            f"{where}:{node.lineno}: cannot add stubs to class {class_name}: write its body on the "
+            "lines below the class statement"
+        ) from exc
     return Merged(merged, tuple(missing), defined | set(missing))
 
 

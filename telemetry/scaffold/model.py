@@ -139,7 +139,7 @@ def _service(
     rpcs = []
     for method in service.method:
         _check_identifier(method.name, f"rpc {full_name}/{method.name}")
-        if method.name in HANDLER_ATTRIBUTES:
+        if method.name in HANDLER_ATTRIBUTES or method.name.startswith("__"):
             raise ScaffoldError(
                 f"rpc {full_name}/{method.name}: the name is taken by the handlers' base"
             )

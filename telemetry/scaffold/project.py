@@ -43,10 +43,23 @@ class Answers:
         if not path.is_file():
             return None
         try:
-            data = json.loads(path.read_text())
-            return cls(str(data["name"]), bool(data["aio"]), tuple(data["protos"]), tuple(data["rpcs"]))
+            data = json.loads(path.read_text(encoding="utf-8"))
+            answers = cls(data["name"], data["aio"], tuple(data["protos"]), tuple(data["rpcs"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise ScaffoldError(f"{path}: not the file telemetry new wrote ({exc!r})") from exc
+        answers.check(path)
+        return answers
+
+    def check(self, path: Path) -> None:
+        """A project's answers are read from its directory: checked as hostile input (a cloned
+        repository's name could point outside the project, its protos at protoc options)."""
+        if not isinstance(self.name, str) or not isinstance(self.aio, bool):
+            raise ScaffoldError(f"{path}: 'name' must be a string and 'aio' true or false")
+        if not all(isinstance(item, str) for item in (*self.protos, *self.rpcs)):
+            raise ScaffoldError(f"{path}: 'protos' and 'rpcs' must be lists of strings")
+        check_project_name(self.name)
+        for name in self.protos:
+            protos.checked_proto_name(name)
 
     def text(self) -> str:
         data = {"generator": "telemetry new", "telemetry": VERSION, "name": self.name, "aio": self.aio,
@@ -113,6 +126,11 @@ def _generate(
     copy_protos: bool,
 ) -> Report:
     model = build_model(compiled, API_NAMES)
+    if name in model.stub_packages():
+        raise ScaffoldError(
+            f"{name!r} is not a valid name here: the project's package would shadow the generated "
+            f"module {name!r}"
+        )
     with tempfile.TemporaryDirectory(prefix="telemetry-new-") as tmp:
         proto_root = project / PROTOS
         copies: list[Planned] = []

@@ -68,6 +68,9 @@ def compile_descriptors(protos: Sequence[Path], includes: Sequence[Path]) -> Com
                 f"protoc could not compile {', '.join(targets)}:\n{result.stderr.strip()}"
             )
         descriptors = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+    compiled_names = {file.name for file in descriptors.file}
+    if missing := [target for target in targets if target not in compiled_names]:
+        raise ScaffoldError(f"protoc did not compile {', '.join(missing)} as asked")
     sources: dict[str, Path] = {}
     for file in descriptors.file:
         if not file.name.startswith(WELL_KNOWN_PREFIX):
@@ -103,9 +106,21 @@ def _name_under(proto: Path, roots: Sequence[Path]) -> str:
         raise ScaffoldError(f"{proto}: not a .proto file")
     for root in roots:
         if path.is_relative_to(root):
-            return path.relative_to(root).as_posix()
+            return checked_proto_name(path.relative_to(root).as_posix())
     shown = ", ".join(str(root) for root in roots)
     raise ScaffoldError(f"{proto}: not under any include directory ({shown}); add one with -I")
+
+
+def checked_proto_name(name: str) -> str:
+    """``name`` as a relative path protoc reads as a file: a part starting with ``-`` would be read
+    as an option (``--plugin=...`` runs a program), and ``..`` or an absolute path leave the
+    include directory."""
+    parts = name.split("/")
+    if name.startswith("/") or any(not part or part == ".." or part.startswith("-") for part in parts):
+        raise ScaffoldError(
+            f"{name!r}: not a usable .proto path (no part may be empty, '..' or start with '-')"
+        )
+    return name
 
 
 def _found_under(name: str, roots: Sequence[Path]) -> Path:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from telemetry.scaffold.errors import ScaffoldError
 from telemetry.scaffold.merge import append_stubs
 from telemetry.scaffold.model import Rpc, Service
 from telemetry.scaffold.render import Planned
@@ -50,8 +51,12 @@ def apply(
     stubs are never offered again (a stub the user deleted stays deleted); None: offer every one."""
     report = Report(project)
     writes: dict[Path, bytes] = {}
+    root = project.resolve()
     for item in plan:
         target = project / item.path
+        if not target.resolve().is_relative_to(root):
+            raise ScaffoldError(f"{item.path}: would be written outside {project}")
+        _check_parents(project, target)
         data = item.content.encode() if isinstance(item.content, str) else item.content
         if not target.is_file():
             report.created.append(item.path)
@@ -86,7 +91,7 @@ def _merge(
         for rpc in service.rpcs
         if previous is None or rpc.full_method not in previous
     }
-    merged = append_stubs(target.read_text(), service.name, offered, path)
+    merged = append_stubs(target.read_text(encoding="utf-8"), service.name, offered, path)
     if not merged.found:
         report.warnings.append(
             f"{path}: no class {service.name}, so no stub was added; its new RPCs answer "
@@ -103,6 +108,15 @@ def _merge(
         return None
     report.appended[path] = merged.appended
     return merged.text.encode()
+
+
+def _check_parents(project: Path, target: Path) -> None:
+    """Every directory on the way to ``target`` is one (or absent): found now, before any write."""
+    for parent in target.relative_to(project).parents:
+        if parent != Path() and (project / parent).exists() and not (project / parent).is_dir():
+            raise ScaffoldError(f"{project / parent} is in the way: a file where a directory goes")
+    if target.exists() and not target.is_file():
+        raise ScaffoldError(f"{target} is in the way: not a file")
 
 
 def _names_of(service: Service, previous: Collection[str] | None) -> set[str]:

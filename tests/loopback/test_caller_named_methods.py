@@ -81,7 +81,7 @@ def check(tel: telemetry.Telemetry, registry: CollectorRegistry, codes: list[grp
     governance = tel.governance
     assert governance is not None
     assert len(governance.snapshot().server_plans) == PLAN_CAP
-    assert governance._last_good == PLAN_CAP
+    assert governance._instances.count("last_good") == PLAN_CAP
 
 
 def test_sync_server_keeps_its_tables_bounded(small_plan_cap: None) -> None:

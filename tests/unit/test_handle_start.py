@@ -128,3 +128,19 @@ def test_metrics_url_answers_once_started() -> None:
             assert answer.status == 200
     finally:
         tel.shutdown()
+
+
+def test_process_wide_settings_wait_for_start() -> None:
+    # AdaptiveRule.gil_switch_interval is the process's: a handle only built must not change it.
+    before = sys.getswitchinterval()
+    rules = {"adaptive": {"enabled": True, "gil_switch_interval": 0.001}}
+    tel = telemetry.Telemetry(make_config("switch", metrics_port=None), governance=rules)
+    try:
+        assert sys.getswitchinterval() == before
+        tel.start()
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    finally:
+        tel.shutdown()
+        assert tel.governance is not None
+        tel.governance.apply({})  # rules without the adaptive limiter hand the interval back
+    assert sys.getswitchinterval() == pytest.approx(before)

@@ -4,6 +4,7 @@ written."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,58 @@ def test_python_dash_m_telemetry_reports_on_stderr(tmp_path: Path) -> None:
     assert (result.returncode, result.stdout) == (EXIT_REFUSED, "")
     assert "'9shop' is not a valid name" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_proto_named_like_a_protoc_option_is_refused_and_runs_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # protoc reads an argument starting with '-' as an option: --plugin=... would run a program.
+    protos = tmp_path / "p"
+    protos.mkdir()
+    hostile = protos / "--dependency_out=pwned.proto"
+    hostile.write_text('syntax = "proto3";\nservice S { rpc M(A) returns (A); }\nmessage A {}\n')
+    err = refused(capsys, tmp_path, "new", "shop", "--proto", str(hostile), "--out", str(tmp_path))
+    assert "not a usable .proto path" in err
+    assert not (Path.cwd() / "pwned.proto").exists()
+
+
+def test_regen_checks_the_answers_file_as_hostile_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog(tmp_path)
+    project = tmp_path / "catalog"
+    answers = project / ".telemetry-scaffold.json"
+    good = json.loads(answers.read_text())
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"name": "../../escaped"}, "is not a valid name"),
+        ({"aio": "false"}, "'aio' true or false"),
+        ({"protos": ["--plugin=protoc-gen-x=./run.proto"]}, "not a usable .proto path"),
+        ({"protos": ["../outside.proto"]}, "not a usable .proto path"),
+    ]
+    capsys.readouterr()
+    for change, expected in cases:
+        answers.write_text(json.dumps({**good, **change}))
+        assert expected in refused(capsys, tmp_path, "regen", str(project))
+    assert not (tmp_path.parent / "escaped").exists()
+
+
+def test_names_that_would_break_the_project_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The project's package may not shadow its own stubs (demoshop.proto makes demoshop_pb2).
+    argv = ["new", "demoshop_pb2", "--proto", str(DEMOSHOP), "--out", str(tmp_path)]
+    assert "would shadow the generated module" in refused(capsys, tmp_path, *argv)
+    dunder = tmp_path / "dunder.proto"
+    dunder.write_text('syntax = "proto3";\nservice S { rpc __init__(A) returns (A); }\nmessage A {}\n')
+    argv = ["new", "shop", "--proto", str(dunder), "--out", str(tmp_path)]
+    assert "the name is taken by the handlers' base" in refused(capsys, tmp_path, *argv)
+
+
+def test_a_file_in_the_way_is_found_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "shop"
+    project.mkdir()
+    (project / "conf").write_text("a file where the config directory goes")
+    argv = ["new", "shop", "--proto", str(DEMOSHOP), "--out", str(tmp_path), "--force"]
+    assert "is in the way" in refused(capsys, tmp_path, *argv)
