@@ -1,5 +1,5 @@
 # One image for every demo service (gateway, order, inventory, payment, recommendation,
-# notification, loadgen, panel). docker-compose.yml picks the service with
+# notification, loadgen, panel, scrape-targets). docker-compose.yml picks the service with
 # `command: ["python", "-m", "services.<name>"]`; there is deliberately no CMD here.
 FROM python:3.11.15-slim-bookworm
 

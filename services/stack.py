@@ -8,7 +8,10 @@ run as root), an OTLP receiver writing spans to ``<workdir>/spans.jsonl`` (rotat
 backups; unless
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` names a collector), every demo service (two inventory instances by
 default: ``instances`` sets how many of each backend) and the load generator. Prometheus runs
-``prometheus/prometheus.yml`` and its rules, with the targets rewritten to the local processes. The
+``prometheus/prometheus.yml`` and its rules, with the targets rewritten to the local processes;
+any other service registered in etcd (a ``telemetry new`` project started by hand) is scraped too,
+found by ``services/scrape_targets.py`` (``scrape-targets``, Prometheus's http_sd). The OTLP
+receiver takes 4317/4318 when free, the SDK's default endpoint, like etcd 2379. The
 control panel (``python -m telemetry.panel``) comes last, when Streamlit is installed (the ``panel``
 extra); its password is ``PANEL_PASSWORD`` when set, else a generated one, printed and kept in
 ``<workdir>/panel-password``. Every URL is printed; each process logs to
@@ -121,6 +124,12 @@ def _print_tips(stack: NativeStack) -> None:
         f"\netcd endpoint {stack.etcd_endpoint} (discovery, faults and rules), e.g.:\n"
         f"      ETCDCTL_API=3 etcdctl --endpoints {stack.etcd_endpoint} "
         f"put /governance/payment/faults {faults}",
+    )
+    print(
+        "\na service of your own joins it (registered, in the panel, scraped and traced by itself):\n"
+        "      telemetry new shop --proto services/protos/demoshop.proto --out /tmp/x\n"
+        f"      ETCD_ENDPOINTS={stack.etcd_endpoint} OTEL_EXPORTER_OTLP_ENDPOINT={stack.otlp_endpoint} "
+        "python /tmp/x/shop/main.py",
         flush=True,
     )
 

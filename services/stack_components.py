@@ -1,6 +1,7 @@
-"""The native stack's parts: etcd, the OTLP receiver, every demo service, Prometheus, the load
-generator and the control panel, on loopback ports, in start order, on top of the process
-supervision of ``services/stack_supervision.py``. ``services/stack.py`` is the launcher."""
+"""The native stack's parts: etcd, the OTLP receiver, every demo service, the registry's scrape
+targets, Prometheus, the load generator and the control panel, on loopback ports, in start order,
+on top of the process supervision of ``services/stack_supervision.py``. ``services/stack.py`` is
+the launcher."""
 
 from __future__ import annotations
 
@@ -27,7 +28,10 @@ PROMETHEUS_CONFIG = ROOT / "prometheus" / "prometheus.yml"
 # The gRPC services order calls; each may run as several instances (``instances``).
 BACKEND_SERVICES = ("inventory", "payment", "recommendation", "notification")
 DEFAULT_INSTANCES: Mapping[str, int] = {"inventory": 2}
-DEFAULT_PORTS = {"gateway": 8080, "prometheus": 9090, "etcd": 2379, "panel": 8501}
+# OTLP on its standard ports: a service started by hand (a `telemetry new` project) sends its
+# spans to the stack's receiver with the SDK's default endpoint, localhost:4317.
+DEFAULT_PORTS = {"gateway": 8080, "prometheus": 9090, "etcd": 2379, "panel": 8501,
+                 "otlp-grpc": 4317, "otlp-http": 4318}  # fmt: skip
 
 
 def ensure_binary(command: str, package: str) -> str:
@@ -63,16 +67,24 @@ def instance_names(instances: Mapping[str, int]) -> list[str]:
     return names
 
 
-def prometheus_config(template: dict[str, Any], targets: dict[str, list[str]]) -> dict[str, Any]:
+def prometheus_config(
+    template: dict[str, Any], targets: dict[str, list[str]], discovery_url: str | None = None
+) -> dict[str, Any]:
     """``prometheus/prometheus.yml`` with each job's targets replaced by local ones; jobs of parts
-    the native stack does not run (the collector, Jaeger) are left out; rule files made absolute."""
+    the native stack does not run (the collector, Jaeger) are left out; the job of registered
+    services (``http_sd_configs``) asks ``discovery_url`` (left out without one); rule files made
+    absolute."""
     config = dict(template)
     config["rule_files"] = [str(PROMETHEUS_CONFIG.parent / p) for p in template.get("rule_files", [])]
-    config["scrape_configs"] = [
-        {**job, "static_configs": [{"targets": targets[job["job_name"]]}]}
-        for job in template.get("scrape_configs", [])
-        if job["job_name"] in targets
-    ]
+    jobs: list[dict[str, Any]] = []
+    for job in template.get("scrape_configs", []):
+        if "http_sd_configs" in job:
+            if discovery_url:
+                sd = [{**c, "url": discovery_url} for c in job["http_sd_configs"]]
+                jobs.append({**job, "http_sd_configs": sd})
+        elif job["job_name"] in targets:
+            jobs.append({**job, "static_configs": [{"targets": targets[job["job_name"]]}]})
+    config["scrape_configs"] = jobs
     return config
 
 
@@ -165,6 +177,11 @@ class NativeStack(Supervisor):
     def panel_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['panel']}"
 
+    @property
+    def scrape_targets_url(self) -> str:
+        """Prometheus's http_sd list of the services registered in etcd without a static job."""
+        return f"http://127.0.0.1:{self.ports['scrape-targets']}/targets"
+
     def metrics_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
 
@@ -219,7 +236,7 @@ class NativeStack(Supervisor):
         )  # fmt: skip
 
     def _start_otlp_file(self) -> None:
-        grpc_port, http_port = self._port(), self._port()
+        grpc_port, http_port = self._port("otlp-grpc"), self._port("otlp-http")
         self.spans_file = self.workdir / "spans.jsonl"
         # A fresh run starts empty: drop the last run's file and its rotated copies (spans.jsonl.N).
         for old in (self.spans_file, *self.workdir.glob("spans.jsonl.*")):
@@ -311,7 +328,10 @@ class NativeStack(Supervisor):
             targets.setdefault(instance.split("-")[0], []).append(f"127.0.0.1:{metrics}")
         template = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
         config_file = self.workdir / "prometheus.yml"
-        config_file.write_text(yaml.safe_dump(prometheus_config(template, targets), sort_keys=False))
+        self.ports["scrape-targets"] = self._port()
+        config = prometheus_config(template, targets, self.scrape_targets_url)
+        config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        self._start_scrape_targets(config_file)
         data = self.workdir / "prometheus-data"
         shutil.rmtree(data, ignore_errors=True)
         url = f"http://127.0.0.1:{port}"
@@ -322,6 +342,20 @@ class NativeStack(Supervisor):
              "--web.enable-lifecycle"],
             ready=lambda: check_http(f"{url}/-/ready"),
             urls={"ui": url},
+        )  # fmt: skip
+
+    def _start_scrape_targets(self, config_file: Path) -> None:
+        """The registry's services Prometheus has no static job for (one a user adds with
+        ``telemetry new``, say), for its http_sd (``services/scrape_targets.py``); loopback
+        targets only: a registration cannot make this Prometheus fetch from another machine."""
+        url = self.scrape_targets_url
+        self._spawn(
+            "scrape-targets",
+            [sys.executable, "-m", "services.scrape_targets",
+             f"--listen=127.0.0.1:{self.ports['scrape-targets']}", f"--etcd={self.etcd_endpoint}",
+             f"--prometheus-config={config_file}", "--loopback-only"],
+            ready=partial(check_http, url),
+            urls={"targets": url},
         )  # fmt: skip
 
 

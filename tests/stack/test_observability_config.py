@@ -154,7 +154,13 @@ def test_prometheus_config_has_the_contract_jobs() -> None:
     assert config["global"]["evaluation_interval"] == "5s"
     assert config["rule_files"] == ["rules/*.yml"]
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == set(SERVICE_JOBS) | set(COMPOSE_ONLY_JOBS)
+    assert set(jobs) == set(SERVICE_JOBS) | set(COMPOSE_ONLY_JOBS) | {"registered"}
+    # Services registered in etcd without a job of their own: the scrape-targets sidecar's http_sd
+    # (the native launcher points the url at its own, on loopback).
+    assert jobs["registered"] == {
+        "job_name": "registered",
+        "http_sd_configs": [{"url": "http://scrape-targets:9465/targets", "refresh_interval": "5s"}],
+    }
     for name, targets in {**SERVICE_JOBS, **COMPOSE_ONLY_JOBS}.items():
         # The native launcher rewrites static targets: nothing else may feed a job.
         assert [sorted(c["targets"]) for c in jobs[name]["static_configs"]] == [sorted(targets)], name
