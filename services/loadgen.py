@@ -1,6 +1,11 @@
 """loadgen: drives the gateway with a steady, realistic mix of requests (open loop: requests go out
 on schedule whether or not earlier ones have answered, as real users do), and reports what it sent.
 
+Settings (rate, mix weights, scraper rate) from services/config/loadgen.yaml and SHOP_*; with etcd
+(``ETCD_ENDPOINTS``) they follow ``/loadgen/settings`` live (``telemetry.load``: a change is in
+force within a second, the schedule starting over from then; status in ``/loadgen/status``), and
+``loadgen_offered_rate`` reports the mix's rate the schedule runs at.
+
 Mix (weights in services/config/loadgen.yaml): place an order, look one up, check stock, and a
 share of invalid orders (400s). Separately a "scraper" user polls stock faster than its per-user
 limit allows, so rate limiting is visible from the first minute. Every request is traced (its
@@ -23,12 +28,17 @@ from urllib.parse import urlsplit
 
 import orjson
 from opentelemetry.trace import SpanKind
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 import telemetry
 from services import config
 from services.catalog import CATALOG
 from services.gateway import route_of
+from telemetry import RuleError
+from telemetry.discovery.etcd import EtcdClient, EtcdConfig
+from telemetry.load.live import LiveLoad
+from telemetry.load.schedule import LoadPlan, run_open_loop
+from telemetry.load.settings import SCENARIOS, LoadSettings, parse_load
 
 log = telemetry.get_logger("services.loadgen")
 
@@ -75,22 +85,15 @@ class LoadGenerator:
         self._tel = tel
         target = urlsplit(str(config.require(settings, "target", str)))
         self._host, self._port = target.hostname or "127.0.0.1", target.port or 80
-        self._rate = float(config.require(settings, "rate", (int, float)))
-        self._scraper_rate = float(settings.get("scraper_rate", 0))
-        self._timeout_ms = int(settings.get("timeout_ms", 2000))
-        mix: dict[str, float] = config.require(settings, "mix", dict)
         rng = random.Random(settings.get("seed"))
         self._rng = rng
         self._scenarios = Scenarios(rng, int(settings.get("users", 50)))
-        self._names = list(mix)
-        self._weights = [float(weight) for weight in mix.values()]
-        # Resolved once; the scraper runs beside the mix, at its own rate.
-        self._actions: dict[str, Callable[[], Request]] = {"scraper": self._scenarios.scraper}
-        for name, weight in zip(self._names, self._weights, strict=True):
-            action = getattr(self._scenarios, name, None)
-            if not callable(action) or weight < 0:
-                raise config.ServiceConfigError(f"mix.{name}: unknown scenario or negative weight")
-            self._actions[name] = action
+        self._timeout_ms = int(settings.get("timeout_ms", 2000))
+        # The YAML/env settings, checked like a live setting: in force while etcd has none.
+        self.plan = LoadPlan(_baseline(settings))
+        self._actions: dict[str, Callable[[], Request]] = {
+            name: getattr(self._scenarios, name) for name in (*SCENARIOS, "scraper")
+        }
         self._pool = ThreadPoolExecutor(max_workers=int(settings.get("workers", 32)),
                                         thread_name_prefix="loadgen")  # fmt: skip
         self._backlog = threading.BoundedSemaphore(int(settings.get("max_outstanding", 256)))
@@ -102,12 +105,20 @@ class LoadGenerator:
         self._durations = Histogram("loadgen_request_duration_seconds",
                                     "Request duration seen by the load generator.", ["scenario"],
                                     registry=tel.registry)  # fmt: skip
+        offered = Gauge("loadgen_offered_rate",
+                        "Requests/s of the mix the open-loop schedule runs at now (live settings).",
+                        registry=tel.registry)  # fmt: skip
+        offered.set_function(lambda: self.plan.scheduled_rate)
 
     def run(self, duration: float, report_every: float) -> None:
-        threads = [threading.Thread(target=self._schedule, args=(self._rate, self._pick), daemon=True)]
-        if self._scraper_rate > 0:
-            threads.append(threading.Thread(target=self._schedule, daemon=True,
-                                            args=(self._scraper_rate, lambda: "scraper")))  # fmt: skip
+        # The mix and, beside it, the scraper: each an open-loop schedule re-reading the plan.
+        threads = [
+            threading.Thread(target=run_open_loop, args=(self.plan, lambda: self._submit(self._pick())),
+                             name="loadgen-mix", daemon=True),
+            threading.Thread(target=run_open_loop, name="loadgen-scraper", daemon=True,
+                             args=(self.plan, lambda: self._submit("scraper"), _scraper_rate),
+                             kwargs={"report": False}),
+        ]  # fmt: skip
         for thread in threads:
             thread.start()
         started = time.monotonic()
@@ -115,28 +126,23 @@ class LoadGenerator:
             self._report(time.monotonic() - started)
             if duration and time.monotonic() - started >= duration:
                 self._stop.set()
+        self.plan.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._report(time.monotonic() - started)
 
     def stop(self) -> None:
         self._stop.set()
+        self.plan.close()
 
     def _pick(self) -> str:
-        return self._rng.choices(self._names, self._weights)[0]
+        mix = self.plan.settings.mix
+        return self._rng.choices(list(mix), list(mix.values()))[0]
 
-    def _schedule(self, rate: float, scenario: Callable[[], str]) -> None:
-        """Open loop: the n-th request goes at start + n / rate, late ones are not made up twice."""
-        interval, next_at = 1.0 / rate, time.monotonic()
-        while not self._stop.is_set():
-            delay = next_at - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                return
-            next_at = max(next_at + interval, time.monotonic() - interval)
-            name = scenario()
-            if not self._backlog.acquire(blocking=False):  # the gateway is far behind: say so
-                self._count(name, "skipped")
-                continue
-            self._pool.submit(self._send, name)
+    def _submit(self, name: str) -> None:
+        if not self._backlog.acquire(blocking=False):  # the gateway is far behind: say so
+            self._count(name, "skipped")
+            return
+        self._pool.submit(self._send, name)
 
     def _send(self, scenario: str) -> None:
         try:
@@ -199,13 +205,41 @@ class LoadGenerator:
                  by_scenario=by_scenario)  # fmt: skip
 
 
+def _baseline(settings: dict[str, Any]) -> LoadSettings:
+    """The settings of the YAML file and environment, validated by the live settings' model."""
+    rate = config.require(settings, "rate", (int, float))
+    mix = config.require(settings, "mix", dict)
+    try:
+        return parse_load({"rate": rate, "scraper_rate": settings.get("scraper_rate", 0), "mix": mix})
+    except RuleError as exc:
+        raise config.ServiceConfigError(str(exc)) from None
+
+
+def _scraper_rate(settings: LoadSettings, _elapsed: float) -> float:
+    return settings.scraper_rate
+
+
+def _watch(settings: dict[str, Any], plan: LoadPlan) -> LiveLoad | None:
+    """With etcd (``ETCD_ENDPOINTS``), the settings follow ``/loadgen/settings`` live."""
+    endpoints = str(settings.get("etcd") or "")
+    if not endpoints:
+        return None
+    client = EtcdClient(
+        EtcdConfig.from_env(endpoints=tuple(e.strip() for e in endpoints.split(",") if e.strip()))
+    )
+    return LiveLoad(client, plan).start()
+
+
 def main() -> None:
     settings = config.load("loadgen")  # SHOP_TARGET, SHOP_RATE ... as for every service
     tel = telemetry.init(service_name="loadgen")
     generator = LoadGenerator(tel, settings)
+    live = _watch(settings, generator.plan)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: generator.stop())
     generator.run(float(settings.get("duration_seconds", 0)), float(settings.get("report_seconds", 10)))
+    if live is not None:
+        live.stop()
     tel.shutdown()
 
 

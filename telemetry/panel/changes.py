@@ -5,6 +5,7 @@ inline and nothing is written."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import streamlit as st
@@ -20,13 +21,22 @@ __all__ = ["write"]
 
 
 def write(
-    panel: Panel, actor: str | None, service: str, key: str, transform: controls.Transform
+    panel: Panel,
+    actor: str | None,
+    service: str,
+    key: str,
+    transform: controls.Transform,
+    *,
+    reason_key: str = "reason",
+    confirm: Callable[[Panel, Change], None] | None = None,
 ) -> Change | None:
-    """Validate and write one change; report the outcome inline. None when nothing was written."""
+    """Validate and write one change; report the outcome inline. None when nothing was written.
+    ``reason_key``: the text input holding the reason; ``confirm``: how to confirm the change
+    (default: every instance's rollout)."""
     if actor is None:
         st.error("Sign in with the operator password to change anything.")
         return None
-    reason = str(st.session_state.get("reason", "")).strip()
+    reason = str(st.session_state.get(reason_key, "")).strip()
     try:
         change = panel.plane.update(service, key, transform, actor=actor, reason=reason)
     except EtcdError as exc:
@@ -43,7 +53,7 @@ def write(
         return None
     st.session_state.setdefault("changes", []).append(change)
     st.success(f"Written at etcd revision {change.revision}: {describe(change)}")
-    _confirm(panel, change)
+    (confirm or _confirm)(panel, change)
     return change
 
 

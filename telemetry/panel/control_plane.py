@@ -1,5 +1,6 @@
 """Writing the control plane: validated changes to ``/governance/<service>/<key>``, each recorded
 in an audit trail in the same etcd transaction, and the rollout of a change across instances.
+The load generator's settings (``LOADGEN``/``LOAD``: ``/loadgen/settings``) are written the same way.
 
     plane = ControlPlane(client)
     change = plane.update("order", "client", set_breaker_force("demoshop.v1.Payment/*", "open"),
@@ -45,12 +46,14 @@ from telemetry.control.live_rules import (
 from telemetry.discovery.etcd import EtcdClient, KeyValue
 from telemetry.discovery.instance import SERVICES_PREFIX, Instance, parse_registrations
 from telemetry.governance.rules import GovernanceRules, RuleError
+from telemetry.load.live import LOAD_SETTINGS_KEY
+from telemetry.load.settings import parse_load
 from telemetry.panel.autolimit import parse_autolimit
 from telemetry.tracing.samplers import parse_sampling
 
 __all__ = [
-    "AUDIT_PREFIX", "AUTOLIMIT", "PANEL_PREFIX", "Change", "ConflictError", "ControlPlane",
-    "InstanceRollout", "Rollout", "etcd_key", "validate",
+    "AUDIT_PREFIX", "AUTOLIMIT", "LOAD", "LOADGEN", "PANEL_PREFIX", "Change", "ConflictError",
+    "ControlPlane", "InstanceRollout", "Rollout", "etcd_key", "validate",
 ]  # fmt: skip
 
 _log = logging.getLogger("telemetry.panel")
@@ -59,6 +62,8 @@ AUDIT_PREFIX = "/governance-audit/"
 PANEL_PREFIX = "/governance-panel/"
 """The panel's own settings per service (not read by the services): ``autolimit``."""
 AUTOLIMIT = "autolimit"
+LOADGEN, LOAD = "loadgen", "load"
+"""The load generator's live settings: ``plane.set(LOADGEN, LOAD, ...)`` writes ``/loadgen/settings``."""
 AUDIT_KEEP = 1000
 """Audit entries kept per service; older ones are pruned after a write."""
 
@@ -164,6 +169,8 @@ def etcd_key(service: str, key: str) -> str:
     if key == AUTOLIMIT:
         governance_prefix(service)  # validates the name
         return f"{PANEL_PREFIX}{service}/{key}"
+    if key == LOAD:
+        return LOAD_SETTINGS_KEY
     return rules_key(service, key)
 
 
@@ -185,6 +192,8 @@ def validate(key: str, value: Any) -> None:
         parse_sampling(json.dumps(value))
     elif key == AUTOLIMIT:
         parse_autolimit(value)
+    elif key == LOAD:
+        parse_load(value)
     else:
         raise RuleError(key, "unknown governance key")
 

@@ -1,6 +1,6 @@
 """The panel's page: sidebar (connections, sign-in, service), then the tabs of :mod:`views`,
-:mod:`forms` and :mod:`thresholds_tab`. ``app.py`` is the script Streamlit runs; it only calls
-:func:`main`.
+:mod:`forms`, :mod:`load_tab` and :mod:`thresholds_tab`. ``app.py`` is the script Streamlit runs; it
+only calls :func:`main`.
 
 Every part that talks to etcd or Prometheus is guarded: an unreachable backend becomes a message in
 that part, never an exception on the page, and the other parts keep working.
@@ -17,7 +17,7 @@ import streamlit as st
 
 from telemetry.config import ConfigError
 from telemetry.discovery.etcd import EtcdError
-from telemetry.panel import forms, thresholds_tab, views
+from telemetry.panel import forms, load_tab, thresholds_tab, views
 from telemetry.panel.backends import Panel
 from telemetry.panel.clients import client_address
 from telemetry.panel.settings import PanelSettings
@@ -68,8 +68,8 @@ def main() -> None:
         etcd_problem, prom_problem = _connections(panel)
         actor = _sign_in(settings)
         service = _choose_service(panel, etcd_problem)
-    overview, service_tab, control, thresholds, audit = st.tabs(
-        ["Overview", "Service", "Control", "Dynamic thresholds", "Audit trail"]
+    overview, service_tab, control, load, thresholds, audit = st.tabs(
+        ["Overview", "Service", "Control", "Load", "Dynamic thresholds", "Audit trail"]
     )
     with overview:
         views.overview(panel, etcd_ok=etcd_problem is None, prometheus_ok=prom_problem is None)
@@ -79,6 +79,8 @@ def main() -> None:
         forms.control(
             panel, service, actor, etcd_ok=etcd_problem is None, prometheus_ok=prom_problem is None
         )
+    with load:
+        load_tab.load(panel, actor, etcd_ok=etcd_problem is None)
     with thresholds:
         thresholds_tab.thresholds(
             panel, service, actor, etcd_ok=etcd_problem is None, prometheus_ok=prom_problem is None

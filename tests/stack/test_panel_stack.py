@@ -145,7 +145,7 @@ def force_open_and_back(stack: NativeStack, panel: AppTest) -> None:
 
     # The audit trail has both changes, by the operator who signed in.
     app = run(app.toggle(key="audit_all").set_value(True))
-    audit = next(d.value for d in app.dataframe if "who" in d.value.columns)
+    audit = next(d.value for d in app.dataframe if {"who", "service"} <= set(d.value.columns))
     mine = audit[(audit["who"] == "ops") & (audit["service"] == "order")]
     assert len(mine) >= 2, audit
 
