@@ -8,10 +8,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${STACK:-}" != "native" ] && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+  compose=()
   if docker compose version >/dev/null 2>&1; then
-    exec docker compose up --build
+    compose=(docker compose)
   elif command -v docker-compose >/dev/null 2>&1; then
-    exec docker-compose up --build
+    compose=(docker-compose)
+  fi
+  if [ "${#compose[@]}" -gt 0 ]; then
+    if [ "$#" -gt 0 ]; then
+      echo "warning: arguments ($*) apply to the native stack only (STACK=native ./scripts/run.sh $*)" >&2
+    fi
+    exec "${compose[@]}" up --build
   fi
 fi
 
@@ -19,4 +26,5 @@ echo "no Docker engine: starting the native stack" >&2
 source scripts/_setup.sh
 ensure_tool etcd etcd-server
 ensure_tool prometheus prometheus
+ensure_tool etcdctl etcd-client || true  # for the README's fault commands; the panel does without
 exec python -m services.stack "$@"

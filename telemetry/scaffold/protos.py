@@ -47,7 +47,8 @@ def grpc_tools_include() -> Path:
         from grpc_tools import protoc
     except ImportError:
         raise ScaffoldError(
-            "grpcio-tools is not installed: pip install 'grpc-telemetry-toolkit[scaffold]'"
+            "grpcio-tools is not installed: install this package with its scaffold extra "
+            "(pip install -e '<this repository>[scaffold]'; README, Install in your own project)"
         ) from None
     return Path(protoc.__file__).parent / "_proto"
 

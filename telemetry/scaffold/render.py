@@ -109,7 +109,8 @@ class Renderer:
             import jinja2
         except ImportError:
             raise ScaffoldError(
-                "Jinja2 is not installed: pip install 'grpc-telemetry-toolkit[scaffold]'"
+                "Jinja2 is not installed: install this package with its scaffold extra "
+                "(pip install -e '<this repository>[scaffold]'; README, Install in your own project)"
             ) from None
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES),
