@@ -44,34 +44,35 @@ class LiveQueries:
         quoted = service.replace("\\", "\\\\").replace('"', '\\"')
         return f'{{{self.label}="{quoted}"{"," + extra if extra else ""}}}'
 
-    def request_rate(self, service: str) -> str:
-        """Calls handled per second (gRPC, else HTTP for an HTTP entry point)."""
+    def request_rate(self, service: str, window: str = "1m") -> str:
+        """Calls handled per second (gRPC, else HTTP for an HTTP entry point), over ``window``."""
         return (
-            f"sum(rate(grpc_server_handled_total{self._sel(service)}[1m]))"
-            f" or sum(rate(http_server_request_duration_seconds_count{self._sel(service)}[1m]))"
+            f"sum(rate(grpc_server_handled_total{self._sel(service)}[{window}]))"
+            f" or sum(rate(http_server_request_duration_seconds_count{self._sel(service)}[{window}]))"
         )
 
-    def error_ratio(self, service: str) -> str:
+    def error_ratio(self, service: str, window: str = "1m") -> str:
         grpc_errors = self._sel(service, f'grpc_code=~"{SERVER_FAULT_CODES}"')
         http_errors = self._sel(service, 'http_response_status_code=~"5.."')
         return (
-            f"(sum(rate(grpc_server_handled_total{grpc_errors}[1m])) or vector(0))"
-            f" / sum(rate(grpc_server_handled_total{self._sel(service)}[1m]))"
-            f" or (sum(rate(http_server_request_duration_seconds_count{http_errors}[1m])) or vector(0))"
-            f" / sum(rate(http_server_request_duration_seconds_count{self._sel(service)}[1m]))"
+            f"(sum(rate(grpc_server_handled_total{grpc_errors}[{window}])) or vector(0))"
+            f" / sum(rate(grpc_server_handled_total{self._sel(service)}[{window}]))"
+            f" or (sum(rate(http_server_request_duration_seconds_count{http_errors}[{window}]))"
+            f" or vector(0))"
+            f" / sum(rate(http_server_request_duration_seconds_count{self._sel(service)}[{window}]))"
         )
 
-    def latency(self, service: str, quantile: float) -> str:
+    def latency(self, service: str, quantile: float, window: str = "1m") -> str:
         return (
             f"histogram_quantile({quantile}, sum by (le) "
-            f"(rate(grpc_server_handling_seconds_bucket{self._sel(service)}[1m])))"
+            f"(rate(grpc_server_handling_seconds_bucket{self._sel(service)}[{window}])))"
             f" or histogram_quantile({quantile}, sum by (le) "
-            f"(rate(http_server_request_duration_seconds_bucket{self._sel(service)}[1m])))"
+            f"(rate(http_server_request_duration_seconds_bucket{self._sel(service)}[{window}])))"
         )
 
-    def cpu(self, service: str) -> str:
+    def cpu(self, service: str, window: str = "1m") -> str:
         """CPU of each instance, as a fraction of one core."""
-        return f"rate(process_cpu_seconds_total{self._sel(service)}[1m])"
+        return f"rate(process_cpu_seconds_total{self._sel(service)}[{window}])"
 
     # -- instant figures ------------------------------------------------------------------------
 
