@@ -50,19 +50,20 @@ class LoadDriver:
     """Steady rates for the load generator through the audited control plane, and the settings
     in force before put back by :meth:`restore`."""
 
-    def __init__(self, plane: ControlPlane, reason: str = "capacity test") -> None:
+    def __init__(self, plane: ControlPlane, reason: str = "capacity test", actor: str = ACTOR) -> None:
         self._plane = plane
         self._reason = reason
+        self._actor = actor
         self.previous, _ = plane.read(LOADGEN, LOAD)
         """The value of ``/loadgen/settings`` before the test (None: the key was absent)."""
 
     def set_rate(self, rate: float) -> None:
         base = dict(self.previous) if isinstance(self.previous, dict) else {}
         value = {**base, "rate": rate, "profile": {"kind": "steady"}}
-        self._plane.set(LOADGEN, LOAD, value, actor=ACTOR, reason=f"{self._reason}: {rate:g}/s")
+        self._plane.set(LOADGEN, LOAD, value, actor=self._actor, reason=f"{self._reason}: {rate:g}/s")
 
     def restore(self) -> None:
-        self._plane.set(LOADGEN, LOAD, self.previous, actor=ACTOR, reason=f"{self._reason}: done")
+        self._plane.set(LOADGEN, LOAD, self.previous, actor=self._actor, reason=f"{self._reason}: done")
 
 
 def measure_step(live: LiveQueries, service: str) -> Callable[[float, float], Step | None]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
+from telemetry.control.live_rules import CLUSTER
 from telemetry.discovery.etcd import EtcdError
 from telemetry.panel import controls
 from telemetry.panel.control_plane import Change, ConflictError, Rollout, describe
@@ -17,7 +18,7 @@ from telemetry.panel.control_plane import Change, ConflictError, Rollout, descri
 if TYPE_CHECKING:
     from telemetry.panel.backends import Panel
 
-__all__ = ["write"]
+__all__ = ["apply_cluster_limit", "write"]
 
 
 def write(
@@ -80,3 +81,18 @@ def _confirm(panel: Panel, change: Change, timeout: float = 3.0) -> None:
         st.warning(f"No instance of {change.service} is running: the change waits in etcd for them.")
     else:
         st.warning(f"Not everywhere yet: {rollout.summary()} (see the Service tab).")
+
+
+def apply_cluster_limit(
+    panel: Panel, actor: str | None, service: str, limit: float, *, key: str
+) -> Change | None:
+    """The *Apply* button of a recommended limit (the knee's, the capacity test's): the
+    cluster-wide limit of the pattern ``*`` of ``service``, written like any other change."""
+    label = f"Apply {limit:g} calls/s as the cluster-wide limit of {service}'s pattern '*'"
+    st.caption(
+        "A method with a server rule of its own (a more specific pattern) keeps its own limit: the "
+        "most specific pattern's rule replaces '*' (docs/governance.md)."
+    )
+    if st.button(label, key=key, disabled=actor is None):
+        return write(panel, actor, service, CLUSTER, controls.set_cluster_limit("*", limit))
+    return None

@@ -14,6 +14,7 @@ import streamlit as st
 from telemetry.discovery.etcd import EtcdError
 from telemetry.load.live import read_load_status
 from telemetry.load.settings import SCENARIOS, LoadSettings, parse_load
+from telemetry.panel import figures
 from telemetry.panel.changes import write
 from telemetry.panel.control_plane import LOAD, LOADGEN, Change, describe
 from telemetry.panel.parts import guarded
@@ -51,7 +52,8 @@ def _status(status: dict[str, Any] | None) -> None:
         st.warning("No load generator reports a status: none is running (or it has no etcd).")
         return
     offered = status.get("offered_rate")
-    st.metric("Offered rate (mix, requests/s)", offered)
+    shown = figures.rate(float(offered)) if isinstance(offered, int | float) else offered
+    st.metric("Offered rate (mix, requests/s)", shown)
     if status.get("state") == "rejected":
         st.error(f"The load generator refused the settings in etcd: {status.get('error')}")
     else:
@@ -138,7 +140,7 @@ def _confirm(panel: Panel, change: Change, timeout: float = 3.0) -> None:
     else:
         st.success(
             f"The load generator applied revision {change.revision}: offered rate "
-            f"{status.get('offered_rate')}/s (within {took:.0f} ms)."
+            f"{figures.rate_text(status.get('offered_rate'), '/s')} (within {took:.0f} ms)."
         )
 
 

@@ -4,18 +4,19 @@ hand or followed automatically (:mod:`follower`) within bounds."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from telemetry.control.live_rules import CLUSTER
-from telemetry.panel import controls
+from telemetry.panel import capacity_tab, figures
 from telemetry.panel.autolimit import parse_autolimit
-from telemetry.panel.changes import write
+from telemetry.panel.changes import apply_cluster_limit, write
 from telemetry.panel.control_plane import AUTOLIMIT
 from telemetry.panel.parts import guarded
-from telemetry.panel.thresholds import recommend_limit
+from telemetry.panel.thresholds import LoadPoint, recommend_limit
 
 if TYPE_CHECKING:
     from telemetry.panel.backends import Panel
@@ -34,10 +35,12 @@ def thresholds(
         f"{panel.settings.window_minutes} minutes of live metrics: the rate limit belongs "
         "a little below it."
     )
+    knee: float | None = None
     if not prometheus_ok:
         st.warning("Prometheus is unreachable: no evidence to recommend from.")
     else:
-        _recommendation(panel, service, actor, etcd_ok)
+        knee = _recommendation(panel, service, actor, etcd_ok)
+    capacity_tab.capacity(panel, service, actor, ready=etcd_ok and prometheus_ok, knee=knee)
     if not etcd_ok:
         return
     with guarded("Automatic limit"):
@@ -58,18 +61,37 @@ def thresholds(
             st.caption(f"Follower, last pass: {last.recommendation.reason}")
 
 
-def _recommendation(panel: Panel, service: str, actor: str | None, etcd_ok: bool) -> None:
+def _recommendation(panel: Panel, service: str, actor: str | None, etcd_ok: bool) -> float | None:
+    """The knee's recommendation (shown, with its *Apply*); its limit, for the capacity test."""
     with guarded("Recommendation"):
         points = panel.live.load_curve(service, panel.settings.window_minutes)
         rec = recommend_limit(points)
         if points:
-            raw = pd.DataFrame(
-                {"calls/s": [p.throughput for p in points], "p99 ms": [p.p99 * 1000 for p in points]}
-            )
-            st.scatter_chart(raw, x="calls/s", y="p99 ms", height=260)
+            st.altair_chart(_scatter(points), width="stretch", key="knee_chart")
         (st.success if rec.limit is not None else st.info)(rec.reason)
         if rec.limit is not None:
             st.metric("Recommended limit (calls/s, whole service)", f"{rec.limit:g}")
-            if etcd_ok and st.button("Apply as the cluster-wide limit of every method",
-                                     key="apply_recommendation", disabled=actor is None):  # fmt: skip
-                write(panel, actor, service, CLUSTER, controls.set_cluster_limit("*", rec.limit))
+            if etcd_ok:
+                apply_cluster_limit(panel, actor, service, rec.limit, key="apply_recommendation")
+        return rec.limit
+    return None
+
+
+def _scatter(points: list[LoadPoint]) -> Any:
+    frame = pd.DataFrame(
+        {
+            "calls/s": [figures.rate(p.throughput) for p in points],
+            "p99 ms": [figures.ms(p.p99) for p in points],
+            "series": "p99 against throughput (live)",
+        }
+    )
+    return (
+        alt.Chart(frame)
+        .mark_circle(size=40)
+        .encode(
+            x=alt.X("calls/s:Q", title="throughput (calls/s)"),
+            y=alt.Y("p99 ms:Q", title="p99 (ms)"),
+            color=alt.Color("series:N", legend=figures.legend()),
+        )
+        .properties(height=260)
+    )

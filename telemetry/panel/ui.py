@@ -41,6 +41,13 @@ def _sign_in_guard(policy_key: str, _policy: SignInPolicy) -> SignInGuard:
     return SignInGuard(_policy, clock=sign_in_clock)
 
 
+_STYLE = """<style>
+section[data-testid="stSidebar"] { min-width: 330px; }
+section[data-testid="stSidebar"] * { overflow-wrap: anywhere; }
+</style>"""
+"""The sidebar wide enough for the connection messages, and long addresses wrapped, not clipped."""
+
+
 def _settings_key(settings: PanelSettings) -> str:
     return json.dumps(
         [
@@ -56,7 +63,13 @@ def _settings_key(settings: PanelSettings) -> str:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Governance panel", page_icon=":material/tune:", layout="wide")
+    st.set_page_config(
+        page_title="Governance panel",
+        page_icon=":material/tune:",
+        layout="wide",
+        initial_sidebar_state="expanded",
+    )
+    st.html(_STYLE)
     try:
         settings = PanelSettings.from_env()
     except ConfigError as exc:

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from telemetry.discovery.instance import Instance
+from telemetry.panel import figures as fmt
 from telemetry.panel.control_plane import Change, InstanceRollout, describe
 from telemetry.panel.live import Breaker
 from telemetry.panel.parts import guarded, live
@@ -57,12 +58,12 @@ def _overview_table(panel: Panel, etcd_ok: bool, prometheus_ok: bool) -> None:
                     "service": name,
                     "instances": len(registry.get(name, [])),
                     "rules": _rules_summary(rollout.instances if rollout else ()),
-                    "calls/s": f.get("rps"),
-                    "errors %": _pct(f.get("error_ratio")),
-                    "p99 ms": _ms(f.get("p99")),
-                    "CPU (cores)": f.get("cpu"),
+                    "calls/s": fmt.rate(f.get("rps")),
+                    "errors %": fmt.share(f.get("error_ratio")),
+                    "p99 ms": fmt.ms(f.get("p99")),
+                    "CPU (cores)": _cores(f.get("cpu")),
                     "open breakers": f.get("open_breakers", 0.0) if f else None,
-                    "refused/s": f.get("rejected", 0.0) if f else None,
+                    "refused/s": fmt.rate(f.get("rejected", 0.0)) if f else None,
                 }
             )
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="overview_table")
@@ -161,11 +162,11 @@ def _instances(panel: Panel, name: str, etcd_ok: bool, prometheus_ok: bool) -> N
                     "weight": inst.weight,
                     "rules": s.state if s else "no status",
                     "rules revision": s.revision if s else None,
-                    "CPU (cores)": m.get("cpu"),
-                    "pressure": m.get("pressure"),
-                    "adaptive limit": m.get("adaptive_limit"),
-                    "in flight": m.get("in_flight"),
-                    "calls/s": m.get("rps"),
+                    "CPU (cores)": _cores(m.get("cpu")),
+                    "pressure": _cores(m.get("pressure")),
+                    "adaptive limit": fmt.rate(m.get("adaptive_limit")),
+                    "in flight": fmt.rate(m.get("in_flight")),
+                    "calls/s": fmt.rate(m.get("rps")),
                     "shedding": bool(m.get("shedding")) if "shedding" in m else None,
                     "metadata": ", ".join(f"{k}={v}" for k, v in sorted(inst.metadata.items())),
                 }
@@ -217,7 +218,9 @@ def _chart(title: str, series: dict[str, Series], scale: float = 1.0) -> None:
     if frame.empty:
         st.caption(f"No data yet for {title.lower()}.")
         return
-    st.line_chart(frame, height=220)
+    st.altair_chart(
+        fmt.line_chart({c: frame[c].dropna() for c in frame.columns}, y=title), width="stretch"
+    )
     st.caption(f"{len(frame)} points, last {_time(frame.index[-1].timestamp())}")
 
 
@@ -240,7 +243,7 @@ def _governance(panel: Panel, name: str) -> None:
             rejections = panel.live.rejections(name)
             if rejections:
                 st.dataframe(
-                    pd.DataFrame([{**s.labels, "per second": s.value} for s in rejections]),
+                    pd.DataFrame([{**s.labels, "per second": fmt.rate(s.value)} for s in rejections]),
                     hide_index=True,
                     key="rejections_table",
                 )
@@ -293,12 +296,9 @@ def audit(panel: Panel, name: str | None, *, etcd_ok: bool) -> None:
 # -- formatting ----------------------------------------------------------------------------------
 
 
-def _pct(value: float | None) -> float | None:
-    return None if value is None else round(value * 100, 2)
-
-
-def _ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 1)
+def _cores(value: float | None) -> float | None:
+    """A fraction of a core (or a pressure, 0 to 1) with two decimals: 0.2345 -> 0.23."""
+    return None if value is None else round(value, 2)
 
 
 def _time(at: float | None) -> str:

@@ -31,6 +31,8 @@ from stack.promql import (
     strip_threshold,
     substitute,
 )
+from telemetry.panel.live import LiveQueries
+from telemetry.panel.prometheus import Prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_CONFIG = ROOT / "prometheus" / "prometheus.yml"
@@ -216,9 +218,11 @@ def test_alert_signals_are_recording_rules_or_plain_expressions() -> None:
 # ---------------------------------------------------------------- Grafana
 
 
-def test_four_dashboards_with_unique_uids() -> None:
+def test_five_dashboards_with_unique_uids() -> None:
     names = {path.name for path in dashboards()}
-    assert names == {"service-overview.json", "governance.json", "discovery.json", "runtime.json"}
+    assert names == {
+        "service-overview.json", "governance.json", "discovery.json", "runtime.json", "capacity.json",
+    }  # fmt: skip
     uids = [load_dashboard(path)["uid"] for path in dashboards()]
     assert all(uids), uids
     assert len(set(uids)) == len(uids), uids
@@ -283,6 +287,28 @@ def test_latency_panels_show_exemplars() -> None:
     ]
     # Exemplars come from the raw histogram, never from a recording rule.
     assert any("grpc_server_handling_seconds_bucket" in expr for expr in with_exemplars)
+
+
+def test_capacity_dashboard_plots_the_capacity_tests_promql() -> None:
+    """p99 against throughput for one chosen service, with the very queries the capacity runner
+    (python -m telemetry.panel.capacity) reads per step."""
+    board = load_dashboard(ROOT / "grafana/dashboards/capacity.json")
+    [variable] = board["templating"]["list"]
+    assert variable["name"] == "service" and not variable.get("multi") and not variable.get("includeAll")
+    live = LiveQueries(Prometheus("http://unused.invalid"))
+    rate = live.request_rate("$service", "$__rate_interval")
+    p99 = live.latency("$service", 0.99, "$__rate_interval")
+    by_title = {panel["title"]: panel for panel in panels(board["panels"])}
+    xy = by_title["p99 against throughput: $service"]
+    assert xy["type"] == "xychart"
+    assert [t["expr"] for t in xy["targets"]] == [rate, p99]
+    [series] = xy["options"]["series"]
+    names = [t["legendFormat"] for t in xy["targets"]]
+    assert [series["x"]["matcher"]["options"], series["y"]["matcher"]["options"]] == names
+    every = {t["expr"] for panel in panels(board["panels"]) for t in panel.get("targets", [])}
+    error_ratio = live.error_ratio("$service", "$__rate_interval")
+    assert {rate, p99, error_ratio, live.cpu("$service", "$__rate_interval")} <= every
+    assert f"({rate}) * (1 - ({error_ratio}))" in every  # goodput, as the runner computes it
 
 
 # ---------------------------------------------------------------- every expression

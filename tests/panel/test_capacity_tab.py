@@ -1,0 +1,225 @@
+"""The Dynamic thresholds tab's *Capacity test*, run headless by Streamlit's AppTest against a real
+etcd, a real service (which applies the limit) and the load generator's real watcher, with the
+same Prometheus stand-in as the CLI's test (tests/panel/test_capacity_cli.py): it answers from the
+rate the generator is actually running at, for a service of capacity 40 calls/s."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa  # type: ignore[import-untyped]
+import pytest
+import streamlit as st
+from helpers import make_config
+from streamlit.testing.v1 import AppTest
+
+import telemetry
+import telemetry.panel
+from telemetry.discovery.etcd import EtcdClient, EtcdConfig
+from telemetry.load.live import LOAD_SETTINGS_KEY, LiveLoad
+from telemetry.load.schedule import LoadPlan
+from telemetry.load.settings import LoadSettings
+from telemetry.panel.capacity_tab import JOB
+from telemetry.testing.etcd_server import EtcdServer
+
+APP = Path(telemetry.panel.__file__).with_name("app.py")
+PASSWORD = "correct-horse-battery"
+CAPACITY = 40.0
+
+
+@pytest.fixture(scope="module")
+def etcd() -> Iterator[EtcdServer]:
+    with EtcdServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def client(etcd: EtcdServer) -> Iterator[EtcdClient]:
+    etcd_client = EtcdClient(EtcdConfig(endpoints=(etcd.endpoint,)))
+    yield etcd_client
+    etcd_client.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(etcd: EtcdServer) -> Iterator[telemetry.Telemetry]:
+    """The service measured: real live rules, so an applied limit is confirmed by it."""
+    tel = telemetry.Telemetry(
+        make_config("gateway"), governance={}, etcd=etcd.endpoint, instance_id="gateway-1"
+    )
+    tel.register("127.0.0.1:50050")
+    assert tel.live_rules is not None and tel.live_rules.wait_ready(10)
+    yield tel
+    tel.shutdown()
+
+
+@pytest.fixture
+def plan(client: EtcdClient, gateway: telemetry.Telemetry) -> Iterator[LoadPlan]:
+    plan = LoadPlan(LoadSettings(rate=5.0))
+    live = LiveLoad(client, plan).start()
+    assert live.wait_ready(5)
+    yield plan
+    live.stop()
+    for prefix in ("/loadgen/", "/governance/", "/governance-audit/", "/governance-panel/"):
+        client.delete_prefix(prefix)
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def prometheus(plan: LoadPlan) -> Iterator[str]:
+    """Answers like Prometheus for a service of capacity 40/s fed by the generator's rate."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urllib.parse.urlparse(self.path)
+            query = urllib.parse.parse_qs(url.query).get("query", [""])[0]
+            offered = plan.mix_rate()
+            load = offered / CAPACITY
+            if "histogram_quantile" in query:
+                value = 0.01 if load < 0.9 else 0.01 * (1 + 30 * (load - 0.9))
+            elif "grpc_code" in query:
+                value = 0.0
+            elif "process_cpu" in query:
+                value = min(offered, CAPACITY) * 0.02
+            else:
+                value = min(offered, CAPACITY)
+            if url.path.endswith("query_range"):
+                series = {"metric": {}, "values": [[time.time(), str(value)]]}
+                data: dict[str, Any] = {"resultType": "matrix", "result": [series]}
+            else:
+                data = {"resultType": "vector", "result": [{"metric": {}, "value": [0, str(value)]}]}
+            body = json.dumps({"status": "success", "data": data})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def start(monkeypatch: pytest.MonkeyPatch, etcd: str, prometheus: str, *, signed_in: bool) -> AppTest:
+    monkeypatch.setenv("ETCD_ENDPOINTS", etcd)
+    monkeypatch.setenv("PROMETHEUS_URL", prometheus)
+    monkeypatch.setenv("PANEL_PASSWORD", PASSWORD)
+    app = run(AppTest.from_file(str(APP), default_timeout=30))
+    if signed_in:
+        app.text_input(key="sign_in_name").input("ada")
+        app.text_input(key="sign_in_password").input(PASSWORD)
+        run(app.button(key="sign_in_submit").click())
+    return run(app.selectbox(key="service").set_value("gateway"))
+
+
+def run(target: Any) -> AppTest:
+    app: AppTest = target.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def texts(elements: Any) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def chart_series(chart: Any) -> set[str]:
+    """The names of a chart's series (its data sets' ``series`` column)."""
+    names: set[str] = set()
+    for dataset in chart.proto.datasets:
+        frame = pa.ipc.open_stream(dataset.data.data).read_pandas()
+        if "series" in frame.columns:
+            names.update(frame["series"])
+    return names
+
+
+def fill(app: AppTest, **fields: float) -> AppTest:
+    values = {"start": 10.0, "ceiling": 80.0, "steps": 8.0, "hold": 1.0, "headroom": 0.8} | fields
+    for name, value in values.items():
+        app.number_input(key=f"cap_{name}").set_value(value)
+    return run(app.button(key="submit_capacity").click())
+
+
+def test_signed_out_the_capacity_test_is_read_only(
+    monkeypatch: pytest.MonkeyPatch, etcd: EtcdServer, client: EtcdClient, prometheus: str
+) -> None:
+    app = start(monkeypatch, etcd.endpoint, prometheus, signed_in=False)
+    assert app.button(key="submit_capacity").disabled
+    assert any("sign in (sidebar) to run a capacity test" in t for t in texts(app.info))
+    assert client.get(LOAD_SETTINGS_KEY) is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"steps": 2.0}, "capacity.steps"),
+        ({"steps": 7.5}, "capacity.steps"),
+        ({"hold": 0.5}, "capacity.hold"),
+        ({"ceiling": 5.0}, "capacity.ceiling"),
+        ({"headroom": 1.5}, "capacity.headroom"),
+    ],
+)
+def test_bad_parameters_are_refused_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch,
+    etcd: EtcdServer,
+    client: EtcdClient,
+    prometheus: str,
+    fields: dict[str, float],
+    named: str,
+) -> None:
+    app = fill(start(monkeypatch, etcd.endpoint, prometheus, signed_in=True), **fields)
+    assert any(named in t for t in texts(app.error)), texts(app.error)
+    assert JOB not in app.session_state
+    assert client.get(LOAD_SETTINGS_KEY) is None
+    assert not client.get_prefix("/governance-audit/loadgen/").items
+
+
+def test_the_capacity_test_runs_plots_a_b_c_recommends_and_applies(
+    monkeypatch: pytest.MonkeyPatch,
+    etcd: EtcdServer,
+    client: EtcdClient,
+    plan: LoadPlan,
+    prometheus: str,
+) -> None:
+    app = fill(start(monkeypatch, etcd.endpoint, prometheus, signed_in=True))
+    assert JOB in app.session_state
+    assert app.button(key="submit_capacity").disabled  # one test at a time
+    job = app.session_state[JOB]
+    assert job.wait(60), "the capacity test did not end within its bound"
+    run(app)
+
+    steps = next(d.value for d in app.dataframe if "point" in d.value.columns)
+    marked = dict(zip(steps["point"], steps["offered calls/s"], strict=True))
+    assert marked["A"] == 30 and marked["BC"] == 40, marked
+    assert steps["goodput calls/s"].max() == CAPACITY
+    series = {name for chart in app.get("vega_lite_chart") for name in chart_series(chart)}
+    for name in ("A: best performance", "B: edge of collapse", "C: highest goodput", "p99 (ms)",
+                 "goodput (calls/s)"):  # fmt: skip
+        assert name in series, series
+    assert any("recommending" in t or "24" in t for t in texts(app.success)), texts(app.success)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Capacity test (A, 80%)"] == "24 calls/s", metrics
+    assert metrics["Manual estimate (CPU per call)"] == "50 calls/s", metrics
+    assert "Knee of the live data" in metrics
+
+    # the load settings in force before are back; every step was audited as the operator
+    assert client.get(LOAD_SETTINGS_KEY) is None and plan.settings.rate == 5.0
+    audit = [json.loads(kv.value) for kv in client.get_prefix("/governance-audit/loadgen/").items]
+    assert len(audit) == len(steps) + 1 and {a["actor"] for a in audit} == {"ada"}
+
+    run(app.button(key="apply_capacity").click())
+    kv = client.get("/governance/gateway/cluster")
+    assert kv is not None and json.loads(kv.value) == {"*": 24}
+    [entry] = client.get_prefix("/governance-audit/gateway/").items
+    record = json.loads(entry.value)
+    assert (record["actor"], record["key"]) == ("ada", "cluster")
