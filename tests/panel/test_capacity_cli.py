@@ -7,12 +7,10 @@ the three points and one JSON line. (The real Prometheus and shop: tests/stack.)
 from __future__ import annotations
 
 import json
-import threading
-import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fake_prometheus import fake_prometheus
 
 from telemetry.discovery.etcd import EtcdClient, EtcdConfig
 from telemetry.load.live import LOAD_SETTINGS_KEY, LiveLoad
@@ -51,36 +49,8 @@ def plan(client: EtcdClient) -> Iterator[LoadPlan]:
 @pytest.fixture
 def prometheus(plan: LoadPlan) -> Iterator[str]:
     """Answers like Prometheus for a service of capacity 40/s fed by the generator's rate."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["query"][0]
-            offered = plan.mix_rate()
-            load = offered / CAPACITY
-            if "histogram_quantile" in query:
-                value = 0.01 if load < 0.9 else 0.01 * (1 + 30 * (load - 0.9))
-            elif "grpc_code" in query:
-                value = 0.0
-            elif "process_cpu" in query:
-                value = min(offered, CAPACITY) * 0.02
-            else:
-                value = min(offered, CAPACITY)
-            result = [{"metric": {}, "value": [0, str(value)]}]
-            body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body.encode())
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with fake_prometheus(plan.mix_rate, CAPACITY) as url:
+        yield url
 
 
 def test_the_capacity_test_steps_measures_restores_and_reports(

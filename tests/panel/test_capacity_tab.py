@@ -6,17 +6,14 @@ rate the generator is actually running at, for a service of capacity 40 calls/s.
 from __future__ import annotations
 
 import json
-import threading
-import time
-import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
 import streamlit as st
+from fake_prometheus import fake_prometheus
 from helpers import make_config
 from streamlit.testing.v1 import AppTest
 
@@ -74,41 +71,8 @@ def plan(client: EtcdClient, gateway: telemetry.Telemetry) -> Iterator[LoadPlan]
 @pytest.fixture
 def prometheus(plan: LoadPlan) -> Iterator[str]:
     """Answers like Prometheus for a service of capacity 40/s fed by the generator's rate."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            url = urllib.parse.urlparse(self.path)
-            query = urllib.parse.parse_qs(url.query).get("query", [""])[0]
-            offered = plan.mix_rate()
-            load = offered / CAPACITY
-            if "histogram_quantile" in query:
-                value = 0.01 if load < 0.9 else 0.01 * (1 + 30 * (load - 0.9))
-            elif "grpc_code" in query:
-                value = 0.0
-            elif "process_cpu" in query:
-                value = min(offered, CAPACITY) * 0.02
-            else:
-                value = min(offered, CAPACITY)
-            if url.path.endswith("query_range"):
-                series = {"metric": {}, "values": [[time.time(), str(value)]]}
-                data: dict[str, Any] = {"resultType": "matrix", "result": [series]}
-            else:
-                data = {"resultType": "vector", "result": [{"metric": {}, "value": [0, str(value)]}]}
-            body = json.dumps({"status": "success", "data": data})
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body.encode())
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with fake_prometheus(plan.mix_rate, CAPACITY) as url:
+        yield url
 
 
 def start(monkeypatch: pytest.MonkeyPatch, etcd: str, prometheus: str, *, signed_in: bool) -> AppTest:
