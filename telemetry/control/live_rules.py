@@ -430,8 +430,19 @@ def _mark_cluster_limits(doc: dict[str, Any], totals: Mapping[str, float]) -> No
         limit = rule.get("rate_limit")
         if limit is None:
             limit = {"algorithm": "token_bucket", "window": 1.0}
-        if isinstance(limit, dict):
-            rule["rate_limit"] = {**limit, "limit": total, "cluster": True}
+        if not isinstance(limit, dict):
+            continue
+        marked = rule["rate_limit"] = {**limit, "limit": total, "cluster": True, "shared": pattern}
+        # A more specific pattern's rule replaces this one for its methods: one without a limit of
+        # its own shares this limiter, so the total is the service's (or the pattern's) whole.
+        for other, other_rule in methods.items():
+            if other != pattern and _covers(pattern, other) and isinstance(other_rule, dict):
+                other_rule.setdefault("rate_limit", dict(marked))
+
+
+def _covers(broad: str, pattern: str) -> bool:
+    """Does the method pattern ``broad`` (``*`` or ``pkg.Service/*``) match what ``pattern`` does?"""
+    return broad == "*" or (broad.endswith("/*") and pattern.startswith(broad[:-1]))
 
 
 def _split_cluster_limits(doc: dict[str, Any], count: int) -> None:

@@ -299,13 +299,15 @@ class Governance:
             rule = spec.rule_of(rules)
             if rule is None:
                 continue
+            # A rule may share a broader pattern's instance (one limiter for several patterns).
+            shared = spec.shared(rule) if spec.shared is not None else ""
             key = InstanceKey.of(
                 spec.name,
                 side,
                 spec.scope,
                 rule,
                 target=target,
-                pattern=pattern,
+                pattern=shared or pattern,
                 method=info.full_method,
             )
             build = functools.partial(spec.build, rule, context)

@@ -42,6 +42,7 @@ class MechanismSpec:
     gate: Callable[[Any, Any], Mechanism]  # (instance, rule) -> the plan's gate mechanism
     code: str = "RESOURCE_EXHAUSTED"  # a refusal's status code (a grpc.StatusCode name)
     trigger: str = "limit"  # the fallback condition a refusal meets
+    shared: Callable[[Any], str] | None = None  # rule -> the pattern whose instance it shares
 
     def rule_of(self, method_rules: object) -> Hashable | None:
         """This mechanism's rule in a method's rules (None: the method has none)."""
@@ -63,6 +64,10 @@ def _build_rate_limit(rule: RateLimitRule, ctx: BuildContext) -> object:
     if rule.key:
         return KeyedLimiter(build, max_keys=rule.max_keys, allow=rule.allow)
     return build()
+
+
+def _shared(rule: RateLimitRule) -> str:
+    return rule.shared
 
 
 def _rate_limit_gate(instance: Any, rule: RateLimitRule) -> Mechanism:
@@ -124,7 +129,7 @@ def _bulkhead_gate(bulkhead: ConcurrencyLimiter, rule: BulkheadRule) -> Mechanis
 # count a call it refuses anyway.
 SERVER: tuple[MechanismSpec, ...] = (
     MechanismSpec("brownout", "pattern", brownout.build, _itself),
-    MechanismSpec("rate_limit", "pattern", _build_rate_limit, _rate_limit_gate),
+    MechanismSpec("rate_limit", "pattern", _build_rate_limit, _rate_limit_gate, shared=_shared),
 )
 CLIENT: tuple[MechanismSpec, ...] = (
     MechanismSpec("breaker", "target_method", _build_breaker, _breaker_gate, "UNAVAILABLE", "breaker"),

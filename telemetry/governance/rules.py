@@ -137,7 +137,9 @@ class RateLimitRule:
     ``"baggage:<name>"`` (user, tenant ...). Keys in ``allow`` bypass the limit (the VIP case).
     ``limit`` is calls per ``window`` for the window algorithms, calls per second for the buckets,
     and calls in flight for ``concurrency``. ``cluster``: the limit is for the whole service and is
-    split across the live instances (the discovery layer tells how many).
+    split across the live instances (the discovery layer tells how many). ``shared``: a broader
+    pattern whose limiter this rule's methods share (one limit for them all; "": its own pattern's)
+    -- how a cluster limit on ``*`` reaches methods that have a rule of their own.
 
     Ranges: ``limit`` 0.001 to 1e6; ``window`` 0.001 to 86400 s (a daily quota); ``burst`` 1 to 1e6
     calls (None: one second's worth); ``max_wait`` 0 or 0.001 to 60 s; ``warm_up`` 0.001 to 3600 s;
@@ -155,8 +157,11 @@ class RateLimitRule:
     allow: tuple[str, ...] = ()
     max_keys: int = bounded(default=10_000, minimum=1, maximum=COUNT_MAX)
     cluster: bool = False
+    shared: str = ""
 
     def check(self, path: str) -> None:
+        if self.shared:
+            validate_pattern(self.shared, f"{path}.shared")
         source, _, name = self.key.partition(":")
         if self.key and not (self.key == "peer" or (source in ("metadata", "baggage") and name)):
             raise RuleError(

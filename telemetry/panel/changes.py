@@ -87,11 +87,11 @@ def apply_cluster_limit(
     panel: Panel, actor: str | None, service: str, limit: float, *, key: str
 ) -> Change | None:
     """The *Apply* button of a recommended limit (the knee's, the capacity test's): the
-    cluster-wide limit of the pattern ``*`` of ``service``, written like any other change."""
-    label = f"Apply {limit:g} calls/s as the cluster-wide limit of {service}'s pattern '*'"
+    cluster-wide limit of ``service`` (pattern ``*``), written like any other change."""
+    label = f"Apply {limit:g} calls/s as the cluster-wide limit of {service}"
     st.caption(
-        "A method with a server rule of its own (a more specific pattern) keeps its own limit: the "
-        "most specific pattern's rule replaces '*' (docs/governance.md)."
+        "One limit for every method of the service, split across its live instances; a method "
+        "whose rule has a rate limit of its own keeps that one."
     )
     if st.button(label, key=key, disabled=actor is None):
         return write(panel, actor, service, CLUSTER, controls.set_cluster_limit("*", limit))

@@ -90,6 +90,7 @@ def test_every_rule_class_parses_a_full_example() -> None:
         rate_limit=RateLimitRule(
             algorithm="leaky_bucket", limit=50.0, window=2.0, burst=5, max_wait=0.5, warm_up=20.0,
             cold_factor=4.0, key="metadata:user", allow=("vip", "ops"), max_keys=100, cluster=True,
+            shared="*",
         ),
         priority="low",
         write=True,
