@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import streamlit as st
 from helpers import make_config
+from panel_app import APP, run, sign_in, start, texts
 from streamlit.testing.v1 import AppTest
 
 import telemetry
@@ -23,8 +23,6 @@ from telemetry.testing._poll import poll
 from telemetry.testing.etcd_server import EtcdServer
 from telemetry.testing.ports import free_port
 
-APP = Path(telemetry.panel.__file__).with_name("app.py")
-PASSWORD = "correct-horse-battery"
 ORDER_RULES: dict[str, Any] = {
     "client": {
         "methods": {
@@ -84,33 +82,6 @@ def clean(
     for prefix in ("/governance/", "/governance-audit/", "/governance-panel/"):
         client.delete_prefix(prefix)
     st.cache_resource.clear()  # closes the panel's etcd client and follower
-
-
-def start(monkeypatch: pytest.MonkeyPatch, etcd: str, *, password: str | None = PASSWORD) -> AppTest:
-    monkeypatch.setenv("ETCD_ENDPOINTS", etcd)
-    monkeypatch.setenv("PROMETHEUS_URL", f"http://127.0.0.1:{free_port()}")
-    if password is None:
-        monkeypatch.delenv("PANEL_PASSWORD", raising=False)
-    else:
-        monkeypatch.setenv("PANEL_PASSWORD", password)
-    return run(AppTest.from_file(str(APP), default_timeout=30))
-
-
-def run(target: Any) -> AppTest:
-    """Run the script again (``target``: the app, or a widget just changed); no exception."""
-    app: AppTest = target.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
-
-
-def sign_in(app: AppTest, name: str = "ada", password: str = PASSWORD) -> AppTest:
-    app.text_input(key="sign_in_name").input(name)
-    app.text_input(key="sign_in_password").input(password)
-    return run(app.button(key="sign_in_submit").click())
-
-
-def texts(elements: Any) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def client_rules(tel: telemetry.Telemetry) -> Any:

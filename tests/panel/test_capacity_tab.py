@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
@@ -15,6 +14,8 @@ import pytest
 import streamlit as st
 from fake_prometheus import fake_prometheus
 from helpers import make_config
+from panel_app import run, sign_in, texts
+from panel_app import start as start_panel
 from streamlit.testing.v1 import AppTest
 
 import telemetry
@@ -26,8 +27,6 @@ from telemetry.load.settings import LoadSettings
 from telemetry.panel.capacity_tab import JOB
 from telemetry.testing.etcd_server import EtcdServer
 
-APP = Path(telemetry.panel.__file__).with_name("app.py")
-PASSWORD = "correct-horse-battery"
 CAPACITY = 40.0
 
 
@@ -76,25 +75,10 @@ def prometheus(plan: LoadPlan) -> Iterator[str]:
 
 
 def start(monkeypatch: pytest.MonkeyPatch, etcd: str, prometheus: str, *, signed_in: bool) -> AppTest:
-    monkeypatch.setenv("ETCD_ENDPOINTS", etcd)
-    monkeypatch.setenv("PROMETHEUS_URL", prometheus)
-    monkeypatch.setenv("PANEL_PASSWORD", PASSWORD)
-    app = run(AppTest.from_file(str(APP), default_timeout=30))
+    app = start_panel(monkeypatch, etcd, prometheus=prometheus)
     if signed_in:
-        app.text_input(key="sign_in_name").input("ada")
-        app.text_input(key="sign_in_password").input(PASSWORD)
-        run(app.button(key="sign_in_submit").click())
+        sign_in(app)
     return run(app.selectbox(key="service").set_value("gateway"))
-
-
-def run(target: Any) -> AppTest:
-    app: AppTest = target.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
-
-
-def texts(elements: Any) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def chart_series(chart: Any) -> set[str]:

@@ -6,23 +6,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
+from panel_app import run, sign_in, start, texts
 
-import telemetry.panel
 from telemetry.discovery.etcd import EtcdClient, EtcdConfig
 from telemetry.load.live import LOAD_SETTINGS_KEY, LiveLoad
 from telemetry.load.schedule import LoadPlan
 from telemetry.load.settings import LoadSettings
 from telemetry.testing.etcd_server import EtcdServer
-from telemetry.testing.ports import free_port
-
-APP = Path(telemetry.panel.__file__).with_name("app.py")
-PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture(scope="module")
@@ -49,32 +42,6 @@ def plan(client: EtcdClient) -> Iterator[LoadPlan]:
     for prefix in ("/loadgen/", "/governance-audit/"):
         client.delete_prefix(prefix)
     st.cache_resource.clear()
-
-
-def start(monkeypatch: pytest.MonkeyPatch, etcd: str, *, password: str | None = PASSWORD) -> AppTest:
-    monkeypatch.setenv("ETCD_ENDPOINTS", etcd)
-    monkeypatch.setenv("PROMETHEUS_URL", f"http://127.0.0.1:{free_port()}")
-    if password is None:
-        monkeypatch.delenv("PANEL_PASSWORD", raising=False)
-    else:
-        monkeypatch.setenv("PANEL_PASSWORD", password)
-    return run(AppTest.from_file(str(APP), default_timeout=30))
-
-
-def run(target: Any) -> AppTest:
-    app: AppTest = target.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
-
-
-def sign_in(app: AppTest) -> AppTest:
-    app.text_input(key="sign_in_name").input("ada")
-    app.text_input(key="sign_in_password").input(PASSWORD)
-    return run(app.button(key="sign_in_submit").click())
-
-
-def texts(elements: Any) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def test_the_load_form_shows_what_is_in_force_and_is_read_only_signed_out(
