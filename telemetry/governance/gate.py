@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from telemetry.governance._types import Clock, RandomSource
 from telemetry.governance.observe import DecisionRecorder
@@ -26,6 +26,7 @@ __all__ = [
     "NOT_SENT",
     "BuildContext",
     "PASS",
+    "Admission",
     "Admitted",
     "CallEnv",
     "Gate",
@@ -131,6 +132,20 @@ class _Pass:
 
 
 PASS: Admitted = _Pass()
+
+
+P = TypeVar("P")
+
+
+class Admission(Generic[P]):
+    """What a call passed: the plan it was admitted under and the gates' completions (kept on
+    the call until it ends)."""
+
+    __slots__ = ("completions", "plan")
+
+    def __init__(self, plan: P, completions: list[Admitted]) -> None:
+        self.plan = plan
+        self.completions = completions
 
 
 def admit(gates: tuple[Gate, ...], call: object, env: CallEnv) -> tuple[list[Admitted], Gate | None]:

@@ -31,7 +31,7 @@ import grpc
 
 from telemetry.governance.breaker import CircuitBreaker
 from telemetry.governance.engine import ClientPlan, Deferral, Governance
-from telemetry.governance.gate import Admitted, Gate, Outcome, Verdict, admit, finish, outcome
+from telemetry.governance.gate import Admission, Gate, Outcome, Verdict, admit, finish, outcome
 from telemetry.governance.observe import DEFERRED, FALLBACK, REJECTED
 from telemetry.governance.retry import RetryPlan
 from telemetry.rpc.call import AnswerCall, CallState, RejectCall, RpcKind, has_answer, retry_attempt
@@ -43,14 +43,6 @@ __all__ = ["ClientGovernance", "ChannelFactory"]
 
 _OK = grpc.StatusCode.OK
 _CANCELLED = grpc.StatusCode.CANCELLED
-
-
-class _Admitted:
-    __slots__ = ("completions", "plan")
-
-    def __init__(self, plan: ClientPlan, completions: list[Admitted]) -> None:
-        self.plan = plan
-        self.completions = completions
 
 
 class ClientGovernance:
@@ -97,13 +89,13 @@ class ClientGovernance:
         retry = plan.retry_plan
         if retry is not None and retry.budget is not None and self._retries and not retry_attempt.get():
             retry.budget.on_call()  # first attempts earn the budget retries are drawn from
-        state.governance = _Admitted(plan, completions)
+        state.governance = Admission(plan, completions)
 
     def on_finish(self, state: CallState) -> None:
         held = state.governance
-        if not isinstance(held, _Admitted):
+        if not isinstance(held, Admission):
             return
-        plan = held.plan
+        plan: ClientPlan = held.plan
         code = state.code
         ended = SUCCESS if code is _OK else self._outcome(state, plan)
         finish(held.completions, ended, state.duration)
@@ -150,11 +142,12 @@ class ClientGovernance:
         :class:`~telemetry.governance.retry.RetryCall` with it), or None: not idempotent, no retry
         rule, answered by a fallback, a request stream, or a balanced channel retries instead."""
         held = state.governance
-        if not isinstance(held, _Admitted) or not self._retries or has_answer(state):
+        if not isinstance(held, Admission) or not self._retries or has_answer(state):
             return None
         if state.info.streams_requests:
             return None
-        return held.plan.retry_plan
+        plan: ClientPlan = held.plan
+        return plan.retry_plan
 
     def _refuse(self, state: CallState, plan: ClientPlan, gate: Gate) -> None:
         fallback = plan.fallback

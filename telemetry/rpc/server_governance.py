@@ -20,7 +20,7 @@ import grpc
 
 from telemetry.governance.engine import Governance, ServerPlan
 from telemetry.governance.fallback import FallbackPlan
-from telemetry.governance.gate import Admitted, Gate, Verdict, admit, finish, outcome
+from telemetry.governance.gate import Admission, Gate, Verdict, admit, finish, outcome
 from telemetry.governance.observe import FALLBACK, REJECTED, DecisionRecorder
 from telemetry.rpc.call import AnswerCall, CallState, RejectCall
 from telemetry.rpc.call_keys import call_key
@@ -35,16 +35,6 @@ STATUS = {code.name: code for code in grpc.StatusCode}
 """A gate's refusal code (a name, since governance knows no grpc) as grpc's status code."""
 # Codes that mean "refused for load", not a broken request (the adaptive limiter leaves them out).
 OVERLOAD_CODES = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE})
-
-
-class _Admitted:
-    """What a call passed: the plan it was admitted under and the gates' completions."""
-
-    __slots__ = ("completions", "plan")
-
-    def __init__(self, plan: ServerPlan, completions: list[Admitted]) -> None:
-        self.plan = plan
-        self.completions = completions
 
 
 class ServerGovernance:
@@ -90,17 +80,18 @@ class ServerGovernance:
         if refused is not None:
             self._refuse(state, plan.fallback, refused)
         if completions or plan.fallback is not None:
-            state.governance = _Admitted(plan, completions)
+            state.governance = Admission(plan, completions)
 
     def on_finish(self, state: CallState) -> None:
         held = state.governance
-        if not isinstance(held, _Admitted):
+        if not isinstance(held, Admission):
             return
         code = state.code
         ok = code is _OK
         ended = SUCCESS if ok else outcome(Verdict.FAILURE, code in OVERLOAD_CODES)
         finish(held.completions, ended, state.duration)
-        fallback = held.plan.fallback
+        plan: ServerPlan = held.plan
+        fallback = plan.fallback
         if fallback is not None and ok:
             fallback.remember(state.request, state.response)
 
