@@ -20,13 +20,13 @@ def _cpu_seconds(process: Any) -> float:
     return float(times.user + times.system)
 
 
-def _sync_calls(stub: Any, pb: Any) -> dict[str, Callable[[], int]]:
+def _sync_calls(stub: Any, pb: Any, metadata: Any = None) -> dict[str, Callable[[], int]]:
     """Per workload kind: one call, returning the messages it exchanged (1 for unary)."""
     request = pb.Payload(text="x" * 64, number=1)
     stream_request = pb.Payload(text="x" * 64, number=STREAM_MESSAGES)
 
     def unary() -> int:
-        stub.Ping(request, timeout=5)
+        stub.Ping(request, timeout=5, metadata=metadata)
         return 1
 
     def server_stream() -> int:
@@ -76,7 +76,7 @@ def _aio_calls(stub: Any, pb: Any) -> dict[str, Callable[[], Any]]:
 def _sync_channel(mode: str, target: str, endpoint: str, log_path: str) -> Any:
     import grpc
 
-    if mode == "bare":
+    if mode in ("bare", "header"):
         return grpc.insecure_channel(target)
     if mode == "peer":
         from opentelemetry.instrumentation.grpc import client_interceptor
@@ -84,6 +84,10 @@ def _sync_channel(mode: str, target: str, endpoint: str, log_path: str) -> Any:
 
         _otel_provider(endpoint)
         return intercept_channel(grpc.insecure_channel(target), client_interceptor())
+    if mode == "floor":
+        from _overhead_floor import PassThroughClientInterceptor
+
+        return grpc.intercept_channel(grpc.insecure_channel(target), PassThroughClientInterceptor())
     tel = _init_telemetry("bench-client", mode, endpoint, log_path)
     return tel.channel(target, **SELECT.get(mode, {}))
 
@@ -116,9 +120,11 @@ def client(runtime: str, mode: str, target: str, endpoint: str, log_path: str, s
 def _sync_client(mode: str, target: str, endpoint: str, log_path: str, processes: Any) -> None:
     import bench_pb2
     import bench_pb2_grpc
+    from _overhead_floor import TRACEPARENT
 
+    header = (TRACEPARENT,)
     calls = _sync_calls(bench_pb2_grpc.BenchStub(_sync_channel(mode, target, endpoint, log_path)),
-                        bench_pb2)  # fmt: skip
+                        bench_pb2, header if mode == "header" else None)  # fmt: skip
     for call in calls.values():  # connect, and each method's first-call setup
         call()
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 MODES = ("bare", "peer", "tracing", "full", "full_dead", "no_log", "no_metrics", "no_deadline",
-         "tracing_unexported")  # fmt: skip
-# Concerns each mode of this package leaves out (the last four are diagnostics, not in the default
-# run; tracing_unexported: spans made and ended but not exported, OTEL_TRACES_EXPORTER=none).
+         "tracing_unexported", "header", "floor")  # fmt: skip
+# Concerns each mode of this package leaves out (the modes after full_dead are diagnostics, not in
+# the default run; tracing_unexported: spans made and ended but not exported,
+# OTEL_TRACES_EXPORTER=none; header and floor: no telemetry, see _overhead_floor.py).
 SELECT: dict[str, dict[str, bool]] = {
     "tracing": {"metrics": False, "logging": False, "deadlines": False},
     "tracing_unexported": {"metrics": False, "logging": False, "deadlines": False},
@@ -18,6 +19,7 @@ SELECT: dict[str, dict[str, bool]] = {
     "no_deadline": {"deadlines": False},
 }
 DEFAULT_MODES = ("bare", "peer", "tracing", "full", "full_dead")
+SYNC_UNARY_ONLY = ("header", "floor")
 RUNTIMES = ("sync", "aio")
 KINDS = ("unary", "server_stream", "bidi")
 WORKLOADS = tuple(f"{runtime}_{kind}" for runtime in RUNTIMES for kind in KINDS)

@@ -38,13 +38,17 @@ def _serve_sync(mode: str, port: int, endpoint: str, log_path: str, pb: Any) -> 
             for request in requests:
                 yield pb.Payload(text=request.text, number=request.number + 1)
 
-    if mode == "bare":
+    if mode in ("bare", "header"):
         server = grpc.server(ThreadPoolExecutor(16))
     elif mode == "peer":
         from opentelemetry.instrumentation.grpc import server_interceptor
 
         _otel_provider(endpoint)
         server = grpc.server(ThreadPoolExecutor(16), interceptors=[server_interceptor()])
+    elif mode == "floor":
+        from _overhead_floor import PassThroughServerInterceptor
+
+        server = grpc.server(ThreadPoolExecutor(16), interceptors=[PassThroughServerInterceptor()])
     else:
         tel = _init_telemetry("bench-server", mode, endpoint, log_path)
         server = tel.server(max_workers=16, **SELECT.get(mode, {}))

@@ -3,9 +3,9 @@ and the recommended limit applied at 2x that capacity.
 
 On a fresh native stack (no panel, free ports) the load generator is set to place orders only
 (``{"mix": {"place_order": 1}, "scraper_rate": 0}``) and ``order`` is made CPU-bound with its fault
-knob (``/governance/order/faults``: ``{"demoshop.v1.Order/PlaceOrder": {"cpu_burn_ms": N}}``), its
-adaptive limiter switched off (``/governance/order/adaptive``: it would shed at 80% CPU, and the
-runner counts a shed call, RESOURCE_EXHAUSTED, as goodput).
+knob (``/governance/order/faults``: ``{"demoshop.v1.Order/PlaceOrder": {"cpu_burn_ms": N}}``); its
+governance stays as shipped (services/config/order.yaml: the adaptive limiter on, shedding at 80%
+CPU). Goodput counts calls served: neither a server error nor shed (RESOURCE_EXHAUSTED, HTTP 429).
 Why order: every order of the shop passes through it, it runs one instance (inventory and payment
 run two), and it is a grpc.aio server, so the burn blocks its event loop and one instance serves
 one order at a time: its CPU is what limits the shop (about ``1000 / (N + its own ms)`` orders/s),
@@ -19,21 +19,25 @@ not the gateway's (an HTTP server whose calls cost a few ms) or the two inventor
    :func:`telemetry.load.capacity.analyse`): steps of the load generator from 0.25x to 1.5x the
    manual estimate ``1000 / N``, ``order`` measured from Prometheus; A, B, C and the limit
    (``--choose``, ``--headroom``).
-4. The limit applied as the cluster-wide limit of every method of order (``/governance/order/
-   cluster``, ``{"*": limit}``) through the audited control plane, as the panel's *Apply* does;
-   then an open-loop generator offers 2x the independent capacity: goodput (answered without a
-   server error) as a share of capacity, and the admitted calls' p99 against the unloaded p99.
+4. At 2x the independent capacity, open loop, one phase each: order's own governance only (no
+   cluster limit); then the limit recommended at each ``--headrooms`` (with its burst) applied as
+   the cluster-wide limit of every method of order (``/governance/order/cluster``,
+   ``{"*": {"limit": L, "burst": B}}``) through the audited control plane, as the panel's *Apply*
+   does; last the ``--headroom`` limit with the token bucket's default burst (one second's worth).
+   Per phase: goodput (served: neither a server error nor shed) as a share of capacity, and the
+   admitted calls' p99 against the unloaded p99.
 
 Goals (issue 21): C within +-15% of the independent capacity; at 2x, goodput >= 90% of capacity
 and admitted p99 <= 2x the unloaded p99. Every process is stopped by PID (the stack's own stop).
 
-    python benchmarks/capacity.py            # about 4 minutes
+    python benchmarks/capacity.py            # about 5 minutes
     python benchmarks/capacity.py --quick    # a smoke run, about 2 minutes
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import shutil
@@ -125,10 +129,6 @@ def run(stack: NativeStack, args: argparse.Namespace) -> dict[str, Any]:
         wait_for("load generator status", lambda: read_load_status(client) is not None, 30)
         plane.set(LOADGEN, LOAD, {"rate": 0, "scraper_rate": 0, "mix": {"place_order": 1}},
                   actor=ACTOR, reason="orders only, paused")  # fmt: skip
-        # order's adaptive limiter (services/config/order.yaml) would shed at 80% CPU, and the
-        # runner's goodput counts a shed call (RESOURCE_EXHAUSTED) as answered: off, so the curve
-        # is the service's own and the recommended cluster limit the only limit at 2x.
-        plane.set(SERVICE, "adaptive", {"enabled": False}, actor=ACTOR, reason="raw capacity")
         faults = {"demoshop.v1.Order/PlaceOrder": {"cpu_burn_ms": args.burn_ms}}
         wait_applied(
             client, plane.set(SERVICE, FAULTS, faults, actor=ACTOR, reason="CPU-bound").revision
@@ -149,49 +149,90 @@ def run(stack: NativeStack, args: argparse.Namespace) -> dict[str, Any]:
                         max_seconds=180)  # fmt: skip
         result, points = capacity_test(plane, live, plan, args)
         print(render(result, points))
-        c = points.c.goodput if points.c is not None else None
-        limit = points.limit
         offered = 2 * capacity
-        if limit is not None:
-            change = plane.update(SERVICE, CLUSTER, set_cluster_limit("*", limit), actor=ACTOR,
-                                  reason=f"capacity benchmark: recommended {limit:g}/s")  # fmt: skip
+        loaded = [at_twice(url, offered, args, None)]  # order's own governance only
+        # Each headroom's limit with its recommended burst, then the chosen one with the token
+        # bucket's default burst (one second's worth): what the burst is for.
+        trials = [(h, True) for h in args.headrooms] + [(args.headroom, False)]
+        for headroom, with_burst in trials:
+            chosen = analyse(result.steps, choice=args.choose, headroom=headroom)
+            if chosen.limit is None:
+                log(f"no limit to apply at headroom {headroom:g}: {chosen.reason}")
+                continue
+            if not with_burst:
+                chosen = dataclasses.replace(chosen, burst=None)
+            recommended = set_cluster_limit("*", chosen.limit, chosen.burst)
+            why = f"capacity benchmark: recommended {chosen.limit:g}/s"
+            change = plane.update(SERVICE, CLUSTER, recommended, actor=ACTOR, reason=why)
             wait_applied(client, change.revision)
-            log(f"cluster limit {limit:g}/s applied; offering {offered:.1f}/s open loop")
-        loaded = open_loop(url, offered, args.phase * 1.5)
-        return report(args, capacity, unloaded, saturated, loaded, result, points, c, offered)
+            loaded.append(at_twice(url, offered, args, chosen))
+        return report(args, capacity, unloaded, saturated, loaded, result, points, offered)
     finally:
         client.close()
 
 
+Loaded = tuple[CapacityPoints | None, Calls]
+"""One 2x phase: the recommendation in force (None: no cluster limit) and what callers saw."""
+
+
+def at_twice(
+    url: str, offered: float, args: argparse.Namespace, chosen: CapacityPoints | None
+) -> Loaded:
+    what = "no cluster limit" if chosen is None else f"limit {chosen.limit:g}/s, burst {_burst(chosen)}"
+    log(f"offering {offered:.1f}/s open loop, {what}")
+    return chosen, open_loop(url, offered, args.phase * 1.5)
+
+
 def report(
-    args: argparse.Namespace, capacity: float, unloaded: Calls, saturated: Calls, loaded: Calls,
-    result: RunResult, points: CapacityPoints, c: float | None, offered: float,
+    args: argparse.Namespace, capacity: float, unloaded: Calls, saturated: Calls,
+    loaded: list[Loaded], result: RunResult, points: CapacityPoints, offered: float,
 ) -> dict[str, Any]:  # fmt: skip
-    unloaded_p99, p99 = percentile(unloaded.ok, 0.99), percentile(loaded.ok, 0.99)
-    found = figures(c=c, capacity=capacity, goodput=loaded.goodput, p99=p99, unloaded_p99=unloaded_p99)
+    unloaded_p99 = percentile(unloaded.ok, 0.99)
+    c = points.c.goodput if points.c is not None else None
     rows = [
-        ["unloaded (1 caller)", f"{unloaded.goodput:.1f}", "-", ms(unloaded_p99), "-"],
-        [f"saturated ({args.callers} callers)", f"{capacity:.1f}", "-",
+        ["unloaded (1 caller)", "-", f"{unloaded.goodput:.1f}", "-", ms(unloaded_p99), "-"],
+        [f"saturated ({args.callers} callers)", "-", f"{capacity:.1f}", "-",
          ms(percentile(saturated.ok, 0.99)), f"{saturated.failed}"],
-        [f"2x with limit {points.limit}", f"{loaded.goodput:.1f}", f"{loaded.shed}", ms(p99),
-         f"{loaded.failed}"],
     ]  # fmt: skip
+    phases = []
+    for chosen, calls in loaded:
+        p99 = percentile(calls.ok, 0.99)
+        found = figures(
+            c=c, capacity=capacity, goodput=calls.goodput, p99=p99, unloaded_p99=unloaded_p99
+        )
+        name = "2x, no cluster limit" if chosen is None else f"2x, headroom {chosen.headroom:g}"
+        limit = "-" if chosen is None else f"{chosen.limit:g} / {_burst(chosen)}"
+        rows.append([name, limit, f"{calls.goodput:.1f}", f"{calls.shed}", ms(p99), f"{calls.failed}"])
+        phases.append({
+            "headroom": None if chosen is None else chosen.headroom,
+            "limit": None if chosen is None else chosen.limit,
+            "burst": None if chosen is None else chosen.burst,
+            "goodput": round(calls.goodput, 2), "shed": calls.shed, "failed": calls.failed,
+            "p99_ms": p99 and round(p99 * 1000, 1), **found,
+        })  # fmt: skip
+    columns = ["phase", "limit / burst", "goodput/s", "shed (429)", "p99 ms", "failed"]
     print_table(f"order CPU-bound ({args.burn_ms:g} ms per PlaceOrder), through the gateway",
-                ["phase", "goodput/s", "shed (429)", "p99 ms", "failed"], rows)  # fmt: skip
+                columns, rows)  # fmt: skip
+    first = phases[0]
     print(f"\nC {c if c is None else round(c, 1)} vs independent capacity {capacity:.1f}: "
-          f"{signed(found['c_vs_capacity'])} (goal +-15%)")  # fmt: skip
-    share, ratio = found["goodput_share"], found["p99_ratio"]
-    print(f"at 2x ({offered:.1f}/s offered): goodput {share if share is None else f'{share:.1%}'} "
-          f"of capacity (goal >= 90%), admitted p99 "
-          f"{ratio if ratio is None else f'{ratio:.2f}'}x unloaded (goal <= 2x)")  # fmt: skip
+          f"{signed(first['c_vs_capacity'])} (goal +-15%)")  # fmt: skip
+    for phase in phases:
+        share, ratio = phase["goodput_share"], phase["p99_ratio"]
+        what = "no cluster limit" if phase["limit"] is None else f"headroom {phase['headroom']:g}"
+        print(f"at 2x ({offered:.1f}/s offered), {what}: goodput "
+              f"{share if share is None else f'{share:.1%}'} of capacity (goal >= 90%), admitted p99 "
+              f"{ratio if ratio is None else f'{ratio:.2f}'}x unloaded (goal <= 2x)")  # fmt: skip
     return {
-        "capacity": round(capacity, 2), "c": c, "limit": points.limit, "offered_2x": round(offered, 2),
-        "goodput_2x": round(loaded.goodput, 2), "shed_2x": loaded.shed, "failed_2x": loaded.failed,
-        "p99_2x_ms": p99 and round(p99 * 1000, 1),
+        "capacity": round(capacity, 2), "c": c, "c_vs_capacity": first["c_vs_capacity"],
+        "offered_2x": round(offered, 2), "phases_2x": phases,
         "unloaded_p99_ms": unloaded_p99 and round(unloaded_p99 * 1000, 1),
         "capacity_test_seconds": round(result.seconds, 1), "capacity_test_stopped": result.stopped,
-        "points": points.to_dict(), **found,
+        "points": points.to_dict(),
     }  # fmt: skip
+
+
+def _burst(chosen: CapacityPoints) -> str:
+    return "1 s" if chosen.burst is None else str(chosen.burst)
 
 
 def signed(share: float | None) -> str:
@@ -212,9 +253,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--hold", type=float, default=10.0)
     p.add_argument("--settle", type=float, default=3.0)
     p.add_argument("--choose", choices=("A", "B"), default="B")
-    p.add_argument("--headroom", type=float, default=0.95)
+    p.add_argument("--headroom", type=float, default=0.9, help="the recommendation printed")
+    p.add_argument("--headrooms", default="0.95,0.9,0.85,0.8",
+                   help="each applied in turn at 2x (fractions of the point's goodput)")  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep the stack's work directory (logs)")
     args = p.parse_args(argv)
+    try:
+        args.headrooms = [float(h) for h in args.headrooms.split(",") if h.strip()]
+    except ValueError:
+        p.error(f"--headrooms: comma-separated fractions, got {args.headrooms!r}")
+    if not all(0 < h <= 1 for h in args.headrooms):
+        p.error(f"--headrooms: each within (0, 1], got {args.headrooms}")
     if args.quick:
         args.phase, args.steps, args.hold, args.settle = 6.0, 5, 5.0, 2.0
     return args

@@ -19,7 +19,7 @@ def _value(query: str, offered: float, capacity: float) -> float:
     load = offered / capacity
     if "histogram_quantile" in query:
         return 0.01 if load < 0.9 else 0.01 * (1 + 30 * (load - 0.9))
-    if "grpc_code" in query:
+    if 'grpc_code=~"' in query:  # the errors of the error ratio (grpc_code!~ selects the served)
         return 0.0
     if "process_cpu" in query:
         return min(offered, capacity) * 0.02

@@ -32,13 +32,10 @@ any other failure while validating or applying, whatever its type, is a rejectio
 logged once): the panel always gets an answer.
 While etcd is unreachable nothing changes either: the rules in force stay.
 
-Cluster-wide limits (``cluster``: method pattern -> total calls per second, or per window, within
-the range of a rate limit, 0.001 to 1e6) are split evenly across the live instances: each instance
-writes ``total / instance_count()`` as that pattern's ``server.methods.<pattern>.rate_limit.limit``
-(adding a 1 s token bucket when the pattern has no rate limit), never less than the smallest rate
-limit, 0.001 (so a tiny total over many instances admits a little more than the total rather than
-being refused when instances join). :meth:`LiveRules.refresh` re-assembles when the count
-changes; the discovery layer calls it when the registry does.
+Cluster-wide limits (``cluster``: method pattern -> the whole service's calls per second, a
+number or ``{"limit", "burst"}``; :mod:`telemetry.control.cluster_limits`) are split evenly across
+the live instances. :meth:`LiveRules.refresh` re-assembles when the count changes; the discovery
+layer calls it when the registry does.
 """
 
 from __future__ import annotations
@@ -52,20 +49,22 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from telemetry.config import ConfigError
+from telemetry.control.cluster_limits import (
+    CLUSTER,
+    mark_cluster_limits,
+    parse_cluster,
+    split_cluster_limits,
+)
 from telemetry.control.faults import FaultInjector, parse_faults
 from telemetry.discovery.etcd import EtcdClient, EtcdError
 from telemetry.discovery.leased import LeasedKey
 from telemetry.discovery.watch import PrefixWatcher
 from telemetry.governance.engine import Governance
 from telemetry.governance.rules import (
-    LIMIT_MAX,
-    LIMIT_MIN,
     GovernanceRules,
     RuleError,
     json_text,
     load_json,
-    number_in_range,
-    validate_pattern,
 )
 from telemetry.tracing.samplers import LiveSampler, parse_sampling
 
@@ -83,8 +82,6 @@ SECTIONS = ("enabled", "server", "client", "adaptive", "shedding")
 """Top-level sections of the rules document (the fields of ``GovernanceRules``), one key each."""
 DOCUMENT = "rules"
 """The key holding a whole rules document; section keys override it."""
-CLUSTER = "cluster"
-"""The key holding cluster-wide rate limits: ``{"<method pattern>": <total limit>}``."""
 FAULTS = "faults"
 """The key holding the demo's fault injection (``telemetry.control.faults``)."""
 SAMPLING = "sampling"
@@ -334,8 +331,8 @@ class LiveRules:
                 sections[name] = value
         doc.update(sections)
         if cluster is not None:
-            _mark_cluster_limits(doc, parse_cluster(cluster))
-        _split_cluster_limits(doc, count)
+            mark_cluster_limits(doc, parse_cluster(cluster))
+        split_cluster_limits(doc, count)
         return doc
 
     def _live_instances(self) -> int:
@@ -394,72 +391,3 @@ def _core(status: dict[str, Any] | None) -> tuple[Any, ...] | None:
     if status is None:
         return None
     return (status["state"], status["revision"], status["generation"], status["error"])
-
-
-def parse_cluster(value: Any) -> dict[str, float]:
-    """The ``cluster`` key's value: method pattern -> total limit, a number in the range of a rate
-    limit (0.001 to 1e6, booleans and non-finite numbers refused); RuleError names a bad entry."""
-    if not isinstance(value, dict):
-        raise RuleError(CLUSTER, f"must be an object, got {type(value).__name__}")
-    totals: dict[str, float] = {}
-    for pattern, total in value.items():
-        path = f"{CLUSTER}.{pattern if len(pattern) <= 100 else pattern[:100] + '...'}"
-        validate_pattern(pattern, path)
-        totals[pattern] = number_in_range(total, path, LIMIT_MIN, LIMIT_MAX)
-    return totals
-
-
-def _server_methods(doc: dict[str, Any]) -> dict[str, Any] | None:
-    """``doc["server"]["methods"]``, created when missing; None when malformed (``from_dict``
-    reports that)."""
-    server = doc.setdefault("server", {})
-    methods = server.setdefault("methods", {}) if isinstance(server, dict) else None
-    return methods if isinstance(methods, dict) else None
-
-
-def _mark_cluster_limits(doc: dict[str, Any], totals: Mapping[str, float]) -> None:
-    """The ``cluster`` key: each pattern's rate limit becomes that total, marked ``cluster``
-    (a 1 s token bucket when the pattern has no rate limit)."""
-    methods = _server_methods(doc)
-    if methods is None:
-        return
-    for pattern, total in totals.items():
-        rule = methods.setdefault(pattern, {})
-        if not isinstance(rule, dict):
-            continue
-        limit = rule.get("rate_limit")
-        if limit is None:
-            limit = {"algorithm": "token_bucket", "window": 1.0}
-        if not isinstance(limit, dict):
-            continue
-        marked = rule["rate_limit"] = {**limit, "limit": total, "cluster": True, "shared": pattern}
-        # A more specific pattern's rule replaces this one for its methods: one without a limit of
-        # its own shares this limiter, so the total is the service's (or the pattern's) whole.
-        for other, other_rule in methods.items():
-            if other != pattern and _covers(pattern, other) and isinstance(other_rule, dict):
-                other_rule.setdefault("rate_limit", dict(marked))
-
-
-def _covers(broad: str, pattern: str) -> bool:
-    """Does the method pattern ``broad`` (``*`` or ``pkg.Service/*``) match what ``pattern`` does?"""
-    return broad == "*" or (broad.endswith("/*") and pattern.startswith(broad[:-1]))
-
-
-def _split_cluster_limits(doc: dict[str, Any], count: int) -> None:
-    """Rate limits marked ``cluster: true`` hold the whole service's limit: put this instance's
-    share in force, unmarked (the document is assembled from the totals each time)."""
-    methods = _server_methods(doc)
-    if methods is None:
-        return
-    for rule in methods.values():
-        limit = rule.get("rate_limit") if isinstance(rule, dict) else None
-        if isinstance(limit, dict) and limit.get("cluster") is True:
-            total = limit.get("limit")
-            # Out of range (or not a number): left whole, so from_dict reports the total written.
-            if (
-                isinstance(total, int | float)
-                and not isinstance(total, bool)
-                and LIMIT_MIN <= total <= LIMIT_MAX
-            ):
-                share = max(total / count, LIMIT_MIN)  # a valid total never splits into an invalid share
-                rule["rate_limit"] = {**limit, "limit": share, "cluster": False}

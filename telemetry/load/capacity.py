@@ -15,7 +15,7 @@ On that curve :func:`analyse` finds three points:
 
 * **A, the best-performance point**: the highest step where the goodput still rises with the
   offered load and p99 is still flat (at most ``flat`` times the baseline, the median p99 of the
-  lowest steps);
+  lowest steps at low load: goodput at most half of C's);
 * **B, the edge of collapse**: the highest step up to C where p99 is already high (at least
   ``high`` times the baseline) but the goodput still holds (at least ``hold`` of the best goodput,
   errors at most ``max_errors``); None when the test never pushed p99 that high (raise the
@@ -23,7 +23,13 @@ On that curve :func:`analyse` finds three points:
 * **C, the highest goodput** (often B's step: A <= B <= C in offered load).
 
 The recommendation is ``headroom`` (default 0.8) of A's or B's goodput, the caller's choice, rounded
-down to two significant digits: a rate limit errs on the safe side. Beside it,
+down to two significant digits: a rate limit errs on the safe side. It comes with the token bucket's
+burst: the calls arriving at the limit's rate within the low-load p99 (Little's law, L = lambda W),
+at least one. A bucket's usual burst of one second's worth would let a second of work in at once
+after any lull, and near capacity every admitted call then waits behind it (measured on the demo:
+p99 0.9 s at the 2x load where the smaller burst keeps it near 2x the unloaded p99,
+benchmarks/RESULTS.md "capacity"); a burst of about one latency's worth adds at most about one
+low-load latency of queue. Beside it,
 :func:`manual_estimate` is the estimate without a load test: ``1000 / per-call ms x cores`` (two
 10 ms database calls on 4 cores: 1000 / 20 x 4 = 200 calls/s), from the CPU time per call
 measured at low load and the number of instances.
@@ -40,11 +46,12 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["CapacityPoints", "Step", "analyse", "manual_estimate", "round_down"]
+__all__ = ["CapacityPoints", "Step", "analyse", "manual_estimate", "recommended_burst", "round_down"]
 
 Choice = Literal["A", "B"]
 _BASELINE_STEPS = 3
-"""The baseline p99 is the median of (at most) this many lowest-load steps."""
+"""The baseline p99 is the median of (at most) this many lowest-load steps, among those at low load:
+goodput at most half the highest (or the lowest step alone, when none is that low)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +92,8 @@ class CapacityPoints:
     reason: str
     manual: float | None = None
     """The manual estimate (calls/s), when CPU per call was measured."""
+    burst: int | None = None
+    """The recommended limit's token-bucket burst (calls), with the limit."""
 
     @property
     def enough(self) -> bool:
@@ -102,6 +111,7 @@ class CapacityPoints:
             "choice": self.choice,
             "headroom": self.headroom,
             "limit": self.limit,
+            "burst": self.burst,
             "manual_estimate": self.manual,
             "reason": self.reason,
             "steps": [asdict(s) for s in self.steps],
@@ -133,8 +143,8 @@ def analyse(
     if len(usable) < min_steps:
         reason = f"not enough data: {len(usable)} usable step(s), need at least {min_steps}"
         return CapacityPoints(usable, None, None, None, None, choice, headroom, None, reason)
-    baseline = statistics.median(s.p99 for s in usable[:_BASELINE_STEPS])
     c = max(usable, key=lambda s: (s.goodput, -s.offered))
+    baseline = _baseline(usable, c)
     upto_c = usable[: usable.index(c) + 1]
     a = _point_a(upto_c, baseline * flat)
     holding = [s for s in upto_c if s.goodput >= hold * c.goodput and s.error_ratio <= max_errors]
@@ -142,8 +152,20 @@ def analyse(
     chosen = a if choice == "A" else b
     limit = round_down(chosen.goodput * headroom) if chosen is not None else None
     manual = _manual(usable[: usable.index(a) + 1] if a is not None else usable[:1], cores)
+    burst = None if limit is None else recommended_burst(limit, baseline)
     reason = _reason(choice, headroom, chosen, limit, b, baseline, high)
-    return CapacityPoints(usable, baseline, a, b, c, choice, headroom, limit, reason, manual)
+    if burst is not None:
+        reason += f"; burst {burst} (calls at that rate within the low-load p99, {_ms(baseline)})"
+    return CapacityPoints(usable, baseline, a, b, c, choice, headroom, limit, reason, manual, burst)
+
+
+def recommended_burst(limit: float, latency: float) -> int:
+    """The token-bucket burst for a rate ``limit`` (calls/s) on a service whose low-load latency
+    is ``latency`` seconds: the calls in flight at that rate and latency (Little's law), at least
+    one, at most one second's worth (the bucket's default)."""
+    if not (limit > 0 and math.isfinite(limit) and latency >= 0 and math.isfinite(latency)):
+        raise ValueError(f"need a finite limit > 0 and latency >= 0, got {limit!r}, {latency!r}")
+    return max(1, min(math.floor(limit * latency), math.ceil(limit)))
 
 
 def manual_estimate(per_call_ms: float, cores: float, instances: int = 1) -> float:
@@ -164,6 +186,14 @@ def round_down(value: float, digits: int = 2) -> float:
     step = 10.0**exponent
     units = math.floor(value / step * (1 + 1e-9))  # 0.8 * 100 stays 80, not 79
     return round(units * step, max(0, -exponent))
+
+
+def _baseline(usable: tuple[Step, ...], c: Step) -> float:
+    """The low-load p99. Only steps well below capacity count: a plan that climbs to 1.5x the
+    estimate in eight steps has its third step near the knee already, and a baseline taken there
+    hides the knee (measured: 218 ms instead of 99, so p99 "never doubled")."""
+    low = [s for s in usable[:_BASELINE_STEPS] if s.goodput <= 0.5 * c.goodput] or [usable[0]]
+    return statistics.median(s.p99 for s in low)
 
 
 def _point_a(steps: tuple[Step, ...], flat_limit: float) -> Step | None:

@@ -76,13 +76,14 @@ def measure_step(live: LiveQueries, service: str) -> Callable[[float, float], St
         if rate is None or rate <= 0:
             return None
         errors = _one(live, live.error_ratio(service, window)) or 0.0
+        goodput = _one(live, live.goodput_rate(service, window)) or 0.0
         p99 = _one(live, live.latency(service, 0.99, window))
         if p99 is None:
             return None
         cpu = live.prometheus.query(live.cpu(service, window))
         return Step(
             offered=offered,
-            goodput=rate * (1 - errors),
+            goodput=goodput,
             p99=p99,
             error_ratio=errors,
             cpu=sum(s.value for s in cpu) if cpu else None,

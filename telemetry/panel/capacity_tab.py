@@ -154,7 +154,8 @@ def _results(panel: Panel, job: CapacityJob, actor: str | None, knee: float | No
         "low-load steps; the knee: the recommendation above, from the live data."
     )
     if points.limit is not None:
-        apply_cluster_limit(panel, actor, job.service, points.limit, key="apply_capacity")
+        apply_cluster_limit(panel, actor, job.service, points.limit, key="apply_capacity",
+                            burst=points.burst)  # fmt: skip
 
 
 def _marks(points: CapacityPoints) -> dict[int, str]:

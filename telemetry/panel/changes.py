@@ -84,15 +84,19 @@ def _confirm(panel: Panel, change: Change, timeout: float = 3.0) -> None:
 
 
 def apply_cluster_limit(
-    panel: Panel, actor: str | None, service: str, limit: float, *, key: str
+    panel: Panel, actor: str | None, service: str, limit: float, *, key: str, burst: int | None = None
 ) -> Change | None:
     """The *Apply* button of a recommended limit (the knee's, the capacity test's): the
-    cluster-wide limit of ``service`` (pattern ``*``), written like any other change."""
+    cluster-wide limit of ``service`` (pattern ``*``), with its burst when one is recommended,
+    written like any other change."""
     label = f"Apply {limit:g} calls/s as the cluster-wide limit of {service}"
+    if burst is not None:
+        label += f" (burst {burst})"
     st.caption(
         "One limit for every method of the service, split across its live instances; a method "
         "whose rule has a rate limit of its own keeps that one."
     )
     if st.button(label, key=key, disabled=actor is None):
-        return write(panel, actor, service, CLUSTER, controls.set_cluster_limit("*", limit))
+        change = controls.set_cluster_limit("*", limit, burst)
+        return write(panel, actor, service, CLUSTER, change)
     return None

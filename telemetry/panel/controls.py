@@ -14,6 +14,7 @@ import copy
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from telemetry.control.cluster_limits import cluster_entry
 from telemetry.governance.rules import most_specific, validate_pattern
 
 __all__ = [
@@ -140,8 +141,9 @@ def set_sampling(*, ratio: float | None = None, traces_per_second: float | None 
     return lambda _: None
 
 
-def set_cluster_limit(pattern: str, total: float | None) -> Transform:
-    """``cluster``: the calls per second ``pattern`` may take across all instances together."""
+def set_cluster_limit(pattern: str, total: float | None, burst: int | None = None) -> Transform:
+    """``cluster``: the calls per second ``pattern`` may take across all instances together, and
+    optionally the burst of its token bucket (None: one second's worth)."""
     validate_pattern(pattern, "pattern")
 
     def apply(cluster: Any) -> Any:
@@ -149,7 +151,7 @@ def set_cluster_limit(pattern: str, total: float | None) -> Transform:
         if total is None:
             merged.pop(pattern, None)
         else:
-            merged[pattern] = total
+            merged[pattern] = cluster_entry(total, burst)
         return merged or None
 
     return apply

@@ -13,7 +13,8 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from telemetry.control.live_rules import CLUSTER
+from telemetry.control.cluster_limits import CLUSTER, parse_cluster
+from telemetry.governance.rules import RuleError
 from telemetry.panel.autolimit import parse_autolimit
 from telemetry.panel.control_plane import AUTOLIMIT, Change, ControlPlane
 from telemetry.panel.controls import set_cluster_limit
@@ -61,9 +62,12 @@ class ThresholdFollower:
                 continue
             recommendation = recommend_limit(self.live.load_curve(service, self.minutes))
             cluster, _ = self.plane.read(service, CLUSTER)
-            current = cluster.get(setting.pattern) if isinstance(cluster, dict) else None
+            try:
+                current = parse_cluster(cluster).get(setting.pattern) if cluster else None
+            except RuleError:  # the control plane refuses such a write; someone bypassed it
+                current = None
             new = follow_step(
-                float(current) if isinstance(current, int | float) else None,
+                None if current is None else current.total,
                 recommendation,
                 minimum=setting.minimum,
                 maximum=setting.maximum,
@@ -73,7 +77,8 @@ class ThresholdFollower:
                 change = self.plane.update(
                     service,
                     CLUSTER,
-                    set_cluster_limit(setting.pattern, new),
+                    # The burst set with the limit (a capacity test's, say) stays.
+                    set_cluster_limit(setting.pattern, new, None if current is None else current.burst),
                     actor=FOLLOWER_ACTOR,
                     reason=recommendation.reason,
                 )

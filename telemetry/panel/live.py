@@ -51,6 +51,17 @@ class LiveQueries:
             f" or sum(rate(http_server_request_duration_seconds_count{self._sel(service)}[{window}]))"
         )
 
+    def goodput_rate(self, service: str, window: str = "1m") -> str:
+        """Calls per second answered with work done: neither a server fault nor shed by a limit
+        (gRPC RESOURCE_EXHAUSTED, HTTP 429), whose quick answers would otherwise count as
+        throughput and move a capacity curve's C past what the service can serve."""
+        grpc_served = self._sel(service, f'grpc_code!~"{SERVER_FAULT_CODES}|ResourceExhausted"')
+        http_served = self._sel(service, 'http_response_status_code!~"5..|429"')
+        return (
+            f"sum(rate(grpc_server_handled_total{grpc_served}[{window}]))"
+            f" or sum(rate(http_server_request_duration_seconds_count{http_served}[{window}]))"
+        )
+
     def error_ratio(self, service: str, window: str = "1m") -> str:
         grpc_errors = self._sel(service, f'grpc_code=~"{SERVER_FAULT_CODES}"')
         http_errors = self._sel(service, 'http_response_status_code=~"5.."')
@@ -239,7 +250,7 @@ class LiveQueries:
         """(throughput, p99) pairs over the last ``minutes``: the evidence for a rate limit."""
         end = time.time() if now is None else now
         start, step = end - minutes * 60, _step(minutes)
-        rps = self.prometheus.query_range(self.request_rate(service), start=start, end=end, step=step)
+        rps = self.prometheus.query_range(self.goodput_rate(service), start=start, end=end, step=step)
         p99 = self.prometheus.query_range(self.latency(service, 0.99), start=start, end=end, step=step)
         if not rps or not p99:
             return []

@@ -167,7 +167,8 @@ def test_the_capacity_test_runs_plots_a_b_c_recommends_and_applies(
 
     run(app.button(key="apply_capacity").click())
     kv = client.get("/governance/gateway/cluster")
-    assert kv is not None and json.loads(kv.value) == {"*": 24}
+    # with its burst: 24/s within the low-load p99 (10 ms) is under one call, so one
+    assert kv is not None and json.loads(kv.value) == {"*": {"limit": 24, "burst": 1}}
     [entry] = client.get_prefix("/governance-audit/gateway/").items
     record = json.loads(entry.value)
     assert (record["actor"], record["key"]) == ("ada", "cluster")

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from telemetry.load.capacity import Step, analyse, manual_estimate, round_down
+from telemetry.load.capacity import Step, analyse, manual_estimate, recommended_burst, round_down
 
 
 def curve(capacity: float = 100.0, base: float = 0.010, rates: range = range(10, 160, 10)) -> list[Step]:
@@ -111,3 +111,31 @@ def test_parameters_are_checked_and_the_result_serialises() -> None:
     assert set(data) >= {"A", "B", "C", "limit", "reason", "manual_estimate", "steps"}
     assert data["A"]["offered"] > 0
     assert round_down(0.8 * 100) == 80 and round_down(1234) == 1200 and round_down(0) == 0
+
+
+def test_the_limit_comes_with_a_burst_of_one_low_load_latency() -> None:
+    """Little's law: the calls arriving at the limit's rate within the low-load p99."""
+    points = analyse(curve(base=0.050), choice="B", headroom=0.9)
+    assert points.limit is not None and points.baseline_p99 is not None
+    assert points.burst == max(1, math.floor(points.limit * points.baseline_p99))
+    assert f"burst {points.burst}" in points.reason and points.to_dict()["burst"] == points.burst
+    assert recommended_burst(24, 0.0995) == 2
+    assert recommended_burst(24, 0.001) == 1  # at least one call
+    assert recommended_burst(10, 30.0) == 10  # at most one second's worth, the bucket's default
+    assert analyse(curve()[:2]).burst is None  # no limit, no burst
+    for bad in ((0, 0.1), (math.inf, 0.1), (10, -1), (10, math.nan)):
+        with pytest.raises(ValueError, match="finite limit"):
+            recommended_burst(*bad)
+
+
+def test_the_baseline_is_taken_at_low_load_only() -> None:
+    """Eight steps from 0.25x to 1.5x the estimate put the third near the knee; with p99 read from
+    histogram buckets (0.1 then 0.25 s) a baseline that counted it hid B. Seen on the demo shop."""
+    measured = [
+        (10, 10.0, 0.099), (17.1, 17.2, 0.218), (24.3, 24.3, 0.247), (31.4, 26.8, 0.247),
+        (38.6, 28.7, 0.247), (45.7, 26.4, 0.246), (52.9, 29.0, 0.247), (60, 28.3, 0.246),
+    ]  # fmt: skip
+    points = analyse([Step(o, g, p) for o, g, p in measured], choice="B", headroom=0.9)
+    assert points.baseline_p99 == 0.099  # the one step under half of C's goodput
+    assert points.b is not None and points.b.offered == 52.9 and points.limit == 26
+    assert points.burst == 2  # 26/s within 99 ms

@@ -241,6 +241,8 @@ def test_cluster_limits_per_pattern() -> None:
     after = twice(set_cluster_limit("*", None), after)
     assert after == {"a.B/*": 40}
     assert set_cluster_limit("a.B/*", None)(after) is None
+    with_burst = twice(set_cluster_limit("*", 24, burst=2), after)
+    assert with_burst == {"*": {"limit": 24, "burst": 2}, "a.B/*": 40}
 
 
 # -- validation -----------------------------------------------------------------------------------
@@ -260,6 +262,7 @@ PRODUCED = [
     ("sampling", set_sampling(traces_per_second=2.5), None),
     ("sampling", set_sampling(), {"ratio": 0.1}),
     ("cluster", set_cluster_limit("a.B/*", 120.5), None),
+    ("cluster", set_cluster_limit("*", 24, burst=2), {"a.B/*": 120.5}),
 ]
 
 

@@ -79,3 +79,28 @@ def test_the_follower_writes_the_recommended_cluster_limit_within_bounds(
         APPLY_WITHIN,
         "the instance's share of the cluster limit",
     )
+
+
+def test_the_follower_keeps_the_burst_set_with_the_limit(
+    client: EtcdClient, plane: ControlPlane, service: str, instance: StartInstance
+) -> None:
+    """A capacity test's Apply writes a limit with its burst; following moves the limit only."""
+    tel = instance(service, "a", {})
+    plane.set(service, "cluster", {"*": {"limit": 60, "burst": 3}}, actor="ada")
+    plane.set(service, AUTOLIMIT, {"enabled": True, "minimum": 1, "maximum": 1000}, actor="ada")
+    follower = ThresholdFollower(plane, cast(LiveQueries, MM1Curve(mu=100)))
+    [result] = [r for r in follower.step() if r.service == service]
+    assert result.change is not None and result.change.written
+    assert stored(client, service, "cluster") == {"*": {"limit": 33.0, "burst": 3}}
+    gov = tel.governance
+    assert gov is not None
+    poll(
+        lambda: gov.rules.server.methods.get("*"),
+        lambda rule: (
+            rule is not None
+            and rule.rate_limit is not None
+            and (rule.rate_limit.limit, rule.rate_limit.burst) == (33, 3)
+        ),
+        APPLY_WITHIN,
+        "the limit with its burst",
+    )

@@ -6,16 +6,19 @@ Found by benchmarks/capacity.py: the panel's Apply wrote ``{"*": 32}`` for order
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from telemetry.control.live_rules import _mark_cluster_limits, _split_cluster_limits
+from telemetry.control.cluster_limits import ClusterLimit, mark_cluster_limits, split_cluster_limits
 from telemetry.governance.engine import Governance
 from telemetry.rpc.call import MethodInfo, RpcKind, Side
 
 
-def assembled(doc: dict[str, Any], totals: dict[str, float], instances: int) -> dict[str, Any]:
-    _mark_cluster_limits(doc, totals)
-    _split_cluster_limits(doc, instances)
+def assembled(
+    doc: dict[str, Any], totals: Mapping[str, ClusterLimit | float], instances: int
+) -> dict[str, Any]:
+    mark_cluster_limits(doc, totals)
+    split_cluster_limits(doc, instances)
     return doc
 
 
@@ -47,3 +50,28 @@ def test_a_service_pattern_reaches_only_its_own_methods() -> None:
     gov = Governance(assembled(doc, {"a.S/*": 10}, instances=1), cpu=lambda: 0.0)
     assert limiter(gov, "/a.S/M") is limiter(gov, "/a.S/Other") is not None
     assert limiter(gov, "/b.T/M") is None
+
+
+def test_a_cluster_limit_reaches_methods_of_the_rules_given_in_code() -> None:
+    """Live rules start from the code's rules serialised (``GovernanceRules.to_dict``), where a
+    method without a limit says ``"rate_limit": None``: the cluster limit must still reach it
+    (it did not: benchmarks/capacity.py's 2x phases ran with no limit at all)."""
+    code = Governance({"server": {"methods": {"shop.Order/PlaceOrder": {"priority": "critical"}}}})
+    doc = code.rules.to_dict()
+    assert doc["server"]["methods"]["shop.Order/PlaceOrder"]["rate_limit"] is None
+    gov = Governance(assembled(doc, {"*": 24}, instances=1), cpu=lambda: 0.0)
+    place = limiter(gov, "/shop.Order/PlaceOrder")
+    assert place is not None and place is limiter(gov, "/shop.Order/GetOrder")
+    assert place.rate == 24
+
+
+def test_a_cluster_burst_is_split_with_the_limit() -> None:
+    doc: dict[str, Any] = {"server": {"methods": {"shop.Order/PlaceOrder": {"priority": "critical"}}}}
+    limits = {"*": ClusterLimit(30.0, burst=5)}
+    gov = Governance(assembled(doc, limits, instances=2), cpu=lambda: 0.0)
+    place = limiter(gov, "/shop.Order/PlaceOrder")
+    assert (place.rate, place.burst) == (15, 3)  # ceil(5 / 2): the instances together admit >= 5
+    one = Governance(assembled({}, {"*": ClusterLimit(30.0, burst=5)}, instances=1), cpu=lambda: 0.0)
+    assert limiter(one, "/shop.Order/Any").burst == 5
+    default = Governance(assembled({}, {"*": 30.0}, instances=3), cpu=lambda: 0.0)
+    assert limiter(default, "/shop.Order/Any").burst == 10  # the bucket's default: 1 s of the share

@@ -15,6 +15,7 @@ from helpers import FakeEtcd
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from telemetry.control import live_rules as live_module
+from telemetry.control.cluster_limits import ClusterLimit
 from telemetry.control.faults import FaultInjector
 from telemetry.control.live_rules import LiveRules, parse_cluster, read_all_statuses, status_key
 from telemetry.discovery.etcd import EtcdClient
@@ -137,6 +138,34 @@ def test_cluster_totals_have_the_range_of_a_rate_limit(h: Harness, total: Any, m
     assert h.limit() == 50
     with pytest.raises(RuleError):
         parse_cluster({"*": total})
+
+
+WHOLE = "cluster.*.burst: must be a whole number from 1 to 1000000"
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"limit": 10, "burst": 0}, f"{WHOLE}, got 0"),
+        ({"limit": 10, "burst": 2.5}, f"{WHOLE}, got 2.5"),
+        ({"limit": 10, "burst": True}, f"{WHOLE}, got True"),
+        ({"limit": 10, "burst": 10**7}, f"{WHOLE}, got 10000000"),
+        ({"burst": 2}, "cluster.*.limit: required"),
+        ({"limit": 10, "bust": 2}, "cluster.*.bust: unknown field (known: limit, burst)"),
+        ({"limit": "10"}, "cluster.*.limit: must be a finite number, got '10'"),
+    ],
+)
+def test_cluster_entries_with_a_burst_are_checked(h: Harness, entry: Any, message: str) -> None:
+    assert rejected(h.write("cluster", {"*": entry})) == message
+    assert h.limit() == 50  # the rules in force stay
+
+
+def test_a_cluster_entry_carries_its_burst(h: Harness) -> None:
+    assert h.write("cluster", {"*": {"limit": 40, "burst": 3}}, count=2)["state"] == "applied"
+    rule = h.gov.rules.server.methods["*"].rate_limit
+    assert rule is not None and (rule.limit, rule.burst) == (20, 2)
+    assert parse_cluster({"*": {"limit": 40}})["*"] == ClusterLimit(40.0)
+    assert parse_cluster({"*": 40})["*"] == ClusterLimit(40.0)
 
 
 def test_a_small_cluster_total_is_never_split_below_the_smallest_limit(h: Harness) -> None:
