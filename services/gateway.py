@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 import orjson
 import uvicorn
-from opentelemetry import baggage
+from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
 
 import telemetry
@@ -99,6 +99,8 @@ class Gateway:
         finally:
             if token is not None:
                 otel_context.detach(token)
+        if status >= 400 and isinstance(body, dict):  # what a user quotes when reporting a failure
+            body["trace_id"] = format(trace.get_current_span().get_span_context().trace_id, "032x")
         await _respond(send, status, body)
 
     async def _dispatch(self, method: str, path: str, receive: Receive, user: str) -> tuple[int, Any]:

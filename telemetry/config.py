@@ -17,65 +17,33 @@ from functools import partial
 from typing import Any, Literal, TextIO, get_args
 from urllib.parse import unquote
 
+from telemetry.config_defaults import (
+    DEFAULT_LATENCY_BUCKETS,
+    DEFAULT_SENSITIVE_KEYS,
+    DEFAULT_UNTRACED_SERVICES,
+    LOG_LEVELS,
+    PROPAGATORS,
+    SAMPLERS,
+)
+
+__all__ = [
+    "DEFAULT_LATENCY_BUCKETS", "DEFAULT_SENSITIVE_KEYS", "DEFAULT_UNTRACED_SERVICES", "LOG_LEVELS",
+    "MAX_SPAN_LIMIT", "MAX_TRACES_PER_SECOND", "PROPAGATORS", "SAMPLERS", "SPAN_LIMIT_FIELDS",
+    "ClientAccessLog", "ConfigError", "LogFormat", "OtlpCompression", "OtlpProtocol",
+    "TelemetryConfig", "TracesExporter",
+]  # fmt: skip
+
 OtlpProtocol = Literal["grpc", "http/protobuf"]
 OtlpCompression = Literal["gzip", "none"]
 TracesExporter = Literal["otlp", "console", "none"]
 LogFormat = Literal["json", "console"]
 ClientAccessLog = Literal["all", "errors", "off"]
 
-SAMPLERS = (
-    "always_on",
-    "always_off",
-    "traceidratio",
-    "parentbased_always_on",
-    "parentbased_always_off",
-    "parentbased_traceidratio",
-    "ratelimiting",
-    "parentbased_ratelimiting",
-)
-PROPAGATORS = ("tracecontext", "baggage", "none")
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _EXPORTERS: tuple[str, ...] = get_args(TracesExporter)
 _PROTOCOLS: tuple[str, ...] = get_args(OtlpProtocol)
 _COMPRESSIONS: tuple[str, ...] = get_args(OtlpCompression)
 _LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
 _CLIENT_ACCESS_LOGS: tuple[str, ...] = get_args(ClientAccessLog)
-
-# Services whose RPCs are infrastructure noise in traces and access logs.
-DEFAULT_UNTRACED_SERVICES = (
-    "grpc.health.v1.Health",
-    "grpc.reflection.v1alpha.ServerReflection",
-    "grpc.reflection.v1.ServerReflection",
-    "etcdserverpb.KV",
-    "etcdserverpb.Lease",
-    "etcdserverpb.Watch",
-    "etcdserverpb.Cluster",
-    "etcdserverpb.Maintenance",
-    "etcdserverpb.Auth",
-    "opentelemetry.proto.collector.trace.v1.TraceService",
-)
-# Key names whose values are redacted (log lines, access-line metadata, header attributes): patterns
-# matched whole, case-insensitively, "-" and "_" alike, "*" any run; "!name" exempts a name. Substring
-# patterns fail closed (``*token*`` also redacts ``tokens_used``): see telemetry.logging.redaction.
-DEFAULT_SENSITIVE_KEYS = (
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-    "x-api-key",
-    "*token*",
-    "*secret*",
-    "*password*",
-    "*passwd*",
-    "*api-key*",
-    "*apikey*",
-    "*session*",
-    "*credential*",
-    "*private-key*",
-    "*privatekey*",
-)
-# go-grpc-prometheus / Prometheus client default buckets, so community dashboards line up.
-DEFAULT_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class ConfigError(ValueError):
@@ -144,7 +112,11 @@ class TelemetryConfig:
     event_attribute_count_limit: int = 128
     link_attribute_count_limit: int = 128
 
-    # Logging
+    # Logging. ``logs_exporter``: log records over OTLP too (the same endpoint, protocol, headers
+    # and compression as spans; OTLP/HTTP posts to ``v1/logs``, or ``otlp_logs_endpoint`` as is),
+    # or as OTLP JSON on stdout ("console"); the JSON lines on ``log_stream`` stay either way.
+    logs_exporter: TracesExporter = "none"
+    otlp_logs_endpoint: str | None = None
     log_level: str = "info"
     log_format: LogFormat = "json"
     log_stream: TextIO | None = None  # None: sys.stdout at configure time
@@ -195,7 +167,7 @@ class TelemetryConfig:
 
 _NULLABLE = {
     "metrics_port", "otlp_endpoint", "sampler_arg", "service_version", "log_stream", "inbound_baggage",
-    "span_attribute_value_length_limit",
+    "span_attribute_value_length_limit", "otlp_logs_endpoint",
 }  # fmt: skip
 
 
@@ -337,6 +309,7 @@ def _check_names(cfg: TelemetryConfig) -> None:
     if not cfg.service_name or not isinstance(cfg.service_name, str):
         raise ConfigError("service_name: must be a non-empty string")
     _choice("traces_exporter", cfg.traces_exporter, _EXPORTERS)
+    _choice("logs_exporter", cfg.logs_exporter, _EXPORTERS)
     _choice("otlp_protocol", cfg.otlp_protocol, _PROTOCOLS)
     _choice("otlp_compression", cfg.otlp_compression, _COMPRESSIONS)
     _choice("sampler", cfg.sampler, SAMPLERS)
@@ -353,8 +326,9 @@ def _check_names(cfg: TelemetryConfig) -> None:
 
 
 def _check_exporter(cfg: TelemetryConfig) -> None:
-    if cfg.otlp_endpoint is not None:
-        _parse_endpoint("otlp_endpoint", cfg.otlp_endpoint)
+    for name in ("otlp_endpoint", "otlp_logs_endpoint"):
+        if getattr(cfg, name) is not None:
+            _parse_endpoint(name, getattr(cfg, name))
     if (cfg.otlp_client_key is None) != (cfg.otlp_client_certificate is None):
         raise ConfigError("otlp_client_key, otlp_client_certificate: give both (mTLS) or neither")
 
@@ -467,6 +441,8 @@ _ENVIRONMENT: tuple[Callable[[_Getter], dict[str, Any]], ...] = (
     _Var("service_name", ("OTEL_SERVICE_NAME",), _text),
     _Var("tracing_enabled", ("OTEL_SDK_DISABLED",), _disabled),
     _Var("traces_exporter", ("OTEL_TRACES_EXPORTER",), _one_of(_EXPORTERS)),
+    _Var("logs_exporter", ("OTEL_LOGS_EXPORTER",), _one_of(_EXPORTERS)),
+    _Var("otlp_logs_endpoint", ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",), _parse_endpoint),
     _otlp("otlp_protocol", "PROTOCOL", _one_of(_PROTOCOLS)),
     _otlp("otlp_endpoint", "ENDPOINT", _parse_endpoint),
     _otlp("otlp_endpoint_as_is", "ENDPOINT", _as_is),

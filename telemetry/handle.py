@@ -337,4 +337,4 @@ class Telemetry:
         governance = self.governance
         if governance is not None:  # closed even unstarted: it may have been given, and used, in code
             bounded(lambda: governance.close(timeout), timeout + 1)
-        log_pipeline.flush(timeout)
+        log_pipeline.flush(timeout)  # lines written, and exported when logs go over OTLP

@@ -20,6 +20,7 @@ from telemetry.governance.engine import Governance
 from telemetry.governance.loading import RulesInput
 from telemetry.handle import Telemetry
 from telemetry.logging import pipeline as log_pipeline
+from telemetry.logging.otlp_logs import build_log_export
 
 __all__ = ["current", "init"]
 
@@ -70,6 +71,7 @@ def init(
         capture_stdlib=config.capture_stdlib_logging,
         sensitive_keys=config.sensitive_keys,
     )
+    log_pipeline.export_to(build_log_export(config))  # None unless logs_exporter asks for it
     handle = Telemetry(
         config,
         registry=registry if registry is not None else REGISTRY,

@@ -15,12 +15,12 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, MutableMapping
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import structlog
 from opentelemetry import trace
 
-from telemetry.config import DEFAULT_SENSITIVE_KEYS
+from telemetry.config_defaults import DEFAULT_SENSITIVE_KEYS
 from telemetry.logging.redaction import Redactor, redactor_for
 from telemetry.logging.render import render_console, render_json
 from telemetry.logging.writer import AsyncLineWriter, DeferredEvent
@@ -181,6 +181,8 @@ def configure(
         queue_size,
         prepare=PIPELINE.redact,
     )
+    if _exporter is not None:
+        writer.tap = _exporter.add_event
     PIPELINE.writer = writer
     PIPELINE.sinks = (*(s for s in PIPELINE.sinks if s is not old_writer), writer)
     if old_writer is not None:
@@ -213,8 +215,39 @@ def configure(
 
 
 def flush(timeout: float = 5.0) -> bool:
+    """Write what is queued, then export it (when log records go over OTLP too)."""
     writer = PIPELINE.writer
-    return True if writer is None else writer.flush(timeout)
+    deadline = time.monotonic() + timeout
+    written = True if writer is None else writer.flush(timeout)
+    exporter = _exporter
+    exported = exporter.force_flush(max(0.0, deadline - time.monotonic())) if exporter else True
+    return written and exported
+
+
+class LogExporter(Protocol):
+    """What takes log events over to another backend (:class:`telemetry.logging.otlp_logs.
+    LogExportPipeline`): a non-blocking ``add_event``, ``force_flush`` and ``shutdown``."""
+
+    def add_event(self, event: dict[str, Any]) -> None: ...
+
+    def force_flush(self, timeout: float = 5.0) -> bool: ...
+
+    def shutdown(self, timeout: float = 5.0) -> None: ...
+
+
+_exporter: LogExporter | None = None
+
+
+def export_to(exporter: LogExporter | None, timeout: float = 1.0) -> None:
+    """Hand every event the writer writes to ``exporter`` too (None: stop); the previous one is
+    flushed and shut down within ``timeout``."""
+    global _exporter
+    previous, _exporter = _exporter, exporter
+    writer = PIPELINE.writer
+    if writer is not None:
+        writer.tap = None if exporter is None else exporter.add_event
+    if previous is not None and previous is not exporter:
+        previous.shutdown(timeout)
 
 
 class _LazyLogger:

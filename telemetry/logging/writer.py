@@ -47,6 +47,9 @@ class AsyncLineWriter:
         self._prepare = prepare  # applied to deferred events once built (redaction)
         self._renders_json = render is render_json
         self.write_errors = 0
+        self.tap: Callable[[dict[str, Any]], None] | None = None
+        """Called on the writer thread with each event, built and prepared, before it is written
+        (the OTLP log export's queue): the request path pays nothing for it."""
         self._queue: BatchQueue[Event] = BatchQueue(
             self._write,
             capacity=capacity,
@@ -73,15 +76,21 @@ class AsyncLineWriter:
         self._queue.close(timeout)
 
     def _line(self, item: Event) -> str:
+        tap = self.tap
         if type(item) is dict:
+            if tap is not None:
+                tap(item)
             return self._render(item)
         assert not isinstance(item, dict)
-        if self._renders_json:
+        if self._renders_json and tap is None:
             line = item.json_line()
             if line is not None:
                 return line
         event = item.event()
-        return self._render(self._prepare(event) if self._prepare is not None else event)
+        prepared = self._prepare(event) if self._prepare is not None else event
+        if tap is not None:
+            tap(prepared)
+        return self._render(prepared)
 
     def _write(self, events: list[Event]) -> None:
         lines = []

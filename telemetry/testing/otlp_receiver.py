@@ -1,7 +1,9 @@
-"""A small OTLP trace receiver (gRPC and HTTP/protobuf) for tests, benchmarks and the native stack.
+"""A small OTLP trace and log receiver (gRPC and HTTP/protobuf) for tests, benchmarks and the native
+stack.
 
 Point a real exporter at ``receiver.grpc_endpoint`` or ``receiver.http_endpoint`` and read the decoded
-``spans``. Run it standalone with ``python -m telemetry.testing.otlp_receiver --out spans.jsonl`` to
+``spans`` (and ``logs``: log records, decoded with the ``opentelemetry-proto`` classes). Run it
+standalone with ``python -m telemetry.testing.otlp_receiver --out spans.jsonl`` to
 keep spans in a file when no collector is available. The file is size-capped like
 :class:`logging.handlers.RotatingFileHandler`: ``--max-bytes`` (default 50 MiB, 0 = no cap) and
 ``--backups`` (default 2) keep at most ``spans.jsonl`` plus ``spans.jsonl.1`` .. ``.<backups>``, newest
@@ -22,9 +24,11 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from telemetry.testing._poll import poll
+from telemetry.testing.otlp_logs_received import LogsResponse, ReceivedLog, decode_logs
 from telemetry.tracing.otlp_decoding import ReceivedSpan, decode, decode_bytes, json_line
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -119,8 +123,17 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
+class _LogsService(logs_service_pb2_grpc.LogsServiceServicer):
+    def __init__(self, sink: Callable[[list[ReceivedLog]], None]) -> None:
+        self._sink = sink
+
+    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - generated name
+        self._sink(decode_logs(request))
+        return LogsResponse()
+
+
 class OtlpReceiver:
-    """Receives OTLP traces on loopback; use as a context manager."""
+    """Receives OTLP traces and logs on loopback; use as a context manager."""
 
     def __init__(
         self,
@@ -131,6 +144,7 @@ class OtlpReceiver:
     ) -> None:
         self._host = host
         self._spans: list[ReceivedSpan] = []
+        self._logs: list[ReceivedLog] = []
         self._lock = threading.Lock()
         self._out = out
         self.requests = 0
@@ -138,8 +152,11 @@ class OtlpReceiver:
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             _TraceService(self._add), self._grpc
         )
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            _LogsService(self._add_logs), self._grpc
+        )
         self.grpc_port = self._grpc.add_insecure_port(f"{host}:{grpc_port}")
-        self._http = ThreadingHTTPServer((host, http_port), _http_handler(self._add))
+        self._http = ThreadingHTTPServer((host, http_port), _http_handler(self._add, self._add_logs))
         self.http_port = self._http.server_address[1]
         self._http_thread = threading.Thread(target=self._http.serve_forever, daemon=True)
 
@@ -177,6 +194,21 @@ class OtlpReceiver:
     ) -> list[ReceivedSpan]:
         return poll(lambda: self.spans, predicate, timeout, "spans")
 
+    @property
+    def logs(self) -> list[ReceivedLog]:
+        with self._lock:
+            return list(self._logs)
+
+    def wait_for_logs(
+        self, predicate: Callable[[list[ReceivedLog]], bool], timeout: float = 15.0
+    ) -> list[ReceivedLog]:
+        return poll(lambda: self.logs, predicate, timeout, "log records")
+
+    def _add_logs(self, logs: list[ReceivedLog]) -> None:
+        with self._lock:
+            self.requests += 1
+            self._logs.extend(logs)
+
     def _add(self, spans: Iterable[ReceivedSpan]) -> None:
         batch = list(spans)
         with self._lock:
@@ -188,22 +220,30 @@ class OtlpReceiver:
                 self._out.flush()
 
 
-def _http_handler(sink: Callable[[list[ReceivedSpan]], None]) -> type[BaseHTTPRequestHandler]:
+def _http_handler(
+    sink: Callable[[list[ReceivedSpan]], None], log_sink: Callable[[list[ReceivedLog]], None]
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            if self.path.rstrip("/") != "/v1/traces":
+            path = self.path.rstrip("/")
+            if path not in ("/v1/traces", "/v1/logs"):
                 self.send_error(404)
                 return
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if self.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(body)
             try:
-                spans = decode_bytes(body)
+                if path == "/v1/logs":
+                    log_sink(decode_logs(body))
+                else:
+                    sink(decode_bytes(body))
             except Exception:
                 self.send_error(400, "not an OTLP protobuf request")
                 return
-            sink(spans)
-            reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+            empty = (
+                LogsResponse() if path == "/v1/logs" else trace_service_pb2.ExportTraceServiceResponse()
+            )
+            reply = empty.SerializeToString()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
             self.send_header("Content-Length", str(len(reply)))

@@ -37,19 +37,20 @@ class ReceivedSpan:
     end_ns: int = 0
 
 
-def _value(v: AnyValue) -> Any:
+def any_value_of(v: AnyValue) -> Any:
+    """An OTLP ``AnyValue`` as a Python value (lists and dicts for arrays and key-value lists)."""
     kind = v.WhichOneof("value")
     if kind == "array_value":
-        return [_value(x) for x in v.array_value.values]
+        return [any_value_of(x) for x in v.array_value.values]
     if kind == "kvlist_value":
-        return {kv.key: _value(kv.value) for kv in v.kvlist_value.values}
+        return {kv.key: any_value_of(kv.value) for kv in v.kvlist_value.values}
     return getattr(v, kind) if kind else None
 
 
 def decode(request: trace_service_pb2.ExportTraceServiceRequest) -> list[ReceivedSpan]:
     out: list[ReceivedSpan] = []
     for resource_spans in request.resource_spans:
-        resource = {kv.key: _value(kv.value) for kv in resource_spans.resource.attributes}
+        resource = {kv.key: any_value_of(kv.value) for kv in resource_spans.resource.attributes}
         service = str(resource.get("service.name", ""))
         for scope_spans in resource_spans.scope_spans:
             out.extend(
@@ -60,7 +61,7 @@ def decode(request: trace_service_pb2.ExportTraceServiceRequest) -> list[Receive
                     name=span.name,
                     kind=_SPAN_KINDS.get(span.kind, str(span.kind)),
                     service_name=service,
-                    attributes={kv.key: _value(kv.value) for kv in span.attributes},
+                    attributes={kv.key: any_value_of(kv.value) for kv in span.attributes},
                     status=_STATUS.get(span.status.code, str(span.status.code)),
                     status_message=span.status.message,
                     events=tuple(e.name for e in span.events),

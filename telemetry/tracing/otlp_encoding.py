@@ -76,14 +76,14 @@ def any_value(value: Any) -> bytes:
     return field_string(1, str(value))
 
 
-def _encode_key_value(field: int, key: str, value: Any) -> bytes:
+def encode_key_value(field: int, key: str, value: Any) -> bytes:
     return field_bytes(field, field_string(1, key) + field_bytes(2, any_value(value)))
 
 
 # Encoded KeyValue entries for attribute values that repeat (status codes, peer hosts, ports),
 # keyed with the value's type too: True == 1, but they encode differently.
 _KEY_VALUES: ComputedCache[tuple[int, str, Any, type], bytes] = ComputedCache(
-    lambda k: _encode_key_value(k[0], k[1], k[2])
+    lambda k: encode_key_value(k[0], k[1], k[2])
 )
 
 
@@ -91,7 +91,7 @@ def key_value(field: int, key: str, value: Any) -> bytes:
     kind = type(value)
     if kind is str or kind is int or kind is bool:
         return _KEY_VALUES[field, key, value, kind]
-    return _encode_key_value(field, key, value)
+    return encode_key_value(field, key, value)
 
 
 def key_values(field: int, attributes: Mapping[str, Any]) -> bytes:

@@ -29,14 +29,15 @@ from telemetry._version import VERSION
 from telemetry.tracing.otlp_decoding import decode_bytes, json_line
 from telemetry.tracing.otlp_failures import ExportError, grpc_failure, http_failure
 
-_EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+TRACES_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 
 USER_AGENT = f"OTel-OTLP-Exporter-Python/{VERSION} telemetry/{VERSION}"
 """Exporter spec "User Agent": names the exporter, its language and version (both transports)."""
 
 
 class Transport(Protocol):
-    """Sends one serialized ExportTraceServiceRequest; returns the serialized response (None when
+    """Sends one serialized Export*ServiceRequest; returns the serialized response (None when
     there is none) or raises :class:`ExportError` (anything else is not retried)."""
 
     def send(self, payload: bytes, timeout: float) -> bytes | None: ...
@@ -82,7 +83,8 @@ class GrpcTransport:
 
     ``endpoint``: an ``http``/``https`` URL (the scheme decides TLS and takes precedence over
     ``insecure``; any path is ignored) or any other gRPC target, for which ``insecure`` decides
-    (default: TLS), as the exporter spec's Endpoint and Insecure options say."""
+    (default: TLS), as the exporter spec's Endpoint and Insecure options say. ``method``: the
+    signal's Export method (spans by default, or :data:`LOGS_METHOD`)."""
 
     def __init__(
         self,
@@ -93,6 +95,7 @@ class GrpcTransport:
         compression: str = "none",
         user_agent: str = USER_AGENT,
         tls: TlsFiles = TlsFiles(),
+        method: str = TRACES_METHOD,
     ) -> None:
         url = urlsplit(endpoint)
         if url.scheme in ("http", "https") and "://" in endpoint:
@@ -108,9 +111,7 @@ class GrpcTransport:
             self._channel = grpc.secure_channel(target, credentials, options, gzip_on)
         else:
             self._channel = grpc.insecure_channel(target, options, gzip_on)
-        self._export: grpc.UnaryUnaryMultiCallable[bytes, bytes] = self._channel.unary_unary(
-            _EXPORT_METHOD
-        )
+        self._export: grpc.UnaryUnaryMultiCallable[bytes, bytes] = self._channel.unary_unary(method)
         self._metadata = tuple((k.lower(), v) for k, v in headers.items()) or None
 
     def send(self, payload: bytes, timeout: float) -> bytes:
@@ -173,17 +174,36 @@ class HttpTransport:
 
 
 class StreamTransport:
-    """Spans as JSON lines on a stream (``console`` exporter, or a file when no collector runs)."""
+    """JSON lines on a stream (the ``console`` exporter, or a file when no collector runs): one per
+    span, or with ``logs`` one OTLP JSON ``LogRecord`` per log record."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, logs: bool = False) -> None:
         self._stream = stream
+        self._lines = _log_lines if logs else _span_lines
         self._lock = threading.Lock()
 
     def send(self, payload: bytes, timeout: float) -> None:
-        lines = "".join(json_line(span) for span in decode_bytes(payload))
+        lines = self._lines(payload)
         with self._lock:
             self._stream.write(lines)
             self._stream.flush()
 
     def close(self) -> None:
         pass
+
+
+def _span_lines(payload: bytes) -> str:
+    return "".join(json_line(span) for span in decode_bytes(payload))
+
+
+def _log_lines(payload: bytes) -> str:
+    from google.protobuf.json_format import MessageToJson
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    request = ExportLogsServiceRequest.FromString(payload)
+    return "".join(
+        MessageToJson(record, indent=None) + "\n"
+        for resource in request.resource_logs
+        for scope in resource.scope_logs
+        for record in scope.log_records
+    )

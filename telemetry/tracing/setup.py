@@ -29,6 +29,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from telemetry.config import ConfigError, TelemetryConfig
 from telemetry.tracing.export import PipelineSpanProcessor, SpanExportPipeline
 from telemetry.tracing.otlp_transports import (
+    LOGS_METHOD,
+    TRACES_METHOD,
     GrpcTransport,
     HttpTransport,
     StreamTransport,
@@ -67,32 +69,43 @@ def build_resource(config: TelemetryConfig) -> Resource:
     return Resource.create(attributes)
 
 
-def otlp_http_url(endpoint: str | None, as_is: bool = False) -> str:
-    """The URL OTLP/HTTP posts spans to (exporter spec, "Endpoint URLs for OTLP/HTTP"): a base
-    endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT``) ALWAYS gets ``v1/traces`` appended to its path, with
-    one ``/`` between (``http://h:4318/prefix`` -> ``http://h:4318/prefix/v1/traces``); the
-    signal-specific one (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, ``as_is``) is used as it is, a URL
-    without a path getting the root path ``/``. Default: ``http://localhost:4318/v1/traces``."""
+def otlp_http_url(endpoint: str | None, as_is: bool = False, signal: str = "traces") -> str:
+    """The URL OTLP/HTTP posts ``signal`` (``traces``, ``logs``) to (exporter spec, "Endpoint URLs
+    for OTLP/HTTP"): a base endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT``) ALWAYS gets ``v1/<signal>``
+    appended to its path, with one ``/`` between (``http://h:4318/prefix`` ->
+    ``http://h:4318/prefix/v1/traces``); the signal-specific one
+    (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, ``as_is``) is used as it is, a URL without a path
+    getting the root path ``/``. Default: ``http://localhost:4318/v1/<signal>``."""
     if endpoint is None:
-        return "http://localhost:4318/v1/traces"
+        return f"http://localhost:4318/v1/{signal}"
     url = urlsplit(endpoint)
-    path = (url.path or "/") if as_is else url.path.rstrip("/") + "/v1/traces"
+    path = (url.path or "/") if as_is else url.path.rstrip("/") + f"/v1/{signal}"
     return urlunsplit(url._replace(path=path))
 
 
-def build_transport(config: TelemetryConfig) -> Transport | None:
-    if config.traces_exporter == "none":
+def build_transport(config: TelemetryConfig, signal: str = "traces") -> Transport | None:
+    """The transport of ``signal`` (``traces`` or ``logs``): its exporter setting chooses OTLP, the
+    console or none; OTLP's endpoint, protocol, headers, compression and TLS files are shared, and
+    a signal-specific endpoint (``otlp_logs_endpoint`` for logs) is used as is."""
+    exporter = config.logs_exporter if signal == "logs" else config.traces_exporter
+    if exporter == "none":
         return None
-    if config.traces_exporter == "console":
-        return StreamTransport(sys.stdout)
+    if exporter == "console":
+        return StreamTransport(sys.stdout, logs=signal == "logs")
     headers = dict(config.otlp_headers)
     compression = config.otlp_compression
     tls = tls_files(config)
+    endpoint, as_is = config.otlp_endpoint, config.otlp_endpoint_as_is
+    if signal == "logs":
+        # OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is the traces' own: logs use the base endpoint then.
+        own = config.otlp_logs_endpoint
+        endpoint, as_is = (own, True) if own is not None else (None if as_is else endpoint, False)
     if config.otlp_protocol == "http/protobuf":
-        url = otlp_http_url(config.otlp_endpoint, config.otlp_endpoint_as_is)
+        url = otlp_http_url(endpoint, as_is, signal)
         return HttpTransport(url, headers, compression=compression, tls=tls)
-    endpoint = config.otlp_endpoint or "http://localhost:4317"
-    return GrpcTransport(endpoint, config.otlp_insecure, headers, compression=compression, tls=tls)
+    method = LOGS_METHOD if signal == "logs" else TRACES_METHOD
+    return GrpcTransport(endpoint or "http://localhost:4317", config.otlp_insecure, headers,
+                         compression=compression, tls=tls, method=method)  # fmt: skip
 
 
 def tls_files(config: TelemetryConfig) -> TlsFiles:

@@ -135,6 +135,8 @@ def test_gateway_answers_bad_requests_with_json_errors(
     got, body = request(f"{stack.gateway_url}{path}", method=method, raw=payload, headers=headers)
     assert got == status, body
     assert mentions in body["error"]
+    # The trace id to quote when reporting it (the gateway's span; traceresponse carries it too).
+    assert len(body["trace_id"]) == 32 and int(body["trace_id"], 16) != 0
 
 
 def test_an_order_refused_at_payment_releases_its_reservation(stack: NativeStack) -> None:

@@ -75,7 +75,8 @@ async def test_the_timeout_header_becomes_the_chain_deadline(tel: Any) -> None:
 async def test_a_timeout_header_that_is_not_plain_milliseconds_is_refused(tel: Any, raw: str) -> None:
     """float() alone would take "inf" (no deadline at all), "1e309" and "1_000"."""
     status, body = await run_asgi(tel[0].asgi(answer), "/x", {"x-request-timeout-ms": raw})
-    assert (status, body) == (400, {"error": "x-request-timeout-ms: expected milliseconds > 0"})
+    assert (status, body["error"]) == (400, "x-request-timeout-ms: expected milliseconds > 0")
+    assert body.keys() == {"error", "trace_id"}
 
 
 async def test_a_huge_timeout_is_capped(tel: Any) -> None:
@@ -86,8 +87,12 @@ async def test_a_huge_timeout_is_capped(tel: Any) -> None:
 async def test_an_unexpected_exception_is_a_generic_500_and_an_error_span(tel: Any) -> None:
     handle, spans, _ = tel
     status, body = await run_asgi(handle.asgi(explode), "/boom")
-    assert (status, body) == (500, {"error": "internal error"})  # no detail leaks
     (span,) = spans.spans()
+    # no detail leaks; the trace id lets the caller (and support) find the stack in the logs
+    assert (status, body) == (
+        500,
+        {"error": "internal error", "trace_id": f"{span.context.trace_id:032x}"},
+    )
     assert span.status.status_code.name == "ERROR"
     assert [event.name for event in span.events] == ["exception"]
 
@@ -96,3 +101,22 @@ async def test_probes_are_not_traced(tel: Any) -> None:
     handle, spans, _ = tel
     assert (await run_asgi(handle.asgi(answer), "/healthz"))[0] == 200
     assert spans.spans() == ()
+
+
+async def test_the_response_names_its_trace_in_a_traceresponse_header(tel: Any) -> None:
+    """W3C Trace Context Level 2's ``traceresponse``: the trace and the span that served."""
+    handle, spans, _ = tel
+    scope = {"type": "http", "method": "GET", "path": "/x", "query_string": b"", "scheme": "http",
+             "headers": [(b"traceparent", f"00-{TRACE_ID}-{PARENT}-01".encode())]}  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await handle.asgi(answer)(scope, receive, send)
+    (span,) = spans.spans()
+    headers = dict(sent[0]["headers"])
+    assert headers[b"traceresponse"] == f"00-{TRACE_ID}-{span.context.span_id:016x}-01".encode()

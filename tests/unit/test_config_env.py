@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from telemetry import ConfigError, TelemetryConfig
-from telemetry.config import DEFAULT_SENSITIVE_KEYS
+from telemetry.config_defaults import DEFAULT_SENSITIVE_KEYS
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ import pytest
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 import telemetry
-from telemetry.config import DEFAULT_SENSITIVE_KEYS, TelemetryConfig
+from telemetry.config import TelemetryConfig
+from telemetry.config_defaults import DEFAULT_SENSITIVE_KEYS
 from telemetry.logging.access import AccessLog
 from telemetry.logging.pipeline import PIPELINE
 from telemetry.logging.redaction import MAX_CACHED_KEY, REDACTED, Redactor, redact_userinfo
