@@ -3,6 +3,7 @@ with spans sent to an in-process OTLP receiver)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -25,3 +26,15 @@ def stack(otlp: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     with native:
         yield native
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Prometheus's own checker; these checks must not be skipped when it is missing."""
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail(
+            "promtool not found on PATH: install Prometheus's tools "
+            "(Debian: apt-get install prometheus); these checks must not be skipped"
+        )
+    return path

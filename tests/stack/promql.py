@@ -6,13 +6,16 @@ become ``1m``. An alert contributes its signal, the expression without its final
 comparison (``x > 0.05`` -> ``x``): the signal returns data whether or not the alert fires.
 
 The static tests parse every expression and check its metric names; the end-to-end test runs each
-one against the native stack's Prometheus.
+one against the native stack's Prometheus, except those of COMPOSE_ONLY_DASHBOARDS (metrics only the
+Docker stack has). Targets of other data sources (Loki's LogQL) are not PromQL: they are left out
+here and collected by log_queries() instead.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,11 @@ import yaml
 DASHBOARDS = Path("grafana/dashboards")
 RULES = Path("prometheus/rules")
 DATASOURCES = Path("grafana/provisioning/datasources/datasources.yml")
+
+# Dashboards of metrics only the Docker stack has: the collector's own telemetry (Prometheus job
+# otel-collector). The native stack runs no collector, so its end-to-end test leaves them out; the
+# static checks still parse every expression and check its names (against the collector's list).
+COMPOSE_ONLY_DASHBOARDS = frozenset({"collector.json"})
 
 # What Grafana's built-in interval variables become; 1m matches the rules' windows and has data
 # about 10s after the first scrape (5s scrape interval).
@@ -48,7 +56,9 @@ KEYWORDS = SET_OPERATORS | LABEL_LIST_KEYWORDS | {"bool", "offset", "atan2", "in
 class Expr:
     source: str  # file and panel/rule, for messages: "governance.json: panel 'Breaker state' A"
     query: str  # runnable PromQL
-    kind: str  # "panel", "variable" (a label_values() selector), "record", "alert" (its signal)
+    kind: str  # "panel", "variable" (a label_values() selector), "record", "alert" (its signal),
+    # "annotation" (its signal), "logs" (LogQL of a Loki target, from log_queries())
+    compose_only: bool = False  # from a dashboard of COMPOSE_ONLY_DASHBOARDS
 
 
 @dataclass(frozen=True)
@@ -254,18 +264,53 @@ def load_dashboard(path: Path) -> dict[str, Any]:
     return board
 
 
+_DATASOURCE_VARIABLE = re.compile(r"\$\{?(\w+)\}?")
+
+
+def datasource_type(reference: Any, board: Mapping[str, Any]) -> str:
+    """The type of the data source a panel, target, variable or annotation refers to: the default
+    (Prometheus, provisioned with isDefault) when there is no reference, the ``type`` of a
+    ``{"type": ..., "uid": ...}`` reference, the type a ``${variable}`` of type datasource selects,
+    else the uid or name as it is ("prometheus", "loki", "-- Grafana --")."""
+    if reference is None:
+        return "prometheus"
+    if isinstance(reference, Mapping):
+        if reference.get("type"):
+            return str(reference["type"])
+        reference = reference.get("uid")
+        if reference is None:
+            return "prometheus"
+    text = str(reference)
+    variable = _DATASOURCE_VARIABLE.fullmatch(text)
+    if variable is not None:
+        for item in board.get("templating", {}).get("list", []):
+            if item.get("type") == "datasource" and item.get("name") == variable.group(1):
+                return str(item.get("query", ""))
+        raise KeyError(f"data source {text}: no datasource variable {variable.group(1)!r}")
+    return text.lower()
+
+
+def _target_datasource(panel: Mapping[str, Any], target: Mapping[str, Any]) -> Any:
+    # A target's own data source wins (a "-- Mixed --" panel has one per target).
+    return target.get("datasource") or panel.get("datasource")
+
+
 def dashboard_expressions(path: Path) -> list[Expr]:
+    """The PromQL of a dashboard: its query variables, Prometheus panel targets and annotations.
+    Targets of other data sources (Loki) are left out: see log_queries()."""
     board = load_dashboard(path)
     variables = dashboard_variables(board)
+    compose_only = path.name in COMPOSE_ONLY_DASHBOARDS
     found: list[Expr] = []
     for variable in board.get("templating", {}).get("list", []):
         query = _variable_query(variable)
-        if query is not None:
+        if query is not None and datasource_type(variable.get("datasource"), board) == "prometheus":
             found.append(
                 Expr(
                     f"{path.name}: variable ${variable['name']}",
                     substitute(query, variables),
                     "variable",
+                    compose_only,
                 )
             )
     for panel in panels(board.get("panels", [])):
@@ -273,13 +318,32 @@ def dashboard_expressions(path: Path) -> list[Expr]:
             expr = target.get("expr")
             if expr is None:
                 continue
+            if datasource_type(_target_datasource(panel, target), board) != "prometheus":
+                continue
             source = f"{path.name}: panel {panel.get('title', '')!r} {target.get('refId', '')}"
-            found.append(Expr(source, substitute(expr, variables), "panel"))
+            found.append(Expr(source, substitute(expr, variables), "panel", compose_only))
     for annotation in board.get("annotations", {}).get("list", []):
         expr = annotation.get("expr")
-        if expr is not None:  # events where the signal passes its threshold: check the signal
-            source = f"{path.name}: annotation {annotation.get('name', '')!r} (signal)"
-            found.append(Expr(source, strip_threshold(substitute(expr, variables)), "annotation"))
+        if expr is None or datasource_type(annotation.get("datasource"), board) != "prometheus":
+            continue
+        # Events where the signal passes its threshold: check the signal.
+        source = f"{path.name}: annotation {annotation.get('name', '')!r} (signal)"
+        signal = strip_threshold(substitute(expr, variables))
+        found.append(Expr(source, signal, "annotation", compose_only))
+    return found
+
+
+def log_queries(path: Path) -> list[Expr]:
+    """The LogQL of a dashboard's Loki panel targets, variables substituted as for PromQL."""
+    board = load_dashboard(path)
+    variables = dashboard_variables(board)
+    found: list[Expr] = []
+    for panel in panels(board.get("panels", [])):
+        for target in panel.get("targets", []):
+            if datasource_type(_target_datasource(panel, target), board) != "loki":
+                continue
+            source = f"{path.name}: panel {panel.get('title', '')!r} {target.get('refId', '')}"
+            found.append(Expr(source, substitute(target.get("expr", ""), variables), "logs"))
     return found
 
 
@@ -306,13 +370,19 @@ def dashboard_files(repo_root: Path) -> list[Path]:
     return sorted((repo_root / DASHBOARDS).glob("*.json"))
 
 
-def all_expressions(repo_root: Path) -> list[Expr]:
+def all_expressions(repo_root: Path, *, compose_only: bool = False) -> list[Expr]:
+    """Every PromQL expression of the rules and dashboards that the native stack can answer; with
+    ``compose_only``, also those of COMPOSE_ONLY_DASHBOARDS (for the static checks)."""
     found: list[Expr] = []
     for rules in rule_files(repo_root):
         found.extend(rule_expressions(rules))
     for dashboard in dashboard_files(repo_root):
-        found.extend(dashboard_expressions(dashboard))
+        found.extend(e for e in dashboard_expressions(dashboard) if compose_only or not e.compose_only)
     return found
+
+
+def all_log_queries(repo_root: Path) -> list[Expr]:
+    return [query for dashboard in dashboard_files(repo_root) for query in log_queries(dashboard)]
 
 
 def datasource_uids(dashboard: Any) -> set[str]:
@@ -342,3 +412,11 @@ def provisioned_datasources(repo_root: Path) -> dict[str, Mapping[str, Any]]:
 
 def provisioned_uids(repo_root: Path) -> set[str]:
     return set(provisioned_datasources(repo_root))
+
+
+def run_promtool(promtool: str, *args: str | Path) -> None:
+    """``promtool ARGS`` succeeds, or the assertion shows what it printed."""
+    done = subprocess.run(
+        [promtool, *map(str, args)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, f"promtool {' '.join(map(str, args))}:\n{done.stdout}\n{done.stderr}"

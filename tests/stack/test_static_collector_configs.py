@@ -1,18 +1,28 @@
-"""Static checks of the OpenTelemetry Collector's and Jaeger's configs: the collector image matches
-the recorded component list and its config uses only components of that pinned release, every
-pipeline is wired (memory-limited first, for the collector) with nothing unused, OTLP binds all
-interfaces, the endpoints and exemplars, and Jaeger's bounded in-memory store and healthcheck.
+"""Static checks of the OpenTelemetry Collector's, Jaeger's and Loki's configs: the collector image
+matches the recorded component list and its config uses only components of that pinned release,
+every pipeline (traces, metrics, logs) is wired (memory-limited first, for the collector) with
+nothing unused, OTLP binds all interfaces, the endpoints and exemplars, Jaeger's persistent Badger
+store with its TTL and healthcheck, and Loki's single-binary config: OTLP ingestion, retention.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
-from stack.compose_files import ROOT, _has_healthcheck, _load_yaml, _services
+from stack.compose_files import ROOT, _compose, _has_healthcheck, _load_yaml, _services
 
 COLLECTOR_DIR = ROOT / "otel-collector"
 JAEGER_CONFIG = ROOT / "jaeger" / "config.yaml"
+LOKI_CONFIG = ROOT / "loki" / "config.yaml"
+LOKI_OTLP = "http://loki:3100/otlp"  # Loki's native OTLP base; otlphttp appends /v1/logs
+
+# What the dashboards look back over (their time range is now-15m); stored traces must outlive it.
+DASHBOARD_WINDOW = timedelta(minutes=15)
+_DURATION = re.compile(r"(\d+)(ms|s|m|h)")
 
 COLLECTOR_IMAGE = "otel/opentelemetry-collector-contrib"
 COMPONENT_KINDS = ("receivers", "processors", "exporters", "connectors", "extensions")
@@ -96,9 +106,17 @@ def test_collector_pipelines_are_wired_and_memory_limited() -> None:
     for pipeline_id, pipeline in config["service"]["pipelines"].items():
         processors = pipeline.get("processors", [])
         assert processors and processors[0] == "memory_limiter", f"{pipeline_id}: memory_limiter first"
-    traces = config["service"]["pipelines"]["traces"]
+    pipelines = config["service"]["pipelines"]
+    traces = pipelines["traces"]
     assert set(traces["exporters"]) == {"otlp/jaeger", "spanmetrics"}
-    assert any("spanmetrics" in p["receivers"] for p in config["service"]["pipelines"].values())
+    assert any("spanmetrics" in p["receivers"] for p in pipelines.values())
+    # Logs: the services' OTLP logs (same receiver as their spans), batched as the traces are, to
+    # Loki's OTLP endpoint and nowhere else.
+    logs = pipelines["logs"]
+    assert logs["receivers"] == ["otlp"]
+    assert logs["processors"] == traces["processors"] == ["memory_limiter", "batch"]
+    assert logs["exporters"] == ["otlphttp/loki"]
+    assert {pipeline_id.split("/")[0] for pipeline_id in pipelines} == {"traces", "metrics", "logs"}
 
 
 def test_collector_endpoints_and_exemplars() -> None:
@@ -117,12 +135,36 @@ def test_collector_endpoints_and_exemplars() -> None:
     dimensions = {d["name"] for d in spanmetrics["dimensions"]}
     assert {"rpc.method", "rpc.response.status_code"} <= dimensions
     assert config["extensions"]["health_check"]["endpoint"] == "0.0.0.0:13133"
+    loki = config["exporters"]["otlphttp/loki"]
+    assert loki["endpoint"] == LOKI_OTLP, "Loki's native OTLP endpoint (the exporter adds /v1/logs)"
+    assert "logs_endpoint" not in loki, "a logs_endpoint would bypass the /v1/logs suffix"
 
 
 # --- Jaeger -------------------------------------------------------------------------------------
 
 
-def test_jaeger_config_is_wired_bounded_and_reachable() -> None:
+def _duration(text: str) -> timedelta:
+    """A Go duration as Jaeger's config reads it (2h, 90m, 1h30m)."""
+    parts = _DURATION.findall(text)
+    assert parts and "".join(n + u for n, u in parts) == text, f"not a duration: {text!r}"
+    unit = {"ms": timedelta(milliseconds=1), "s": timedelta(seconds=1), "m": timedelta(minutes=1),
+            "h": timedelta(hours=1)}  # fmt: skip
+    return sum((int(number) * unit[suffix] for number, suffix in parts), timedelta())
+
+
+def _named_volume_target(service: str) -> str:
+    """Where a service mounts its (one) named volume."""
+    declared = _compose().get("volumes") or {}
+    targets = [
+        str(volume).split(":")[1]
+        for volume in _services()[service].get("volumes", [])
+        if str(volume).split(":")[0] in declared
+    ]
+    assert len(targets) == 1, f"{service}: expected one named volume, got {targets}"
+    return targets[0]
+
+
+def test_jaeger_config_is_wired_persistent_and_reachable() -> None:
     config = _load_yaml(JAEGER_CONFIG)
     source = "jaeger/config.yaml"
     _check_pipelines(config, source)
@@ -131,10 +173,57 @@ def test_jaeger_config_is_wired_bounded_and_reachable() -> None:
     backends = config["extensions"]["jaeger_storage"]["backends"]
     assert config["extensions"]["jaeger_query"]["storage"]["traces"] in backends
     assert config["exporters"]["jaeger_storage_exporter"]["trace_storage"] in backends
+    mount = _named_volume_target("jaeger")
     for name, backend in backends.items():
-        assert 0 < backend["memory"]["max_traces"] <= 50_000, f"{name}: bound the in-memory store"
+        # Badger on the named volume: traces survive a restart, and an exemplar from the
+        # dashboards' window still opens its trace.
+        badger = backend["badger"]
+        assert badger["ephemeral"] is False, f"{name}: ephemeral Badger loses traces on restart"
+        for kind in ("keys", "values"):
+            assert badger["directories"][kind].startswith(mount.rstrip("/") + "/"), f"{name}: {kind}"
+        ttl = _duration(badger["ttl"]["spans"])
+        assert 4 * DASHBOARD_WINDOW <= ttl <= timedelta(hours=24), f"{name}: ttl {ttl}"
+    # The sizing behind the TTL is written down where the TTL is set.
+    header = JAEGER_CONFIG.read_text().split("\nservice:")[0]
+    for term in ("spans per trace", "bytes per span", "TTL"):
+        assert term in header, f"{source}: the header's sizing should give {term!r}"
     jaeger = _services()["jaeger"]
     assert jaeger["command"] == ["--config=/etc/jaeger/config.yaml"]
     # The compose healthcheck probes healthcheckv2; bound beyond loopback so others can ask too.
     assert config["extensions"]["healthcheckv2"]["http"]["endpoint"] == "0.0.0.0:13133"
     assert _has_healthcheck(jaeger) and ":13133/" in " ".join(jaeger["healthcheck"]["test"])
+
+
+# --- Loki ---------------------------------------------------------------------------------------
+
+
+def test_loki_config_ingests_otlp_and_enforces_retention() -> None:
+    config = _load_yaml(LOKI_CONFIG)
+    loki = _services()["loki"]
+    assert loki["command"] == ["-config.file=/etc/loki/config.yaml"]
+    assert "./loki/config.yaml:/etc/loki/config.yaml:ro" in loki["volumes"]
+    assert config["auth_enabled"] is False, "one tenant: the collector and Grafana send no org id"
+    # Loki 3 (native OTLP ingestion, structured metadata), on the port the collector posts to and
+    # the healthcheck probes.
+    assert loki["image"].startswith("grafana/loki:3."), loki["image"]
+    target = urlsplit(LOKI_OTLP)
+    assert target.hostname in _services() and target.port == config["server"]["http_listen_port"]
+    assert f":{target.port}/ready" in loki["healthcheck"]["test"][-1]
+    # Single binary, everything on the named volume.
+    data = _named_volume_target("loki")
+    assert config["common"]["path_prefix"] == data
+    assert config["common"]["replication_factor"] == 1
+    assert config["common"]["ring"]["kvstore"]["store"] == "inmemory"
+    for directory in config["common"]["storage"]["filesystem"].values():
+        assert directory.startswith(data + "/"), directory
+    assert config["compactor"]["working_directory"].startswith(data + "/")
+    # OTLP keeps severity_text, trace_id, span_id as structured metadata: TSDB with schema v13.
+    [schema] = config["schema_config"]["configs"]
+    assert (schema["store"], schema["schema"], schema["object_store"]) == ("tsdb", "v13", "filesystem")
+    limits = config["limits_config"]
+    assert limits["allow_structured_metadata"] is True
+    # Retention is the compactor's job; without retention_enabled the period is ignored.
+    assert config["compactor"]["retention_enabled"] is True
+    assert config["compactor"]["delete_request_store"] == "filesystem"
+    assert DASHBOARD_WINDOW < _duration(limits["retention_period"]) <= timedelta(days=7)
+    assert config["analytics"]["reporting_enabled"] is False

@@ -2,8 +2,9 @@
 with ``config -q``; the rest is read as YAML. The rules checked are the ones the stack promises:
 pinned images, one image for the repo's code, a healthcheck (or a stated reason) everywhere,
 deterministic start order, memory limits both compose versions apply, a restart policy
-everywhere, a ports table in the header that tells the truth, host paths that exist, modules that
-exist, addresses other containers reach, and no anonymous Grafana admin.
+everywhere, a ports table in the header that tells the truth, host paths that exist (mounted
+read-only; state only in declared named volumes), modules that exist, addresses other containers
+reach, the telemetry backends up before what sends or reads them, and no anonymous Grafana admin.
 """
 
 from __future__ import annotations
@@ -191,6 +192,17 @@ def _reaches(services: dict[str, dict[str, Any]], start: str, goal: str) -> bool
     return False
 
 
+def test_telemetry_backends_are_healthy_before_the_collector_and_grafana() -> None:
+    services = _services()
+    for backend in ("jaeger", "loki"):
+        assert _has_healthcheck(services[backend]), f"{backend}: healthcheck"
+        for client in ("otel-collector", "grafana"):
+            spec = _depends_on(services[client]).get(backend)
+            assert spec == {"condition": "service_healthy"}, f"{client} must wait for {backend}"
+    loki = services["loki"]["healthcheck"]["test"]
+    assert loki[0] == "CMD" and loki[-1] == "http://127.0.0.1:3100/ready", loki
+
+
 def test_start_order_is_etcd_backends_order_gateway_loadgen() -> None:
     services = _services()
     backends = ["inventory-1", "inventory-2", "payment", "recommendation", "notification"]
@@ -249,16 +261,45 @@ def test_ports_table_in_the_header_matches_published_ports() -> None:
         assert (port, port) in {(h, c) for _, h, c in _published(_services()[name])}, f"{name}: {port}"
 
 
+def _named_volumes() -> dict[str, Any]:
+    volumes = _compose().get("volumes") or {}
+    assert isinstance(volumes, dict), "top-level volumes: a mapping of volume names"
+    return volumes
+
+
+def _is_named_volume(source: str) -> bool:
+    # Compose reads a source without a path prefix as a volume name.
+    return not source.startswith(("./", "../", "/", "~"))
+
+
 def test_every_mounted_host_path_exists() -> None:
     for name, service in _services().items():
         for volume in service.get("volumes", []):
             assert isinstance(volume, str), f"{name}: use the short volume syntax, got {volume!r}"
             source = volume.split(":")[0]
+            if _is_named_volume(source):
+                continue  # state, checked below
             assert source.startswith("./"), f"{name}: {volume} is not a bind mount from the repo"
             assert (ROOT / source).exists(), f"{name}: mounts {source}, which does not exist"
             assert volume.endswith(":ro"), f"{name}: mount {volume} read-only"
         for env_file in _env_files(service):
             assert (ROOT / env_file).is_file(), f"{name}: env_file {env_file} does not exist"
+
+
+def test_state_lives_only_in_declared_named_volumes() -> None:
+    # Traces (Jaeger's Badger) and logs (Loki) survive a restart; nothing else keeps state.
+    declared = _named_volumes()
+    mounted: dict[str, str] = {}
+    for name, service in _services().items():
+        for volume in service.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            if _is_named_volume(source):
+                assert source in declared, f"{name}: volume {source} is not declared under volumes:"
+                assert source not in mounted, f"{source}: shared by {mounted[source]} and {name}"
+                mounted[source] = name
+                assert target.startswith("/"), f"{name}: {volume}"
+    assert set(mounted) == set(declared), f"declared but unused volumes: {set(declared) - set(mounted)}"
+    assert mounted == {"jaeger-data": "jaeger", "loki-data": "loki"}
 
 
 # --- the services' own settings -----------------------------------------------------------------
@@ -286,6 +327,7 @@ def test_services_advertise_the_address_other_containers_reach() -> None:
         env = _environment(service)
         assert env.get("ETCD_ENDPOINTS") == "etcd:2379", f"{name}: ETCD_ENDPOINTS"
         assert env.get("OTEL_EXPORTER_OTLP_ENDPOINT") == "http://otel-collector:4317", name
+        assert env.get("OTEL_LOGS_EXPORTER") == "otlp", f"{name}: log records to the collector (Loki)"
         if "SHOP_ADVERTISE" in env:
             host, _, port = env["SHOP_ADVERTISE"].rpartition(":")
             assert host == name, f"{name}: advertises {host}, not its compose name"
