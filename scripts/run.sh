@@ -26,5 +26,6 @@ echo "no Docker engine: starting the native stack" >&2
 source scripts/_setup.sh
 ensure_tool etcd etcd-server
 ensure_tool prometheus prometheus
+ensure_tool prometheus-alertmanager prometheus-alertmanager || true  # alerts; the stack runs on without
 ensure_tool etcdctl etcd-client || true  # for the README's fault commands; the panel does without
 exec python -m services.stack "$@"

@@ -10,7 +10,10 @@ backups; unless
 default: ``instances`` sets how many of each backend) and the load generator. Prometheus runs
 ``prometheus/prometheus.yml`` and its rules, with the targets rewritten to the local processes;
 any other service registered in etcd (a ``telemetry new`` project started by hand) is scraped too,
-found by ``services/scrape_targets.py`` (``scrape-targets``, Prometheus's http_sd). The OTLP
+found by ``services/scrape_targets.py`` (``scrape-targets``, Prometheus's http_sd). Its alerts go to
+Alertmanager (Debian's ``prometheus-alertmanager``, installed like Prometheus; without it the stack
+runs on without alerts) with ``alertmanager/alertmanager.yml``, whose webhook is the stack's
+``services/alert_receiver.py``: ``GET <alert-receiver>/alerts`` lists the notifications. The OTLP
 receiver takes 4317/4318 when free, the SDK's default endpoint, like etcd 2379. The
 control panel (``python -m telemetry.panel``) comes last, when Streamlit is installed (the ``panel``
 extra); its password is ``PANEL_PASSWORD`` when set, else a generated one, printed and kept in
@@ -48,11 +51,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from services.stack_components import (
+    ALERTMANAGER_CONFIG,
     BACKEND_SERVICES,
     DEFAULT_INSTANCES,
     DEFAULT_PORTS,
     PROMETHEUS_CONFIG,
     NativeStack,
+    alertmanager_config,
     ensure_binary,
     instance_names,
     prometheus_config,
@@ -71,6 +76,7 @@ from services.stack_supervision import (
 # The launcher's own job is the command line; the parts and the supervision live beside it and
 # stay importable from here (``from services.stack import NativeStack``).
 __all__ = [
+    "ALERTMANAGER_CONFIG",
     "BACKEND_SERVICES",
     "DEFAULT_INSTANCES",
     "DEFAULT_PORTS",
@@ -83,6 +89,7 @@ __all__ = [
     "RestartBackoff",
     "StackError",
     "Supervisor",
+    "alertmanager_config",
     "describe_exit",
     "ensure_binary",
     "instance_names",
@@ -114,6 +121,9 @@ def _print_tips(stack: NativeStack) -> None:
         f"      open {stack.prometheus_url}/graph and query "
         "job:grpc_server_handled:rate1m (Grafana and Jaeger come with docker compose)",
     )
+    if stack.with_alertmanager:
+        print(f"      curl -s {stack.alert_receiver_url}/alerts   # the alerts Alertmanager sent "
+              f"(its UI: {stack.alertmanager_url})")  # fmt: skip
     if stack.with_panel:
         print(f"      open {stack.panel_url} (the control panel; password: {stack.panel_password})")
     print(
@@ -150,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    parts = ["etcd", "Prometheus", f"{len(stack.backends) + 2} services"]  # and order, gateway
+    # "N services": the backends plus order and gateway.
+    parts = ["etcd", "Prometheus", "Alertmanager", f"{len(stack.backends) + 2} services"]
     parts += ["load generator"] * stack.with_loadgen + ["panel"] * stack.with_panel
     print(f"starting the native stack ({', '.join(parts)}) ...", flush=True)
     try:

@@ -1,5 +1,6 @@
-"""The native stack's parts: etcd, the OTLP receiver, every demo service, the registry's scrape
-targets, Prometheus, the load generator and the control panel, on loopback ports, in start order,
+"""The native stack's parts: etcd, the OTLP receiver, every demo service, the alert receiver and
+Alertmanager, the registry's scrape targets, Prometheus, the load generator and the control panel,
+on loopback ports, in start order,
 on top of the process supervision of ``services/stack_supervision.py``. ``services/stack.py`` is
 the launcher."""
 
@@ -25,6 +26,7 @@ from services.stack_supervision import ROOT, StackError, Supervisor
 from telemetry.testing.ports import free_port
 
 PROMETHEUS_CONFIG = ROOT / "prometheus" / "prometheus.yml"
+ALERTMANAGER_CONFIG = ROOT / "alertmanager" / "alertmanager.yml"
 # The gRPC services order calls; each may run as several instances (``instances``).
 BACKEND_SERVICES = ("inventory", "payment", "recommendation", "notification")
 DEFAULT_INSTANCES: Mapping[str, int] = {"inventory": 2}
@@ -68,13 +70,17 @@ def instance_names(instances: Mapping[str, int]) -> list[str]:
 
 
 def prometheus_config(
-    template: dict[str, Any], targets: dict[str, list[str]], discovery_url: str | None = None
-) -> dict[str, Any]:
+    template: dict[str, Any], targets: dict[str, list[str]], discovery_url: str | None = None,
+    alertmanager: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """``prometheus/prometheus.yml`` with each job's targets replaced by local ones; jobs of parts
     the native stack does not run (the collector, Jaeger) are left out; the job of registered
-    services (``http_sd_configs``) asks ``discovery_url`` (left out without one); rule files made
-    absolute."""
+    services (``http_sd_configs``) asks ``discovery_url`` (left out without one); alerts go to the
+    ``alertmanager`` host:port (no ``alerting`` without one); rule files made absolute."""
     config = dict(template)
+    config.pop("alerting", None)
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
     config["rule_files"] = [str(PROMETHEUS_CONFIG.parent / p) for p in template.get("rule_files", [])]
     jobs: list[dict[str, Any]] = []
     for job in template.get("scrape_configs", []):
@@ -85,6 +91,18 @@ def prometheus_config(
         elif job["job_name"] in targets:
             jobs.append({**job, "static_configs": [{"targets": targets[job["job_name"]]}]})
     config["scrape_configs"] = jobs
+    return config
+
+
+def alertmanager_config(template: dict[str, Any], webhook_url: str) -> dict[str, Any]:
+    """``alertmanager/alertmanager.yml`` with every webhook pointed at ``webhook_url``: its route,
+    grouping and timings are the ones compose runs."""
+    config = dict(template)
+    config["receivers"] = [
+        {**receiver, "webhook_configs": [{**hook, "url": webhook_url}
+                                         for hook in receiver.get("webhook_configs", [])]}
+        for receiver in template.get("receivers", [])
+    ]  # fmt: skip
     return config
 
 
@@ -121,6 +139,7 @@ class NativeStack(Supervisor):
         self.etcd_data = workdir / "etcd-data"
         self.spans_file: Path | None = None
         self.started_at = 0.0
+        self.with_alertmanager = False  # set by start: False when its binary is missing
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -135,6 +154,7 @@ class NativeStack(Supervisor):
                 self._start_otlp_file()
             for name in (*self.backends, "order", "gateway"):
                 self._start_service(name)
+            self._start_alerting()
             self._start_prometheus()
             self._wait(deadline)
             if self.with_loadgen:
@@ -172,6 +192,15 @@ class NativeStack(Supervisor):
     @property
     def prometheus_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['prometheus']}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['alertmanager']}"
+
+    @property
+    def alert_receiver_url(self) -> str:
+        """The webhook receiver: Alertmanager posts to ``/webhook``; ``/alerts`` lists them."""
+        return f"http://127.0.0.1:{self.ports['alert-receiver']}"
 
     @property
     def panel_url(self) -> str:
@@ -329,7 +358,8 @@ class NativeStack(Supervisor):
         template = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
         config_file = self.workdir / "prometheus.yml"
         self.ports["scrape-targets"] = self._port()
-        config = prometheus_config(template, targets, self.scrape_targets_url)
+        alertmanager = self.alertmanager_url.removeprefix("http://") if self.with_alertmanager else None
+        config = prometheus_config(template, targets, self.scrape_targets_url, alertmanager)
         config_file.write_text(yaml.safe_dump(config, sort_keys=False))
         self._start_scrape_targets(config_file)
         data = self.workdir / "prometheus-data"
@@ -340,6 +370,41 @@ class NativeStack(Supervisor):
             [binary, f"--config.file={config_file}", f"--storage.tsdb.path={data}",
              f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=exemplar-storage",
              "--web.enable-lifecycle"],
+            ready=lambda: check_http(f"{url}/-/ready"),
+            urls={"ui": url},
+        )  # fmt: skip
+
+    def _start_alerting(self) -> None:
+        """The webhook receiver and Alertmanager, which Prometheus sends its alerts to. Optional
+        like the panel: without the binary (not root, no apt) the stack runs on without alerts."""
+        try:
+            binary = ensure_binary("prometheus-alertmanager", "prometheus-alertmanager")
+        except (StackError, subprocess.CalledProcessError, OSError) as exc:
+            self._report(f"no Alertmanager, alerts are not sent: {exc}")
+            return
+        self.with_alertmanager = True
+        self.ports["alert-receiver"] = self._port()
+        receiver = self.alert_receiver_url
+        self._spawn(
+            "alert-receiver",
+            [sys.executable, "-m", "services.alert_receiver",
+             f"--listen=127.0.0.1:{self.ports['alert-receiver']}"],
+            ready=partial(check_http, f"{receiver}/healthz"),
+            urls={"alerts": f"{receiver}/alerts"},
+        )  # fmt: skip
+        self.ports["alertmanager"] = port = self._port()
+        config_file = self.workdir / "alertmanager.yml"
+        template = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+        config = alertmanager_config(template, f"{receiver}/webhook")
+        config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        data = self.workdir / "alertmanager-data"
+        shutil.rmtree(data, ignore_errors=True)  # silences and notification log start empty
+        url = self.alertmanager_url
+        self._spawn(
+            "alertmanager",
+            [binary, f"--config.file={config_file}", f"--storage.path={data}",
+             f"--web.listen-address=127.0.0.1:{port}",
+             "--cluster.listen-address="],  # one instance: no gossip port, no wait for peers
             ready=lambda: check_http(f"{url}/-/ready"),
             urls={"ui": url},
         )  # fmt: skip
