@@ -27,17 +27,22 @@ def _value(query: str, offered: float, capacity: float) -> float:
 
 
 @contextmanager
-def fake_prometheus(offered: Callable[[], float], capacity: float) -> Iterator[str]:
-    """Serve on a free loopback port; yields the base URL. ``offered``: the generator's rate now."""
+def fake_prometheus(
+    offered: Callable[[], float], capacity: float, alerts: list[dict[str, Any]] | None = None
+) -> Iterator[str]:
+    """Serve on a free loopback port; yields the base URL. ``offered``: the generator's rate now;
+    ``alerts``: what ``/api/v1/alerts`` holds (Prometheus's JSON for each)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             url = urllib.parse.urlparse(self.path)
             query = urllib.parse.parse_qs(url.query).get("query", [""])[0]
             value = _value(query, offered(), capacity)
-            if url.path.endswith("query_range"):
+            if url.path.endswith("/alerts"):
+                data: dict[str, Any] = {"alerts": alerts or []}
+            elif url.path.endswith("query_range"):
                 series = {"metric": {}, "values": [[time.time(), str(value)]]}
-                data: dict[str, Any] = {"resultType": "matrix", "result": [series]}
+                data = {"resultType": "matrix", "result": [series]}
             else:
                 data = {"resultType": "vector", "result": [{"metric": {}, "value": [0, str(value)]}]}
             body = json.dumps({"status": "success", "data": data})

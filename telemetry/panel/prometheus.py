@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Prometheus", "PrometheusError", "Sample", "Series"]
+__all__ = ["Alert", "Prometheus", "PrometheusError", "Sample", "Series"]
 
 
 class PrometheusError(Exception):
@@ -34,6 +34,22 @@ class Series:
     labels: dict[str, str]
     points: tuple[tuple[float, float], ...]
     """(unix time, value), NaN and infinities dropped."""
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """An alert Prometheus is holding (``state`` "firing" or "pending"), from ``/api/v1/alerts``."""
+
+    name: str
+    state: str
+    labels: dict[str, str]
+    summary: str
+    active_at: str
+
+
+MAX_ALERTS = 200
+"""Alerts read at most (a page of them is already more than a person reads)."""
+_MAX_TEXT = 300
 
 
 class Prometheus:
@@ -61,6 +77,32 @@ class Prometheus:
             points = tuple((float(t), v) for t, raw in item["values"] if (v := _float(raw)) is not None)
             series.append(Series(dict(item["metric"]), points))
         return series
+
+    def alerts(self) -> list[Alert]:
+        """The alerts firing or pending now (at most :data:`MAX_ALERTS`; texts cut to 300
+        characters: labels and annotations come from rules anyone with etcd or the rule files
+        could have written)."""
+        data = self._get("alerts", {})
+        raw = data.get("alerts")
+        if not isinstance(raw, list):
+            raise PrometheusError("Prometheus answered alerts without a list")
+        found = []
+        for item in raw[:MAX_ALERTS]:
+            if not isinstance(item, dict) or not isinstance(item.get("labels"), dict):
+                continue
+            labels = {str(k)[:_MAX_TEXT]: str(v)[:_MAX_TEXT] for k, v in item["labels"].items()}
+            notes = item.get("annotations")
+            annotations: dict[str, Any] = notes if isinstance(notes, dict) else {}
+            found.append(
+                Alert(
+                    name=labels.get("alertname", "?"),
+                    state=str(item.get("state", ""))[:20],
+                    labels=labels,
+                    summary=str(annotations.get("summary", ""))[:_MAX_TEXT],
+                    active_at=str(item.get("activeAt", ""))[:40],
+                )
+            )
+        return found
 
     def healthy(self) -> str | None:
         """None when Prometheus answers, else why not."""

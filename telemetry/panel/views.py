@@ -32,6 +32,34 @@ def overview(panel: Panel, *, etcd_ok: bool, prometheus_ok: bool) -> None:
         "Every service: instances and rule status from etcd, live figures from Prometheus (last minute)."
     )
     live(panel, "overview")(lambda: _overview_table(panel, etcd_ok, prometheus_ok))
+    if prometheus_ok:
+        live(panel, "alerts")(lambda: _alerts(panel))
+
+
+def _alerts(panel: Panel) -> None:
+    """The alerts Prometheus holds (firing first), each with a button that opens its service."""
+    with guarded("Alerts"):
+        alerts = sorted(panel.live.prometheus.alerts(), key=lambda a: (a.state != "firing", a.name))
+        st.subheader(f"Alerts ({sum(a.state == 'firing' for a in alerts)} firing)")
+        if not alerts:
+            st.caption("No alert is firing or pending (Prometheus's rules; Alertmanager sends them on).")
+            return
+        label = panel.settings.service_label
+        rows = [{"alert": a.name, "state": a.state, "service": a.labels.get(label, ""),
+                 "slo": a.labels.get("slo", ""), "severity": a.labels.get("severity", ""),
+                 "since": a.active_at[:19].replace("T", " "), "summary": a.summary}
+                for a in alerts]  # fmt: skip
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="alerts_table")
+        services = sorted({row["service"] for row in rows if row["service"]})
+        for column, name in zip(st.columns(max(len(services), 1)), services, strict=False):
+            if column.button(f"Open {name}", key=f"alert_open_{name}", on_click=_open_service,
+                             args=(name,)):  # fmt: skip
+                st.rerun(scope="app")  # a fragment's button: redraw the page, the service chosen
+
+
+def _open_service(name: str) -> None:
+    # A callback runs before the sidebar's selectbox is drawn again: it may set its value.
+    st.session_state["service"] = name
 
 
 def _overview_table(panel: Panel, etcd_ok: bool, prometheus_ok: bool) -> None:

@@ -19,6 +19,7 @@ import pytest
 
 from services.stack import NativeStack
 from telemetry.discovery.etcd import EtcdClient, EtcdConfig
+from telemetry.panel.prometheus import Prometheus
 from telemetry.testing import OtlpReceiver
 from telemetry.testing._poll import poll
 
@@ -90,6 +91,10 @@ def test_payment_failing_pages_through_alertmanager_to_the_webhook(alerting_stac
         assert "payment" in alert["annotations"]["summary"]
         # The rule holds for 1m before firing: sooner would mean the test saw another alert.
         assert 60.0 <= elapsed <= NOTIFICATION_DEADLINE
+        # The panel's overview lists what Prometheus holds: the same page, firing, for payment.
+        held = Prometheus(alerting_stack.prometheus_url).alerts()
+        assert any(a.name == PAGE and a.state == "firing" and a.labels.get("job") == "payment"
+                   and "payment" in a.summary for a in held), held  # fmt: skip
     finally:
         etcd.delete("/governance/payment/faults")
         etcd.close()
