@@ -112,7 +112,8 @@ def test_garbage_keeps_the_last_good_settings_and_says_why(
 
     client.delete(LOAD_SETTINGS_KEY)  # no key: the configured settings again
     poll(lambda: scheduler.plan.scheduled_rate, lambda r: r == 20.0, 1.0, "the configured rate")
-    assert status(client)["state"] == "configured"
+    # The status is written just after the plan changes: wait for it, not only for the plan.
+    poll(partial(status, client), lambda s: s["state"] == "configured", 2, "the configured status")
 
 
 def test_a_ramp_moves_the_offered_rate_and_the_status_follows(
