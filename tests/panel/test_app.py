@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 import telemetry
 import telemetry.panel
-from telemetry.discovery.etcd import EtcdClient, EtcdConfig
+from telemetry.discovery.etcd import EtcdClient
 from telemetry.testing._poll import poll
 from telemetry.testing.etcd_server import EtcdServer
 from telemetry.testing.ports import free_port
@@ -35,19 +35,6 @@ ORDER_RULES: dict[str, Any] = {
     },
     "server": {"methods": {"*": {"rate_limit": {"algorithm": "token_bucket", "limit": 500}}}},
 }
-
-
-@pytest.fixture(scope="module")
-def etcd() -> Iterator[EtcdServer]:
-    with EtcdServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def client(etcd: EtcdServer) -> Iterator[EtcdClient]:
-    etcd_client = EtcdClient(EtcdConfig(endpoints=(etcd.endpoint,)))
-    yield etcd_client
-    etcd_client.close()
 
 
 @pytest.fixture(scope="module")

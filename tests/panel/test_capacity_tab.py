@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 import telemetry
 import telemetry.panel
-from telemetry.discovery.etcd import EtcdClient, EtcdConfig
+from telemetry.discovery.etcd import EtcdClient
 from telemetry.load.live import LOAD_SETTINGS_KEY, LiveLoad
 from telemetry.load.schedule import LoadPlan
 from telemetry.load.settings import LoadSettings
@@ -28,19 +28,6 @@ from telemetry.panel.capacity_tab import JOB
 from telemetry.testing.etcd_server import EtcdServer
 
 CAPACITY = 40.0
-
-
-@pytest.fixture(scope="module")
-def etcd() -> Iterator[EtcdServer]:
-    with EtcdServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def client(etcd: EtcdServer) -> Iterator[EtcdClient]:
-    etcd_client = EtcdClient(EtcdConfig(endpoints=(etcd.endpoint,)))
-    yield etcd_client
-    etcd_client.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,24 +11,11 @@ import pytest
 import streamlit as st
 from panel_app import run, sign_in, start, texts
 
-from telemetry.discovery.etcd import EtcdClient, EtcdConfig
+from telemetry.discovery.etcd import EtcdClient
 from telemetry.load.live import LOAD_SETTINGS_KEY, LiveLoad
 from telemetry.load.schedule import LoadPlan
 from telemetry.load.settings import LoadSettings
 from telemetry.testing.etcd_server import EtcdServer
-
-
-@pytest.fixture(scope="module")
-def etcd() -> Iterator[EtcdServer]:
-    with EtcdServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def client(etcd: EtcdServer) -> Iterator[EtcdClient]:
-    etcd_client = EtcdClient(EtcdConfig(endpoints=(etcd.endpoint,)))
-    yield etcd_client
-    etcd_client.close()
 
 
 @pytest.fixture
