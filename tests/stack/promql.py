@@ -6,9 +6,10 @@ become ``1m``. An alert contributes its signal, the expression without its final
 comparison (``x > 0.05`` -> ``x``): the signal returns data whether or not the alert fires.
 
 The static tests parse every expression and check its metric names; the end-to-end test runs each
-one against the native stack's Prometheus, except those of COMPOSE_ONLY_DASHBOARDS (metrics only the
-Docker stack has). Targets of other data sources (Loki's LogQL) are not PromQL: they are left out
-here and collected by log_queries() instead.
+one against the native stack's Prometheus, except the compose-only ones: those that read nothing
+but metrics the OpenTelemetry Collector makes (COLLECTOR_MADE: its own telemetry, and what its
+connectors derive from traces), which only the Docker stack has. Targets of other data sources
+(Loki's LogQL) are not PromQL: they are left out here and collected by log_queries() instead.
 """
 
 from __future__ import annotations
@@ -27,10 +28,19 @@ DASHBOARDS = Path("grafana/dashboards")
 RULES = Path("prometheus/rules")
 DATASOURCES = Path("grafana/provisioning/datasources/datasources.yml")
 
-# Dashboards of metrics only the Docker stack has: the collector's own telemetry (Prometheus job
-# otel-collector). The native stack runs no collector, so its end-to-end test leaves them out; the
-# static checks still parse every expression and check its names (against the collector's list).
-COMPOSE_ONLY_DASHBOARDS = frozenset({"collector.json"})
+# Metrics only the Docker stack has, by name prefix: the collector's own telemetry (otelcol_, job
+# otel-collector) and what its spanmetrics and servicegraph connectors derive from traces. The
+# native stack runs no collector, so its end-to-end test leaves out the expressions that read only
+# these; the static checks still parse every expression and check its names (against the lists in
+# test_observability_signals.py). An expression mixing them with the services' metrics is not
+# compose-only: the native run would catch it.
+COLLECTOR_MADE = ("otelcol_", "traces_span_metrics_", "traces_service_graph_")
+
+
+def collector_made_only(query: str) -> bool:
+    names = metric_names(query)
+    return bool(names) and all(name.startswith(COLLECTOR_MADE) for name in names)
+
 
 # What Grafana's built-in interval variables become; 1m matches the rules' windows and has data
 # about 10s after the first scrape (5s scrape interval).
@@ -58,7 +68,7 @@ class Expr:
     query: str  # runnable PromQL
     kind: str  # "panel", "variable" (a label_values() selector), "record", "alert" (its signal),
     # "annotation" (its signal), "logs" (LogQL of a Loki target, from log_queries())
-    compose_only: bool = False  # from a dashboard of COMPOSE_ONLY_DASHBOARDS
+    compose_only: bool = False  # reads only COLLECTOR_MADE metrics
 
 
 @dataclass(frozen=True)
@@ -300,7 +310,6 @@ def dashboard_expressions(path: Path) -> list[Expr]:
     Targets of other data sources (Loki) are left out: see log_queries()."""
     board = load_dashboard(path)
     variables = dashboard_variables(board)
-    compose_only = path.name in COMPOSE_ONLY_DASHBOARDS
     found: list[Expr] = []
     for variable in board.get("templating", {}).get("list", []):
         query = _variable_query(variable)
@@ -310,7 +319,7 @@ def dashboard_expressions(path: Path) -> list[Expr]:
                     f"{path.name}: variable ${variable['name']}",
                     substitute(query, variables),
                     "variable",
-                    compose_only,
+                    collector_made_only(query),
                 )
             )
     for panel in panels(board.get("panels", [])):
@@ -321,7 +330,8 @@ def dashboard_expressions(path: Path) -> list[Expr]:
             if datasource_type(_target_datasource(panel, target), board) != "prometheus":
                 continue
             source = f"{path.name}: panel {panel.get('title', '')!r} {target.get('refId', '')}"
-            found.append(Expr(source, substitute(expr, variables), "panel", compose_only))
+            query = substitute(expr, variables)
+            found.append(Expr(source, query, "panel", collector_made_only(query)))
     for annotation in board.get("annotations", {}).get("list", []):
         expr = annotation.get("expr")
         if expr is None or datasource_type(annotation.get("datasource"), board) != "prometheus":
@@ -329,7 +339,7 @@ def dashboard_expressions(path: Path) -> list[Expr]:
         # Events where the signal passes its threshold: check the signal.
         source = f"{path.name}: annotation {annotation.get('name', '')!r} (signal)"
         signal = strip_threshold(substitute(expr, variables))
-        found.append(Expr(source, signal, "annotation", compose_only))
+        found.append(Expr(source, signal, "annotation", collector_made_only(signal)))
     return found
 
 
@@ -372,7 +382,7 @@ def dashboard_files(repo_root: Path) -> list[Path]:
 
 def all_expressions(repo_root: Path, *, compose_only: bool = False) -> list[Expr]:
     """Every PromQL expression of the rules and dashboards that the native stack can answer; with
-    ``compose_only``, also those of COMPOSE_ONLY_DASHBOARDS (for the static checks)."""
+    ``compose_only``, also those that read only COLLECTOR_MADE metrics (for the static checks)."""
     found: list[Expr] = []
     for rules in rule_files(repo_root):
         found.extend(rule_expressions(rules))

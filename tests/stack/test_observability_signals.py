@@ -1,5 +1,6 @@
-"""Static checks of what the native stack cannot run: the Docker-only collector dashboard reads the
-collector's own metrics and nothing else, and is left out of the native end-to-end run with the
+"""Static checks of what the native stack cannot run: the expressions that read only metrics the
+collector makes (its own telemetry, the collector dashboard; the servicegraph connector's edges, the
+trace-based service map) name real metrics and are left out of the native end-to-end run with the
 LogQL panels; their LogQL is well-formed and filters on the labels Loki makes from the collector's
 OTLP logs.
 """
@@ -13,7 +14,6 @@ import pytest
 
 from stack.logql import LOKI_INDEX_LABELS, LOKI_STRUCTURED_METADATA, parse_log_query
 from stack.promql import (
-    COMPOSE_ONLY_DASHBOARDS,
     Expr,
     all_expressions,
     all_log_queries,
@@ -50,24 +50,44 @@ COLLECTOR_METRICS = frozenset(
 )
 
 
+# What the servicegraph connector of otelcol-contrib 0.136.0 writes through the Prometheus exporter
+# (connector/servicegraphconnector/README.md of that release): edges client -> server. Only
+# compose-only expressions may use them.
+SERVICE_GRAPH_METRICS = frozenset(
+    {"traces_service_graph_request_total", "traces_service_graph_request_failed_total"}
+    | {
+        f"traces_service_graph_request_{side}_seconds_{part}"
+        for side in ("server", "client")
+        for part in ("bucket", "sum", "count")
+    }
+)
+
+
 def expressions() -> list[Expr]:
     return all_expressions(ROOT, compose_only=True)
 
 
-def test_compose_only_dashboards_read_only_the_collectors_metrics() -> None:
+def test_compose_only_expressions_read_only_what_the_collector_makes() -> None:
     # Left out of the native stack's end-to-end run, so nothing the native stack could check may
-    # hide in them: every expression reads the collector's metrics and nothing else.
+    # hide in them: every name is one the collector makes, the collector's own telemetry selected
+    # by its job (the spanmetrics job carries the services' span metrics too).
     compose_only = [expr for expr in expressions() if expr.compose_only]
-    assert {expr.source.split(":")[0] for expr in compose_only} == set(COMPOSE_ONLY_DASHBOARDS)
+    known = COLLECTOR_METRICS | SERVICE_GRAPH_METRICS
     for expr in compose_only:
         names = metric_names(expr.query)
-        assert names and names <= COLLECTOR_METRICS, (
-            f"{expr.source}: {sorted(names - COLLECTOR_METRICS)}"
-        )
-        assert 'job="otel-collector"' in expr.query, f"{expr.source}: select the collector's job"
-    # The list holds no typos: the collector dashboard uses every name in it.
+        assert names and names <= known, f"{expr.source}: {sorted(names - known)}"
+        if names & COLLECTOR_METRICS:
+            assert 'job="otel-collector"' in expr.query, f"{expr.source}: select the collector's job"
+    # The whole collector dashboard is compose-only, and so is the trace-based map.
+    sources = {expr.source for expr in compose_only}
+    collector = [e for e in expressions() if e.source.startswith("collector.json:")]
+    assert collector and all(e.compose_only for e in collector)
+    assert any(source.startswith("service-map.json:") for source in sources)
+    # The lists hold no typos: the compose-only expressions use every name in them but the
+    # histograms' parts a map does not need.
     used = set().union(*(metric_names(expr.query) for expr in compose_only))
-    assert used == COLLECTOR_METRICS, sorted(COLLECTOR_METRICS - used)
+    assert used >= COLLECTOR_METRICS, sorted(COLLECTOR_METRICS - used)
+    assert "traces_service_graph_request_total" in used
 
 
 def test_native_stack_runs_neither_compose_only_nor_log_queries() -> None:

@@ -108,8 +108,11 @@ def test_collector_pipelines_are_wired_and_memory_limited() -> None:
         assert processors and processors[0] == "memory_limiter", f"{pipeline_id}: memory_limiter first"
     pipelines = config["service"]["pipelines"]
     traces = pipelines["traces"]
-    assert set(traces["exporters"]) == {"otlp/jaeger", "spanmetrics"}
-    assert any("spanmetrics" in p["receivers"] for p in pipelines.values())
+    assert set(traces["exporters"]) == {"otlp/jaeger", "spanmetrics", "servicegraph"}
+    # Both connectors' metrics leave through the Prometheus exporter Prometheus scrapes (:8889).
+    [derived] = [p for p in pipelines.values() if "spanmetrics" in p["receivers"]]
+    assert set(derived["receivers"]) == {"spanmetrics", "servicegraph"}
+    assert derived["exporters"] == ["prometheus"]
     # Logs: the services' OTLP logs (same receiver as their spans), batched as the traces are, to
     # Loki's OTLP endpoint and nowhere else.
     logs = pipelines["logs"]
@@ -135,9 +138,21 @@ def test_collector_endpoints_and_exemplars() -> None:
     dimensions = {d["name"] for d in spanmetrics["dimensions"]}
     assert {"rpc.method", "rpc.response.status_code"} <= dimensions
     assert config["extensions"]["health_check"]["endpoint"] == "0.0.0.0:13133"
+    _check_servicegraph(config["connectors"]["servicegraph"], spanmetrics)
     loki = config["exporters"]["otlphttp/loki"]
     assert loki["endpoint"] == LOKI_OTLP, "Loki's native OTLP endpoint (the exporter adds /v1/logs)"
     assert "logs_endpoint" not in loki, "a logs_endpoint would bypass the /v1/logs suffix"
+
+
+def _check_servicegraph(servicegraph: dict[str, Any], spanmetrics: dict[str, Any]) -> None:
+    # Its store is bounded in entries and time (a span waits there for its other half), and long
+    # enough for halves exported a second or two apart and for the demo's slow calls (2 s faults).
+    store = servicegraph["store"]
+    assert 1_000 <= store["max_items"] <= 100_000
+    assert timedelta(seconds=5) <= _duration(store["ttl"]) <= timedelta(seconds=60)
+    # The map's latencies bucketed like the span metrics' RED panels.
+    assert servicegraph["latency_histogram_buckets"] == spanmetrics["histogram"]["explicit"]["buckets"]
+    assert _duration(servicegraph["metrics_flush_interval"]) <= timedelta(seconds=15)
 
 
 # --- Jaeger -------------------------------------------------------------------------------------
@@ -192,6 +207,31 @@ def test_jaeger_config_is_wired_persistent_and_reachable() -> None:
     # The compose healthcheck probes healthcheckv2; bound beyond loopback so others can ask too.
     assert config["extensions"]["healthcheckv2"]["http"]["endpoint"] == "0.0.0.0:13133"
     assert _has_healthcheck(jaeger) and ":13133/" in " ".join(jaeger["healthcheck"]["test"])
+
+
+def test_jaeger_monitor_tab_reads_the_collectors_span_metrics() -> None:
+    # Jaeger v2's Service Performance Monitoring (cmd/jaeger/config-spm.yaml, v2.11.0) queries
+    # <namespace>_calls_total and <namespace>_duration_<unit>_bucket: the names the collector's
+    # Prometheus exporter gives the spanmetrics connector's output (dots to underscores, `_total`
+    # on counters, the unit on the histogram).
+    config = _load_yaml(JAEGER_CONFIG)
+    storage = config["extensions"]["jaeger_query"]["storage"]
+    prometheus = config["extensions"]["jaeger_storage"]["metric_backends"][storage["metrics"]][
+        "prometheus"
+    ]
+    scraped = urlsplit(prometheus["endpoint"])
+    assert scraped.hostname in _services() and scraped.port == 9090, prometheus["endpoint"]
+    assert prometheus["normalize_calls"] is True and prometheus["normalize_duration"] is True
+    spanmetrics = _load_yaml(COLLECTOR_DIR / "config.yaml")["connectors"]["spanmetrics"]
+    assert prometheus["metric_namespace"] == spanmetrics["namespace"].replace(".", "_")
+    # The connector's default histogram unit is ms; Jaeger must read the same unit.
+    assert spanmetrics["histogram"].get("unit", "ms") == prometheus["latency_unit"] == "ms"
+    # Prometheus scrapes the connector's output with its own labels (service_name, span_name,
+    # span_kind, status_code: what Jaeger's queries filter on).
+    [job] = [j for j in _load_yaml(ROOT / "prometheus/prometheus.yml")["scrape_configs"]
+             if j["job_name"] == "spanmetrics"]  # fmt: skip
+    assert job["honor_labels"] is True
+    assert job["static_configs"] == [{"targets": ["otel-collector:8889"]}]
 
 
 # --- Loki ---------------------------------------------------------------------------------------
