@@ -8,6 +8,7 @@ ensure_tool etcd etcd-server  # discovery and live-rules tests run a real etcd
 ensure_tool etcdctl etcd-client  # tests read and write etcd with the reference client
 ensure_tool prometheus prometheus  # the native demo stack's Prometheus; promtool checks the configs
 ensure_tool prometheus-alertmanager prometheus-alertmanager  # the native stack's Alertmanager; amtool checks its config
+ensure_tool redis-server redis-server  # cluster rate limits on a real Redis (tests, native stack)
 ensure_tool docker-compose docker-compose --no-install-recommends  # `config` validates the compose file
 ensure_tool chromium chromium --no-install-recommends  # the panel's real-browser check
 

@@ -3,10 +3,10 @@
     python -m services.stack                 # until Ctrl-C
     python -m services.stack --duration 120  # stops by itself
 
-Starts, on loopback: etcd and Prometheus (Debian's binaries, installed with apt-get when missing and
-run as root), an OTLP receiver writing spans to ``<workdir>/spans.jsonl`` (rotated at 50 MiB, two
-backups; unless
-``OTEL_EXPORTER_OTLP_ENDPOINT`` names a collector), every demo service (two inventory instances by
+Starts, on loopback: etcd, Redis (cluster rate limits; optional) and Prometheus (Debian's binaries,
+installed with apt-get when missing and run as root), an OTLP receiver writing spans to
+``<workdir>/spans.jsonl`` (rotated at 50 MiB, two backups; unless ``OTEL_EXPORTER_OTLP_ENDPOINT``
+names a collector), every demo service (two inventory instances by
 default: ``instances`` sets how many of each backend) and the load generator. Prometheus runs
 ``prometheus/prometheus.yml`` and its rules, with the targets rewritten to the local processes;
 any other service registered in etcd (a ``telemetry new`` project started by hand) is scraped too,
@@ -139,7 +139,8 @@ def _print_tips(stack: NativeStack) -> None:
         "\na service of your own joins it (registered, in the panel, scraped and traced by itself):\n"
         "      telemetry new shop --proto services/protos/demoshop.proto --out /tmp/x\n"
         f"      ETCD_ENDPOINTS={stack.etcd_endpoint} OTEL_EXPORTER_OTLP_ENDPOINT={stack.otlp_endpoint} "
-        "python /tmp/x/shop/main.py",
+        + (f"TELEMETRY_REDIS_URL={stack.redis_url} " if stack.redis_url else "")
+        + "python /tmp/x/shop/main.py",
         flush=True,
     )
 

@@ -140,6 +140,7 @@ class NativeStack(Supervisor):
         self.spans_file: Path | None = None
         self.started_at = 0.0
         self.with_alertmanager = False  # set by start: False when its binary is missing
+        self.redis_url = ""  # set by start; "" when redis-server is missing
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -149,6 +150,7 @@ class NativeStack(Supervisor):
         self.started_at = time.time()
         try:
             self._start_etcd()
+            self._start_redis()
             self._wait(deadline)
             if self.otlp_endpoint is None:
                 self._start_otlp_file()
@@ -264,6 +266,27 @@ class NativeStack(Supervisor):
             urls={"client": url},
         )  # fmt: skip
 
+    def _start_redis(self) -> None:
+        """Debian's redis-server, where cluster rate limits keep their counts. Optional: without it
+        (not root, no apt) a cluster limit is split evenly across the instances, as it falls back
+        to when Redis stops answering."""
+        try:
+            binary = ensure_binary("redis-server", "redis-server")
+        except (StackError, subprocess.CalledProcessError, OSError) as exc:
+            self._report(f"no Redis, cluster limits are split evenly: {exc}")
+            return
+        self.ports["redis"] = port = self._port()
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        # Counters only: nothing persisted, memory bounded (keys expire on their own; volatile-ttl
+        # evicts those nearest to expiry if the bound is ever reached), as in docker-compose.yml.
+        self._spawn(
+            "redis",
+            [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+             "--appendonly", "no", "--maxmemory", "48mb", "--maxmemory-policy", "volatile-ttl"],
+            ready=lambda: _port_open(port),
+            urls={"url": self.redis_url},
+        )  # fmt: skip
+
     def _start_otlp_file(self) -> None:
         grpc_port, http_port = self._port("otlp-grpc"), self._port("otlp-http")
         self.spans_file = self.workdir / "spans.jsonl"
@@ -296,6 +319,7 @@ class NativeStack(Supervisor):
             "TELEMETRY_METRICS_HOST": "127.0.0.1",
             "SHOP_INSTANCE_ID": instance,
             "PYTHONUNBUFFERED": "1",
+            **({"TELEMETRY_REDIS_URL": self.redis_url} if self.redis_url else {}),
             **self._extra_env,
         }
 
