@@ -38,6 +38,8 @@ class ServiceDirectory:
         """``retain_after_wipe``: seconds an instance etcd lost with its data stays in use while
         it registers again; it must exceed the registrations' lease TTL (the default 10 s is twice
         :class:`~telemetry.discovery.registry.Registration`'s default 5 s); 0: drop at once."""
+        self.client = client
+        """The etcd client the watch uses (its metrics are exported with the directory's)."""
         self._cache_file = Path(cache_file) if cache_file else None
         self._by_service: dict[str, tuple[Instance, ...]] = {}
         initial = self._load_cache()

@@ -4,9 +4,13 @@ It speaks etcd's gRPC API through the generated stubs of ``etcd-sdk-python`` (im
 native protobuf, unlike the abandoned ``etcd3``, which needs the 160-320x slower pure-Python
 protobuf). Its client class is not used: it marks an endpoint failed for 300 s after one error and
 its watches never resume, both wrong for a registry that must ride out etcd restarts. Here every
-call has a timeout, fails over across the configured endpoints, and raises :class:`EtcdError` (never
-a raw ``grpc.RpcError``), and a username/password token is fetched lazily and renewed when etcd
-says it expired, so a client can be built while etcd is down. Swap this module to use another client.
+call has a deadline, is retried on the next member when one fails or holds it (see
+:mod:`.etcd_failover`), and raises :class:`EtcdError` (never a raw ``grpc.RpcError``);
+:attr:`EtcdClient.current_endpoint` says which member is in use. A username/password token is
+fetched lazily (from whichever member answers) and renewed when etcd says it expired, so a client
+can be built while etcd is down. Watches ask for a member that sees a leader (etcd ends the stream
+of a member cut off from the others, and the watcher resumes elsewhere), and gRPC keepalives end a
+stream to a member that stopped answering. Swap this module to use another client.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any, NamedTuple, TypeVar
 import grpc
 
 from telemetry.config import ConfigError
+from telemetry.discovery.etcd_failover import Attempts, Members
 
 __all__ = [
     "EtcdClient",
@@ -35,6 +40,8 @@ __all__ = [
 
 _T = TypeVar("_T")
 _FAILOVER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+_REQUIRE_LEADER = (("hasleader", "true"),)
+"""Watch metadata: a member that loses its leader ends the stream (etcd's WithRequireLeader)."""
 
 
 class EtcdError(Exception):
@@ -57,7 +64,7 @@ class EtcdConfig:
     """PEM client certificate (mutual TLS), with ``key``."""
     key: str | None = None
     timeout: float = 2.0
-    """Seconds for each call (a watch stream is not bounded)."""
+    """Seconds for each call, failovers included (a watch stream is not bounded)."""
 
     def __post_init__(self) -> None:
         if not self.endpoints:
@@ -138,11 +145,14 @@ class EtcdClient:
         self.config = config or EtcdConfig()
         credentials = self._credentials()
         # grpc's default reconnect backoff grows to 120 s: after a long etcd outage watches and
-        # registrations would come back minutes late. Cap it at 2 s.
+        # registrations would come back minutes late. Cap it at 2 s. Keepalive pings (while a call
+        # or watch is open; etcd accepts one per 5 s) end a stream to a member that went silent.
         options = [
             ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.min_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 2000),
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.keepalive_timeout_ms", 5_000),
         ]
         self._channels = [
             grpc.secure_channel(e, credentials, options=options)
@@ -150,9 +160,8 @@ class EtcdClient:
             else grpc.insecure_channel(e, options=options)
             for e in self.config.endpoints
         ]
-        self._current = 0
+        self._members = Members(self.config.endpoints)
         self._token: tuple[tuple[str, str], ...] | None = None
-        self._lock = threading.Lock()
         self._closed = False
 
     def _credentials(self) -> grpc.ChannelCredentials | None:
@@ -172,58 +181,69 @@ class EtcdClient:
 
     # -- plumbing -----------------------------------------------------------------------------
 
+    @property
+    def current_endpoint(self) -> str:
+        """``host:port`` of the member calls go to now (it changes when that member fails)."""
+        return self._members.current
+
+    @property
+    def failovers(self) -> int:
+        """How many times calls moved to another member since the client was built."""
+        return self._members.failovers
+
     def _call(self, stub_name: str, method: str, request: Any) -> Any:
         """One unary call (see :meth:`_invoke`)."""
-        timeout = self.config.timeout
-        return self._invoke(
-            method,
-            lambda channel, metadata: getattr(getattr(self._rpc, stub_name)(channel), method)(
-                request, timeout=timeout, metadata=metadata
-            ),
-        )
 
-    def _invoke(self, what: str, call: Callable[[grpc.Channel, Any], _T]) -> _T:
-        """``call(channel, metadata)`` with failover across endpoints and one token renewal."""
-        renewed = False
-        attempts = len(self._channels)
+        def unary(channel: grpc.Channel, metadata: Any, timeout: float) -> Any:
+            stub = getattr(self._rpc, stub_name)(channel)
+            return getattr(stub, method)(request, timeout=timeout, metadata=metadata)
+
+        return self._invoke(method, unary)
+
+    def _invoke(self, what: str, call: Callable[[grpc.Channel, Any, float], _T]) -> _T:
+        """``call(channel, metadata, timeout)`` on the member in use, again on the next member
+        when it fails with a connection error, ``UNAVAILABLE`` or a timeout, all within the
+        call's deadline; the auth token is renewed once when etcd says it expired."""
+        attempts = Attempts(len(self._channels), self.config.timeout)
         while True:
             self._check_open()
-            index = self._current
+            index = self._members.index
             try:
-                return call(self._channels[index], self._metadata())
+                timeout = attempts.budget()
+                return call(self._channels[index], self._metadata(index, timeout), timeout)
             except grpc.RpcError as exc:
                 code = exc.code()
                 details = exc.details() or ""
-                if "auth token" in details and not renewed and self.config.username:
-                    renewed = True
+                if "auth token" in details and not attempts.renewed and self.config.username:
+                    attempts.renewed = True
                     self._token = None
                     continue
-                if code in _FAILOVER_CODES and attempts > 1:
-                    attempts -= 1
-                    with self._lock:
-                        if self._current == index:
-                            self._current = (index + 1) % len(self._channels)
-                    continue
-                raise EtcdError(f"etcd {what}: {code.name}: {details}") from None
+                if details == "context deadline exceeded":  # etcd's side of the attempt's timeout
+                    code = grpc.StatusCode.DEADLINE_EXCEEDED
+                # An etcd error or a held request: the member runs (an election may be under way).
+                reachable = details.startswith("etcdserver") or code is grpc.StatusCode.DEADLINE_EXCEEDED
+                if code not in _FAILOVER_CODES or not attempts.again(reachable=reachable):
+                    raise EtcdError(f"etcd {what}: {code.name}: {details}") from None
+                self._members.failed(index, f"{code.name}: {details}", reachable=reachable)
+                attempts.pause()
 
     def _check_open(self) -> None:
         if self._closed:
             raise EtcdClosedError("etcd client is closed")
 
-    def _metadata(self) -> tuple[tuple[str, str], ...] | None:
+    def _metadata(self, index: int, timeout: float) -> tuple[tuple[str, str], ...] | None:
+        """The auth token, fetched from member ``index`` when there is none (a failure raises
+        ``grpc.RpcError``: the caller fails over)."""
         if self.config.username is None:
             return None
-        if self._token is None:
+        token = self._token
+        if token is None:
             request = self._rpc.AuthenticateRequest(
                 name=self.config.username, password=self.config.password
             )
-            stub = self._rpc.AuthStub(self._channels[self._current])
-            try:
-                response = stub.Authenticate(request, timeout=self.config.timeout)
-            except grpc.RpcError as exc:
-                raise EtcdError(f"etcd authenticate: {exc.code().name}: {exc.details()}") from None
-            self._token = (("token", response.token),)
-        return self._token
+            response = self._rpc.AuthStub(self._channels[index]).Authenticate(request, timeout=timeout)
+            token = self._token = (("token", response.token),)
+        return token
 
     # -- KV -----------------------------------------------------------------------------------
 
@@ -240,14 +260,15 @@ class EtcdClient:
         response = self._call("KVStub", "Range", self._rpc.RangeRequest(key=key.encode()))
         return _kv(response.kvs[0]) if response.kvs else None
 
-    def revision(self, prefix: str = "/") -> tuple[int, int]:
-        """(cluster id, current revision), without reading values."""
+    def revision(self, prefix: str = "/", *, serializable: bool = False) -> tuple[int, int]:
+        """(cluster id, current revision), without reading values. ``serializable``: as the
+        member called knows it (no round trip to the leader, so it answers during an election;
+        a member catching up may be behind)."""
         raw = prefix.encode()
-        response = self._call(
-            "KVStub",
-            "Range",
-            self._rpc.RangeRequest(key=raw, range_end=_prefix_end(raw), count_only=True),
+        request = self._rpc.RangeRequest(
+            key=raw, range_end=_prefix_end(raw), count_only=True, serializable=serializable
         )
+        response = self._call("KVStub", "Range", request)
         return int(response.header.cluster_id), int(response.header.revision)
 
     def put(self, key: str, value: str | bytes, lease: int = 0) -> int:
@@ -308,9 +329,8 @@ class EtcdClient:
     def refresh_lease(self, lease_id: int) -> int:
         """Keep the lease alive once; returns its remaining TTL (0: the lease is gone)."""
         request = self._rpc.LeaseKeepAliveRequest(ID=lease_id)
-        timeout = self.config.timeout
 
-        def keep_alive(channel: grpc.Channel, metadata: Any) -> int:
+        def keep_alive(channel: grpc.Channel, metadata: Any, timeout: float) -> int:
             stub = self._rpc.LeaseStub(channel)
             responses = stub.LeaseKeepAlive(iter((request,)), timeout=timeout, metadata=metadata)
             return next((int(r.TTL) for r in responses), 0)
@@ -338,7 +358,9 @@ class EtcdClient:
                 progress_notify=True,
             )
         )  # fmt: skip
-        return WatchStream(self._rpc.WatchStub(self._channels[self._current]), create, self._metadata())
+        # The member in use, authenticated (from another member if that one fails).
+        channel, metadata = self._invoke("Watch", lambda channel, metadata, _: (channel, metadata))
+        return WatchStream(self._rpc.WatchStub(channel), create, (*(metadata or ()), *_REQUIRE_LEADER))
 
     @property
     def closed(self) -> bool:

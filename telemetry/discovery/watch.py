@@ -265,7 +265,12 @@ class PrefixWatcher:
         self._notify()  # also when nothing changed: listeners learn they are in sync
 
     def _history_lost(self) -> bool:
-        """After a reconnect: can the watch resume from our revision?"""
+        """After a reconnect: can the watch resume from our revision? Asked first of the member
+        itself, which answers while its cluster elects a new leader (after the old one was lost);
+        only a member that looks behind us is asked again through the leader."""
+        cluster, revision = self._client.revision(self.prefix, serializable=True)
+        if cluster == self._cluster and revision >= self._revision:
+            return False
         cluster, revision = self._client.revision(self.prefix)
         return cluster != self._cluster or revision < self._revision
 

@@ -4,15 +4,21 @@ with EtcdServer() as etcd:           # started; data in a temporary directory
     client = EtcdClient(EtcdConfig(endpoints=(etcd.endpoint,)))
     etcd.stop(); etcd.start()        # an outage, then the same data back
     etcd.restart(wipe=True)          # a new, empty cluster on the same port
+
+One member of a cluster is the same object with ``name``, ``peers`` and ``flags`` given (see
+:class:`~telemetry.testing.etcd_cluster.EtcdCluster`): ``launch()`` then ``wait_healthy()``, since a
+member is healthy only once a quorum of its peers runs.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -28,14 +34,29 @@ def etcd_binary() -> str | None:
 
 
 class EtcdServer:
-    def __init__(self, *, start: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        start: bool = True,
+        name: str = "test",
+        directory: Path | None = None,
+        peer_port: int = 0,
+        peers: str | None = None,
+        flags: Sequence[str] = (),
+    ) -> None:
+        """``peers``: the ``--initial-cluster`` value (default: this member alone); ``flags``:
+        more etcd flags; ``directory``: where data and log go (default: a new temporary one)."""
         binary = etcd_binary()
         if binary is None:
             raise RuntimeError("etcd is not installed (Debian package etcd-server)")
         self._binary = binary
+        self.name = name
         self.port = free_port()
-        self._peer_port = free_port()
-        self._dir = Path(tempfile.mkdtemp(prefix="etcd-test-"))
+        self.peer_port = peer_port or free_port()
+        self._peers = peers or f"{name}={self.peer_url}"
+        self._flags = tuple(flags)
+        self._dir = directory or Path(tempfile.mkdtemp(prefix="etcd-test-"))
+        self._dir.mkdir(parents=True, exist_ok=True)
         self._log = self._dir / "etcd.log"
         self._proc: subprocess.Popen[bytes] | None = None
         if start:
@@ -46,44 +67,71 @@ class EtcdServer:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self.running and self._proc is not None else None
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self, timeout: float = 20.0) -> None:
         if self.running:
             return
+        self.launch()
+        self.wait_healthy(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to be healthy."""
+        if self.running:
+            return
         client_url = f"http://127.0.0.1:{self.port}"
-        peer_url = f"http://127.0.0.1:{self._peer_port}"
         with self._log.open("ab") as log:
             self._proc = subprocess.Popen(
                 [
-                    self._binary, "--name", "test", "--data-dir", str(self._dir / "data"),
+                    self._binary, "--name", self.name, "--data-dir", str(self._dir / "data"),
                     "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
-                    "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-                    "--initial-cluster", f"test={peer_url}", "--log-level", "error",
+                    "--listen-peer-urls", self.peer_url,
+                    "--initial-advertise-peer-urls", self.peer_url,
+                    "--initial-cluster", self._peers, "--log-level", "error", *self._flags,
                 ],
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
+
+    def healthy(self) -> bool:
+        """``/health`` says true: the member runs and sees a leader. Raises if etcd exited."""
+        if self._proc is None or self._proc.poll() is not None:
+            raise RuntimeError(f"etcd {self.name} exited: {self._log.read_text()[-2000:]}")
+        try:
+            url = f"http://127.0.0.1:{self.port}/health"
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return b'"true"' in response.read()
+        except OSError:
+            return False
+
+    def wait_healthy(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"etcd exited: {self._log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{client_url}/health", timeout=1) as response:
-                    if b'"true"' in response.read():
-                        return
-            except OSError:
-                pass
+            if self.healthy():
+                return
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"etcd did not become healthy within {timeout}s")
+        raise RuntimeError(f"etcd {self.name} did not become healthy within {timeout}s")
 
-    def stop(self) -> None:
-        """Kill etcd (SIGKILL: an outage, not a clean leave); its data stays."""
+    def stop(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Stop etcd, by default with SIGKILL (an outage, not a clean leave); its data stays.
+        ``SIGTERM``: a clean stop (a leader hands its leadership over first)."""
         if self._proc is not None:
             if self._proc.poll() is None:
+                self._proc.send_signal(sig)
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
                 self._proc.kill()
-            self._proc.wait(10)
+                self._proc.wait(10)
             self._proc = None
 
     def restart(self, *, wipe: bool = False) -> None:
