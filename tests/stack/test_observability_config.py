@@ -91,6 +91,8 @@ KNOWN_METRICS = frozenset(
         "governance_control_revision",
         "governance_control_rejected",
         "discovery_instances",
+        "etcd_client_endpoint_info",
+        "etcd_client_failovers_total",
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
         "process_virtual_memory_bytes",
