@@ -12,9 +12,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Extras baked into the image. `panel` (streamlit) is included so the profile-gated `panel`
-# service can run from this same image.
-ARG EXTRAS=etcd,demo,panel
+# Extras baked into the image: `redis` for cluster limits on compose's Redis, and `panel`
+# (streamlit) so the profile-gated `panel` service can run from this same image.
+ARG EXTRAS=etcd,redis,demo,panel
 
 # Dependencies first, from pyproject.toml alone, so editing telemetry/ or services/ reuses this
 # layer. A missing extra fails the build (KeyError) instead of silently installing less.

@@ -30,7 +30,7 @@ stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "installing the package and its dev tools into .venv (log: .venv/install.log)" >&2
   if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
-         .venv/bin/python -m pip install --disable-pip-version-check -e '.[dev,etcd,demo,panel,scaffold]'; } \
+         .venv/bin/python -m pip install --disable-pip-version-check -e '.[dev,etcd,redis,demo,panel,scaffold]'; } \
        > .venv/install.log 2>&1; then
     cat .venv/install.log >&2
     exit 1

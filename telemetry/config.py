@@ -25,6 +25,7 @@ from telemetry.config_defaults import (
     PROPAGATORS,
     SAMPLERS,
 )
+from telemetry.redis_url import redis_url_problem
 
 __all__ = [
     "DEFAULT_LATENCY_BUCKETS", "DEFAULT_SENSITIVE_KEYS", "DEFAULT_UNTRACED_SERVICES", "LOG_LEVELS",
@@ -145,6 +146,11 @@ class TelemetryConfig:
     # Deadlines
     deadline_propagation: bool = True
 
+    # Exact cluster rate limits in Redis (None: split evenly across instances, as without it).
+    # Kept out of repr: the URL may hold a password (``telemetry.redis_url.redact`` shows it).
+    redis_url: str | None = field(default=None, repr=False)
+    redis_timeout: float = 0.01  # seconds per connect/read/write; a slower Redis is "down"
+
     def __post_init__(self) -> None:
         _validate(self)
 
@@ -167,7 +173,7 @@ class TelemetryConfig:
 
 _NULLABLE = {
     "metrics_port", "otlp_endpoint", "sampler_arg", "service_version", "log_stream", "inbound_baggage",
-    "span_attribute_value_length_limit", "otlp_logs_endpoint",
+    "span_attribute_value_length_limit", "otlp_logs_endpoint", "redis_url",
 }  # fmt: skip
 
 
@@ -302,6 +308,7 @@ def _validate(cfg: TelemetryConfig) -> None:
     _check_sampler(cfg)
     _check_spans(cfg)
     _check_queues_and_metrics(cfg)
+    _check_redis(cfg)
 
 
 def _check_names(cfg: TelemetryConfig) -> None:
@@ -371,6 +378,14 @@ def _check_queues_and_metrics(cfg: TelemetryConfig) -> None:
     buckets = list(cfg.latency_buckets)
     if not buckets or buckets != sorted(set(buckets)) or buckets[0] <= 0:
         raise ConfigError("latency_buckets: must be positive, strictly increasing and non-empty")
+
+
+def _check_redis(cfg: TelemetryConfig) -> None:
+    problem = None if cfg.redis_url is None else redis_url_problem(cfg.redis_url)
+    if problem is not None:
+        raise ConfigError(f"redis_url (TELEMETRY_REDIS_URL): {problem}")
+    if not (0.001 <= cfg.redis_timeout <= 10):
+        raise ConfigError("redis_timeout (TELEMETRY_REDIS_TIMEOUT_MS): must be 1 ms to 10 s")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> Any:
@@ -469,4 +484,6 @@ _ENVIRONMENT: tuple[Callable[[_Getter], dict[str, Any]], ...] = (
     _Var("metrics_host", ("TELEMETRY_METRICS_HOST",), _text),
     _Var("inbound_baggage", ("TELEMETRY_INBOUND_BAGGAGE",), _baggage_keys),
     _Var("sensitive_keys", ("TELEMETRY_SENSITIVE_KEYS",), _sensitive_keys),
+    _Var("redis_url", ("TELEMETRY_REDIS_URL",), _text),
+    _Var("redis_timeout", ("TELEMETRY_REDIS_TIMEOUT_MS",), _millis),
 )

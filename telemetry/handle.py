@@ -37,11 +37,13 @@ from telemetry.discovery.service_channel import ServiceChannel
 from telemetry.factories.parts import Parts, start_parts
 from telemetry.factories.running import StartPlan, bounded
 from telemetry.factories.servers import build_aio_server, build_server
+from telemetry.governance.cluster_limit import ClusterStore
 from telemetry.governance.engine import Governance
 from telemetry.governance.loading import RulesInput
 from telemetry.logging import pipeline as log_pipeline
 from telemetry.metrics.exposition import MetricsServer
 from telemetry.metrics.rpc import SideMetrics
+from telemetry.redis_url import redact
 from telemetry.rpc.aio_client import AioClientInterceptor
 from telemetry.rpc.aio_server import AioServerInterceptor
 from telemetry.rpc.client import ClientInterceptor
@@ -50,6 +52,20 @@ from telemetry.rpc.server import ServerInterceptor
 from telemetry.tracing.setup import Tracing, build_propagator, tls_files
 
 __all__ = ["Telemetry"]
+
+
+def _cluster_store(config: TelemetryConfig) -> ClusterStore | None:
+    """Exact cluster limits in the Redis of ``TELEMETRY_REDIS_URL`` (None: split evenly). Opens
+    nothing: the client connects on the first decision."""
+    if config.redis_url is None:
+        return None
+    from telemetry.governance.redis_bucket import redis_cluster_store
+
+    return redis_cluster_store(
+        config.redis_url, service=config.service_name, timeout=config.redis_timeout,
+        describe=redact(config.redis_url),
+    )  # fmt: skip
+
 
 Options: TypeAlias = Sequence[tuple[str, Any]]
 
@@ -71,11 +87,15 @@ class Telemetry:
     ) -> None:
         self.config = config
         # Governance joins the chains only when asked for, so plain telemetry pays nothing for it.
+        store = self._cluster_store = _cluster_store(config) if governance is not None else None
         self.governance: Governance | None = (
             governance
             if isinstance(governance, Governance) or governance is None
-            else Governance(governance, process_settings=False)  # bad rules fail here, at build
+            # bad rules fail here, at build
+            else Governance(governance, process_settings=False, cluster_store=store)
         )
+        if isinstance(governance, Governance) and governance.cluster_store is None:
+            governance.cluster_store = store  # before its first call builds a limiter
         self.registry = registry if registry is not None else CollectorRegistry()
         self.propagator = build_propagator(config.propagators)
         self._metrics: tuple[SideMetrics, SideMetrics] | None = None
@@ -337,4 +357,6 @@ class Telemetry:
         governance = self.governance
         if governance is not None:  # closed even unstarted: it may have been given, and used, in code
             bounded(lambda: governance.close(timeout), timeout + 1)
+        if self._cluster_store is not None:
+            self._cluster_store.close()  # its connections; limits go on deciding, locally
         log_pipeline.flush(timeout)  # lines written, and exported when logs go over OTLP

@@ -10,7 +10,10 @@ capacity test recommends a burst from the service's low-load latency, see
 ``server.methods.<pattern>.rate_limit.limit`` (a 1 s token bucket when the pattern has no rate
 limit), with ``ceil(burst / instances)`` as its burst, never less than the smallest rate limit or
 one call: a tiny total over many instances admits a little more than the total rather than being
-refused when instances join.
+refused when instances join. The share keeps the whole as ``cluster_limit`` / ``cluster_burst``:
+with a shared store (``TELEMETRY_REDIS_URL``, :mod:`telemetry.governance.cluster_limit`) the
+instances take their tokens from one bucket of that size, exact whatever the traffic's skew, and
+fall back to the share while the store is unreachable.
 """
 
 from __future__ import annotations
@@ -150,7 +153,13 @@ def split_cluster_limits(doc: dict[str, Any], count: int) -> None:
                 and LIMIT_MIN <= total <= LIMIT_MAX
             ):
                 share = max(total / count, LIMIT_MIN)  # a valid total never splits into an invalid share
-                rule["rate_limit"] = {**limit, "limit": share, "cluster": False}
+                # The whole stays on the share: an exact limit in a shared store (Redis) uses it,
+                # the share being what the instance falls back to.
+                rule["rate_limit"] = {
+                    **limit, "limit": share, "cluster": False, "cluster_limit": total,
+                    "cluster_burst": None,
+                }  # fmt: skip
                 burst = limit.get("burst")
                 if isinstance(burst, int) and not isinstance(burst, bool) and 1 <= burst <= COUNT_MAX:
                     rule["rate_limit"]["burst"] = max(1, math.ceil(burst / count))
+                    rule["rate_limit"]["cluster_burst"] = burst

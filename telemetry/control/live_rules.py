@@ -20,9 +20,11 @@ Deleting keys falls back the same way; deleting ``sampling`` puts the configured
 (push-based; it resumes from its last revision after an etcd restart). On every change it assembles
 the document, validates it with the faults and the sampling as one whole, and puts it in force with
 ``Governance.apply`` (faults and sampling only when their value changed); then it writes its status,
-``{"state": "applied", "revision", "generation", "applied_at", "error": null, "baseline"}`` (the
-baseline is the rules given in code, which the panel starts from when it edits a section not yet
-in etcd). An invalid
+``{"state": "applied", "revision", "generation", "applied_at", "error": null, "baseline",
+"cluster_limits"}`` (the baseline is the rules given in code, which the panel starts from when it
+edits a section not yet in etcd; ``cluster_limits`` is where exact cluster limits count, ``{"mode":
+"redis" | "local", ...}``, rewritten when the store goes down or comes back, or null without a
+store). An invalid
 document (a bad field, bad JSON, an unknown key) changes nothing: the previous rules, faults and
 sampling stay in force and the status says ``"rejected"`` with the error naming the field
 (``rules.server.methods['*'].rate_limit.limit: must be <= 1e6, got 1e+308``, ``sampling.ratio: must
@@ -195,6 +197,9 @@ class LiveRules:
             # The rules given in code are the base every etcd section overrides.
             self._baseline = self._governance.rules.to_dict()
             self._applied_doc = copy.deepcopy(self._baseline)
+        store = self._governance.cluster_store
+        if store is not None:  # the panel shows where cluster limits count: tell it each change
+            store.add_listener(self._on_store_mode)
         self._watcher.start()
         return self
 
@@ -222,6 +227,18 @@ class LiveRules:
             count = self._live_instances()
             if count != self._count:
                 self._update(self._watcher.state, self._watcher.revision, count, forced=False)
+
+    def _on_store_mode(self, mode: str) -> None:
+        """The cluster limits' store went down or came back: the status says so (the same
+        report, its ``cluster_limits`` updated)."""
+        with self._lock:
+            status = self._status
+            if self._running and status is not None:
+                self._write_status({**status, "cluster_limits": self._cluster_status()})
+
+    def _cluster_status(self) -> dict[str, Any] | None:
+        store = self._governance.cluster_store
+        return store.status() if store is not None else None
 
     # -- what it did ----------------------------------------------------------------------------
 
@@ -354,6 +371,9 @@ class LiveRules:
             # The rules given in code, which etcd sections override: the panel edits a section
             # not yet in etcd starting from these, so a change never drops the code's rules.
             "baseline": self._baseline,
+            # Where token-bucket cluster limits count: {"mode": "redis" | "local", "store",
+            # "error"}; None without a store (split evenly).
+            "cluster_limits": self._cluster_status(),
         }
 
     def _write_status(self, status: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ from telemetry.control.metrics import ControlCollector
 from telemetry.discovery.etcd import EtcdConfig
 from telemetry.discovery.metrics import DiscoveryCollector
 from telemetry.discovery.node import Discovery
+from telemetry.governance.cluster_metrics import ClusterLimitCollector
 from telemetry.governance.engine import Governance
 from telemetry.metrics.exposition import MetricsServer, serve_metrics
 from telemetry.metrics.rpc import SideMetrics
@@ -129,6 +130,8 @@ def _register_metrics(
     running.register(SelfMonitoringCollector(tracing.pipeline if tracing is not None else None))
     if governance is not None:
         running.register(governance.collector())
+        if governance.cluster_store is not None:
+            running.register(ClusterLimitCollector(governance.cluster_store, governance.rate_limiters))
 
 
 def _start_etcd(

@@ -12,6 +12,7 @@ ended. Nothing in this package imports grpc.
 from telemetry.governance.adaptive import AdaptiveLimiter
 from telemetry.governance.breaker import BreakerState, CircuitBreaker
 from telemetry.governance.brownout import Brownout
+from telemetry.governance.cluster_limit import BucketBackend, ClusterLimiter, ClusterStore
 from telemetry.governance.degrade import (
     DeferralQueue,
     DeferralWorker,
@@ -33,6 +34,7 @@ from telemetry.governance.ratelimit import (
     TokenBucketLimiter,
     WarmUpLimiter,
 )
+from telemetry.governance.redis_bucket import redis_cluster_store
 from telemetry.governance.retry import RetryBudget, RetryCall, RetryPlan, RetryPolicy
 from telemetry.governance.rules import (
     AdaptiveRule,
@@ -67,7 +69,10 @@ __all__ = [
     "BreakerState",
     "BulkheadRule",
     "CircuitBreaker",
+    "BucketBackend",
     "ClientMethodRules",
+    "ClusterLimiter",
+    "ClusterStore",
     "ConcurrencyLimiter",
     "DeferralQueue",
     "DeferralWorker",
@@ -97,4 +102,5 @@ __all__ = [
     "TokenBucketLimiter",
     "WarmUpLimiter",
     "parse_rules",
+    "redis_cluster_store",
 ]

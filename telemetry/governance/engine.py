@@ -25,6 +25,7 @@ from typing import Any
 from telemetry.governance._types import Clock, RandomSource, default_random, monotonic
 from telemetry.governance.adaptive import AdaptiveLimiter
 from telemetry.governance.breaker import CircuitBreaker
+from telemetry.governance.cluster_limit import ClusterStore
 from telemetry.governance.codel import QueueDelayGate
 from telemetry.governance.degrade import LastGoodCache, Priority, PriorityShedder
 from telemetry.governance.fallback import CodeFallback, FallbackPlan
@@ -83,11 +84,14 @@ class Governance:
         loop_lag: Callable[[], float] | None = None,
         recorder: DecisionRecorder | None = None,
         process_settings: bool = True,
+        cluster_store: ClusterStore | None = None,
     ) -> None:
         """``process_settings`` False: leave process-wide settings (the interpreter's switch
         interval, ``AdaptiveRule.gil_switch_interval``) alone until :meth:`take_process_settings`
-        (a handle builds its governance without side effects, and starts it later)."""
+        (a handle builds its governance without side effects, and starts it later).
+        ``cluster_store``: token-bucket cluster limits count there, exactly (None: split)."""
         self.clock = clock
+        self.cluster_store = cluster_store
         self.random = random
         self._cpu = cpu
         self.loop_lag = loop_lag
@@ -293,7 +297,6 @@ class Governance:
         generation: int,
     ) -> tuple[Gate, ...]:
         """The gates of the registry's mechanisms that ``rules`` (one method's) has a rule for."""
-        context = BuildContext(self.clock, self.random, self.recorder, target, info.full_method)
         gates = []
         for spec in specs:
             rule = spec.rule_of(rules)
@@ -301,6 +304,8 @@ class Governance:
                 continue
             # A rule may share a broader pattern's instance (one limiter for several patterns).
             shared = spec.shared(rule) if spec.shared is not None else ""
+            context = BuildContext(self.clock, self.random, self.recorder, target, info.full_method,
+                                   shared or pattern, self.cluster_store)  # fmt: skip
             key = InstanceKey.of(
                 spec.name,
                 side,
@@ -430,6 +435,10 @@ class Governance:
     def breakers(self) -> Iterator[tuple[str, str, CircuitBreaker]]:
         """(target, method, breaker) for every live breaker."""
         yield from ((k.target, k.method, b) for k, b in self._instances.of_kind("breaker"))
+
+    def rate_limiters(self) -> list[tuple[str, object]]:
+        """(pattern, limiter) of every live rate-limit instance (cluster limits' metrics)."""
+        return [(key.pattern, limiter) for key, limiter in self._instances.of_kind("rate_limit")]
 
     def collector(self) -> GovernanceCollector:
         return GovernanceCollector(self.recorder, self._live_gauges)

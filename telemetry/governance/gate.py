@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from telemetry.governance._types import Clock, RandomSource
+from telemetry.governance.cluster_limit import ClusterStore
 from telemetry.governance.observe import DecisionRecorder
 
 __all__ = [
@@ -102,13 +103,16 @@ class Mechanism(Protocol):
 @dataclass(frozen=True, slots=True)
 class BuildContext:
     """What building an instance may use: the engine's clock and randomness, where decisions
-    and transitions are recorded, and whom the instance serves."""
+    and transitions are recorded, whom the instance serves, and the shared store of cluster
+    limits."""
 
     clock: Clock
     random: RandomSource
     recorder: DecisionRecorder
     target: str
     full_method: str
+    pattern: str = ""  # the rule pattern the instance serves (a shared one's, when shared)
+    cluster_store: ClusterStore | None = None  # where exact cluster limits count (None: split)
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,14 @@ def _build_rate_limit(rule: RateLimitRule, ctx: BuildContext) -> object:
 
     if rule.key:
         return KeyedLimiter(build, max_keys=rule.max_keys, allow=rule.allow)
+    store = ctx.cluster_store
+    if store is not None and rule.algorithm == "token_bucket":
+        # An exact limit for the whole service in the shared store; the split share (today's
+        # limiter) decides while the store is down. A cluster rule never split: its limit is whole.
+        if rule.cluster_limit is not None:
+            return store.limiter(ctx.pattern, rule.cluster_limit, rule.cluster_burst, build())
+        if rule.cluster:
+            return store.limiter(ctx.pattern, rule.limit, rule.burst, build())
     return build()
 
 

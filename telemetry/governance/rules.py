@@ -140,6 +140,9 @@ class RateLimitRule:
     split across the live instances (the discovery layer tells how many). ``shared``: a broader
     pattern whose limiter this rule's methods share (one limit for them all; "": its own pattern's)
     -- how a cluster limit on ``*`` reaches methods that have a rule of their own.
+    ``cluster_limit`` / ``cluster_burst``: set by the split on the share it produces (None
+    otherwise): the whole service's limit and burst, for an exact limit kept in a shared store
+    (``telemetry.governance.cluster_limit``), the share being the fallback.
 
     Ranges: ``limit`` 0.001 to 1e6; ``window`` 0.001 to 86400 s (a daily quota); ``burst`` 1 to 1e6
     calls (None: one second's worth); ``max_wait`` 0 or 0.001 to 60 s; ``warm_up`` 0.001 to 3600 s;
@@ -158,6 +161,8 @@ class RateLimitRule:
     max_keys: int = bounded(default=10_000, minimum=1, maximum=COUNT_MAX)
     cluster: bool = False
     shared: str = ""
+    cluster_limit: float | None = bounded(default=None, minimum=LIMIT_MIN, maximum=LIMIT_MAX)
+    cluster_burst: int | None = bounded(default=None, minimum=1, maximum=COUNT_MAX)
 
     def check(self, path: str) -> None:
         if self.shared:

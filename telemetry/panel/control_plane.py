@@ -136,6 +136,9 @@ class InstanceRollout:
     revision: int = 0
     error: str | None = None
     applied_at: float | None = None
+    cluster_mode: str | None = None
+    """Where its token-bucket cluster limits count: ``redis`` (exact, shared), ``local`` (Redis
+    unreachable: the even split), or None (no Redis configured: the even split)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +155,16 @@ class Rollout:
     @property
     def refused(self) -> tuple[InstanceRollout, ...]:
         return tuple(i for i in self.instances if i.state == "rejected")
+
+    def cluster_modes(self) -> str | None:
+        """Where cluster limits count, for a caption (None: no instance has Redis configured)."""
+        modes = [i.cluster_mode for i in self.instances]
+        if not any(modes):
+            return None
+        counts = {m: modes.count(m) for m in ("redis", "local", None) if m in modes}
+        words = {"redis": "Redis (exact)", "local": "local fallback (Redis unreachable)",
+                 None: "even split (no Redis)"}  # fmt: skip
+        return ", ".join(f"{words[m]} on {n}/{len(modes)}" for m, n in counts.items())
 
     def summary(self) -> str:
         applied = sum(i.state == "applied" for i in self.instances)
@@ -413,9 +426,15 @@ def _rollout(
                 revision=seen,
                 error=status.get("error"),
                 applied_at=float(applied_at) if isinstance(applied_at, int | float) else None,
+                cluster_mode=_cluster_mode(status.get("cluster_limits")),
             )
         )
     return Rollout(service=service, revision=revision, instances=tuple(instances))
+
+
+def _cluster_mode(reported: Any) -> str | None:
+    mode = reported.get("mode") if isinstance(reported, dict) else None
+    return mode if mode in ("redis", "local") else None  # anything else written there: none
 
 
 def describe(change: Change) -> str:

@@ -47,6 +47,9 @@ def thresholds(
         setting = parse_autolimit(panel.plane.read(service, AUTOLIMIT)[0])
         cluster = panel.plane.read(service, CLUSTER)[0]
         st.write(f"Cluster-wide limits in force: `{json.dumps(cluster) if cluster else 'none'}`")
+        modes = panel.plane.rollout(service, 0).cluster_modes()
+        if cluster and modes:
+            st.caption(f"Cluster limits counted in: {modes}")
         with st.form("form_autolimit"):
             st.markdown("**Follow the recommendation automatically**")
             on = st.checkbox("On", value=setting.enabled, key="auto_on")

@@ -82,6 +82,10 @@ RANGES = [
     Range(model.RateLimitRule, "cold_factor", 1.0, 100.0, rate_limit,
           f"{SERVER}.rate_limit.cold_factor"),
     Range(model.RateLimitRule, "max_keys", 1, 1_000_000, rate_limit, f"{SERVER}.rate_limit.max_keys"),
+    Range(model.RateLimitRule, "cluster_limit", 0.001, 1e6, rate_limit,
+          f"{SERVER}.rate_limit.cluster_limit"),
+    Range(model.RateLimitRule, "cluster_burst", 1, 1_000_000, rate_limit,
+          f"{SERVER}.rate_limit.cluster_burst"),
     Range(model.BreakerRule, "window_size", 1, 10_000, B, f"{CLIENT}.breaker.window_size"),
     Range(model.BreakerRule, "minimum_calls", 1, 1_000_000, B, f"{CLIENT}.breaker.minimum_calls"),
     Range(model.BreakerRule, "failure_rate_threshold", 0.001, 1.0, B,
@@ -235,8 +239,10 @@ def test_just_past_either_bound_is_refused(rng: Range) -> None:
     ids=repr,
 )
 def test_hostile_numbers_are_refused(rng: Range, value: Any) -> None:
-    if value is None and rng.name == "burst":
-        accepted(rng.doc(value))  # burst is optional: None is its default, one second's worth
+    if value is None and rng.name in ("burst", "cluster_limit", "cluster_burst"):
+        # Optional: a burst's None is its default (one second's worth); the cluster fields' None
+        # means the limit is no share of a cluster limit.
+        accepted(rng.doc(value))
         return
     assert refused(rng.doc(value)).path == rng.path
 
