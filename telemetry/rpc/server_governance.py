@@ -8,7 +8,8 @@ the call ended. A refusal is RESOURCE_EXHAUSTED with grpc's retry pushback in th
 metadata (``grpc-retry-pushback-ms``, gRFC A6), or the method's fallback. Overload refusals push
 back by a short delay (another instance, or this one a little later, may take the call); a per-key
 limit (per user, per peer) says ``-1``, do not retry: the limit is the caller's, and retrying on
-another instance would double it.
+another instance would double it. gRPC's health and reflection services are never governed
+(:data:`UNGOVERNED`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from telemetry.governance.engine import Governance, ServerPlan
 from telemetry.governance.fallback import FallbackPlan
 from telemetry.governance.gate import Admission, Gate, Verdict, admit, finish, outcome
 from telemetry.governance.observe import FALLBACK, REJECTED, DecisionRecorder
-from telemetry.rpc.call import AnswerCall, CallState, RejectCall
+from telemetry.rpc.call import AnswerCall, CallState, MethodInfo, RejectCall
 from telemetry.rpc.call_keys import call_key
 from telemetry.rpc.executor import queue_delay
 from telemetry.rpc.relay import DECISION_KEY, RETRY_PUSHBACK_KEY
 
-__all__ = ["OVERLOAD_CODES", "STATUS", "SUCCESS", "ServerGovernance", "answer_with_fallback"]
+__all__ = [
+    "OVERLOAD_CODES", "STATUS", "SUCCESS", "UNGOVERNED", "ServerGovernance", "answer_with_fallback",
+]  # fmt: skip
 
 _OK = grpc.StatusCode.OK
 SUCCESS = outcome(Verdict.SUCCESS, False)
@@ -35,6 +38,17 @@ STATUS = {code.name: code for code in grpc.StatusCode}
 """A gate's refusal code (a name, since governance knows no grpc) as grpc's status code."""
 # Codes that mean "refused for load", not a broken request (the adaptive limiter leaves them out).
 OVERLOAD_CODES = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE})
+# What a platform asks a process, never refused for load: an overloaded server that shed its health
+# checks would be restarted by its orchestrator (a Kubernetes liveness probe, a load balancer's
+# check), moving its load onto the others and deepening the overload; both answer from memory.
+# No rule, shedding or adaptive limit applies to them, and they count in no limiter.
+UNGOVERNED = frozenset(
+    {
+        "grpc.health.v1.Health",  # https://github.com/grpc/grpc/blob/master/doc/health-checking.md
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    }
+)
 
 
 class ServerGovernance:
@@ -60,6 +74,9 @@ class ServerGovernance:
         return queue_delay()
 
     # -- hooks ------------------------------------------------------------------------------
+
+    def for_method(self, info: MethodInfo) -> ServerGovernance | None:
+        return None if info.service in UNGOVERNED else self
 
     def on_start(self, state: CallState) -> None:
         gov = self._gov
