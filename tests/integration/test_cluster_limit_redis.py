@@ -19,9 +19,7 @@ from prometheus_client import CollectorRegistry
 from telemetry.governance import ClusterLimiter, ClusterStore, TokenBucketLimiter, redis_cluster_store
 from telemetry.governance.cluster_limit import LOCAL, MAX_KEY_BYTES
 from telemetry.governance.cluster_metrics import ClusterLimitCollector
-from telemetry.testing.redis_server import RedisServer, redis_binary
-
-pytestmark = pytest.mark.skipif(redis_binary() is None, reason="redis-server is not installed")
+from telemetry.testing.redis_server import RedisServer
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ import echo_pb2
 import echo_pb2_grpc
 import grpc
 import pytest
+from echo_service import AioEcho, SyncEcho
 from governance_loopback import decisions, limit_rules
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from helpers import make_config
 from prometheus_client import CollectorRegistry
 
 import telemetry
-from echo_service import AioEcho, SyncEcho
 from telemetry.rpc.server_governance import UNGOVERNED
 
 CHECKS = 20

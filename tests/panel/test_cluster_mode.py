@@ -18,9 +18,8 @@ from telemetry.control import read_statuses, rules_key
 from telemetry.discovery.etcd import EtcdClient
 from telemetry.rpc.call import MethodInfo, RpcKind, Side
 from telemetry.testing.etcd_server import EtcdServer
-from telemetry.testing.redis_server import RedisServer, redis_binary
+from telemetry.testing.redis_server import RedisServer
 
-pytestmark = pytest.mark.skipif(redis_binary() is None, reason="redis-server is not installed")
 SERVICE = "cart"
 
 

@@ -14,9 +14,7 @@ from live_rules.support import APPLY_WITHIN, StartLive, put, status
 from telemetry.discovery.etcd import EtcdClient
 from telemetry.governance import Governance, redis_cluster_store
 from telemetry.rpc.call import MethodInfo, RpcKind, Side
-from telemetry.testing.redis_server import RedisServer, redis_binary
-
-pytestmark = pytest.mark.skipif(redis_binary() is None, reason="redis-server is not installed")
+from telemetry.testing.redis_server import RedisServer
 
 
 @pytest.fixture
