@@ -14,10 +14,13 @@ held to a third, the cold ones using what they get). Then the cost of one decisi
 on loopback: the Redis limiter, the local limiter, the fallback (Redis down), and the candidates
 of the ``limits`` library's Redis storage (moving window, fixed window, sliding-window counter),
 which is how the client was chosen. Modes run in interleaved slices, so a noisy neighbour on the
-machine hits them all alike.
+machine hits them all alike. Last, the same three modes in the running demo stack: three inventory
+processes, discovery in etcd, the limit as a live rule, real gRPC calls 80/10/10 to each instance
+(``_cluster_limit_stack.py``), counted after a warm-up that spends the burst.
 
-    python benchmarks/cluster_limit.py           # about 1 minute
-    python benchmarks/cluster_limit.py --quick   # a few seconds: a smoke run
+    python benchmarks/cluster_limit.py              # about 3 minutes
+    python benchmarks/cluster_limit.py --quick      # about a minute: a smoke run
+    python benchmarks/cluster_limit.py --no-stack   # the in-process parts only
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _cluster_limit_stack import stack_phases
 from _common import emit_json, print_table
 
 from telemetry.governance import ClusterLimiter, RateLimiter, TokenBucketLimiter, redis_cluster_store
@@ -171,6 +175,7 @@ def decision_costs(url: str, dead_url: str, calls: int, slices: int) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short slices: a smoke run")
+    parser.add_argument("--no-stack", action="store_true", help="leave out the demo-stack phases")
     args = parser.parse_args()
     logging.getLogger("telemetry.governance").setLevel(logging.ERROR)  # the fallback's warnings
     seconds, repeats, calls, slices = (1.0, 3, 6_000, 3) if args.quick else (4.0, 6, 60_000, 10)
@@ -186,6 +191,19 @@ def main() -> None:
           f"{r['of_bound']:.3f}", f"{r['hot_per_s']:.1f}", f"{r['cold_per_s']:.1f}"]
          for mode, r in exact.items()],
     )  # fmt: skip
+    stack: dict[str, dict[str, Any]] = {}
+    if not args.no_stack:
+        warmup, measured = (2.0, 4.0) if args.quick else (3.0, 12.0)
+        stack = stack_phases(LIMIT, BURST, OFFERED, SKEW, warmup, measured)
+        print_table(
+            f"In the demo stack: {INSTANCES} inventory processes, the limit as a live rule, GetStock "
+            f"80/10/10 at {OFFERED:g}x the limit ({measured:g} s after a {warmup:g} s warm-up)",
+            ["mode", "admitted/s", "of limit", "bound/s", "of bound", "per instance/s", "modes"],
+            [[mode, f"{r['admitted_per_s']:.1f}", f"{r['of_limit']:.3f}", f"{r['bound_per_s']:.1f}",
+              f"{r['of_bound']:.3f}", " / ".join(f"{v:.1f}" for v in r["per_instance_per_s"]),
+              ",".join(r["modes"])]
+             for mode, r in stack.items()],
+        )  # fmt: skip
     print_table(
         f"Decision cost, sequential, loopback ({calls} calls each, {slices} interleaved slices)",
         ["decider", "p50 us", "p99 us", "calls/s"],
@@ -193,7 +211,7 @@ def main() -> None:
          for name, c in costs.items()],
     )  # fmt: skip
     emit_json({"benchmark": "cluster_limit", "quick": args.quick, "limit": LIMIT, "burst": BURST,
-               "admitted": exact, "decision_cost": costs})  # fmt: skip
+               "admitted": exact, "decision_cost": costs, "stack": stack})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -121,8 +121,10 @@ class NativeStack(Supervisor):
         extra_env: dict[str, str] | None = None,
         panel: bool = True,
         instances: Mapping[str, int] | None = None,
+        redis: bool = True,
     ) -> None:
         super().__init__(workdir)
+        self.with_redis = redis  # False: cluster limits split evenly, as without redis-server
         self.otlp_endpoint = otlp_endpoint
         self.loadgen_rate = loadgen_rate
         self.with_loadgen = loadgen
@@ -150,7 +152,8 @@ class NativeStack(Supervisor):
         self.started_at = time.time()
         try:
             self._start_etcd()
-            self._start_redis()
+            if self.with_redis:
+                self._start_redis()
             self._wait(deadline)
             if self.otlp_endpoint is None:
                 self._start_otlp_file()
