@@ -41,7 +41,8 @@ __all__ = [
 _T = TypeVar("_T")
 _FAILOVER_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 _REQUIRE_LEADER = (("hasleader", "true"),)
-"""Watch metadata: a member that loses its leader ends the stream (etcd's WithRequireLeader)."""
+"""Call metadata (etcd's WithRequireLeader): a member without a leader refuses a call at once,
+and ends a watch stream, rather than holding it until its election ends."""
 
 
 class EtcdError(Exception):
@@ -191,11 +192,16 @@ class EtcdClient:
         """How many times calls moved to another member since the client was built."""
         return self._members.failovers
 
-    def _call(self, stub_name: str, method: str, request: Any) -> Any:
-        """One unary call (see :meth:`_invoke`)."""
+    def _call(self, stub_name: str, method: str, request: Any, *, leader: bool = True) -> Any:
+        """One unary call (see :meth:`_invoke`). ``leader``: the member must see a leader, else
+        it answers ``etcdserver: no leader`` at once (UNAVAILABLE: the next member is tried)
+        instead of holding the request through an election; False for serializable reads, which
+        a member answers alone."""
 
         def unary(channel: grpc.Channel, metadata: Any, timeout: float) -> Any:
             stub = getattr(self._rpc, stub_name)(channel)
+            if leader:
+                metadata = (*(metadata or ()), *_REQUIRE_LEADER)
             return getattr(stub, method)(request, timeout=timeout, metadata=metadata)
 
         return self._invoke(method, unary)
@@ -268,7 +274,7 @@ class EtcdClient:
         request = self._rpc.RangeRequest(
             key=raw, range_end=_prefix_end(raw), count_only=True, serializable=serializable
         )
-        response = self._call("KVStub", "Range", request)
+        response = self._call("KVStub", "Range", request, leader=not serializable)
         return int(response.header.cluster_id), int(response.header.revision)
 
     def put(self, key: str, value: str | bytes, lease: int = 0) -> int:
@@ -332,6 +338,7 @@ class EtcdClient:
 
         def keep_alive(channel: grpc.Channel, metadata: Any, timeout: float) -> int:
             stub = self._rpc.LeaseStub(channel)
+            metadata = (*(metadata or ()), *_REQUIRE_LEADER)
             responses = stub.LeaseKeepAlive(iter((request,)), timeout=timeout, metadata=metadata)
             return next((int(r.TTL) for r in responses), 0)
 

@@ -7,14 +7,17 @@ and each change is counted (the ``etcd_client_failovers_total`` metric) and logg
 once a second (the line after a quiet second says how many changes it did not log).
 
 :class:`Attempts` is one call's budget. The call has one deadline (``EtcdConfig.timeout``); with
-several members each attempt gets at most an eighth of it (0.25 s at least), so a member that holds
-a request without answering costs a fraction of the deadline, not all of it: a write sent to a
-follower whose leader was just killed waits for that leader forever (etcd forwards the proposal
-there and it is lost), while the same write sent again once the others have elected a new leader
-takes a millisecond. A failed attempt moves on to the next member at once. When every member has
-failed, another round starts after a short pause if any of them was reachable (it answered with an
-error or held the request: an election is under way), until the deadline; when none was (nothing
-listens), the call fails at once: an etcd that is down costs callers no time.
+several members each attempt in its first half gets a sixteenth of it (0.1 s at least), so a member
+that holds a request without answering costs a fraction of the deadline, not all of it. A follower
+whose leader was just killed holds a write until the caller gives up (it forwarded the proposal to
+the dead leader, where it is lost), while the same write sent again once the others have elected a
+new leader takes a millisecond; short attempts make it land soon after the election (250 ms
+attempts put the rule 250 or 500 ms after it, ``benchmarks/etcd_failover.py``). An attempt begun in
+the second half gets all that is left, so an etcd that is slow but working still answers. A failed
+attempt moves on to the next member at once. When every member has failed, another round starts
+after a short pause if any of them was reachable (it answered with an error or held the request:
+an election is under way), until the deadline; when none was (nothing listens), the call fails at
+once: an etcd that is down costs callers no time.
 
 A write retried after a held attempt may have been applied by that attempt too (a put or delete
 then lands twice, harmlessly; a granted lease is left to expire; a compare-and-swap reports the key
@@ -117,8 +120,10 @@ class Attempts:
         self._members = members
         self.deadline = clock() + timeout
         # One member: the attempt is the call. Several: a held request gives way to the next
-        # member after an eighth of the deadline (never under 0.25 s, so a slow etcd still answers).
-        self._per_attempt = timeout if members < 2 else min(timeout, max(timeout / 8, 0.25))
+        # member after a sixteenth of the deadline (0.1 s at least) in its first half; from the
+        # middle on, an attempt may take the rest (a slow etcd still answers).
+        self._per_attempt = timeout if members < 2 else min(timeout, max(timeout / 16, 0.1))
+        self._long_from = self.deadline - timeout / 2
         self._tried = 0  # attempts in this round
         self._reachable = False  # some member of this round answered or held the request
         self._pause = False
@@ -126,7 +131,9 @@ class Attempts:
 
     def budget(self) -> float:
         """Seconds for the next attempt (at least a millisecond)."""
-        return max(0.001, min(self._per_attempt, self.deadline - self._clock()))
+        now = self._clock()
+        left = self.deadline - now
+        return max(0.001, left if now >= self._long_from else min(self._per_attempt, left))
 
     def again(self, *, reachable: bool) -> bool:
         """An attempt failed in a way another member may not: try again? ``reachable``: the

@@ -51,10 +51,26 @@ def test_failovers_are_logged_at_most_once_a_second(caplog: pytest.LogCaptureFix
 def test_attempts_share_the_call_deadline() -> None:
     clock = FakeClock()
     attempts = Attempts(3, 2.0, clock=clock, sleep=clock.sleep)
-    assert attempts.budget() == 0.25  # a held request gives way after an eighth
-    clock.advance(1.9)
+    assert attempts.budget() == 0.125  # a held request gives way after a sixteenth ...
+    clock.advance(0.9)
+    assert attempts.budget() == 0.125
+    clock.advance(0.1)
+    assert attempts.budget() == pytest.approx(1.0)  # ... in the first half; then it takes the rest
+    clock.advance(0.9)
     assert attempts.budget() == pytest.approx(0.1)  # never past the call's deadline
     assert Attempts(1, 2.0, clock=clock).budget() == 2.0  # one member: the attempt is the call
+    assert Attempts(3, 0.5, clock=clock).budget() == 0.1  # never under 0.1 s
+
+
+def test_a_slow_etcd_still_answers_within_the_deadline() -> None:
+    # Every write takes 0.3 s: short attempts time out, the one begun at half the deadline does not.
+    clock = FakeClock()
+    attempts = Attempts(3, 2.0, clock=clock, sleep=clock.sleep)
+    while (budget := attempts.budget()) < 0.3:
+        clock.advance(budget)
+        attempts.pause()
+        assert attempts.again(reachable=True)
+    assert clock() + 0.3 <= attempts.deadline
 
 
 def test_nothing_listening_anywhere_fails_at_once() -> None:
@@ -70,7 +86,7 @@ def test_an_election_is_waited_out_until_the_deadline() -> None:
     attempts = Attempts(3, 2.0, clock=clock, sleep=clock.sleep)
     rounds = 0
     while attempts.again(reachable=True):  # members answer "no leader" / hold the request
-        clock.advance(0.25)
+        clock.advance(min(attempts.budget(), 0.25))
         before = clock()
         attempts.pause()
         rounds += clock() > before
