@@ -24,7 +24,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from concurrent import futures
 from pathlib import Path
@@ -44,6 +43,7 @@ from telemetry.discovery.instance import Instance
 from telemetry.discovery.registry import Registration
 from telemetry.discovery.service_channel import ServiceChannel
 from telemetry.governance.engine import Governance
+from telemetry.testing.callers import BackgroundCaller
 from telemetry.testing.etcd_server import EtcdServer
 
 TTL = 3
@@ -90,34 +90,6 @@ class Backend:
 
     def stop(self) -> None:
         self.server.stop(None)
-
-
-class Caller:
-    """Calls the service continuously through a ServiceChannel, counting outcomes."""
-
-    def __init__(self, stub: Any, bench_pb2: Any) -> None:
-        self._stub = stub
-        self._request = bench_pb2.Payload(number=1)
-        self.ok = self.failed = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._stub.Ping(self._request, timeout=1)
-                self.ok += 1
-            except grpc.RpcError:
-                self.failed += 1
-            time.sleep(0.002)
-
-    def reset(self) -> None:
-        self.ok = self.failed = 0
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 def measure_kill_to_removal(etcd: EtcdServer, directory: ServiceDirectory, runs: int) -> list[float]:
@@ -203,13 +175,13 @@ def measure_rule_propagation(etcd: EtcdServer, writes: int, instances: int = 5) 
     return times
 
 
-def measure_outage(etcd: EtcdServer, caller: Caller, seconds: float) -> tuple[int, int]:
+def measure_outage(etcd: EtcdServer, caller: BackgroundCaller, seconds: float) -> tuple[int, int]:
     """Calls that succeed and fail while etcd is down for ``seconds`` (a measuring window)."""
     etcd.stop()
     try:
         caller.reset()
         time.sleep(seconds)
-        return caller.ok, caller.failed
+        return caller.ok, len(caller.failed)
     finally:
         etcd.start()
 
@@ -239,7 +211,8 @@ def run(runs: int, writes: int, outage: float) -> dict[str, Any]:
             service="shop", source=directory, make_channel=grpc.insecure_channel,
             balancer=build_balancer("round_robin"),
         )  # fmt: skip
-        caller = Caller(bench_pb2_grpc.BenchStub(channel), bench_pb2)
+        stub, request = bench_pb2_grpc.BenchStub(channel), bench_pb2.Payload(number=1)
+        caller = BackgroundCaller(lambda: stub.Ping(request, timeout=1), pause=0.002)
         try:
             first_call = measure_registration_to_first_call(client, (bench_pb2, bench_pb2_grpc), runs)
             ok, failed = measure_outage(etcd, caller, outage)

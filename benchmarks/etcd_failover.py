@@ -24,12 +24,10 @@ import argparse
 import io
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import grpc
 from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,6 +37,7 @@ from _common import emit_json, median, print_table, stubs_dir
 import telemetry
 from telemetry.control.live_rules import rules_key
 from telemetry.discovery.etcd import EtcdClient, EtcdConfig
+from telemetry.testing.callers import BackgroundCaller
 from telemetry.testing.etcd_cluster import EtcdCluster
 
 SERVICE = "bench"
@@ -90,31 +89,6 @@ class Server:
         self.tel.shutdown()
 
 
-class Caller:
-    """Calls Ping through discovery from a thread, back to back, counting outcomes."""
-
-    def __init__(self, stub: Any, bench_pb2: Any) -> None:
-        self._stub = stub
-        self._request = bench_pb2.Payload(number=1)
-        self.ok = 0
-        self.failed: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._stub.Ping(self._request, timeout=2)
-                self.ok += 1
-            except grpc.RpcError as error:
-                self.failed.append(f"{error.code().name}: {error.details()}")
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-
 def one_round(stubs: tuple[Any, Any], number: int) -> dict[str, Any]:
     with EtcdCluster() as cluster:
         leader = cluster.leader()
@@ -122,12 +96,13 @@ def one_round(stubs: tuple[Any, Any], number: int) -> dict[str, Any]:
         servers = [Server(*stubs, f"s{i}", etcd) for i in range(2)]
         caller_tel = _handle("caller", "c", etcd)
         writer = EtcdClient(etcd)
-        caller: Caller | None = None
+        caller: BackgroundCaller | None = None
         try:
             discovery = caller_tel.discovery
             assert discovery is not None
             _wait(lambda: len(discovery.directory.instances(SERVICE)) == 2, 10, "both servers seen")
-            caller = Caller(stubs[1].BenchStub(caller_tel.channel(SERVICE)), stubs[0])
+            stub, request = stubs[1].BenchStub(caller_tel.channel(SERVICE)), stubs[0].Payload(number=1)
+            caller = BackgroundCaller(lambda: stub.Ping(request, timeout=2))
             _wait(lambda: caller is not None and caller.ok >= 50, 10, "calls flowing")
             ok_before = caller.ok
 

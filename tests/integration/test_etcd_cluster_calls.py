@@ -4,14 +4,11 @@ written after the kill is in force on every instance within a second (asserted w
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import echo_pb2
 import echo_pb2_grpc
-import grpc
 import pytest
 from echo_service import SyncEcho
 from helpers import make_config, wait_until
@@ -20,6 +17,7 @@ from prometheus_client import CollectorRegistry
 import telemetry
 from telemetry.control.live_rules import rules_key
 from telemetry.discovery.etcd import EtcdClient, EtcdConfig
+from telemetry.testing.callers import BackgroundCaller
 from telemetry.testing.etcd_cluster import EtcdCluster
 
 
@@ -47,30 +45,6 @@ class Node:
         self.tel.shutdown()
 
 
-class Caller:
-    """Calls Echo through discovery from a thread, as fast as it answers, counting outcomes."""
-
-    def __init__(self, stub: Any) -> None:
-        self.ok = 0
-        self.failed: list[str] = []
-        self._stub = stub
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._stub.Unary(echo_pb2.EchoRequest(text="x"), timeout=5)
-                self.ok += 1
-            except grpc.RpcError as error:
-                self.failed.append(f"{error.code().name}: {error.details()}")
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-
 @pytest.fixture
 def cluster() -> Iterator[EtcdCluster]:
     with EtcdCluster() as started:
@@ -84,12 +58,13 @@ def test_calls_through_discovery_never_fail_while_the_leader_is_killed(cluster: 
     nodes = [Node(etcd, "echo", f"s{i}") for i in range(2)]
     caller_node = Node(etcd, "caller", "c")
     writer = EtcdClient(etcd)
-    caller: Caller | None = None
+    caller: BackgroundCaller | None = None
     try:
         discovery = caller_node.tel.discovery
         assert discovery is not None
         wait_until(lambda: len(discovery.directory.instances("echo")) == 2, message="both instances")
-        caller = Caller(echo_pb2_grpc.EchoStub(caller_node.tel.channel("echo")))
+        stub = echo_pb2_grpc.EchoStub(caller_node.tel.channel("echo"))
+        caller = BackgroundCaller(lambda: stub.Unary(echo_pb2.EchoRequest(text="x"), timeout=5))
         wait_until(lambda: caller.ok >= 20, message="calls flowing")
 
         cluster.stop_member(leader)
