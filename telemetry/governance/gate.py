@@ -82,6 +82,11 @@ class CallEnv(Protocol):
     def sleep(self) -> Callable[[float], None] | None:
         """Waits a handler thread may make (a leaky bucket's turn); None: never block (aio)."""
 
+    @property
+    def defer(self) -> Callable[[object, float], None] | None:
+        """Hold ``call`` that many seconds before its handler runs, without blocking (a grpc.aio
+        server awaits it); None where calls cannot be held so (sync servers sleep instead)."""
+
     def key(self, call: object, source: str) -> str:
         """The value of ``source`` (``peer``, ``metadata:<name>``, ``baggage:<name>``) in ``call``."""
 

@@ -57,21 +57,28 @@ class LimiterGate:
 
 
 class LeakyGate(LimiterGate):
-    """A leaky bucket with a bounded wait: a sync handler thread waits its turn (it is
-    admitted "after a wait"); an aio server must never block its loop, so there it refuses."""
+    """A leaky bucket with a bounded wait: a call waits its turn (it is admitted "after a
+    wait") -- a sync handler thread sleeps, a grpc.aio call is held by its coroutine (the loop
+    runs on) -- and is refused when its turn is further than ``max_wait``. Admissions are so
+    spaced ``1/limit`` apart: a bunch of calls that arrived together is served one by one
+    instead of its first being admitted and the rest refused. Where neither is possible it
+    refuses at once."""
 
     __slots__ = ()
     limiter: LeakyBucketLimiter
 
     def allow(self, call: object, env: CallEnv) -> Admitted | None:
-        sleep = env.sleep
-        if sleep is None:
+        sleep, defer = env.sleep, env.defer
+        if sleep is None and defer is None:
             return self if self.limiter.try_acquire() else None
         wait = self.limiter.reserve()
         if wait is None:
             return None
         if wait > 0:
-            sleep(wait)
+            if sleep is not None:
+                sleep(wait)
+            elif defer is not None:
+                defer(call, wait)
         return self
 
 

@@ -94,6 +94,8 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
                 await context.abort(reject.code, reject.details)  # raises
             state.msgs_received = 1
             try:
+                if state.deferred:  # governance holds it for its turn (a leaky bucket)
+                    await asyncio.sleep(state.deferred)
                 if request.__class__ is Undecodable:
                     await context.abort(grpc.StatusCode.INTERNAL, UNDECODABLE_DETAILS)
                 response = await behavior(request, _ServedContext(context, state, None))
@@ -123,6 +125,13 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
             raise
         except RejectCall as reject:
             await context.abort(reject.code, reject.details)  # raises AbortError
+        if state.deferred:  # governance holds it for its turn (a leaky bucket)
+            try:
+                await asyncio.sleep(state.deferred)
+            except asyncio.CancelledError:
+                state.code = _cancellation_code(context)
+                self.chain.finish(state)
+                raise
         if streaming_in:
             request = _count_requests(request, state, self.chain)
         else:

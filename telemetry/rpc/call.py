@@ -124,6 +124,7 @@ class CallState:
         "call_token",
         "code",
         "context",
+        "deferred",
         "details",
         "duration",
         "exception",
@@ -189,6 +190,9 @@ class CallState:
         self.relayed: str | None = None
         # Client (grpc.aio direct calls): the chain was finished, so a later path must not again.
         self.finished = False
+        # Server (grpc.aio): seconds governance holds the call before its handler (a leaky
+        # bucket's turn); the adapter awaits them.
+        self.deferred = 0.0
         self._extras: dict[Any, Any] | None = None
 
     @property

@@ -52,6 +52,7 @@ class ClientGovernance:
 
     # Client gates never wait and never read keys or queue delays (telemetry.governance.gate.CallEnv).
     sleep = None
+    defer = None
 
     def __init__(
         self,

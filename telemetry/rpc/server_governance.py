@@ -51,17 +51,23 @@ UNGOVERNED = frozenset(
 )
 
 
+def _defer(call: object, seconds: float) -> None:
+    assert isinstance(call, CallState)
+    call.deferred = seconds
+
+
 class ServerGovernance:
     """Server-side admission: shedding, rate limits, adaptive limit."""
 
-    __slots__ = ("_aio", "_gov", "_recorder", "sleep")
+    __slots__ = ("_aio", "_gov", "_recorder", "defer", "sleep")
 
     def __init__(self, governance: Governance, *, blocking_waits: bool = True) -> None:
         self._gov = governance
         self._recorder = governance.recorder
         # A leaky bucket with max_wait makes a sync handler thread wait its turn; an aio server
-        # must never block its loop, so there such calls are refused instead.
+        # must never block its loop, so there the call is held by its own coroutine instead.
         self.sleep: Callable[[float], None] | None = time.sleep if blocking_waits else None
+        self.defer: Callable[[object, float], None] | None = None if blocking_waits else _defer
         self._aio = not blocking_waits
 
     # -- what gates may ask about a call (telemetry.governance.gate.CallEnv) ----------------

@@ -19,6 +19,7 @@ def scripted(*values: float) -> Callable[[], float]:
 
 class NoEnv:
     sleep = None
+    defer = None
 
     def key(self, call: object, source: str) -> str:
         return ""
