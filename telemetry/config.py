@@ -384,8 +384,10 @@ def _check_redis(cfg: TelemetryConfig) -> None:
     problem = None if cfg.redis_url is None else redis_url_problem(cfg.redis_url)
     if problem is not None:
         raise ConfigError(f"redis_url (TELEMETRY_REDIS_URL): {problem}")
-    if not (0.001 <= cfg.redis_timeout <= 10):
-        raise ConfigError("redis_timeout (TELEMETRY_REDIS_TIMEOUT_MS): must be 1 ms to 10 s")
+    # Below the store's first backoff (0.5 s): a hung Redis must cost a grpc.aio loop at most a
+    # fraction of each backoff period, the round trip running on the loop.
+    if not (0.001 <= cfg.redis_timeout <= 0.25):
+        raise ConfigError("redis_timeout (TELEMETRY_REDIS_TIMEOUT_MS): must be 1 to 250 ms")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> Any:

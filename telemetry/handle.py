@@ -62,7 +62,7 @@ def _cluster_store(config: TelemetryConfig) -> ClusterStore | None:
     from telemetry.governance.redis_bucket import redis_cluster_store
 
     return redis_cluster_store(
-        config.redis_url, service=config.service_name, timeout=config.redis_timeout,
+        config.redis_url.strip(), service=config.service_name, timeout=config.redis_timeout,
         describe=redact(config.redis_url),
     )  # fmt: skip
 

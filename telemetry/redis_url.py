@@ -44,15 +44,17 @@ def _parts_problem(parts: SplitResult, port: int | None) -> str | None:
 
 
 def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for logs, errors and statuses)."""
-    try:
-        parts = urlsplit(url.strip())
-        password = parts.password
-    except ValueError:
-        return "<unparsable URL>"
-    if password is None and "@" not in parts.netloc:
-        return url.strip()
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    netloc = f"{user}:***@{host}" if password is not None else f"{user}@{host}"
-    return parts._replace(netloc=netloc).geturl()
+    """``url`` with whatever may be a password replaced by ``***`` (for logs, errors and
+    statuses). Everything between ``://`` and the last ``@`` is hidden: an unencoded ``#``, ``/``
+    or ``?`` in a password makes a URL parser see a fragment, path or query there, and the
+    password would otherwise be shown whole."""
+    text = url.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return "<not a URL>" if "@" in text else text
+    if "@" not in rest:
+        return text
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.partition(":")[0] if ":" in credentials else ""
+    hidden = f"{user}:***" if user else "***"
+    return f"{scheme}://{hidden}@{host}"

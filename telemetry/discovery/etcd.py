@@ -10,7 +10,8 @@ call has a deadline, is retried on the next member when one fails or holds it (s
 fetched lazily (from whichever member answers) and renewed when etcd says it expired, so a client
 can be built while etcd is down. Watches ask for a member that sees a leader (etcd ends the stream
 of a member cut off from the others, and the watcher resumes elsewhere), and gRPC keepalives end a
-stream to a member that stopped answering. Swap this module to use another client.
+stream to a member that stopped answering (slowly: about a minute, docs/discovery.md). Swap this
+module to use another client.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,8 +217,10 @@ class EtcdClient:
             self._check_open()
             index = self._members.index
             try:
-                timeout = attempts.budget()
-                return call(self._channels[index], self._metadata(index, timeout), timeout)
+                budget = attempts.budget()
+                ends = time.monotonic() + budget
+                metadata = self._metadata(index, budget)  # may fetch a token: within the budget
+                return call(self._channels[index], metadata, max(0.001, ends - time.monotonic()))
             except grpc.RpcError as exc:
                 code = exc.code()
                 details = exc.details() or ""

@@ -7,17 +7,18 @@ and each change is counted (the ``etcd_client_failovers_total`` metric) and logg
 once a second (the line after a quiet second says how many changes it did not log).
 
 :class:`Attempts` is one call's budget. The call has one deadline (``EtcdConfig.timeout``); with
-several members each attempt in its first half gets a sixteenth of it (0.1 s at least), so a member
-that holds a request without answering costs a fraction of the deadline, not all of it. A follower
-whose leader was just killed holds a write until the caller gives up (it forwarded the proposal to
-the dead leader, where it is lost), while the same write sent again once the others have elected a
-new leader takes a millisecond; short attempts make it land soon after the election (250 ms
-attempts put the rule 250 or 500 ms after it, ``benchmarks/etcd_failover.py``). An attempt begun in
-the second half gets all that is left, so an etcd that is slow but working still answers. A failed
-attempt moves on to the next member at once. When every member has failed, another round starts
-after a short pause if any of them was reachable (it answered with an error or held the request:
-an election is under way), until the deadline; when none was (nothing listens), the call fails at
-once: an etcd that is down costs callers no time.
+several members its first attempt gets an eighth of it (an etcd slower than its own 100 ms warning
+still answers, and a write is not sent twice), and after a failure each attempt in the deadline's
+first half gets a sixteenth (0.1 s at least), so a member that holds a request without answering
+costs a fraction of the deadline, not all of it. A follower whose leader was just killed holds a
+write until the caller gives up (it forwarded the proposal to the dead leader, where it is lost),
+while the same write sent again once the others have elected a new leader takes a millisecond; short
+attempts make it land soon after the election (250 ms attempts put the rule 250 or 500 ms after it,
+``benchmarks/etcd_failover.py``). An attempt begun in the second half gets all that is left, so an
+etcd that is slower still answers. A failed attempt moves on to the next member at once. When every
+member has failed, another round starts after a short pause if any of them was reachable (it
+answered with an error or held the request: an election is under way), until the deadline; when none
+was (nothing listens), the call fails at once: an etcd that is down costs callers no time.
 
 A write retried after a held attempt may have been applied by that attempt too (a put or delete
 then lands twice, harmlessly; a granted lease is left to expire; a compare-and-swap reports the key
@@ -119,10 +120,13 @@ class Attempts:
         self._sleep = sleep
         self._members = members
         self.deadline = clock() + timeout
-        # One member: the attempt is the call. Several: a held request gives way to the next
-        # member after a sixteenth of the deadline (0.1 s at least) in its first half; from the
-        # middle on, an attempt may take the rest (a slow etcd still answers).
+        # One member: the attempt is the call. Several: the first attempt may take an eighth of
+        # the deadline (a slow but working etcd answers it, and a write is not sent twice);
+        # after a failure, a held request gives way to the next member after a sixteenth (0.1 s
+        # at least) until the middle of the deadline, and from then on an attempt takes the rest.
         self._per_attempt = timeout if members < 2 else min(timeout, max(timeout / 16, 0.1))
+        self._first = max(self._per_attempt, timeout / 8)
+        self._failed = False
         self._long_from = self.deadline - timeout / 2
         self._tried = 0  # attempts in this round
         self._reachable = False  # some member of this round answered or held the request
@@ -133,12 +137,15 @@ class Attempts:
         """Seconds for the next attempt (at least a millisecond)."""
         now = self._clock()
         left = self.deadline - now
-        return max(0.001, left if now >= self._long_from else min(self._per_attempt, left))
+        if now >= self._long_from:
+            return max(0.001, left)
+        return max(0.001, min(self._per_attempt if self._failed else self._first, left))
 
     def again(self, *, reachable: bool) -> bool:
         """An attempt failed in a way another member may not: try again? ``reachable``: the
         member answered (an etcd error) or held the request until the attempt timed out."""
         self._tried += 1
+        self._failed = True
         self._reachable = self._reachable or reachable
         if self._tried >= self._members:  # a whole round failed
             if not self._reachable:

@@ -148,49 +148,66 @@ class ClusterStore:
 
     def take(self, key: str, rate: float, burst: int) -> tuple[bool, float] | None:
         """The store's verdict, or None: decide locally (the store is down, or just failed)."""
-        if self._down_until is not None and not self._may_probe():
-            self.decisions[LOCAL] += 1
-            return None
+        probe = False
+        if self._down_until is not None:
+            probe = self._may_probe()
+            if not probe:
+                self.decisions[LOCAL] += 1
+                return None
         try:
             verdict = self.backend.take(key, rate, burst)
         except Exception as exc:  # any failure: fall back, never fail the call
-            self._failed(exc)
+            self._failed(exc, probe=probe)
             self.decisions[LOCAL] += 1
             return None
-        if self._down_until is not None or self._probing:
-            self._recovered()
+        except BaseException:  # cancelled, interrupted: no verdict, but never stuck probing
+            if probe:
+                self._probe_abandoned()
+            raise
+        if probe:
+            self._recovered()  # only the probe says the store is back (not a call sent before)
         self.decisions[REDIS] += 1
         return verdict
 
     def _may_probe(self) -> bool:
+        """True for the one call that probes a store whose backoff is over."""
         with self._lock:
             down_until = self._down_until
-            if down_until is None:
-                return True  # recovered meanwhile
-            if self._probing or self._clock() < down_until:
+            if down_until is None or self._probing or self._clock() < down_until:
                 return False
             self._probing = True  # this call probes; the others stay local until it answers
             return True
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception, *, probe: bool) -> None:
+        """A round trip failed. The first failure takes the store down for the first backoff; a
+        failed probe doubles it (to the cap); the failures of calls that were in flight when the
+        store went down change nothing more (a blip under concurrency is one failure, not many)."""
         error = f"{type(exc).__name__}: {exc}"[:200]
         with self._lock:
             self.errors += 1
             self._last_error = error
             was_up = self._down_until is None
             first, longest = self._backoff
-            wait = first if was_up else self._next_wait
+            if was_up:
+                wait = first
+                self.fallbacks += 1
+            elif probe:
+                wait = self._next_wait
+            else:
+                return
             self._next_wait = min(wait * 2, longest)
             self._down_until = self._clock() + wait
             self._probing = False
-            if was_up:
-                self.fallbacks += 1
         if was_up:
             _log.warning(
                 "cluster rate limits: %s unreachable (%s); deciding locally (even split), "
                 "retrying in %.2fs", self.describe or self.backend.name, error, wait,
             )  # fmt: skip
             self._tell(LOCAL)
+
+    def _probe_abandoned(self) -> None:
+        with self._lock:
+            self._probing = False  # the next call after the backoff probes again
 
     def _recovered(self) -> None:
         with self._lock:

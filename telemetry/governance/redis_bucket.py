@@ -36,8 +36,16 @@ local interval = tonumber(ARGV[1])
 local span = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tat = tonumber(redis.call('GET', KEYS[1]))
-if tat == nil or tat < now then tat = now end
+-- Whatever is stored is checked: another type (WRONGTYPE), text, NaN or a time far ahead (a
+-- hostile write, a wall clock stepped back) must not refuse every call for long. A bucket's
+-- own state is never beyond now + span, so clamping there changes nothing for it.
+local stored = redis.pcall('GET', KEYS[1])
+local tat = type(stored) == 'string' and tonumber(stored) or nil
+if tat == nil or tat ~= tat or tat < now then tat = now end
+if tat > now + span then -- stored as an empty bucket that refills: it expires like one
+  tat = now + span
+  redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', math.max(1, math.ceil(span / 1000)))
+end
 local new = tat + interval
 if new - now > span + 0.5 then
   return {0, math.ceil(new - now - span)}

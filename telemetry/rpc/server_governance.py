@@ -8,8 +8,7 @@ the call ended. A refusal is RESOURCE_EXHAUSTED with grpc's retry pushback in th
 metadata (``grpc-retry-pushback-ms``, gRFC A6), or the method's fallback. Overload refusals push
 back by a short delay (another instance, or this one a little later, may take the call); a per-key
 limit (per user, per peer) says ``-1``, do not retry: the limit is the caller's, and retrying on
-another instance would double it. gRPC's health and reflection services are never governed
-(:data:`UNGOVERNED`).
+another instance would double it. gRPC's health service is never governed (:data:`UNGOVERNED`).
 """
 
 from __future__ import annotations
@@ -40,14 +39,11 @@ STATUS = {code.name: code for code in grpc.StatusCode}
 OVERLOAD_CODES = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE})
 # What a platform asks a process, never refused for load: an overloaded server that shed its health
 # checks would be restarted by its orchestrator (a Kubernetes liveness probe, a load balancer's
-# check), moving its load onto the others and deepening the overload; both answer from memory.
-# No rule, shedding or adaptive limit applies to them, and they count in no limiter.
+# check), moving its load onto the others and deepening the overload; a check answers from memory.
+# No rule, shedding or adaptive limit applies to it, and it counts in no limiter. (Reflection stays
+# governed: its bidi stream holds a worker for as long as a client keeps it open.)
 UNGOVERNED = frozenset(
-    {
-        "grpc.health.v1.Health",  # https://github.com/grpc/grpc/blob/master/doc/health-checking.md
-        "grpc.reflection.v1.ServerReflection",
-        "grpc.reflection.v1alpha.ServerReflection",
-    }
+    {"grpc.health.v1.Health"}  # https://github.com/grpc/grpc/blob/master/doc/health-checking.md
 )
 
 

@@ -105,6 +105,26 @@ def test_hostile_patterns_make_bounded_keys(live: RedisServer, pattern: str) -> 
     assert all(len(k) <= MAX_KEY_BYTES for k in keys)
 
 
+@pytest.mark.parametrize("stored", ["9e15", "inf", "nan", "junk", "hash"])
+def test_a_hostile_or_stale_bucket_state_heals_within_its_span(live: RedisServer, stored: str) -> None:
+    # Anyone who can write to Redis (or a wall clock stepped back on its host) may leave a key
+    # that says "full for ever": it refuses for at most one burst's worth of time, then admits;
+    # a key of another type is overwritten; the store never falls back because of it.
+    (limiter,) = limiters(live.url, 10.0, 2, instances=1, pattern="h.S/*")
+    client = redis.Redis.from_url(live.url)
+    if stored == "hash":
+        client.hset(limiter.key, "x", "1")
+    else:
+        client.set(limiter.key, stored)  # no TTL
+    limiter.try_acquire()
+    assert 0 < client.pttl(limiter.key) <= 200  # expires like a bucket's own state (2 x 100 ms)
+    deadline = time.monotonic() + 5
+    while not limiter.try_acquire():
+        assert time.monotonic() < deadline, "the bucket never admitted again"
+        time.sleep(0.02)
+    assert limiter.store.mode == "redis" and limiter.store.errors == 0
+
+
 def test_when_redis_dies_decisions_go_local_without_asking_it_then_come_back(
     live: RedisServer,
 ) -> None:

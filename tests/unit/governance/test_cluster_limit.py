@@ -125,6 +125,46 @@ def test_only_one_call_probes_while_the_others_stay_local() -> None:
     assert store.mode == "redis" and store.decisions["redis"] == 1
 
 
+def test_calls_in_flight_when_the_store_fails_count_as_one_failure() -> None:
+    # Eight calls inside a round trip when Redis goes: the store is down for the first backoff,
+    # not pushed to the cap by the seven that failed after it.
+    backend, clock, store, limiter = store_and_limiter(backoff=(1.0, 8.0))
+    inside = threading.Barrier(8)
+    take = backend.take
+
+    def blip(key: str, rate: float, burst: int) -> tuple[bool, float]:
+        inside.wait(5)
+        raise ConnectionError("Connection reset by peer")
+
+    backend.take = blip  # type: ignore[method-assign]
+    threads = [threading.Thread(target=limiter.try_acquire) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert store.errors == 8 and store.fallbacks == 1 and store.mode == LOCAL
+    backend.take = take  # type: ignore[method-assign]
+    clock.advance(1.01)  # the first backoff, 1 s, not 2^7 s capped at 8
+    assert limiter.try_acquire() and store.mode == "redis"
+
+
+def test_a_probe_cancelled_midway_does_not_leave_the_store_probing() -> None:
+    backend, clock, store, limiter = store_and_limiter()
+    backend.down = True
+    limiter.try_acquire()  # down for 1 s
+    take = backend.take
+
+    def cancelled(key: str, rate: float, burst: int) -> tuple[bool, float]:
+        raise KeyboardInterrupt  # a BaseException: not a store failure, but no verdict either
+
+    backend.take = cancelled  # type: ignore[method-assign]
+    clock.advance(1.01)
+    with pytest.raises(KeyboardInterrupt):
+        limiter.try_acquire()  # this call was the probe
+    backend.take, backend.down = take, False  # type: ignore[method-assign]
+    assert limiter.try_acquire() and store.mode == "redis"  # the next call probes again
+
+
 def test_listeners_hear_each_change_of_mode() -> None:
     backend, clock, store, limiter = store_and_limiter()
     heard: list[str] = []
@@ -203,6 +243,17 @@ def test_bad_urls_are_refused_naming_the_variable_without_the_password(url: str,
     message = str(refused.value)
     assert message.startswith("redis_url (TELEMETRY_REDIS_URL): ") and problem in message
     assert "secret" not in message
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://:se#cret@redis:6379/0", "redis://:se/cret@h:1/0", "redis://u:se?cret@h/0"]
+)
+def test_a_password_a_url_parser_misreads_is_hidden_too(url: str) -> None:
+    # An unencoded #, / or ? makes the parser see a fragment, path or query: the URL is refused,
+    # and the message must not show what may be the password.
+    with pytest.raises(ConfigError) as refused:
+        TelemetryConfig.from_env({"TELEMETRY_REDIS_URL": url})
+    assert "cret" not in str(refused.value) and "se" not in redact(url).split("@")[0]
 
 
 def test_the_url_never_shows_its_password() -> None:
