@@ -109,6 +109,17 @@ class SpanSink:
         return f"http://127.0.0.1:{self.port}"
 
 
+def wait_true(condition: Any, timeout: float, what: str) -> float:
+    """Poll ``condition`` every millisecond; the monotonic time it became true (RuntimeError
+    naming ``what`` after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return time.monotonic()
+        time.sleep(0.001)
+    raise RuntimeError(f"{what} did not happen within {timeout}s")
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else 0.0
 

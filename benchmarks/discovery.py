@@ -33,7 +33,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import emit_json, print_table, stubs_dir
+from _common import emit_json, print_table, stubs_dir, wait_true
 
 from telemetry.control.live_rules import LiveRules, rules_key
 from telemetry.discovery.balancer import build_balancer
@@ -47,16 +47,6 @@ from telemetry.testing.callers import BackgroundCaller
 from telemetry.testing.etcd_server import EtcdServer
 
 TTL = 3
-
-
-def _wait(condition: Any, timeout: float, what: str) -> float:
-    """Poll ``condition`` (1 ms); returns the monotonic time it became true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return time.monotonic()
-        time.sleep(0.001)
-    raise RuntimeError(f"{what} did not happen within {timeout}s")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -108,10 +98,10 @@ def measure_kill_to_removal(etcd: EtcdServer, directory: ServiceDirectory, runs:
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
         try:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "registered"
-            _wait(lambda: directory.instances("victim"), 10, "victim registered")
+            wait_true(lambda: directory.instances("victim"), 10, "victim registered")
             killed = time.monotonic()
             os.kill(proc.pid, signal.SIGKILL)
-            gone = _wait(lambda: not directory.instances("victim"), TTL + 10, "victim removed")
+            gone = wait_true(lambda: not directory.instances("victim"), TTL + 10, "victim removed")
             times.append(gone - killed)
         finally:
             if proc.poll() is None:
@@ -132,7 +122,7 @@ def measure_registration_to_first_call(
         try:
             registration.wait_registered(10)
             registered = time.monotonic()
-            _wait(lambda b=backend: b.first_call is not None, 10, "first call")
+            wait_true(lambda b=backend: b.first_call is not None, 10, "first call")
             assert backend.first_call is not None
             times.append(max(0.0, backend.first_call - registered))
         finally:
@@ -166,7 +156,7 @@ def measure_rule_propagation(etcd: EtcdServer, writes: int, instances: int = 5) 
 
             written = time.monotonic()
             writer.put(rules_key("rules", "server"), json.dumps(doc))
-            times.append(_wait(applied, 10, "rule applied everywhere") - written)
+            times.append(wait_true(applied, 10, "rule applied everywhere") - written)
     finally:
         for client, _, live in followers:
             live.stop()
@@ -206,7 +196,7 @@ def run(runs: int, writes: int, outage: float) -> dict[str, Any]:
         ]
         for registration in registrations:
             registration.wait_registered(10)
-        _wait(lambda: len(directory.instances("shop")) == 2, 10, "base instances")
+        wait_true(lambda: len(directory.instances("shop")) == 2, 10, "base instances")
         channel = ServiceChannel(
             service="shop", source=directory, make_channel=grpc.insecure_channel,
             balancer=build_balancer("round_robin"),

@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import emit_json, median, print_table, stubs_dir
+from _common import emit_json, median, print_table, stubs_dir, wait_true
 
 import telemetry
 from telemetry.control.live_rules import rules_key
@@ -52,16 +52,6 @@ def _handle(name: str, instance_id: str, etcd: EtcdConfig) -> telemetry.Telemetr
     return telemetry.Telemetry(
         config, registry=CollectorRegistry(), governance={}, etcd=etcd, instance_id=instance_id
     )
-
-
-def _wait(condition: Any, timeout: float, what: str) -> float:
-    """Poll ``condition`` (1 ms); returns the monotonic time it became true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return time.monotonic()
-        time.sleep(0.001)
-    raise RuntimeError(f"{what} did not happen within {timeout}s")
 
 
 class Server:
@@ -100,10 +90,10 @@ def one_round(stubs: tuple[Any, Any], number: int) -> dict[str, Any]:
         try:
             discovery = caller_tel.discovery
             assert discovery is not None
-            _wait(lambda: len(discovery.directory.instances(SERVICE)) == 2, 10, "both servers seen")
+            wait_true(lambda: len(discovery.directory.instances(SERVICE)) == 2, 10, "both servers seen")
             stub, request = stubs[1].BenchStub(caller_tel.channel(SERVICE)), stubs[0].Payload(number=1)
             caller = BackgroundCaller(lambda: stub.Ping(request, timeout=2))
-            _wait(lambda: caller is not None and caller.ok >= 50, 10, "calls flowing")
+            wait_true(lambda: caller is not None and caller.ok >= 50, 10, "calls flowing")
             ok_before = caller.ok
 
             cluster.stop_member(leader)
@@ -112,7 +102,7 @@ def one_round(stubs: tuple[Any, Any], number: int) -> dict[str, Any]:
             rule = {"methods": {"*": {"rate_limit": {"limit": limit}}}}
             writer.put(rules_key(SERVICE, "server"), json.dumps(rule))
             written = time.monotonic()
-            applied = _wait(lambda: all(s.limit() == limit for s in servers), 10, "rule in force")
+            applied = wait_true(lambda: all(s.limit() == limit for s in servers), 10, "rule in force")
             time.sleep(AFTER)  # a measuring window: calls keep flowing after the rule change
             caller.stop()
             calls = caller.ok - ok_before + len(caller.failed)
