@@ -9,9 +9,9 @@ call has a deadline, is retried on the next member when one fails or holds it (s
 :attr:`EtcdClient.current_endpoint` says which member is in use. A username/password token is
 fetched lazily (from whichever member answers) and renewed when etcd says it expired, so a client
 can be built while etcd is down. Watches ask for a member that sees a leader (etcd ends the stream
-of a member cut off from the others, and the watcher resumes elsewhere), and gRPC keepalives end a
-stream to a member that stopped answering (slowly: about a minute, docs/discovery.md). Swap this
-module to use another client.
+of a member cut off from the others, and the watcher resumes elsewhere), and a watchdog ends a
+stream to a member that stopped answering (:class:`WatchStream`). Swap this module to use another
+client.
 """
 
 from __future__ import annotations
@@ -371,7 +371,12 @@ class EtcdClient:
         )  # fmt: skip
         # The member in use, authenticated (from another member if that one fails).
         channel, metadata = self._invoke("Watch", lambda channel, metadata, _: (channel, metadata))
-        return WatchStream(self._rpc.WatchStub(channel), create, (*(metadata or ()), *_REQUIRE_LEADER))
+        index = self._members.index
+        return WatchStream(
+            self._rpc.WatchStub(channel), create, (*(metadata or ()), *_REQUIRE_LEADER),
+            progress=self._rpc.WatchRequest(progress_request=self._rpc.WatchProgressRequest()),
+            on_stall=lambda: self._members.failed(index, "watch: no answer", reachable=True),
+        )  # fmt: skip
 
     @property
     def closed(self) -> bool:
@@ -384,13 +389,33 @@ class EtcdClient:
 
 
 class WatchStream:
-    """One etcd watch: iterate for :class:`WatchBatch` es; ``cancel()`` from any thread."""
+    """One etcd watch: iterate for :class:`WatchBatch` es; ``cancel()`` from any thread.
 
-    def __init__(self, stub: Any, create: Any, metadata: Any) -> None:
+    A member that stops answering without closing the connection (frozen, its host gone) would
+    hold the stream until gRPC's keepalive gives up, about a minute later. So a watchdog thread
+    asks for a progress report every ``STALL_AFTER / 3`` seconds (``progress``, etcd >= 3.4; a
+    live member answers at once) and, when nothing at all has come for ``STALL_AFTER`` seconds,
+    tells ``on_stall`` (the client moves to the next member) and ends the stream with
+    :class:`EtcdError`: the watcher resumes from its revision elsewhere.
+    """
+
+    STALL_AFTER = 6.0
+
+    def __init__(
+        self, stub: Any, create: Any, metadata: Any, *, progress: Any = None,
+        on_stall: Callable[[], None] | None = None,
+    ) -> None:  # fmt: skip
         self._closed = threading.Event()
+        self._stalled = False
+        self._seen = time.monotonic()
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._requests.put(create)
         self._call = stub.Watch(self._request_iterator(), metadata=metadata)
+        if progress is not None:
+            threading.Thread(
+                target=self._watchdog, args=(progress, on_stall), daemon=True,
+                name="telemetry-etcd-watchdog",
+            ).start()  # fmt: skip
 
     def _request_iterator(self) -> Iterator[Any]:
         while True:
@@ -399,9 +424,20 @@ class WatchStream:
                 return
             yield request
 
+    def _watchdog(self, progress: Any, on_stall: Callable[[], None] | None) -> None:
+        while not self._closed.wait(self.STALL_AFTER / 3):
+            if time.monotonic() - self._seen > self.STALL_AFTER:
+                self._stalled = True
+                if on_stall is not None:
+                    on_stall()
+                self.cancel()
+                return
+            self._requests.put(progress)
+
     def __iter__(self) -> Iterator[WatchBatch]:
         try:
             for response in self._call:
+                self._seen = time.monotonic()
                 if response.compact_revision:
                     yield WatchBatch((), int(response.compact_revision))
                     return
@@ -417,9 +453,13 @@ class WatchStream:
                 )
                 yield WatchBatch(changes)
         except grpc.RpcError as exc:
+            if self._stalled:
+                raise EtcdError(f"etcd watch: no answer for {self.STALL_AFTER:g}s") from None
             if self._closed.is_set():
                 return
             raise EtcdError(f"etcd watch: {exc.code().name}: {exc.details()}") from None
+        if self._stalled:
+            raise EtcdError(f"etcd watch: no answer for {self.STALL_AFTER:g}s")
         if not self._closed.is_set():
             raise EtcdError("etcd watch: stream ended")
 

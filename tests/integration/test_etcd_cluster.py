@@ -7,6 +7,8 @@ timeout) and kills members with SIGKILL: a follower, the leader, or the very mem
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 
@@ -124,6 +126,33 @@ def test_a_watch_on_the_killed_leader_resumes_on_another_member(
         assert watching.current_endpoint != cluster.members[leader].endpoint
         assert writer.current_endpoint != cluster.members[leader].endpoint
     finally:
+        watcher.stop()
+
+
+def test_a_watch_on_a_frozen_member_moves_to_another_within_seconds(
+    cluster: EtcdCluster, clients: Callable[..., EtcdClient]
+) -> None:
+    # SIGSTOP: the member neither answers nor closes its connections (a frozen VM, a host gone):
+    # only the watch's own watchdog notices, not gRPC's keepalive (a minute).
+    frozen = cluster.follower()
+    watching = clients(first=frozen)
+    writer = clients(first=(frozen + 1) % len(cluster.members))
+    watcher = PrefixWatcher(watching, "/cluster-test/").start()
+    pid = cluster.members[frozen].pid
+    assert pid is not None
+    try:
+        assert watcher.wait_synced(5)
+        os.kill(pid, signal.SIGSTOP)
+        writer.put("/cluster-test/while-frozen", "1")
+        started = time.monotonic()
+        wait_until(
+            lambda: "/cluster-test/while-frozen" in watcher.state, timeout=30,
+            message="the write made while the watched member was frozen",
+        )  # fmt: skip
+        print(f"frozen member -> watch resumed elsewhere: {time.monotonic() - started:.1f} s")
+        assert watching.current_endpoint != cluster.members[frozen].endpoint
+    finally:
+        os.kill(pid, signal.SIGCONT)
         watcher.stop()
 
 
