@@ -362,3 +362,40 @@ def test_panel_password_only_from_a_secret(rendered: tuple[Obj, ...]) -> None:
     else:  # base and production: the operator's own Secret, never generated here
         assert not secrets, f"generated Secrets outside the demo: {sorted(secrets)}"
         assert reference["name"] == "panel-password"
+
+
+def _peer_allowed(peer: Obj, labels: dict[str, str]) -> bool:
+    selector = peer.get("podSelector", {})  # {}: every pod of the namespace
+    if not all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    return all(
+        labels.get(e["key"]) in e["values"] if e["operator"] == "In" else False
+        for e in selector.get("matchExpressions", [])
+    )
+
+
+def _ingress_allows(policy: Obj, labels: dict[str, str], port: int) -> bool:
+    return any(
+        any(p["port"] == port for p in rule.get("ports", []))
+        and any(_peer_allowed(peer, labels) for peer in rule.get("from", []))
+        for rule in policy["spec"].get("ingress", [])
+    )
+
+
+def test_network_policies_let_every_client_in_and_no_one_else(rendered: tuple[Obj, ...]) -> None:
+    # A NetworkPolicy that forgot a client would cut it off silently in a cluster that enforces
+    # them: every pod given ETCD_ENDPOINTS (or TELEMETRY_REDIS_URL) must be let in, others not.
+    for name, variable, port in (
+        ("etcd", "ETCD_ENDPOINTS", 2379),
+        ("redis", "TELEMETRY_REDIS_URL", 6379),
+    ):
+        policy = named(rendered, "NetworkPolicy", name)
+        assert selects(policy["spec"]["podSelector"]["matchLabels"], {"app.kubernetes.io/name": name})
+        for workload in workloads(rendered):
+            labels = workload["spec"]["template"]["metadata"]["labels"]
+            client = any(variable in env(c) for c in containers(workload))
+            allowed = _ingress_allows(policy, labels, port)
+            if client:
+                assert allowed, f"{workload['metadata']['name']} uses {name} but may not reach it"
+            elif labels.get("app.kubernetes.io/name") != name:
+                assert not allowed, f"{workload['metadata']['name']} may reach {name} without using it"
