@@ -24,32 +24,27 @@ import grpc
 
 from services.protos import demoshop_pb2, demoshop_pb2_grpc
 from services.stack import NativeStack
-from telemetry.control.live_rules import read_all_statuses, rules_key
+from telemetry.control.live_rules import rules_key
 from telemetry.discovery.etcd import EtcdClient, EtcdConfig
+from telemetry.panel.control_plane import ControlPlane, Rollout
+from telemetry.testing._poll import poll
 
 SERVICE = "inventory"
 INSTANCES = 3
 
 
-def _wait_rules(client: EtcdClient, revision: int, timeout: float = 30.0) -> list[dict[str, Any]]:
-    """Every inventory instance's status once all have applied the rules at ``revision``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        statuses = list(read_all_statuses(client).get(SERVICE, {}).values())
-        done = [
-            s for s in statuses
-            if s.get("state") == "applied" and int(s.get("revision") or 0) >= revision
-        ]  # fmt: skip
-        if len(done) >= INSTANCES:
-            return done
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"rules applied on {len(done)}/{INSTANCES} instances after {timeout} s")
-        time.sleep(0.2)
+def _wait_rules(plane: ControlPlane, revision: int, timeout: float = 30.0) -> Rollout:
+    """The rollout of ``revision`` once every inventory instance has applied it."""
+    return poll(
+        lambda: plane.rollout(SERVICE, revision),
+        lambda rollout: rollout.done and len(rollout.instances) == INSTANCES,
+        timeout, f"rules applied on {INSTANCES} {SERVICE} instances", interval=0.2,
+    )  # fmt: skip
 
 
-def _modes(client: EtcdClient) -> list[str]:
-    statuses = read_all_statuses(client).get(SERVICE, {}).values()
-    return sorted(str((s.get("cluster_limits") or {}).get("mode", "none")) for s in statuses)
+def _modes(plane: ControlPlane, revision: int) -> list[str]:
+    """Where each instance's cluster limits count (``none``: no Redis configured)."""
+    return sorted(i.cluster_mode or "none" for i in plane.rollout(SERVICE, revision).instances)
 
 
 def _sender(
@@ -109,21 +104,23 @@ def _stack_phase(redis: bool, limit: float, burst: int, offered: float, skew: tu
     results: dict[str, dict[str, Any]] = {}
     with stack:
         client = EtcdClient(EtcdConfig(endpoints=(stack.etcd_endpoint,), timeout=2.0))
+        plane = ControlPlane(client)
         try:
             # Only the cluster limit decides: inventory's own GetStock limit (per user) and its
             # CPU-driven adaptive limiter are taken out for the run.
             client.put(rules_key(SERVICE, "server"), json.dumps({"methods": {}}))
             client.put(rules_key(SERVICE, "adaptive"), json.dumps({"enabled": False}))
             rule = {"*": {"limit": limit, "burst": burst}}
-            _wait_rules(client, client.put(rules_key(SERVICE, "cluster"), json.dumps(rule)))
+            revision = client.put(rules_key(SERVICE, "cluster"), json.dumps(rule))
+            _wait_rules(plane, revision)
             targets = [f"127.0.0.1:{stack.ports[f'{SERVICE}-{i}']}" for i in range(1, INSTANCES + 1)]
             phase = "redis" if redis else "split"
             results[phase] = offer(targets, limit, offered, skew, warmup, seconds)
-            results[phase]["modes"] = _modes(client)
+            results[phase]["modes"] = _modes(plane, revision)
             if redis:
                 stack.stop_process("redis")
                 results["redis_down"] = offer(targets, limit, offered, skew, warmup, seconds)
-                results["redis_down"]["modes"] = _modes(client)
+                results["redis_down"]["modes"] = _modes(plane, revision)
         finally:
             client.close()
     return results

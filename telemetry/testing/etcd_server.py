@@ -16,13 +16,14 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from telemetry.testing._poll import poll
 from telemetry.testing.ports import free_port
+from telemetry.testing.processes import stop_child
 
 __all__ = ["EtcdServer", "etcd_binary"]
 
@@ -113,25 +114,17 @@ class EtcdServer:
             return False
 
     def wait_healthy(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.healthy():
-                return
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"etcd {self.name} did not become healthy within {timeout}s")
+        try:
+            poll(self.healthy, bool, timeout, f"etcd {self.name} healthy", interval=0.05)
+        except AssertionError:
+            self.stop()
+            raise
 
     def stop(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """Stop etcd, by default with SIGKILL (an outage, not a clean leave); its data stays.
         ``SIGTERM``: a clean stop (a leader hands its leadership over first)."""
         if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.send_signal(sig)
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(10)
+            stop_child(self._proc, sig)
             self._proc = None
 
     def restart(self, *, wipe: bool = False) -> None:

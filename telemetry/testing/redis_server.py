@@ -12,11 +12,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 
+from telemetry.testing._poll import poll
 from telemetry.testing.ports import free_port
+from telemetry.testing.processes import stop_child
 
 __all__ = ["RedisServer", "redis_binary"]
 
@@ -73,22 +74,21 @@ class RedisServer:
                 ],
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited: {self._log.read_text()[-2000:]}")
-            if _pings(self.port):
-                return
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"redis-server did not answer PING within {timeout}s")
+        try:
+            poll(self._answers, bool, timeout, "redis-server answering PING", interval=0.02)
+        except AssertionError:
+            self.stop()
+            raise
+
+    def _answers(self) -> bool:
+        if self._proc is None or self._proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited: {self._log.read_text()[-2000:]}")
+        return _pings(self.port)
 
     def stop(self) -> None:
         """Kill the server (SIGKILL: an outage); its data is gone (no persistence)."""
         if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.kill()
-            self._proc.wait(10)
+            stop_child(self._proc)
             self._proc = None
 
     def close(self) -> None:
