@@ -50,12 +50,12 @@ def _sync_calls(stub: Any, pb: Any, metadata: Any = None) -> dict[str, Callable[
     return {"unary": unary, "server_stream": server_stream, "bidi": bidi}
 
 
-def _aio_calls(stub: Any, pb: Any) -> dict[str, Callable[[], Any]]:
+def _aio_calls(stub: Any, pb: Any, metadata: Any = None) -> dict[str, Callable[[], Any]]:
     request = pb.Payload(text="x" * 64, number=1)
     stream_request = pb.Payload(text="x" * 64, number=STREAM_MESSAGES)
 
     async def unary() -> int:
-        await stub.Ping(request, timeout=5)
+        await stub.Ping(request, timeout=5, metadata=metadata)
         return 1
 
     async def server_stream() -> int:
@@ -95,7 +95,7 @@ def _sync_channel(mode: str, target: str, endpoint: str, log_path: str) -> Any:
 def _aio_channel(mode: str, target: str, endpoint: str, log_path: str) -> Any:
     import grpc.aio
 
-    if mode == "bare":
+    if mode in ("bare", "header"):
         return grpc.aio.insecure_channel(target)
     if mode == "peer":
         from opentelemetry.instrumentation.grpc import aio_client_interceptors
@@ -159,9 +159,10 @@ def _sync_client(mode: str, target: str, endpoint: str, log_path: str, processes
 async def _aio_client(mode: str, target: str, endpoint: str, log_path: str, processes: Any) -> None:
     import bench_pb2
     import bench_pb2_grpc
+    from _overhead_floor import TRACEPARENT
 
     calls = _aio_calls(bench_pb2_grpc.BenchStub(_aio_channel(mode, target, endpoint, log_path)),
-                       bench_pb2)  # fmt: skip
+                       bench_pb2, (TRACEPARENT,) if mode == "header" else None)  # fmt: skip
     for call in calls.values():
         await call()
 

@@ -76,7 +76,7 @@ async def _serve_aio(mode: str, port: int, endpoint: str, log_path: str, pb: Any
             async for request in requests:
                 yield pb.Payload(text=request.text, number=request.number + 1)
 
-    if mode == "bare":
+    if mode in ("bare", "header"):
         server = grpc.aio.server()
     elif mode == "peer":
         from opentelemetry.instrumentation.grpc import aio_server_interceptor

@@ -23,14 +23,16 @@ not the gateway's (an HTTP server whose calls cost a few ms) or the two inventor
    cluster limit); then the limit recommended at each ``--headrooms`` (with its burst) applied as
    the cluster-wide limit of every method of order (``/governance/order/cluster``,
    ``{"*": {"limit": L, "burst": B}}``) through the audited control plane, as the panel's *Apply*
-   does; last the ``--headroom`` limit with the token bucket's default burst (one second's worth).
-   Per phase: goodput (served: neither a server error nor shed) as a share of capacity, and the
-   admitted calls' p99 against the unloaded p99.
+   does; then the ``--headroom`` limit with the token bucket's default burst (one second's worth);
+   last, with no cluster limit, PlaceOrder capped at each ``--concurrency`` count of calls in
+   flight (a server rule of order): bounding in-flight work instead of its rate. Per phase:
+   goodput (served: neither a server error nor shed) as a share of capacity, and the admitted
+   calls' p99 against the unloaded p99.
 
 Goals (issue 21): C within +-15% of the independent capacity; at 2x, goodput >= 90% of capacity
 and admitted p99 <= 2x the unloaded p99. Every process is stopped by PID (the stack's own stop).
 
-    python benchmarks/capacity.py            # about 5 minutes
+    python benchmarks/capacity.py            # about 6 minutes
     python benchmarks/capacity.py --quick    # a smoke run, about 2 minutes
 """
 
@@ -66,6 +68,7 @@ from telemetry.panel.live import LiveQueries
 from telemetry.panel.prometheus import Prometheus, PrometheusError
 
 SERVICE = "order"
+PLACE_ORDER = "demoshop.v1.Order/PlaceOrder"
 ACTOR = "capacity-benchmark"
 _T0 = time.monotonic()
 
@@ -129,7 +132,7 @@ def run(stack: NativeStack, args: argparse.Namespace) -> dict[str, Any]:
         wait_for("load generator status", lambda: read_load_status(client) is not None, 30)
         plane.set(LOADGEN, LOAD, {"rate": 0, "scraper_rate": 0, "mix": {"place_order": 1}},
                   actor=ACTOR, reason="orders only, paused")  # fmt: skip
-        faults = {"demoshop.v1.Order/PlaceOrder": {"cpu_burn_ms": args.burn_ms}}
+        faults = {PLACE_ORDER: {"cpu_burn_ms": args.burn_ms}}
         wait_applied(
             client, plane.set(SERVICE, FAULTS, faults, actor=ACTOR, reason="CPU-bound").revision
         )
@@ -150,7 +153,7 @@ def run(stack: NativeStack, args: argparse.Namespace) -> dict[str, Any]:
         result, points = capacity_test(plane, live, plan, args)
         print(render(result, points))
         offered = 2 * capacity
-        loaded = [at_twice(url, offered, args, None)]  # order's own governance only
+        loaded = [at_twice(url, offered, args, Phase("2x, no cluster limit"))]  # order's own only
         # Each headroom's limit with its recommended burst, then the chosen one with the token
         # bucket's default burst (one second's worth): what the burst is for.
         trials = [(h, True) for h in args.headrooms] + [(args.headroom, False)]
@@ -165,27 +168,62 @@ def run(stack: NativeStack, args: argparse.Namespace) -> dict[str, Any]:
             why = f"capacity benchmark: recommended {chosen.limit:g}/s"
             change = plane.update(SERVICE, CLUSTER, recommended, actor=ACTOR, reason=why)
             wait_applied(client, change.revision)
-            loaded.append(at_twice(url, offered, args, chosen))
+            loaded.append(at_twice(url, offered, args, Phase(f"2x, headroom {headroom:g}", chosen)))
+        if args.concurrency:
+            loaded += concurrency_caps(client, plane, url, offered, args)
         return report(args, capacity, unloaded, saturated, loaded, result, points, offered)
     finally:
         client.close()
 
 
-Loaded = tuple[CapacityPoints | None, Calls]
-"""One 2x phase: the recommendation in force (None: no cluster limit) and what callers saw."""
+@dataclasses.dataclass
+class Phase:
+    """One 2x phase: its name, the recommendation in force (None: no cluster limit) or the
+    concurrency cap on PlaceOrder, and, once run, what callers saw."""
+
+    name: str
+    chosen: CapacityPoints | None = None
+    cap: int | None = None
+    calls: Calls | None = None
+
+    @property
+    def limit(self) -> str:
+        if self.cap is not None:
+            return f"{self.cap} in flight"
+        return "-" if self.chosen is None else f"{self.chosen.limit:g} / {_burst(self.chosen)}"
 
 
-def at_twice(
-    url: str, offered: float, args: argparse.Namespace, chosen: CapacityPoints | None
-) -> Loaded:
-    what = "no cluster limit" if chosen is None else f"limit {chosen.limit:g}/s, burst {_burst(chosen)}"
-    log(f"offering {offered:.1f}/s open loop, {what}")
-    return chosen, open_loop(url, offered, args.phase * 1.5)
+def at_twice(url: str, offered: float, args: argparse.Namespace, phase: Phase) -> Phase:
+    log(f"offering {offered:.1f}/s open loop: {phase.name} ({phase.limit})")
+    phase.calls = open_loop(url, offered, args.phase * 1.5)
+    return phase
+
+
+def concurrency_caps(
+    client: EtcdClient, plane: ControlPlane, url: str, offered: float, args: argparse.Namespace
+) -> list[Phase]:
+    """At 2x with no cluster limit, PlaceOrder capped at each ``--concurrency`` count of calls
+    in flight on order (a server rule, ``rate_limit: {algorithm: concurrency}``): the other way
+    to trade goodput for latency, bounding in-flight work instead of its rate."""
+    wait_applied(
+        client, plane.set(SERVICE, CLUSTER, None, actor=ACTOR, reason="no cluster limit").revision
+    )
+    phases = []
+    for cap in args.concurrency:
+        server = plane.inherited(SERVICE, "server")
+        server["methods"].setdefault(PLACE_ORDER, {})["rate_limit"] = {
+            "algorithm": "concurrency", "limit": cap,
+        }  # fmt: skip
+        why = f"capacity benchmark: {cap} PlaceOrder calls in flight at most"
+        wait_applied(client, plane.set(SERVICE, "server", server, actor=ACTOR, reason=why).revision)
+        phases.append(at_twice(url, offered, args, Phase(f"2x, concurrency cap {cap}", cap=cap)))
+    plane.set(SERVICE, "server", None, actor=ACTOR, reason="caps measured")
+    return phases
 
 
 def report(
     args: argparse.Namespace, capacity: float, unloaded: Calls, saturated: Calls,
-    loaded: list[Loaded], result: RunResult, points: CapacityPoints, offered: float,
+    loaded: list[Phase], result: RunResult, points: CapacityPoints, offered: float,
 ) -> dict[str, Any]:  # fmt: skip
     unloaded_p99 = percentile(unloaded.ok, 0.99)
     c = points.c.goodput if points.c is not None else None
@@ -195,18 +233,21 @@ def report(
          ms(percentile(saturated.ok, 0.99)), f"{saturated.failed}"],
     ]  # fmt: skip
     phases = []
-    for chosen, calls in loaded:
+    for phase in loaded:
+        chosen, calls = phase.chosen, phase.calls
+        assert calls is not None
         p99 = percentile(calls.ok, 0.99)
         found = figures(
             c=c, capacity=capacity, goodput=calls.goodput, p99=p99, unloaded_p99=unloaded_p99
         )
-        name = "2x, no cluster limit" if chosen is None else f"2x, headroom {chosen.headroom:g}"
-        limit = "-" if chosen is None else f"{chosen.limit:g} / {_burst(chosen)}"
-        rows.append([name, limit, f"{calls.goodput:.1f}", f"{calls.shed}", ms(p99), f"{calls.failed}"])
+        rows.append([phase.name, phase.limit, f"{calls.goodput:.1f}", f"{calls.shed}", ms(p99),
+                     f"{calls.failed}"])  # fmt: skip
         phases.append({
+            "name": phase.name,
             "headroom": None if chosen is None else chosen.headroom,
             "limit": None if chosen is None else chosen.limit,
             "burst": None if chosen is None else chosen.burst,
+            "concurrency_cap": phase.cap,
             "goodput": round(calls.goodput, 2), "shed": calls.shed, "failed": calls.failed,
             "p99_ms": p99 and round(p99 * 1000, 1), **found,
         })  # fmt: skip
@@ -216,9 +257,9 @@ def report(
     first = phases[0]
     print(f"\nC {c if c is None else round(c, 1)} vs independent capacity {capacity:.1f}: "
           f"{signed(first['c_vs_capacity'])} (goal +-15%)")  # fmt: skip
-    for phase in phases:
-        share, ratio = phase["goodput_share"], phase["p99_ratio"]
-        what = "no cluster limit" if phase["limit"] is None else f"headroom {phase['headroom']:g}"
+    for found_phase in phases:
+        share, ratio = found_phase["goodput_share"], found_phase["p99_ratio"]
+        what = found_phase["name"].removeprefix("2x, ")
         print(f"at 2x ({offered:.1f}/s offered), {what}: goodput "
               f"{share if share is None else f'{share:.1%}'} of capacity (goal >= 90%), admitted p99 "
               f"{ratio if ratio is None else f'{ratio:.2f}'}x unloaded (goal <= 2x)")  # fmt: skip
@@ -256,8 +297,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--headroom", type=float, default=0.9, help="the recommendation printed")
     p.add_argument("--headrooms", default="0.95,0.9,0.85,0.8",
                    help="each applied in turn at 2x (fractions of the point's goodput)")  # fmt: skip
+    p.add_argument("--concurrency", default="3,2",
+                   help="each a cap of PlaceOrder calls in flight, applied in turn at 2x after "
+                        "the limits (no cluster limit then); '' for none")  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep the stack's work directory (logs)")
     args = p.parse_args(argv)
+    try:
+        args.concurrency = [int(n) for n in args.concurrency.split(",") if n.strip()]
+    except ValueError:
+        p.error(f"--concurrency: comma-separated counts, got {args.concurrency!r}")
+    if not all(n >= 1 for n in args.concurrency):
+        p.error(f"--concurrency: each at least 1, got {args.concurrency}")
     try:
         args.headrooms = [float(h) for h in args.headrooms.split(",") if h.strip()]
     except ValueError:

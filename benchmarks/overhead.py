@@ -31,9 +31,10 @@ Modes:
   full_dead  the full chain with the span exporter pointed at a dead collector
 
 Diagnostics (not in the default run): no_log, no_metrics, no_deadline (the full chain less one
-concern), tracing_unexported (spans made, not exported); and, sync unary only, with no telemetry:
-header (bare calls carrying a ``traceparent`` header) and floor (grpcio's interceptor hooks passing
-calls through with that header), the floor under any interceptor-based tracing.
+concern), tracing_unexported (spans made, not exported), adapter (this package's server and
+channel wrapping with no concern); and, unary only, with no telemetry: header (bare calls carrying
+a ``traceparent`` header) and, sync only, floor (grpcio's interceptor hooks passing calls through
+with that header), the floor under any interceptor-based tracing.
 
 Workloads (``--workloads``, each ``<runtime>_<kind>``, runtime ``sync`` or ``aio``):
 
@@ -61,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import stubs_dir
 from _overhead_client import client
-from _overhead_modes import DEFAULT_MODES, MODES, SYNC_UNARY_ONLY, WORKLOADS
+from _overhead_modes import DEFAULT_MODES, MODES, SYNC_ONLY, UNARY_ONLY, WORKLOADS
 from _overhead_report import report
 from _overhead_run import cpus_for_pairs, pin_to, run
 from _overhead_server import serve
@@ -108,8 +109,10 @@ def main() -> None:
     if "bare" not in modes or len(modes) < 2:
         parser.error(f"--modes: bare and at least one of {', '.join(MODES[1:])} (got {args.modes})")
     workloads = _names(args.workloads, WORKLOADS, "workloads", parser)
-    if set(modes) & set(SYNC_UNARY_ONLY) and workloads != ("sync_unary",):
-        parser.error(f"--modes {', '.join(SYNC_UNARY_ONLY)}: with --workloads sync_unary only")
+    if set(modes) & set(UNARY_ONLY) and set(workloads) - {"sync_unary", "aio_unary"}:
+        parser.error(f"--modes {', '.join(UNARY_ONLY)}: with unary workloads only")
+    if set(modes) & set(SYNC_ONLY) and workloads != ("sync_unary",):
+        parser.error(f"--modes {', '.join(SYNC_ONLY)}: with --workloads sync_unary only")
     slices, seconds = (3, 0.5) if args.quick else (args.slices, args.seconds)
     pair_count = 1 if args.quick else max(1, args.pairs)
     cpus = cpus_for_pairs(not args.no_pin)

@@ -54,7 +54,9 @@ class ClientAdapterBase:
         if not info.streams_requests:
             state.request = request
         self.chain.start(state)
-        if not info.streams_requests:
+        if info.kind is RpcKind.UNARY:
+            state.msgs_sent = 1  # what chain.message does for a unary call, without the call
+        elif not info.streams_requests:
             self.chain.message(state, False)
         return state
 

@@ -93,9 +93,13 @@ class CallEnd:
         """The responses of the call (``call``, the one this ends), counted; the iteration that
         reaches the status finishes it."""
         chain, state = self._adapter.chain, self._state
+        message_hooks = state.info.message_hooks
         try:
             async for response in call:
-                chain.message(state, True)
+                if message_hooks:
+                    chain.message(state, True)
+                else:  # what chain.message does then, without a call per message
+                    state.msgs_received += 1
                 yield response
         except asyncio.CancelledError:
             self.end_cancelled()

@@ -133,7 +133,44 @@ class UnaryCall(grpc.aio.UnaryUnaryCall[Any, Any]):
         call.add_done_callback(self._done)  # finishes calls nobody awaits
 
     def __await__(self) -> Generator[Any, None, Any]:
+        if not self._awaited and self._multicallable._runner.retrier is None:
+            return self._await_once()
         return self._result().__await__()
+
+    def _await_once(self) -> Generator[Any, None, Any]:
+        """The first await of a call on a channel that does not retry: one attempt and its
+        outcome, in one generator. :meth:`_result` and :meth:`_attempts` do the same through two
+        coroutines, each a frame and an object per call on the path (benchmarks/RESULTS.md,
+        overhead: aio unary)."""
+        self._awaited = True
+        state = self._state
+        try:
+            try:
+                response = yield from self._call.__await__()
+            except asyncio.CancelledError:
+                self._end(state, grpc.StatusCode.CANCELLED, None)
+                raise
+            except grpc.aio.AioRpcError as error:
+                self._fail(state, error)
+                self._outcome = _Raised(error)
+                raise
+            except Exception as exc:  # not grpc's: the caller's interceptor, a closed channel
+                self._end(state, grpc.StatusCode.UNKNOWN, f"{type(exc).__name__}: {exc}")
+                raise
+        except BaseException as exc:  # others awaiting meanwhile see it too
+            if self._shared is not None and not self._shared.done():
+                self._shared.set_exception(exc)
+            raise
+        if not state.finished:
+            state.finished = True
+            state.response = response
+            state.code = _OK
+            state.msgs_received = 1  # chain.message(state, True) for a unary call
+            self._multicallable._runner.chain.finish(state)
+        self._outcome = response
+        if self._shared is not None and not self._shared.done():
+            self._shared.set_result(response)
+        return response
 
     async def _result(self) -> Any:
         outcome = self._outcome

@@ -53,12 +53,7 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         behavior = original_behavior(handler, info.kind)
         streaming_in = handler.request_streaming
         if handler.response_streaming and inspect.isasyncgenfunction(behavior):
-
-            async def stream_response(request: Any, context: AioServingContext) -> AsyncIterator[Any]:
-                async for item in self._stream_response(behavior, info, streaming_in, request, context):
-                    yield item
-
-            return new_handler(handler, info.kind, stream_response)
+            return new_handler(handler, info.kind, self._stream_response(behavior, info, streaming_in))
 
         if info.kind is RpcKind.UNARY and inspect.iscoroutinefunction(behavior):
             return new_handler(handler, info.kind, self._unary(behavior, info))
@@ -171,33 +166,41 @@ class AioServerInterceptor(ServerAdapterBase, grpc.aio.ServerInterceptor):
         self.chain.finish(state)
         return response
 
-    async def _stream_response(
-        self,
-        behavior: Callable[..., Any],
-        info: MethodInfo,
-        streaming_in: bool,
-        request: Any,
-        context: AioServingContext,
-    ) -> AsyncIterator[Any]:
-        state, request = await self._begin(info, streaming_in, request, context)
-        finished = False
-        try:
-            if request.__class__ is Undecodable:
-                await context.abort(grpc.StatusCode.INTERNAL, UNDECODABLE_DETAILS)
-            async for response in behavior(request, _ServedContext(context, state, None)):
-                self.chain.message(state, False)
-                yield response
-        except (GeneratorExit, asyncio.CancelledError):
-            state.code = _cancellation_code(context)
-            raise
-        except Exception as exc:
-            finished = True
-            await self._fail(state, exc, context)  # raises
-        else:
-            self.finish_returned(state, context)
-        finally:
-            if not finished:
-                self.chain.finish(state)
+    def _stream_response(
+        self, behavior: Callable[..., Any], info: MethodInfo, streaming_in: bool
+    ) -> Callable[[Any, AioServingContext], AsyncIterator[Any]]:
+        """The behaviour of an async-generator handler streaming responses. One async generator
+        between grpc and the handler's: each layer costs every message an ``asend`` round trip
+        (benchmarks/RESULTS.md, overhead: aio server streaming)."""
+        chain = self.chain
+        finish = chain.finish
+
+        async def stream_response(request: Any, context: AioServingContext) -> AsyncIterator[Any]:
+            state, request = await self._begin(info, streaming_in, request, context)
+            message_hooks = info.message_hooks
+            finished = False
+            try:
+                if request.__class__ is Undecodable:
+                    await context.abort(grpc.StatusCode.INTERNAL, UNDECODABLE_DETAILS)
+                async for response in behavior(request, _ServedContext(context, state, None)):
+                    if message_hooks:
+                        chain.message(state, False)
+                    else:  # what chain.message does then, without a call per message
+                        state.msgs_sent += 1
+                    yield response
+            except (GeneratorExit, asyncio.CancelledError):
+                state.code = _cancellation_code(context)
+                raise
+            except Exception as exc:
+                finished = True
+                await self._fail(state, exc, context)  # raises
+            else:
+                self.finish_returned(state, context)
+            finally:
+                if not finished:
+                    finish(state)
+
+        return stream_response
 
     async def _fail(self, state: CallState, exc: Exception, context: AioServingContext) -> NoReturn:
         aborted = context.code() if isinstance(exc, grpc.aio.AbortError) else None

@@ -94,6 +94,7 @@ class _Tracing:
         attributes: dict[str, Any] | None = None,
     ) -> None:
         self._tracer = tracer
+        self._sampler = tracer.sampler
         self._propagation = propagation
         self._untraced = frozenset(untraced_services)
         self._attributes = attributes or {}
@@ -108,10 +109,9 @@ class _Tracing:
 
     @staticmethod
     def _end(span: Any, state: CallState, error_codes: frozenset[Any] | None) -> None:
+        """End the span of a call that did not simply end OK (the finishers end those with
+        ``end_ok`` themselves: one call instead of this one, set_attribute and end)."""
         code = state.code
-        if code is _OK and type(span) is RpcSpan and state.exception is None:
-            span.end_ok("OK")  # the usual call: one call instead of set_attribute + end
-            return
         name = code._name_  # not .name: an enum property, a Python call per span
         span.set_attribute("rpc.response.status_code", name)
         if code is not _OK and (error_codes is None or code in error_codes):
@@ -129,7 +129,8 @@ class ServerTracing(_Tracing):
 
     def on_start(self, state: CallState) -> None:
         template = state.info.extras[self]
-        parent, context = self._propagation.extract(state.metadata, self._tracer.reads_parent_context)
+        # RpcTracer.reads_parent_context, without its property call
+        parent, context = self._propagation.extract(state.metadata, not self._sampler.fast_path)
         peer = PEER_ATTRIBUTES[state.peer]
         span = self._tracer.start(template, parent, context, SpanKind.SERVER, peer)
         state.span = span
@@ -139,7 +140,10 @@ class ServerTracing(_Tracing):
         span = state.span
         if span is None:
             return
-        self._end(span, state, _SERVER_ERROR_CODES)
+        if state.code is _OK and type(span) is RpcSpan and state.exception is None:
+            span.end_ok("OK")
+        else:
+            self._end(span, state, _SERVER_ERROR_CODES)
         token = state.span_token
         try:
             fastcontext.reset(token)
@@ -178,5 +182,9 @@ class ClientTracing(_Tracing):
 
     def on_finish(self, state: CallState) -> None:
         span = state.span
-        if span is not None:
+        if span is None:
+            return
+        if state.code is _OK and type(span) is RpcSpan and state.exception is None:
+            span.end_ok("OK")
+        else:
             self._end(span, state, None)

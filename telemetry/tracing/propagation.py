@@ -48,6 +48,7 @@ from telemetry.tracing.spancontext import EMPTY_TRACE_STATE, valid_span_context
 from telemetry.tracing.w3c import parse_traceparent, parse_tracestate
 
 _EMPTY = Context()
+_new_tuple = tuple.__new__  # valid_span_context's way to build a SpanContext of checked ids
 _TRACE_FLAGS = tuple(TraceFlags(flags) for flags in range(256))  # one each, not one per call
 
 Headers = list[tuple[str, str]]
@@ -199,7 +200,13 @@ class W3CPropagation:
         context = self._baggage_context(baggage_header) if baggage_header else _EMPTY
         parent = None
         if traceparents == 1:
-            parent = remote_parent(traceparent, tracestate)
+            fields = None if tracestate else parse_traceparent(traceparent)
+            if fields is not None:  # the usual call: remote_parent's result, two calls fewer
+                trace_id, span_id, flags = fields
+                parent = _new_tuple(SpanContext, (trace_id, span_id, True, _TRACE_FLAGS[flags],
+                                                  EMPTY_TRACE_STATE, True))  # fmt: skip
+            else:  # a tracestate to read, or a malformed traceparent to report
+                parent = remote_parent(traceparent, tracestate)
         elif traceparents:
             _several_traceparents(traceparents)
         if parent is not None and parent_in_context:

@@ -73,6 +73,30 @@ async def test_a_failed_call_raises_on_every_await_and_is_counted_once(aio_servi
     caller.tel.shutdown()
 
 
+@pytest.mark.parametrize("fail", ["", "abort"])
+async def test_coroutines_awaiting_one_call_together_share_its_outcome(
+    aio_service: Any, fail: str
+) -> None:
+    """Two tasks await the same call at once: one attempt, both get its answer (or its error),
+    and it is counted once."""
+    server = await aio_service("b")
+    caller = Caller()
+    async with caller.tel.aio_channel(server.target) as channel:
+        call = echo_pb2_grpc.EchoStub(channel).Unary(echo_pb2.EchoRequest(text="x", fail=fail),
+                                                     timeout=10)  # fmt: skip
+
+        async def outcome() -> Any:
+            try:
+                return (await call).text
+            except grpc.aio.AioRpcError as error:
+                return error.code()
+
+        first, second = await asyncio.gather(outcome(), outcome())
+    assert first == second == ("x" if not fail else grpc.StatusCode.NOT_FOUND)
+    assert caller.handled("NotFound" if fail else "OK") == 1 and caller.in_flight() == 0
+    caller.tel.shutdown()
+
+
 async def test_a_call_nobody_awaits_is_still_finished(aio_service: Any) -> None:
     server = await aio_service("b")
     caller = Caller()

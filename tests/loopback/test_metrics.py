@@ -3,14 +3,16 @@ trace_id exemplars; cardinality is bounded."""
 
 from __future__ import annotations
 
+import threading
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import echo_pb2_grpc
 import grpc.aio
 import pytest
 from calls import KINDS, call_aio, call_sync, requests_for
-from helpers import make_config, metric_value, wait_until_async
+from helpers import make_config, metric_value, wait_until, wait_until_async
 from prometheus_client import CollectorRegistry
 
 import telemetry
@@ -151,3 +153,34 @@ def test_registered_methods_are_exported_at_zero_before_any_call(sync_service: A
     labels = {"grpc_service": "telemetry.test.Echo", "grpc_method": "Bidi", "grpc_type": "bidi_stream"}
     assert server.registry.get_sample_value("grpc_server_started_total", labels) == 0
     assert server.registry.get_sample_value("grpc_server_handling_seconds_count", labels) == 0
+
+
+def test_stream_messages_are_counted_while_the_stream_is_open(sync_service: Any) -> None:
+    """Stream messages are counted by each call and read at scrape time: a long stream's messages
+    show before it ends, on both sides, and are not counted twice once it has."""
+    server = sync_service("server")
+    caller = telemetry.Telemetry(make_config("caller"))
+    labels = {"grpc_type": "client_stream", "grpc_service": "telemetry.test.Echo",
+              "grpc_method": "ClientStream"}  # fmt: skip
+    release = threading.Event()
+
+    def requests() -> Iterator[Any]:
+        yield from requests_for("client_stream", [])
+        release.wait(10)
+
+    def counts() -> tuple[float, float, float]:
+        return (
+            metric_value(server.registry, "grpc_server_msg_received_total", **labels),
+            metric_value(caller.registry, "grpc_client_msg_sent_total", **labels),
+            metric_value(server.registry, "grpc_server_in_flight", **labels),
+        )
+
+    with caller.channel(server.target) as channel:
+        future = echo_pb2_grpc.EchoStub(channel).ClientStream.future(requests(), timeout=10)
+        try:
+            wait_until(lambda: counts() == (2, 2, 1), message="two messages counted, call open")
+        finally:
+            release.set()
+        future.result()
+    wait_until(lambda: counts() == (2, 2, 0), message="the same two once the call ended")
+    caller.shutdown()
