@@ -24,8 +24,9 @@ not the gateway's (an HTTP server whose calls cost a few ms) or the two inventor
    the cluster-wide limit of every method of order (``/governance/order/cluster``,
    ``{"*": {"limit": L, "burst": B}}``) through the audited control plane, as the panel's *Apply*
    does; then the ``--headroom`` limit with the token bucket's default burst (one second's worth);
-   last, with no cluster limit, PlaceOrder capped at each ``--concurrency`` count of calls in
-   flight (a server rule of order): bounding in-flight work instead of its rate. Per phase:
+   last, PlaceOrder capped at each ``--concurrency`` count of calls in flight (a server
+   ``bulkhead`` of order): each alone (no cluster limit), then the first beside the ``--headroom``
+   limit: bounding in-flight work instead of, and beside, its rate. Per phase:
    goodput (served: neither a server error nor shed) as a share of capacity, and the admitted
    calls' p99 against the unloaded p99.
 
@@ -33,7 +34,7 @@ Goals (issue 21): C within +-15% of the independent capacity; at 2x, goodput >= 
 and admitted p99 <= 2x the unloaded p99. Every process is stopped by PID (the stack's own stop).
 
     python benchmarks/capacity.py            # about 6 minutes
-    python benchmarks/capacity.py --quick    # a smoke run, about 2 minutes
+    python benchmarks/capacity.py --quick    # a smoke run, about 3 minutes
 """
 
 from __future__ import annotations
@@ -170,7 +171,9 @@ def run(stack: NativeStack, args: argparse.Namespace) -> dict[str, Any]:
             wait_applied(client, change.revision)
             loaded.append(at_twice(url, offered, args, Phase(f"2x, headroom {headroom:g}", chosen)))
         if args.concurrency:
-            loaded += concurrency_caps(client, plane, url, offered, args)
+            chosen = analyse(result.steps, choice=args.choose, headroom=args.headroom)
+            if chosen.limit is not None:
+                loaded += concurrency_caps(client, plane, url, offered, args, chosen)
         return report(args, capacity, unloaded, saturated, loaded, result, points, offered)
     finally:
         client.close()
@@ -188,9 +191,9 @@ class Phase:
 
     @property
     def limit(self) -> str:
-        if self.cap is not None:
-            return f"{self.cap} in flight"
-        return "-" if self.chosen is None else f"{self.chosen.limit:g} / {_burst(self.chosen)}"
+        rate = None if self.chosen is None else f"{self.chosen.limit:g} / {_burst(self.chosen)}"
+        cap = None if self.cap is None else f"{self.cap} in flight"
+        return " + ".join(part for part in (rate, cap) if part) or "-"
 
 
 def at_twice(url: str, offered: float, args: argparse.Namespace, phase: Phase) -> Phase:
@@ -200,23 +203,30 @@ def at_twice(url: str, offered: float, args: argparse.Namespace, phase: Phase) -
 
 
 def concurrency_caps(
-    client: EtcdClient, plane: ControlPlane, url: str, offered: float, args: argparse.Namespace
-) -> list[Phase]:
-    """At 2x with no cluster limit, PlaceOrder capped at each ``--concurrency`` count of calls
-    in flight on order (a server rule, ``rate_limit: {algorithm: concurrency}``): the other way
-    to trade goodput for latency, bounding in-flight work instead of its rate."""
-    wait_applied(
-        client, plane.set(SERVICE, CLUSTER, None, actor=ACTOR, reason="no cluster limit").revision
-    )
+    client: EtcdClient, plane: ControlPlane, url: str, offered: float, args: argparse.Namespace,
+    chosen: CapacityPoints,
+) -> list[Phase]:  # fmt: skip
+    """At 2x, PlaceOrder capped at each ``--concurrency`` count of calls in flight on order (a
+    server ``bulkhead``): bounding in-flight work instead of its rate. Each cap alone (no cluster
+    limit), then the first beside the recommended cluster limit (``chosen``)."""
+    trials: list[tuple[int, CapacityPoints | None]] = [(cap, None) for cap in args.concurrency]
+    trials.append((args.concurrency[0], chosen))
     phases = []
-    for cap in args.concurrency:
+    for cap, limit in trials:
+        if limit is None:
+            change = plane.set(SERVICE, CLUSTER, None, actor=ACTOR, reason="no cluster limit")
+        else:
+            change = plane.update(SERVICE, CLUSTER, set_cluster_limit("*", limit.limit, limit.burst),
+                                  actor=ACTOR, reason="capacity benchmark")  # fmt: skip
+        wait_applied(client, change.revision)
         server = plane.inherited(SERVICE, "server")
-        server["methods"].setdefault(PLACE_ORDER, {})["rate_limit"] = {
-            "algorithm": "concurrency", "limit": cap,
-        }  # fmt: skip
+        server["methods"].setdefault(PLACE_ORDER, {})["bulkhead"] = {"max_concurrent": cap}
         why = f"capacity benchmark: {cap} PlaceOrder calls in flight at most"
         wait_applied(client, plane.set(SERVICE, "server", server, actor=ACTOR, reason=why).revision)
-        phases.append(at_twice(url, offered, args, Phase(f"2x, concurrency cap {cap}", cap=cap)))
+        name = f"2x, concurrency cap {cap}" + (
+            "" if limit is None else f" + headroom {limit.headroom:g}"
+        )
+        phases.append(at_twice(url, offered, args, Phase(name, limit, cap)))
     plane.set(SERVICE, "server", None, actor=ACTOR, reason="caps measured")
     return phases
 
@@ -298,8 +308,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--headrooms", default="0.95,0.9,0.85,0.8",
                    help="each applied in turn at 2x (fractions of the point's goodput)")  # fmt: skip
     p.add_argument("--concurrency", default="3,2",
-                   help="each a cap of PlaceOrder calls in flight, applied in turn at 2x after "
-                        "the limits (no cluster limit then); '' for none")  # fmt: skip
+                   help="each a cap of PlaceOrder calls in flight (a server bulkhead), applied in "
+                        "turn at 2x after the limits, then the first beside the --headroom limit; "
+                        "'' for none")  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep the stack's work directory (logs)")
     args = p.parse_args(argv)
     try:

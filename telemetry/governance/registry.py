@@ -138,6 +138,7 @@ def _bulkhead_gate(bulkhead: ConcurrencyLimiter, rule: BulkheadRule) -> Mechanis
 SERVER: tuple[MechanismSpec, ...] = (
     MechanismSpec("brownout", "pattern", brownout.build, _itself),
     MechanismSpec("rate_limit", "pattern", _build_rate_limit, _rate_limit_gate, shared=_shared),
+    MechanismSpec("bulkhead", "pattern", _build_bulkhead, _bulkhead_gate),
 )
 CLIENT: tuple[MechanismSpec, ...] = (
     MechanismSpec("breaker", "target_method", _build_breaker, _breaker_gate, "UNAVAILABLE", "breaker"),

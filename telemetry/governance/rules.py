@@ -236,8 +236,8 @@ class ThrottleRule:
 
 @dataclass(frozen=True, kw_only=True)
 class BulkheadRule:
-    """At most ``max_concurrent`` calls in flight to one downstream (target) for the pattern's scope
-    (1 to 1e6)."""
+    """At most ``max_concurrent`` calls in flight (1 to 1e6): on a client, to one downstream
+    (target) for the pattern's scope; on a server, of the pattern's methods on this instance."""
 
     max_concurrent: int = bounded(minimum=1, maximum=COUNT_MAX)
 
@@ -292,10 +292,14 @@ class BrownoutRule:
 @dataclass(frozen=True, kw_only=True)
 class ServerMethodRules:
     """Server-side rules for the methods a pattern matches. ``priority`` and ``write`` drive
-    priority shedding (non-core writes go first); ``fallback`` answers limited calls."""
+    priority shedding (non-core writes go first); ``fallback`` answers limited calls.
+    ``bulkhead`` caps the calls in flight beside ``rate_limit`` (which a cluster limit may take):
+    on an event loop a call waits for the work in flight ahead of it, which a rate bounds only on
+    average (benchmarks/RESULTS.md, capacity)."""
 
     brownout: BrownoutRule | None = None
     rate_limit: RateLimitRule | None = None
+    bulkhead: BulkheadRule | None = None
     priority: PriorityName = "normal"
     write: bool = False
     fallback: FallbackRule | None = None

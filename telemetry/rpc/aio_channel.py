@@ -147,8 +147,9 @@ class UnaryCall(grpc.aio.UnaryUnaryCall[Any, Any]):
         try:
             try:
                 response = yield from self._call.__await__()
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as cancelled:
                 self._end(state, grpc.StatusCode.CANCELLED, None)
+                self._outcome = _Raised(cancelled)  # a later await raises it again, as grpc's
                 raise
             except grpc.aio.AioRpcError as error:
                 self._fail(state, error)
@@ -156,6 +157,7 @@ class UnaryCall(grpc.aio.UnaryUnaryCall[Any, Any]):
                 raise
             except Exception as exc:  # not grpc's: the caller's interceptor, a closed channel
                 self._end(state, grpc.StatusCode.UNKNOWN, f"{type(exc).__name__}: {exc}")
+                self._outcome = _Raised(exc)
                 raise
         except BaseException as exc:  # others awaiting meanwhile see it too
             if self._shared is not None and not self._shared.done():
@@ -184,6 +186,8 @@ class UnaryCall(grpc.aio.UnaryUnaryCall[Any, Any]):
                 try:
                     outcome = self._outcome = await self._attempts()
                 except BaseException as exc:  # cancelled, or an unexpected error: others see it too
+                    if isinstance(exc, (Exception, asyncio.CancelledError)):
+                        self._outcome = _Raised(exc)  # and so does a later await, as grpc's
                     if self._shared is not None and not self._shared.done():
                         self._shared.set_exception(exc)
                     raise

@@ -209,7 +209,11 @@ class ConcernChain:
 
     def message(self, state: CallState, received: bool) -> None:
         """Count a message; per-message hooks run for streams only (unary counts are final at
-        finish, where concerns read ``state.msgs_received`` / ``msgs_sent``)."""
+        finish, where concerns read ``state.msgs_received`` / ``msgs_sent``). The adapters'
+        hottest paths do what this does without the call (unary counts set to 1; stream messages
+        counted directly when ``info.message_hooks`` is empty): ``ClientAdapterBase.start_call``,
+        ``UnaryCall._await_once``, the aio server's response streams and ``CallEnd.responses``;
+        a change here goes there too."""
         if received:
             state.msgs_received += 1
         else:

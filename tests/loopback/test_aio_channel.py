@@ -112,16 +112,42 @@ async def test_a_cancelled_call_is_counted_cancelled(aio_service: Any) -> None:
     server = await aio_service("b")
     caller = Caller()
     async with caller.tel.aio_channel(server.target) as channel:
-        call = echo_pb2_grpc.EchoStub(channel).Unary(echo_pb2.EchoRequest(sleep_seconds=5), timeout=10)
-        task = asyncio.ensure_future(call)
-        await asyncio.sleep(0)  # the call is under way
-        call.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        call = await _cancelled_under_way(channel)
         assert call.cancelled()
         await wait_until_async(lambda: caller.handled("Canceled") == 1, message="counted cancelled")
     assert caller.in_flight() == 0
     caller.tel.shutdown()
+
+
+@pytest.mark.parametrize("retries", [False, True])
+async def test_awaiting_a_cancelled_call_again_raises_again(aio_service: Any, retries: bool) -> None:
+    """As grpc.aio's own call: every later await raises the cancellation again (it used to wait
+    for an outcome nobody would give), on a plain channel and on one that retries."""
+    server = await aio_service("b")
+    rules = {"client": {"methods": {"*": {"idempotent": True, "retry": {"max_attempts": 2}}}}}
+    tel = telemetry.Telemetry(make_config("caller"), registry=CollectorRegistry(),
+                              governance=rules if retries else None)  # fmt: skip
+    async with tel.aio_channel(server.target) as channel:
+        call = await _cancelled_under_way(channel)
+        for _ in range(2):
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(_awaited(call))), 5)
+    tel.shutdown()
+
+
+async def _awaited(call: Any) -> Any:
+    return await call
+
+
+async def _cancelled_under_way(channel: Any) -> Any:
+    """A slow call, awaited by a task, cancelled once under way; returned when the task ended."""
+    call = echo_pb2_grpc.EchoStub(channel).Unary(echo_pb2.EchoRequest(sleep_seconds=5), timeout=10)
+    task = asyncio.ensure_future(call)
+    await asyncio.sleep(0)  # the call is under way
+    call.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return call
 
 
 class Tagging(grpc.aio.UnaryUnaryClientInterceptor):

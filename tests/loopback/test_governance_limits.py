@@ -1,7 +1,7 @@
 """Server-side governance on real loopback servers, sync and aio: rate limits answer
-RESOURCE_EXHAUSTED with a retry hint for every RPC kind, keyed limits isolate users and let VIPs
-through, a server fallback answers limited calls, brownout refuses its share, and shedding turns
-off low-priority writes first.
+RESOURCE_EXHAUSTED with a retry hint for every RPC kind, a bulkhead caps calls in flight beside a
+limit, keyed limits isolate users and let VIPs through, a server fallback answers limited calls,
+brownout refuses its share, and shedding turns off low-priority writes first.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import grpc
 import pytest
 from calls import KINDS, call_aio, call_sync, requests_for
 from governance_loopback import ECHO, decisions, limit_rules
-from helpers import metric_value, trailers
+from helpers import metric_value, trailers, wait_until_async
 
 from telemetry.governance import Governance
 
@@ -64,6 +64,37 @@ async def test_aio_rate_limit_returns_resource_exhausted(aio_service: Any, kind:
         await asyncio.to_thread(call_sync, sync_stub, kind, requests_for(kind, []))
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "grpc-retry-pushback-ms" in dict(trailers(refused.value))
+
+
+async def test_aio_server_bulkhead_caps_calls_in_flight_beside_a_rate_limit(aio_service: Any) -> None:
+    """A server bulkhead refuses the call over its cap while the others run, and frees the slot
+    when they end; the method's rate limit (a cluster limit, say) still applies beside it."""
+    rules = {"server": {"methods": {f"{ECHO}/Unary": {
+        "rate_limit": {"algorithm": "fixed_window", "limit": 4, "window": 3600},
+        "bulkhead": {"max_concurrent": 2},
+    }}}}  # fmt: skip
+    b = await aio_service("b", governance=rules)
+    async with grpc.aio.insecure_channel(b.target) as channel:
+        stub = echo_pb2_grpc.EchoStub(channel)
+        held = [asyncio.ensure_future(stub.Unary(echo_pb2.EchoRequest(text="h", sleep_seconds=2)))
+                for _ in range(2)]  # fmt: skip
+        unary = {"grpc_type": "unary", "grpc_service": ECHO, "grpc_method": "Unary"}
+        await wait_until_async(
+            lambda: metric_value(b.registry, "grpc_server_in_flight", **unary) == 2,
+            message="two calls in flight",
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Unary(echo_pb2.EchoRequest(text="x"))
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert dict(refused.value.trailing_metadata())["x-governance"] == "rejected:bulkhead"
+        assert [reply.text for reply in await asyncio.gather(*held)] == ["h", "h"]
+        assert (await stub.Unary(echo_pb2.EchoRequest(text="y"))).text == "y"  # slots freed
+        # The limit's window counted all four, the bulkhead's refusal too (the limit admits first).
+        with pytest.raises(grpc.aio.AioRpcError) as limited:
+            await stub.Unary(echo_pb2.EchoRequest(text="z"))
+        assert dict(limited.value.trailing_metadata())["x-governance"] == "rejected:rate_limit"
+    assert decisions(b.registry, "bulkhead", "rejected") == 1
+    assert decisions(b.registry, "rate_limit", "rejected") == 1
 
 
 def test_keyed_limit_isolates_users_and_lets_vips_through(sync_service: Any) -> None:

@@ -38,6 +38,7 @@ FULL: dict[str, Any] = {
                     "cluster_limit": None,
                     "cluster_burst": None,
                 },
+                "bulkhead": {"max_concurrent": 3},
                 "priority": "low",
                 "write": True,
                 "fallback": {"mode": "last_good", "on": ["limit"], "cache_size": 16, "cache_ttl": 30.0},
@@ -45,6 +46,7 @@ FULL: dict[str, Any] = {
             "pkg.Svc/*": {
                 "brownout": None,
                 "rate_limit": None,
+                "bulkhead": None,
                 "priority": "high",
                 "write": False,
                 "fallback": None,
@@ -67,6 +69,7 @@ FULL: dict[str, Any] = {
                     "cluster_limit": None,
                     "cluster_burst": None,
                 },
+                "bulkhead": None,
                 "priority": "critical",
                 "write": False,
                 "fallback": None,
