@@ -24,9 +24,10 @@ not the gateway's (an HTTP server whose calls cost a few ms) or the two inventor
    the cluster-wide limit of every method of order (``/governance/order/cluster``,
    ``{"*": {"limit": L, "burst": B}}``) through the audited control plane, as the panel's *Apply*
    does; then the ``--headroom`` limit with the token bucket's default burst (one second's worth);
-   last, PlaceOrder capped at each ``--concurrency`` count of calls in flight (a server
-   ``bulkhead`` of order): each alone (no cluster limit), then the first beside the ``--headroom``
-   limit: bounding in-flight work instead of, and beside, its rate. Per phase:
+   last, no cluster limit but a cap on calls in flight on order, all its methods together (a
+   server ``bulkhead`` on ``*``, shared: the panel's second *Apply*, written with the same
+   transform, ``telemetry.panel.controls.set_concurrency_cap``): the cap the capacity test
+   recommends, then one less and one more (``--concurrency`` names caps instead). Per phase:
    goodput (served: neither a server error nor shed) as a share of capacity, and the admitted
    calls' p99 against the unloaded p99.
 
@@ -64,7 +65,7 @@ from telemetry.load.live import read_load_status
 from telemetry.load.stepping import RunResult, StepPlan, run_steps
 from telemetry.panel.capacity import LoadDriver, measure_step, render
 from telemetry.panel.control_plane import LOAD, LOADGEN, ControlPlane
-from telemetry.panel.controls import set_cluster_limit
+from telemetry.panel.controls import set_cluster_limit, set_concurrency_cap
 from telemetry.panel.live import LiveQueries
 from telemetry.panel.prometheus import Prometheus, PrometheusError
 
@@ -170,10 +171,11 @@ def run(stack: NativeStack, args: argparse.Namespace) -> dict[str, Any]:
             change = plane.update(SERVICE, CLUSTER, recommended, actor=ACTOR, reason=why)
             wait_applied(client, change.revision)
             loaded.append(at_twice(url, offered, args, Phase(f"2x, headroom {headroom:g}", chosen)))
-        if args.concurrency:
-            chosen = analyse(result.steps, choice=args.choose, headroom=args.headroom)
-            if chosen.limit is not None:
-                loaded += concurrency_caps(client, plane, url, offered, args, chosen)
+        caps = args.concurrency or _around(points.concurrency)
+        if caps:
+            loaded += concurrency_caps(client, plane, url, offered, args, caps, points.concurrency)
+        else:
+            log(f"no cap to apply: {points.reason}")
         return report(args, capacity, unloaded, saturated, loaded, result, points, offered)
     finally:
         client.close()
@@ -204,31 +206,26 @@ def at_twice(url: str, offered: float, args: argparse.Namespace, phase: Phase) -
 
 def concurrency_caps(
     client: EtcdClient, plane: ControlPlane, url: str, offered: float, args: argparse.Namespace,
-    chosen: CapacityPoints,
+    caps: list[int], recommended: int | None,
 ) -> list[Phase]:  # fmt: skip
-    """At 2x, PlaceOrder capped at each ``--concurrency`` count of calls in flight on order (a
-    server ``bulkhead``): bounding in-flight work instead of its rate. Each cap alone (no cluster
-    limit), then the first beside the recommended cluster limit (``chosen``)."""
-    trials: list[tuple[int, CapacityPoints | None]] = [(cap, None) for cap in args.concurrency]
-    trials.append((args.concurrency[0], chosen))
+    """At 2x, no cluster limit and each of ``caps`` in turn as the cap on calls in flight on order
+    (all its methods together), applied as the panel's *Apply* writes it."""
+    change = plane.set(SERVICE, CLUSTER, None, actor=ACTOR, reason="no cluster limit")
+    wait_applied(client, change.revision)
     phases = []
-    for cap, limit in trials:
-        if limit is None:
-            change = plane.set(SERVICE, CLUSTER, None, actor=ACTOR, reason="no cluster limit")
-        else:
-            change = plane.update(SERVICE, CLUSTER, set_cluster_limit("*", limit.limit, limit.burst),
-                                  actor=ACTOR, reason="capacity benchmark")  # fmt: skip
+    for cap in caps:
+        why = f"capacity benchmark: {cap} calls in flight at most"
+        change = plane.update(SERVICE, "server", set_concurrency_cap(cap), actor=ACTOR, reason=why)
         wait_applied(client, change.revision)
-        server = plane.inherited(SERVICE, "server")
-        server["methods"].setdefault(PLACE_ORDER, {})["bulkhead"] = {"max_concurrent": cap}
-        why = f"capacity benchmark: {cap} PlaceOrder calls in flight at most"
-        wait_applied(client, plane.set(SERVICE, "server", server, actor=ACTOR, reason=why).revision)
-        name = f"2x, concurrency cap {cap}" + (
-            "" if limit is None else f" + headroom {limit.headroom:g}"
-        )
-        phases.append(at_twice(url, offered, args, Phase(name, limit, cap)))
-    plane.set(SERVICE, "server", None, actor=ACTOR, reason="caps measured")
+        name = f"2x, cap {cap}" + (" (recommended)" if cap == recommended else "")
+        phases.append(at_twice(url, offered, args, Phase(name, cap=cap)))
+    plane.update(SERVICE, "server", set_concurrency_cap(None), actor=ACTOR, reason="caps measured")
     return phases
+
+
+def _around(cap: int | None) -> list[int]:
+    """The recommended cap, then its neighbours (one less, when that is a cap at all; one more)."""
+    return [] if cap is None else [cap, *([cap - 1] if cap > 1 else []), cap + 1]
 
 
 def report(
@@ -307,10 +304,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--headroom", type=float, default=0.9, help="the recommendation printed")
     p.add_argument("--headrooms", default="0.95,0.9,0.85,0.8",
                    help="each applied in turn at 2x (fractions of the point's goodput)")  # fmt: skip
-    p.add_argument("--concurrency", default="3,2",
-                   help="each a cap of PlaceOrder calls in flight (a server bulkhead), applied in "
-                        "turn at 2x after the limits, then the first beside the --headroom limit; "
-                        "'' for none")  # fmt: skip
+    p.add_argument("--concurrency", default="",
+                   help="caps of order's calls in flight (a server bulkhead on all its methods), "
+                        "applied in turn at 2x after the limits (default: the capacity test's "
+                        "recommended cap, one less and one more)")  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep the stack's work directory (logs)")
     args = p.parse_args(argv)
     try:

@@ -74,7 +74,7 @@ def _build_rate_limit(rule: RateLimitRule, ctx: BuildContext) -> object:
     return build()
 
 
-def _shared(rule: RateLimitRule) -> str:
+def _shared(rule: RateLimitRule | BulkheadRule) -> str:
     return rule.shared
 
 
@@ -138,10 +138,10 @@ def _bulkhead_gate(bulkhead: ConcurrencyLimiter, rule: BulkheadRule) -> Mechanis
 SERVER: tuple[MechanismSpec, ...] = (
     MechanismSpec("brownout", "pattern", brownout.build, _itself),
     MechanismSpec("rate_limit", "pattern", _build_rate_limit, _rate_limit_gate, shared=_shared),
-    MechanismSpec("bulkhead", "pattern", _build_bulkhead, _bulkhead_gate),
+    MechanismSpec("bulkhead", "pattern", _build_bulkhead, _bulkhead_gate, shared=_shared),
 )
 CLIENT: tuple[MechanismSpec, ...] = (
     MechanismSpec("breaker", "target_method", _build_breaker, _breaker_gate, "UNAVAILABLE", "breaker"),
     MechanismSpec("throttle", "target", _build_throttle, _throttle_gate, "UNAVAILABLE"),
-    MechanismSpec("bulkhead", "target_pattern", _build_bulkhead, _bulkhead_gate),
+    MechanismSpec("bulkhead", "target_pattern", _build_bulkhead, _bulkhead_gate, shared=_shared),
 )

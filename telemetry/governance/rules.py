@@ -237,9 +237,17 @@ class ThrottleRule:
 @dataclass(frozen=True, kw_only=True)
 class BulkheadRule:
     """At most ``max_concurrent`` calls in flight (1 to 1e6): on a client, to one downstream
-    (target) for the pattern's scope; on a server, of the pattern's methods on this instance."""
+    (target) for the pattern's scope; on a server, of the pattern's methods on this instance.
+    ``shared``: a broader pattern whose cap this rule's methods share (one count for them all;
+    "": its own pattern's) -- how a cap on a whole service (``*``) reaches methods that have a
+    rule of their own, as ``RateLimitRule.shared`` does for a cluster limit."""
 
     max_concurrent: int = bounded(minimum=1, maximum=COUNT_MAX)
+    shared: str = ""
+
+    def check(self, path: str) -> None:
+        if self.shared:
+            validate_pattern(self.shared, f"{path}.shared")
 
 
 @dataclass(frozen=True, kw_only=True)

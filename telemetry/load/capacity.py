@@ -29,7 +29,15 @@ at least one. A bucket's usual burst of one second's worth would let a second of
 after any lull, and near capacity every admitted call then waits behind it (measured on the demo:
 p99 0.9 s at the 2x load where the smaller burst keeps it near 2x the unloaded p99,
 benchmarks/RESULTS.md "capacity"); a burst of about one latency's worth adds at most about one
-low-load latency of queue. Beside it,
+low-load latency of queue. With B found (the test reached the service's capacity), it also
+recommends a cap on calls in flight per instance: C's goodput per instance times the low-load p99,
+rounded up (:func:`recommended_concurrency`): the work in flight that keeps an instance at its
+highest goodput (Little's law, L = lambda W, with the p99 for W as room for the slower calls; the
+bandwidth-delay product BBR keeps in flight: Cardwell et al., "BBR: Congestion-Based Congestion
+Control", ACM Queue 14(5), 2016). On an event loop a call waits for the work in flight ahead of it,
+which a rate bounds only on average and a cap bounds outright (measured on the demo over four runs:
+at 2x load the recommended cap of 3 kept p99 at 2.0-2.7x the unloaded one, where a rate limit of
+about the same goodput let 2.7-10.8x; benchmarks/RESULTS.md "capacity"). Beside them,
 :func:`manual_estimate` is the estimate without a load test: ``1000 / per-call ms x cores`` (two
 10 ms database calls on 4 cores: 1000 / 20 x 4 = 200 calls/s), from the CPU time per call
 measured at low load and the number of instances.
@@ -46,7 +54,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["CapacityPoints", "Step", "analyse", "manual_estimate", "recommended_burst", "round_down"]
+__all__ = [
+    "CapacityPoints", "Step", "analyse", "manual_estimate", "recommended_burst",
+    "recommended_concurrency", "round_down",
+]  # fmt: skip
 
 Choice = Literal["A", "B"]
 _BASELINE_STEPS = 3
@@ -94,6 +105,8 @@ class CapacityPoints:
     """The manual estimate (calls/s), when CPU per call was measured."""
     burst: int | None = None
     """The recommended limit's token-bucket burst (calls), with the limit."""
+    concurrency: int | None = None
+    """The recommended cap on calls in flight per instance; None without B (capacity not reached)."""
 
     @property
     def enough(self) -> bool:
@@ -112,6 +125,7 @@ class CapacityPoints:
             "headroom": self.headroom,
             "limit": self.limit,
             "burst": self.burst,
+            "concurrency": self.concurrency,
             "manual_estimate": self.manual,
             "reason": self.reason,
             "steps": [asdict(s) for s in self.steps],
@@ -156,7 +170,26 @@ def analyse(
     reason = _reason(choice, headroom, chosen, limit, b, baseline, high)
     if burst is not None:
         reason += f"; burst {burst} (calls at that rate within the low-load p99, {_ms(baseline)})"
-    return CapacityPoints(usable, baseline, a, b, c, choice, headroom, limit, reason, manual, burst)
+    concurrency = None
+    if b is not None:
+        per_instance = c.goodput / (c.instances or 1)
+        concurrency = recommended_concurrency(per_instance, baseline)
+        reason += (
+            f"; or a cap of {concurrency} call(s) in flight per instance ({_rate(per_instance)} "
+            f"calls/s at C within the low-load p99)"
+        )
+    return CapacityPoints(
+        usable, baseline, a, b, c, choice, headroom, limit, reason, manual, burst, concurrency
+    )
+
+
+def recommended_concurrency(rate: float, latency: float) -> int:
+    """The cap on calls in flight for an instance that serves at most ``rate`` calls/s and answers
+    in ``latency`` seconds at low load: ``rate x latency`` rounded up (Little's law), at least one,
+    at most 1e6 (the rules' bound)."""
+    if not (rate > 0 and math.isfinite(rate) and latency >= 0 and math.isfinite(latency)):
+        raise ValueError(f"need a finite rate > 0 and latency >= 0, got {rate!r}, {latency!r}")
+    return min(max(1, math.ceil(rate * latency * (1 - 1e-9))), 1_000_000)
 
 
 def recommended_burst(limit: float, latency: float) -> int:

@@ -116,6 +116,11 @@ def render(result: RunResult, points: CapacityPoints) -> str:
         shown = "-" if step is None else f"{step.goodput:.4g} calls/s at {step.offered:.4g} offered"
         lines.append(f"{name}: {shown}")
     lines.append(points.reason)
+    if points.concurrency is not None:
+        lines.append(
+            f"cap in flight per instance: {points.concurrency} (apply: server methods '*' "
+            f'bulkhead {{"max_concurrent": {points.concurrency}, "shared": "*"}})'
+        )
     if points.manual is not None:
         lines.append(
             f"manual estimate (1000 / CPU ms per call x cores x instances): {points.manual:g} calls/s"

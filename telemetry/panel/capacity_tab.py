@@ -1,7 +1,8 @@
 """The *Capacity test* section of the Dynamic thresholds tab: run the capacity test of the chosen
 service from the panel (signed in; bounded parameters), follow its progress, then see p99 and
 goodput against the offered load with the points A, B and C marked, and the limit it recommends
-beside the knee of the live data and the manual estimate. *Apply* writes it like the knee's.
+beside the knee of the live data and the manual estimate. *Apply* writes it like the knee's; a
+second *Apply* writes the recommended cap on calls in flight per instance.
 
 The run itself is :class:`telemetry.panel.capacity_job.CapacityJob` (a background thread, kept in
 the session state, polled by a fragment)."""
@@ -20,7 +21,7 @@ from telemetry.load.settings import RATE_MAX
 from telemetry.load.stepping import StepPlan
 from telemetry.panel import figures
 from telemetry.panel.capacity_job import CapacityJob, RefusedError
-from telemetry.panel.changes import apply_cluster_limit
+from telemetry.panel.changes import apply_cluster_limit, apply_concurrency_cap
 from telemetry.panel.parts import guarded
 
 if TYPE_CHECKING:
@@ -144,18 +145,23 @@ def _results(panel: Panel, job: CapacityJob, actor: str | None, knee: float | No
             right.altair_chart(_curve(points, "goodput (calls/s)"), width="stretch", key="cap_good")
             st.dataframe(pd.DataFrame(_rows(points)), hide_index=True, key="capacity_steps")
     (st.success if points.limit is not None else st.info)(points.reason)
-    cols = st.columns(3)
+    cols = st.columns(4)
     cols[0].metric(f"Capacity test ({points.choice}, {points.headroom:.0%})",
                    figures.rate_text(points.limit))  # fmt: skip
-    cols[1].metric("Knee of the live data", figures.rate_text(knee))
-    cols[2].metric("Manual estimate (CPU per call)", figures.rate_text(points.manual))
+    cols[1].metric("Cap in flight per instance",
+                   "-" if points.concurrency is None else f"{points.concurrency:,}")  # fmt: skip
+    cols[2].metric("Knee of the live data", figures.rate_text(knee))
+    cols[3].metric("Manual estimate (CPU per call)", figures.rate_text(points.manual))
     st.caption(
-        "Manual estimate: 1000 / CPU ms per call x cores x instances, from the CPU measured at the "
-        "low-load steps; the knee: the recommendation above, from the live data."
+        "Cap: C's goodput per instance within the low-load p99, rounded up (none until the test "
+        "reaches B); manual estimate: 1000 / CPU ms per call x cores x instances, from the CPU "
+        "measured at the low-load steps; the knee: the recommendation above, from the live data."
     )
     if points.limit is not None:
         apply_cluster_limit(panel, actor, job.service, points.limit, key="apply_capacity",
                             burst=points.burst)  # fmt: skip
+    if points.concurrency is not None:
+        apply_concurrency_cap(panel, actor, job.service, points.concurrency, key="apply_capacity_cap")
 
 
 def _marks(points: CapacityPoints) -> dict[int, str]:

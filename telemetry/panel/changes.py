@@ -18,7 +18,7 @@ from telemetry.panel.control_plane import Change, ConflictError, Rollout, descri
 if TYPE_CHECKING:
     from telemetry.panel.backends import Panel
 
-__all__ = ["apply_cluster_limit", "write"]
+__all__ = ["apply_cluster_limit", "apply_concurrency_cap", "write"]
 
 
 def write(
@@ -99,4 +99,21 @@ def apply_cluster_limit(
     if st.button(label, key=key, disabled=actor is None):
         change = controls.set_cluster_limit("*", limit, burst)
         return write(panel, actor, service, CLUSTER, change)
+    return None
+
+
+def apply_concurrency_cap(
+    panel: Panel, actor: str | None, service: str, cap: int, *, key: str
+) -> Change | None:
+    """The *Apply* button of a recommended cap on calls in flight: every method of ``service``
+    together, on each instance (``server`` section, :func:`controls.set_concurrency_cap`)."""
+    st.caption(
+        "At most this many calls in flight on each instance, all methods together (a method whose "
+        "rule has a bulkhead of its own keeps that one); the calls over it are refused at once "
+        "with RESOURCE_EXHAUSTED. Beside a rate limit or instead of it: on an event loop a cap "
+        "bounds the work each admitted call waits behind."
+    )
+    label = f"Apply a cap of {cap} call{'s' if cap != 1 else ''} in flight per instance of {service}"
+    if st.button(label, key=key, disabled=actor is None):
+        return write(panel, actor, service, "server", controls.set_concurrency_cap(cap))
     return None

@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from telemetry.control.cluster_limits import cluster_entry
-from telemetry.governance.rules import most_specific, validate_pattern
+from telemetry.governance.rules import COUNT_MAX, most_specific, validate_pattern
 
 __all__ = [
     "governing_rule", "methods_of", "set_adaptive", "set_breaker", "set_cluster_limit",
-    "set_enabled", "set_fault", "set_rate_limit", "set_sampling", "set_shed_methods", "set_shedding",
+    "set_concurrency_cap", "set_enabled", "set_fault", "set_rate_limit", "set_sampling",
+    "set_shed_methods", "set_shedding",
 ]  # fmt: skip
 
 Transform = Callable[[Any], Any]
@@ -153,6 +154,44 @@ def set_cluster_limit(pattern: str, total: float | None, burst: int | None = Non
         else:
             merged[pattern] = cluster_entry(total, burst)
         return merged or None
+
+    return apply
+
+
+SERVICE_CAP = "*"
+"""The pattern a service's concurrency cap is written on, and that its copies share."""
+
+
+def set_concurrency_cap(max_concurrent: int | None) -> Transform:
+    """``server`` section: at most ``max_concurrent`` calls in flight on each instance, for all
+    the service's methods together (None: no such cap). Written as the ``*`` entry's ``bulkhead``
+    and copied, marked ``shared: "*"``, onto every entry without a bulkhead of its own, so one count
+    covers the methods that have rules of their own too; a bulkhead of a method's own stays."""
+    if max_concurrent is not None and (
+        isinstance(max_concurrent, bool)
+        or not isinstance(max_concurrent, int)
+        or not 1 <= max_concurrent <= COUNT_MAX
+    ):
+        raise ValueError(f"max_concurrent must be a whole number from 1 to {COUNT_MAX}, "
+                         f"got {max_concurrent!r:.40}")  # fmt: skip
+    cap = None if max_concurrent is None else {"max_concurrent": max_concurrent, "shared": SERVICE_CAP}
+
+    def apply(section: Any) -> Any:
+        section = dict(section) if isinstance(section, dict) else {}
+        methods = {k: dict(v) if isinstance(v, dict) else v for k, v in methods_of(section).items()}
+        section["methods"] = methods
+        if cap is not None:
+            methods.setdefault(SERVICE_CAP, {})
+        for rule in methods.values():
+            if not isinstance(rule, dict):
+                continue
+            current = rule.get("bulkhead")
+            ours = isinstance(current, dict) and current.get("shared") == SERVICE_CAP
+            if cap is None and ours:
+                del rule["bulkhead"]
+            elif cap is not None and (current is None or ours):
+                rule["bulkhead"] = dict(cap)
+        return _tidy(section, SERVICE_CAP) if SERVICE_CAP in methods else section
 
     return apply
 

@@ -18,6 +18,7 @@ from governance_loopback import ECHO, decisions, limit_rules
 from helpers import metric_value, trailers, wait_until_async
 
 from telemetry.governance import Governance
+from telemetry.panel.controls import set_concurrency_cap
 
 # -- server side: limits ------------------------------------------------------------------------
 
@@ -66,6 +67,18 @@ async def test_aio_rate_limit_returns_resource_exhausted(aio_service: Any, kind:
     assert "grpc-retry-pushback-ms" in dict(trailers(refused.value))
 
 
+async def hold_two_unary_calls(stub: Any, registry: Any) -> list[asyncio.Future[Any]]:
+    """Two Unary calls that sleep 2 s in the handler, once the server counts both in flight."""
+    held = [asyncio.ensure_future(stub.Unary(echo_pb2.EchoRequest(text="h", sleep_seconds=2)))
+            for _ in range(2)]  # fmt: skip
+    unary = {"grpc_type": "unary", "grpc_service": ECHO, "grpc_method": "Unary"}
+    await wait_until_async(
+        lambda: metric_value(registry, "grpc_server_in_flight", **unary) == 2,
+        message="two calls in flight",
+    )
+    return held
+
+
 async def test_aio_server_bulkhead_caps_calls_in_flight_beside_a_rate_limit(aio_service: Any) -> None:
     """A server bulkhead refuses the call over its cap while the others run, and frees the slot
     when they end; the method's rate limit (a cluster limit, say) still applies beside it."""
@@ -76,13 +89,7 @@ async def test_aio_server_bulkhead_caps_calls_in_flight_beside_a_rate_limit(aio_
     b = await aio_service("b", governance=rules)
     async with grpc.aio.insecure_channel(b.target) as channel:
         stub = echo_pb2_grpc.EchoStub(channel)
-        held = [asyncio.ensure_future(stub.Unary(echo_pb2.EchoRequest(text="h", sleep_seconds=2)))
-                for _ in range(2)]  # fmt: skip
-        unary = {"grpc_type": "unary", "grpc_service": ECHO, "grpc_method": "Unary"}
-        await wait_until_async(
-            lambda: metric_value(b.registry, "grpc_server_in_flight", **unary) == 2,
-            message="two calls in flight",
-        )
+        held = await hold_two_unary_calls(stub, b.registry)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stub.Unary(echo_pb2.EchoRequest(text="x"))
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -95,6 +102,26 @@ async def test_aio_server_bulkhead_caps_calls_in_flight_beside_a_rate_limit(aio_
         assert dict(limited.value.trailing_metadata())["x-governance"] == "rejected:rate_limit"
     assert decisions(b.registry, "bulkhead", "rejected") == 1
     assert decisions(b.registry, "rate_limit", "rejected") == 1
+
+
+async def test_a_service_cap_counts_methods_with_rules_of_their_own(aio_service: Any) -> None:
+    """The panel's service cap (``set_concurrency_cap``): one count for every method, Unary's own
+    rule (a rate limit) sharing ``*``'s bulkhead, so two Unary calls in flight fill the cap of a
+    ServerStream call too."""
+    own = {"server": {"methods": {f"{ECHO}/Unary": {
+        "rate_limit": {"algorithm": "token_bucket", "limit": 1000},
+    }}}}  # fmt: skip
+    rules = {"server": set_concurrency_cap(2)(own["server"])}
+    b = await aio_service("b", governance=rules)
+    async with grpc.aio.insecure_channel(b.target) as channel:
+        stub = echo_pb2_grpc.EchoStub(channel)
+        held = await hold_two_unary_calls(stub, b.registry)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call_aio(stub, "server_stream", requests_for("server_stream", []))
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert dict(refused.value.trailing_metadata())["x-governance"] == "rejected:bulkhead"
+        assert [reply.text for reply in await asyncio.gather(*held)] == ["h", "h"]
+        assert len(await call_aio(stub, "server_stream", requests_for("server_stream", []))) == 2
 
 
 def test_keyed_limit_isolates_users_and_lets_vips_through(sync_service: Any) -> None:

@@ -92,6 +92,8 @@ def test_the_capacity_test_steps_measures_restores_and_reports(
     assert points["limit"] == 24  # 0.8 of A's goodput
     assert "p99 collapsed" in report["stopped"]
     assert any(line.startswith("manual estimate") for line in out)
+    assert points["concurrency"] == 1  # 40/s at C within the 10 ms low-load p99, rounded up
+    assert any(line.startswith("cap in flight per instance: 1 ") for line in out)
     # the settings in force before are back, in etcd and in the generator
     kv = client.get(LOAD_SETTINGS_KEY)
     assert kv is not None and json.loads(kv.value) == before

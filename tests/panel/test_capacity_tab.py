@@ -159,3 +159,11 @@ def test_the_capacity_test_runs_plots_a_b_c_recommends_and_applies(
     [entry] = client.get_prefix("/governance-audit/gateway/").items
     record = json.loads(entry.value)
     assert (record["actor"], record["key"]) == ("ada", "cluster")
+
+    # The cap in flight: C (40/s) within the low-load p99 (10 ms) is under one call, so one.
+    assert metrics["Cap in flight per instance"] == "1", metrics
+    run(app.button(key="apply_capacity_cap").click())
+    kv = client.get("/governance/gateway/server")
+    assert kv is not None
+    assert json.loads(kv.value)["methods"]["*"]["bulkhead"] == {"max_concurrent": 1, "shared": "*"}
+    assert any("applied" in t for t in texts(app.success)), texts(app.success)  # the service did

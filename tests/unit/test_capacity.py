@@ -7,7 +7,14 @@ import random
 
 import pytest
 
-from telemetry.load.capacity import Step, analyse, manual_estimate, recommended_burst, round_down
+from telemetry.load.capacity import (
+    Step,
+    analyse,
+    manual_estimate,
+    recommended_burst,
+    recommended_concurrency,
+    round_down,
+)
 
 
 def curve(capacity: float = 100.0, base: float = 0.010, rates: range = range(10, 160, 10)) -> list[Step]:
@@ -139,3 +146,33 @@ def test_the_baseline_is_taken_at_low_load_only() -> None:
     assert points.baseline_p99 == 0.099  # the one step under half of C's goodput
     assert points.b is not None and points.b.offered == 52.9 and points.limit == 26
     assert points.burst == 2  # 26/s within 99 ms
+
+
+def test_a_cap_on_calls_in_flight_comes_with_b() -> None:
+    """C's goodput per instance within the low-load p99, rounded up: the work in flight that keeps
+    an instance at its highest goodput (on the demo shop: 28.8/s within 99.5 ms, a cap of 3)."""
+    measured = [
+        (10, 10.0, 0.0995), (17.1, 17.2, 0.218), (24.3, 24.3, 0.247), (31.4, 26.8, 0.247),
+        (38.6, 28.8, 0.247), (45.7, 26.4, 0.246), (52.9, 28.7, 0.247), (60, 28.3, 0.246),
+    ]  # fmt: skip
+    points = analyse([Step(o, g, p) for o, g, p in measured], choice="B", headroom=0.9)
+    assert points.concurrency == 3 and points.to_dict()["concurrency"] == 3
+    assert "a cap of 3 call(s) in flight per instance" in points.reason
+    # Two instances: C's goodput is the service's, the cap each instance's.
+    doubled = [Step(o * 2, g * 2, p, instances=2) for o, g, p in measured]
+    assert analyse(doubled, choice="B").concurrency == 3
+    # No B (the test never reached capacity): C is not the capacity, no cap from it.
+    assert analyse(curve(), choice="A").concurrency is not None
+    steady = [Step(offered=r, goodput=r * 0.99, p99=0.010 + r * 1e-6) for r in range(10, 110, 10)]
+    calm = analyse(steady)
+    assert calm.b is None and calm.concurrency is None and "cap" not in calm.reason
+
+
+def test_recommended_concurrency_rounds_up_within_bounds() -> None:
+    assert recommended_concurrency(28.8, 0.0995) == 3
+    assert recommended_concurrency(20, 0.1) == 2  # exactly 2, not 3 from a rounding error
+    assert recommended_concurrency(1, 0.001) == 1  # at least one call
+    assert recommended_concurrency(1e6, 60) == 1_000_000  # the rules' bound
+    for bad in ((0, 0.1), (math.inf, 0.1), (10, -1), (10, math.nan)):
+        with pytest.raises(ValueError, match="finite rate"):
+            recommended_concurrency(*bad)

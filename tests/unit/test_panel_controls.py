@@ -24,6 +24,7 @@ from telemetry.panel.controls import (
     set_adaptive,
     set_breaker,
     set_cluster_limit,
+    set_concurrency_cap,
     set_enabled,
     set_fault,
     set_rate_limit,
@@ -263,6 +264,7 @@ PRODUCED = [
     ("sampling", set_sampling(), {"ratio": 0.1}),
     ("cluster", set_cluster_limit("a.B/*", 120.5), None),
     ("cluster", set_cluster_limit("*", 24, burst=2), {"a.B/*": 120.5}),
+    ("server", set_concurrency_cap(3), SERVER),
 ]
 
 
@@ -282,6 +284,8 @@ def test_every_produced_value_is_valid(key: str, transform: Any, start: Any) -> 
         ("sampling", {"ratio": 3}, "sampling.ratio: must be between 0 and 1"),
         ("sampling", {}, "sampling: give exactly one of"),
         ("cluster", {"*": 0}, "cluster.*: must be > 0"),
+        ("server", {"methods": {"*": {"bulkhead": {"max_concurrent": 3, "shared": "a b"}}}},
+         "rules.server.methods['*'].bulkhead.shared: "),
         ("enabled", "yes", "rules.enabled: must be true or false"),
         ("shedding", {"levels": [0.9, 0.8, 0.7]}, "rules.shedding.levels: must be three rising"),
         ("rules", [1], "rules: must be an object"),

@@ -38,7 +38,7 @@ FULL: dict[str, Any] = {
                     "cluster_limit": None,
                     "cluster_burst": None,
                 },
-                "bulkhead": {"max_concurrent": 3},
+                "bulkhead": {"max_concurrent": 3, "shared": "*"},
                 "priority": "low",
                 "write": True,
                 "fallback": {"mode": "last_good", "on": ["limit"], "cache_size": 16, "cache_ttl": 30.0},
@@ -97,7 +97,7 @@ FULL: dict[str, Any] = {
                     "force": "closed",
                 },
                 "throttle": {"k": 2.0, "window": 20.0, "protected": 10},
-                "bulkhead": {"max_concurrent": 8},
+                "bulkhead": {"max_concurrent": 8, "shared": ""},
                 "retry": {
                     "max_attempts": 4,
                     "initial_backoff": 0.1,

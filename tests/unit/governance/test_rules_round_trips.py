@@ -92,7 +92,7 @@ def test_every_rule_class_parses_a_full_example() -> None:
             cold_factor=4.0, key="metadata:user", allow=("vip", "ops"), max_keys=100, cluster=True,
             shared="*",
         ),
-        bulkhead=BulkheadRule(max_concurrent=3),
+        bulkhead=BulkheadRule(max_concurrent=3, shared="*"),
         priority="low",
         write=True,
         fallback=FallbackRule(mode="last_good", on=("limit",), cache_size=16, cache_ttl=30.0),
