@@ -18,6 +18,7 @@ fall back to the share while the store is unreachable.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from telemetry.governance.rules import (
     LIMIT_MAX,
     LIMIT_MIN,
     RuleError,
+    most_specific,
     number_in_range,
     validate_pattern,
 )
@@ -106,7 +108,14 @@ def mark_cluster_limits(doc: dict[str, Any], limits: Mapping[str, ClusterLimit |
         return
     for pattern, found in limits.items():
         cluster = found if isinstance(found, ClusterLimit) else ClusterLimit(found)
-        rule = methods.setdefault(pattern, {})
+        if pattern not in methods:
+            # A new entry replaces the broader one for its methods: it starts as a copy of it, so
+            # the limit does not take away what that entry gave them (a priority, a service cap),
+            # all but its rate limit, which the cluster limit replaces.
+            entry = _governing_copy(methods, pattern)
+            entry.pop("rate_limit", None)
+            methods[pattern] = entry
+        rule = methods[pattern]
         if not isinstance(rule, dict):
             continue
         limit = rule.get("rate_limit")
@@ -129,6 +138,13 @@ def mark_cluster_limits(doc: dict[str, Any], limits: Mapping[str, ClusterLimit |
                 and other_rule.get("rate_limit") is None
             ):
                 other_rule["rate_limit"] = dict(marked)
+
+
+def _governing_copy(methods: dict[str, Any], pattern: str) -> dict[str, Any]:
+    """A copy of the entry that governs ``pattern``'s methods now (the most specific broader one),
+    empty when none does."""
+    found = most_specific(methods, pattern.partition("/")[0], pattern) if pattern != "*" else None
+    return copy.deepcopy(found[1]) if found is not None and isinstance(found[1], dict) else {}
 
 
 def _covers(broad: str, pattern: str) -> bool:

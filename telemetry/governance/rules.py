@@ -408,10 +408,35 @@ class SheddingRule:
 class ServerRules:
     methods: Mapping[str, ServerMethodRules] = field(default_factory=dict)
 
+    def check(self, path: str) -> None:
+        _check_shared(self.methods, ("rate_limit", "bulkhead"), f"{path}.methods")
+
 
 @dataclass(frozen=True, kw_only=True)
 class ClientRules:
     methods: Mapping[str, ClientMethodRules] = field(default_factory=dict)
+
+    def check(self, path: str) -> None:
+        _check_shared(self.methods, ("bulkhead",), f"{path}.methods")
+
+
+def _check_shared(methods: Mapping[str, Any], kinds: tuple[str, ...], path: str) -> None:
+    """A rule that names another pattern in ``shared`` joins that pattern's instance only when it
+    is the same rule there (an instance is keyed by its rule too): anything else would be two
+    counts where one was meant, so it is refused naming the field."""
+    for pattern, rules in methods.items():
+        for kind in kinds:
+            rule = getattr(rules, kind)
+            shared = getattr(rule, "shared", "")
+            if not shared or shared == pattern:
+                continue
+            owner = methods.get(shared)
+            if owner is None or getattr(owner, kind) != rule:
+                raise RuleError(
+                    f"{path}[{_show(pattern)}].{kind}.shared",
+                    f"names {_show(shared)}, whose {kind} is not this same rule "
+                    f"(a shared {kind} must be written on that pattern too, identically)",
+                )
 
 
 @dataclass(frozen=True, kw_only=True)

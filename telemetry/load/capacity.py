@@ -171,12 +171,13 @@ def analyse(
     if burst is not None:
         reason += f"; burst {burst} (calls at that rate within the low-load p99, {_ms(baseline)})"
     concurrency = None
-    if b is not None:
+    if b is not None and c.goodput > 0:
         per_instance = c.goodput / (c.instances or 1)
         concurrency = recommended_concurrency(per_instance, baseline)
+        counted = "" if c.instances else "; instance count unknown, taken as 1"
         reason += (
             f"; or a cap of {concurrency} call(s) in flight per instance ({_rate(per_instance)} "
-            f"calls/s at C within the low-load p99)"
+            f"calls/s at C within the low-load p99{counted})"
         )
     return CapacityPoints(
         usable, baseline, a, b, c, choice, headroom, limit, reason, manual, burst, concurrency

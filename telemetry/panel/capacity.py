@@ -119,7 +119,8 @@ def render(result: RunResult, points: CapacityPoints) -> str:
     if points.concurrency is not None:
         lines.append(
             f"cap in flight per instance: {points.concurrency} (apply: server methods '*' "
-            f'bulkhead {{"max_concurrent": {points.concurrency}, "shared": "*"}})'
+            f'bulkhead {{"max_concurrent": {points.concurrency}, "shared": "*"}}, the same on '
+            "every method entry without a bulkhead of its own; the panel's Apply does both)"
         )
     if points.manual is not None:
         lines.append(

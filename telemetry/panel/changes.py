@@ -110,8 +110,9 @@ def apply_concurrency_cap(
     st.caption(
         "At most this many calls in flight on each instance, all methods together (a method whose "
         "rule has a bulkhead of its own keeps that one); the calls over it are refused at once "
-        "with RESOURCE_EXHAUSTED. Beside a rate limit or instead of it: on an event loop a cap "
-        "bounds the work each admitted call waits behind."
+        "with RESOURCE_EXHAUSTED. Instead of the rate limit, not beside it (the two together "
+        "admitted too little on the demo): on an event loop a cap bounds the work each admitted "
+        "call waits behind."
     )
     label = f"Apply a cap of {cap} call{'s' if cap != 1 else ''} in flight per instance of {service}"
     if st.button(label, key=key, disabled=actor is None):

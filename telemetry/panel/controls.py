@@ -165,8 +165,9 @@ SERVICE_CAP = "*"
 def set_concurrency_cap(max_concurrent: int | None) -> Transform:
     """``server`` section: at most ``max_concurrent`` calls in flight on each instance, for all
     the service's methods together (None: no such cap). Written as the ``*`` entry's ``bulkhead``
-    and copied, marked ``shared: "*"``, onto every entry without a bulkhead of its own, so one count
-    covers the methods that have rules of their own too; a bulkhead of a method's own stays."""
+    (replacing one ``*`` had) and copied, marked ``shared: "*"``, onto every other entry without a
+    bulkhead of its own, so one count covers the methods that have rules of their own too; a
+    bulkhead of a narrower pattern's own stays (a count of its own)."""
     if max_concurrent is not None and (
         isinstance(max_concurrent, bool)
         or not isinstance(max_concurrent, int)
@@ -182,14 +183,14 @@ def set_concurrency_cap(max_concurrent: int | None) -> Transform:
         section["methods"] = methods
         if cap is not None:
             methods.setdefault(SERVICE_CAP, {})
-        for rule in methods.values():
+        for pattern, rule in methods.items():
             if not isinstance(rule, dict):
                 continue
             current = rule.get("bulkhead")
             ours = isinstance(current, dict) and current.get("shared") == SERVICE_CAP
             if cap is None and ours:
                 del rule["bulkhead"]
-            elif cap is not None and (current is None or ours):
+            elif cap is not None and (current is None or ours or pattern == SERVICE_CAP):
                 rule["bulkhead"] = dict(cap)
         return _tidy(section, SERVICE_CAP) if SERVICE_CAP in methods else section
 

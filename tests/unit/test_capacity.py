@@ -158,11 +158,16 @@ def test_a_cap_on_calls_in_flight_comes_with_b() -> None:
     points = analyse([Step(o, g, p) for o, g, p in measured], choice="B", headroom=0.9)
     assert points.concurrency == 3 and points.to_dict()["concurrency"] == 3
     assert "a cap of 3 call(s) in flight per instance" in points.reason
+    assert "instance count unknown, taken as 1" in points.reason  # no CPU series counted them
     # Two instances: C's goodput is the service's, the cap each instance's.
     doubled = [Step(o * 2, g * 2, p, instances=2) for o, g, p in measured]
     assert analyse(doubled, choice="B").concurrency == 3
+    assert "unknown" not in analyse(doubled, choice="B").reason
+    # A service that served nothing: no cap, and no failure either.
+    idle = [Step(10, 0.0, 0.1), Step(20, 0.0, 0.01), Step(30, 0.0, 0.01), Step(40, 0.0, 0.01)]
+    assert analyse(idle).concurrency is None
+    assert analyse(curve(), choice="A").concurrency is not None  # B found, whatever the choice
     # No B (the test never reached capacity): C is not the capacity, no cap from it.
-    assert analyse(curve(), choice="A").concurrency is not None
     steady = [Step(offered=r, goodput=r * 0.99, p99=0.010 + r * 1e-6) for r in range(10, 110, 10)]
     calm = analyse(steady)
     assert calm.b is None and calm.concurrency is None and "cap" not in calm.reason

@@ -57,3 +57,27 @@ def test_a_concurrency_cap_covers_every_method_of_the_service() -> None:
     for bad in (0, True, 2.5, 10**7):
         with pytest.raises(ValueError, match="max_concurrent must be a whole number"):
             set_concurrency_cap(bad)  # type: ignore[arg-type]
+
+
+def test_the_service_cap_replaces_a_bulkhead_star_had() -> None:
+    """``*``'s own bulkhead would be a second count beside the copies (an instance is keyed by its
+    rule): the service cap takes its place."""
+    start = {"methods": {"*": {"bulkhead": {"max_concurrent": 10}}, "a.B/M": {"priority": "low"}}}
+    capped = twice(set_concurrency_cap(3), start)
+    assert methods(capped)["*"]["bulkhead"] == methods(capped)["a.B/M"]["bulkhead"]
+    validate("server", capped)
+
+
+def test_a_shared_rule_unlike_the_one_it_names_is_refused() -> None:
+    """Two counts where one was meant (and a count forgotten on every rules change): refused,
+    naming the field, for bulkheads and rate limits alike."""
+    spoiled = {"methods": {"*": {"bulkhead": {"max_concurrent": 10}},
+                           "a.B/M": {"bulkhead": {"max_concurrent": 3, "shared": "*"}}}}  # fmt: skip
+    with pytest.raises(ValueError, match=r"rules.server.methods\['a.B/M'\].bulkhead.shared: names '\*'"):
+        validate("server", spoiled)
+    nowhere = {"methods": {"a.B/M": {"rate_limit": {"limit": 5, "shared": "a.B/*"}}}}
+    with pytest.raises(ValueError, match=r"rate_limit.shared: names 'a.B/\*'"):
+        validate("server", nowhere)
+    client = {"methods": {"a.B/M": {"bulkhead": {"max_concurrent": 2, "shared": "*"}}}}
+    with pytest.raises(ValueError, match=r"rules.client.methods\['a.B/M'\].bulkhead.shared"):
+        validate("client", client)

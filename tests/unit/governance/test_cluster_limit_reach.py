@@ -75,3 +75,20 @@ def test_a_cluster_burst_is_split_with_the_limit() -> None:
     assert limiter(one, "/shop.Order/Any").burst == 5
     default = Governance(assembled({}, {"*": 30.0}, instances=3), cpu=lambda: 0.0)
     assert limiter(default, "/shop.Order/Any").burst == 10  # the bucket's default: 1 s of the share
+
+
+def test_a_cluster_limit_on_a_new_pattern_keeps_what_the_broader_entry_gave() -> None:
+    """A cluster limit on a pattern with no entry creates one, which replaces ``*`` for its
+    methods: it starts from ``*``'s entry (less its rate limit), so the panel's service cap and
+    ``*``'s priority still reach them, and the cap stays one count."""
+    cap = {"max_concurrent": 3, "shared": "*"}
+    doc = {"server": {"methods": {"*": {"priority": "high", "bulkhead": cap,
+                                        "rate_limit": {"limit": 5, "key": "peer"}}}}}  # fmt: skip
+    gov = Governance(assembled(doc, {"a.S/*": 40}, instances=2), cpu=lambda: 0.0)
+    plan = gov.server_plan(gov.snapshot(), MethodInfo("/a.S/M", RpcKind.UNARY, Side.SERVER))
+    other = gov.server_plan(gov.snapshot(), MethodInfo("/b.T/M", RpcKind.UNARY, Side.SERVER))
+    assert plan is not None and other is not None
+    assert plan.instance("bulkhead") is other.instance("bulkhead") is not None  # one service cap
+    assert gov.rules.server.methods["a.S/*"].priority == "high"
+    own = gov.rules.server.methods["a.S/*"].rate_limit
+    assert own is not None and own.key == "" and own.cluster_limit == 40  # the cluster's, not *'s

@@ -176,7 +176,7 @@ BASELINE = GovernanceRules(
             "pkg.Svc/*": model.ClientMethodRules(
                 breaker=model.BreakerRule(),
                 throttle=model.ThrottleRule(),
-                bulkhead=model.BulkheadRule(max_concurrent=4, shared="*"),
+                bulkhead=model.BulkheadRule(max_concurrent=4, shared="pkg.Svc/*"),
                 retry=model.RetryRule(),
                 idempotent=True,
                 fallback=model.FallbackRule(),

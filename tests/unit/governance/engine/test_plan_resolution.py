@@ -234,3 +234,21 @@ def test_throttle_is_per_target_and_bulkhead_per_target_and_pattern(gov: Governa
     assert n.instance("bulkhead") is x.instance("bulkhead")  # same target, same pattern '*'
     assert m.instance("bulkhead") is not n.instance("bulkhead")  # its own pattern
     assert cplan(gov, "/pkg.Svc/N", "other:1").instance("bulkhead") is not n.instance("bulkhead")
+
+
+def test_a_shared_bulkhead_is_one_count_across_patterns(gov: Governance) -> None:
+    """``shared`` names the pattern whose count a rule's methods join (the panel's service cap):
+    one instance for ``*`` and the rules that share it, on the server and per target on a client;
+    a bulkhead without ``shared`` stays its own."""
+    cap = {"max_concurrent": 3, "shared": "*"}
+    methods = {"*": {"bulkhead": cap}, "pkg.Svc/M": {**limit_rule(5), "bulkhead": cap},
+               "pkg.Svc/O": {"bulkhead": {"max_concurrent": 3}}}  # fmt: skip
+    gov.apply(server_rules(methods))
+    star, m, own = (splan(gov, f"/pkg.Svc/{name}").instance("bulkhead") for name in "NMO")
+    assert isinstance(star, ConcurrencyLimiter) and star is m
+    assert own is not star
+    gov.apply(client_rules({"*": {"bulkhead": cap}, "pkg.Svc/M": {"idempotent": True, "bulkhead": cap}}))
+    assert cplan(gov, "/pkg.Svc/M").instance("bulkhead") is cplan(gov, "/pkg.Svc/N").instance("bulkhead")
+    assert cplan(gov, "/pkg.Svc/M", "other:1").instance("bulkhead") is not cplan(
+        gov, "/pkg.Svc/M"
+    ).instance("bulkhead")  # still per target
