@@ -9,7 +9,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 import telemetry
-from telemetry.discovery.etcd import KeyValue, PrefixRead
+from telemetry.discovery.etcd import EtcdError, KeyValue, PrefixRead
 from telemetry.testing._poll import poll, poll_async
 
 
@@ -75,3 +75,13 @@ class FakeEtcd:
     def get_prefix(self, prefix: str) -> PrefixRead:
         items = [KeyValue(k, v, 1) for k, v in sorted(self.values.items()) if k.startswith(prefix)]
         return PrefixRead(items, 1, 1)
+
+
+def etcd_write_succeeds(write: Any) -> bool:
+    """Whether ``write()`` (an etcd write) went through: right after etcd restarts, the client's
+    own channel may still be reconnecting, so a test retries the write itself under a deadline."""
+    try:
+        write()
+    except EtcdError:
+        return False
+    return True

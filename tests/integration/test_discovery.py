@@ -8,11 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import wait_until
+from helpers import etcd_write_succeeds, wait_until
 
 from telemetry.discovery.directory import ServiceDirectory
 from telemetry.discovery.etcd import EtcdClient, EtcdError
@@ -129,7 +129,7 @@ def test_watch_resumes_after_an_etcd_restart_without_missing_a_change(
     # Written the moment etcd answers, before the watch has reconnected: must still arrive. (The
     # client's own channel may still be reconnecting on a busy machine: retry the write itself.)
     wait_until(
-        lambda: succeeds(
+        lambda: etcd_write_succeeds(
             lambda: client.put("/services/order/two", instance(iid="two", port=50002).to_json())
         ),
         message="etcd taking writes again",
@@ -146,14 +146,6 @@ def stored(client: EtcdClient, key: str) -> bool:
         return False
 
 
-def succeeds(write: Callable[[], object]) -> bool:
-    try:
-        write()
-    except EtcdError:
-        return False
-    return True
-
-
 def test_watch_re_reads_when_etcd_history_is_gone(etcd: EtcdServer, client: EtcdClient) -> None:
     # The five lost with etcd's data stay served for the grace (1 s here), waiting to re-register.
     directory = ServiceDirectory(client, retain_after_wipe=1.0).start()
@@ -164,7 +156,7 @@ def test_watch_re_reads_when_etcd_history_is_gone(etcd: EtcdServer, client: Etcd
     # The test's own client may still be reconnecting to the restarted etcd: retry the write.
     fresh = instance(iid="fresh").to_json()
     wait_until(
-        lambda: succeeds(lambda: client.put("/services/order/fresh", fresh)),
+        lambda: etcd_write_succeeds(lambda: client.put("/services/order/fresh", fresh)),
         message="etcd taking writes again",
     )
     try:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from functools import partial
 
 import pytest
+from helpers import etcd_write_succeeds
 
 from telemetry.discovery.etcd import EtcdClient, EtcdConfig
 from telemetry.load.live import LOAD_SETTINGS_KEY, LiveLoad, read_load_status
@@ -138,5 +139,8 @@ def test_etcd_down_keeps_the_last_good_settings(
         assert scheduler.plan.settings.rate == 40.0
     finally:
         etcd.start()
-    client.put(LOAD_SETTINGS_KEY, json.dumps({"rate": 60}))
+    # The client's channel may still be reconnecting when etcd answers again: retry the write.
+    settings = json.dumps({"rate": 60})
+    poll(lambda: etcd_write_succeeds(lambda: client.put(LOAD_SETTINGS_KEY, settings)), bool, 10,
+         "etcd taking writes again")  # fmt: skip
     poll(lambda: scheduler.plan.scheduled_rate, lambda r: r == 60.0, 5, "rate 60 after etcd is back")
