@@ -250,4 +250,11 @@ _GAUGE_HELP = {
     "governance_shedding": "1 while the adaptive limiter is shedding, with the reason as a label.",
     "governance_deferred_pending": "Calls waiting in a deferral queue, per target and method.",
     "governance_rules_generation": "How many rule sets this instance has applied.",
+    "governance_queue_overloaded": (
+        "1 while the queue-delay gate finds the service overloaded (the last interval's minimum "
+        "queueing delay above its target, CoDel)."
+    ),
+    "governance_queue_min_delay_seconds": (
+        "The smallest queueing delay of the queue-delay gate's last interval, seconds."
+    ),
 }

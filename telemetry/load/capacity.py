@@ -114,7 +114,7 @@ class CapacityPoints:
 
     def to_dict(self) -> dict[str, Any]:
         def point(step: Step | None) -> dict[str, Any] | None:
-            return None if step is None else asdict(step)
+            return None if step is None else _rounded(step)
 
         return {
             "baseline_p99": self.baseline_p99,
@@ -128,7 +128,7 @@ class CapacityPoints:
             "concurrency": self.concurrency,
             "manual_estimate": self.manual,
             "reason": self.reason,
-            "steps": [asdict(s) for s in self.steps],
+            "steps": [_rounded(s) for s in self.steps],
         }
 
 
@@ -182,6 +182,18 @@ def analyse(
     return CapacityPoints(
         usable, baseline, a, b, c, choice, headroom, limit, reason, manual, burst, concurrency
     )
+
+
+def _rounded(step: Step) -> dict[str, Any]:
+    """A step for the JSON line: rates and CPU to four significant digits, p99 to the microsecond
+    (the sums Prometheus returns carry float noise: 28.599999999999998)."""
+    data = asdict(step)
+    for name in ("offered", "goodput", "cpu"):
+        if data[name] is not None:
+            data[name] = float(f"{data[name]:.4g}")
+    data["p99"] = round(step.p99, 6)
+    data["error_ratio"] = round(step.error_ratio, 6)
+    return data
 
 
 def recommended_concurrency(rate: float, latency: float) -> int:

@@ -3,7 +3,7 @@ Prometheus, find the three points of the curve (A, B, C) and recommend a limit.
 
     python -m telemetry.panel.capacity --service gateway --start 10 --ceiling 200 --steps 12 \\
         --hold 10 [--etcd 127.0.0.1:2379] [--prometheus http://127.0.0.1:9090] [--choose A|B] \\
-        [--headroom 0.8] [--cores 1] [--max-seconds 180]
+        [--headroom 0.8] [--cores 1] [--max-seconds 180] [--apply none|limit|cap]
 
 The load generator must be running and following etcd (``/loadgen/status`` present). The test writes
 steady rates to ``/loadgen/settings`` through the audited control plane (actor ``capacity-test``;
@@ -15,8 +15,11 @@ measures the shop, another service measures that service under the shop's load (
 is then the generator's, not the calls it receives). It stops by itself (see
 :mod:`telemetry.load.stepping`: collapse, ceiling, ``--max-seconds``), puts back the settings that
 were in force before (also after Ctrl-C or an error), then prints a table of the steps, the three
-points (:mod:`telemetry.load.capacity`), the recommendation beside the manual estimate, and last
-one JSON line (``{"service", "stopped", "seconds", "points": {...}}``) for scripts.
+points (:mod:`telemetry.load.capacity`), the recommendations (a limit for the whole service with
+its burst, a cap on calls in flight per instance) beside the manual estimate, and last one JSON
+line (``{"service", "stopped", "seconds", "points": {...}, "applied"}``) for scripts. ``--apply
+limit`` or ``--apply cap`` then writes one of them through the audited control plane as the panel's
+*Apply* does (use one or the other: together they admitted too little on the demo).
 
 Exit status: 0 with a recommendation, 1 without one (not enough data, no A/B), 2 refused
 (bad flags, no load generator, etcd or Prometheus unreachable), 130 interrupted.
@@ -32,15 +35,17 @@ from collections.abc import Callable
 from typing import Any
 
 from telemetry.config import ConfigError
+from telemetry.control.live_rules import CLUSTER
 from telemetry.discovery.etcd import EtcdClient, EtcdConfig
 from telemetry.load.capacity import CapacityPoints, Step, analyse
 from telemetry.load.live import read_load_status
 from telemetry.load.stepping import RunResult, StepPlan, run_steps
-from telemetry.panel.control_plane import LOAD, LOADGEN, ControlPlane
+from telemetry.panel.control_plane import LOAD, LOADGEN, ControlPlane, describe
+from telemetry.panel.controls import set_cluster_limit, set_concurrency_cap
 from telemetry.panel.live import LiveQueries
 from telemetry.panel.prometheus import Prometheus, PrometheusError
 
-__all__ = ["LoadDriver", "main", "measure_step", "render"]
+__all__ = ["LoadDriver", "apply", "main", "measure_step", "render"]
 
 ACTOR = "capacity-test"
 EXIT_NO_RECOMMENDATION, EXIT_REFUSED, EXIT_INTERRUPTED = 1, 2, 130
@@ -104,7 +109,8 @@ def render(result: RunResult, points: CapacityPoints) -> str:
     for name, step in (("A", points.a), ("B", points.b), ("C", points.c)):
         if step is not None:
             marks[id(step)] = marks.get(id(step), "") + name
-    lines = [f"{'offered/s':>10} {'goodput/s':>10} {'p99 ms':>9} {'errors':>7} {'cpu':>6}  point"]
+    # "server errors": calls a limit refused (shed) count in neither column: goodput is served calls.
+    lines = [f"{'offered/s':>10} {'goodput/s':>10} {'p99 ms':>9} {'srv err':>7} {'cpu':>6}  point"]
     for step in points.steps:
         cpu = f"{step.cpu:.2f}" if step.cpu is not None else "-"
         lines.append(
@@ -116,11 +122,15 @@ def render(result: RunResult, points: CapacityPoints) -> str:
         shown = "-" if step is None else f"{step.goodput:.4g} calls/s at {step.offered:.4g} offered"
         lines.append(f"{name}: {shown}")
     lines.append(points.reason)
+    if points.limit is not None:
+        burst = "" if points.burst is None else f", burst {points.burst}"
+        lines.append(f"limit for the whole service: {points.limit:g} calls/s{burst} "
+                     "(--apply limit, or the panel's Apply, writes it)")  # fmt: skip
     if points.concurrency is not None:
         lines.append(
-            f"cap in flight per instance: {points.concurrency} (apply: server methods '*' "
-            f'bulkhead {{"max_concurrent": {points.concurrency}, "shared": "*"}}, the same on '
-            "every method entry without a bulkhead of its own; the panel's Apply does both)"
+            f"cap in flight per instance: {points.concurrency} (--apply cap, or the panel's "
+            "second Apply, writes it for every method of the service; use the cap or the limit, "
+            "not both)"
         )
     if points.manual is not None:
         lines.append(
@@ -134,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m telemetry.panel.capacity",
         description="Find a service's capacity with a stepped load test.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
         "--etcd",
@@ -147,7 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--label", default="job", help="the Prometheus label naming services")
     p.add_argument("--start", type=float, default=defaults.start, help="first offered rate, calls/s")
     p.add_argument("--ceiling", type=float, default=defaults.ceiling, help="highest offered rate")
-    p.add_argument("--steps", type=int, default=defaults.steps)
+    p.add_argument("--steps", type=int, default=defaults.steps, help="steps from start to ceiling")
     p.add_argument("--hold", type=float, default=defaults.hold_seconds, help="seconds measured per step")
     p.add_argument(
         "--settle", type=float, default=defaults.settle_seconds, help="seconds before measuring"
@@ -158,6 +169,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--choose", choices=("A", "B"), default="A", help="recommend from A or B")
     p.add_argument("--headroom", type=float, default=0.8, help="fraction of the point's goodput")
     p.add_argument("--cores", type=float, default=1.0, help="cores per instance (manual estimate)")
+    p.add_argument(
+        "--apply",
+        choices=("none", "limit", "cap"),
+        default="none",
+        help="write the recommendation through the audited control plane, as the panel's Apply "
+        "does: the cluster-wide limit (with its burst) or the cap on calls in flight per instance",
+    )
     return p
 
 
@@ -206,14 +224,36 @@ def _run(args: argparse.Namespace, plan: StepPlan, client: EtcdClient, live: Liv
     )
     points = analyse(result.steps, choice=args.choose, headroom=args.headroom, cores=args.cores)
     print(render(result, points))
+    applied = apply(ControlPlane(client), args.service, points, args.apply)
     line: dict[str, Any] = {
         "service": args.service,
         "stopped": result.stopped,
         "seconds": round(result.seconds, 1),
         "points": points.to_dict(),
+        "applied": applied,
     }
     print(json.dumps(line, sort_keys=True))
     return 0 if points.limit is not None else EXIT_NO_RECOMMENDATION
+
+
+def apply(plane: ControlPlane, service: str, points: CapacityPoints, what: str) -> dict[str, Any] | None:
+    """``--apply``: the recommended ``limit`` (the ``cluster`` key, pattern ``*``, with its burst)
+    or ``cap`` (the ``server`` section: :func:`~telemetry.panel.controls.set_concurrency_cap`),
+    written through the audited control plane as the actor ``capacity-test``, as the panel's
+    *Apply* does. What was written (key and etcd revision), or None."""
+    if what == "none":
+        return None
+    if what == "limit" and points.limit is not None:
+        key, transform = CLUSTER, set_cluster_limit("*", points.limit, points.burst)
+    elif what == "cap" and points.concurrency is not None:
+        key, transform = "server", set_concurrency_cap(points.concurrency)
+    else:
+        print(f"not applied: no recommended {what}", file=sys.stderr)
+        return None
+    change = plane.update(service, key, transform, actor=ACTOR, reason=f"capacity test: {what}")
+    print(f"applied: /governance/{service}/{key} at etcd revision {change.revision} "
+          f"({describe(change)})")  # fmt: skip
+    return {"key": key, "revision": change.revision, "value": change.after}
 
 
 def _tolerant(measure: Callable[[float, float], Step | None]) -> Callable[[float, float], Step | None]:
@@ -234,8 +274,8 @@ def _tolerant(measure: Callable[[float, float], Step | None]) -> Callable[[float
 
 def _progress(step: Step) -> None:
     print(
-        f"measured {step.offered:g}/s offered: goodput {step.goodput:.4g}/s, p99 "
-        f"{step.p99 * 1000:.4g} ms, errors {step.error_ratio:.1%}",
+        f"measured {step.offered:.4g}/s offered: goodput {step.goodput:.4g}/s, p99 "
+        f"{step.p99 * 1000:.4g} ms, server errors {step.error_ratio:.1%}",
         file=sys.stderr,
         flush=True,
     )

@@ -79,6 +79,8 @@ def test_the_capacity_test_steps_measures_restores_and_reports(
         "0.3",
         "--max-seconds",
         "30",
+        "--apply",
+        "cap",
     ]
     assert main(args) == 0
     out = capsys.readouterr().out.strip().splitlines()
@@ -94,6 +96,15 @@ def test_the_capacity_test_steps_measures_restores_and_reports(
     assert any(line.startswith("manual estimate") for line in out)
     assert points["concurrency"] == 1  # 40/s at C within the 10 ms low-load p99, rounded up
     assert any(line.startswith("cap in flight per instance: 1 ") for line in out)
+    assert any(line.startswith("limit for the whole service: 24 calls/s, burst 1") for line in out)
+    # --apply cap: written through the audited control plane, as the panel's second Apply does
+    kv = client.get("/governance/gateway/server")
+    assert kv is not None
+    assert json.loads(kv.value)["methods"]["*"]["bulkhead"] == {"max_concurrent": 1, "shared": "*"}
+    assert report["applied"]["key"] == "server" and report["applied"]["revision"] == kv.mod_revision
+    [audited] = client.get_prefix("/governance-audit/gateway/").items
+    assert json.loads(audited.value)["actor"] == "capacity-test"
+    assert client.get("/governance/gateway/cluster") is None  # the cap, not the limit too
     # the settings in force before are back, in etcd and in the generator
     kv = client.get(LOAD_SETTINGS_KEY)
     assert kv is not None and json.loads(kv.value) == before
