@@ -215,6 +215,15 @@ def _run(args: argparse.Namespace, plan: StepPlan, client: EtcdClient, live: Liv
         driver = LoadDriver(ControlPlane(client))
     except Exception as exc:  # etcd unreachable, most often
         return _refuse(f"{type(exc).__name__}: {exc}")
+    rates = plan.rates()
+    each = plan.settle_seconds + plan.hold_seconds
+    print(
+        f"stepping {args.service} from {rates[0]:.4g} to {rates[-1]:.4g}/s offered in {len(rates)} "
+        f"steps of {each:g} s: at most {min(len(rates) * each, plan.max_seconds):.0f} s, fewer if "
+        "p99 or errors collapse first",
+        file=sys.stderr,
+        flush=True,
+    )
     result = run_steps(
         plan,
         driver.set_rate,
