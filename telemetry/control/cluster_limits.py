@@ -29,7 +29,7 @@ from telemetry.governance.rules import (
     LIMIT_MAX,
     LIMIT_MIN,
     RuleError,
-    most_specific,
+    governing_entry,
     number_in_range,
     validate_pattern,
 )
@@ -112,7 +112,8 @@ def mark_cluster_limits(doc: dict[str, Any], limits: Mapping[str, ClusterLimit |
             # A new entry replaces the broader one for its methods: it starts as a copy of it, so
             # the limit does not take away what that entry gave them (a priority, a service cap),
             # all but its rate limit, which the cluster limit replaces.
-            entry = _governing_copy(methods, pattern)
+            governing = governing_entry(methods, pattern)
+            entry = copy.deepcopy(governing) if isinstance(governing, dict) else {}
             entry.pop("rate_limit", None)
             methods[pattern] = entry
         rule = methods[pattern]
@@ -138,13 +139,6 @@ def mark_cluster_limits(doc: dict[str, Any], limits: Mapping[str, ClusterLimit |
                 and other_rule.get("rate_limit") is None
             ):
                 other_rule["rate_limit"] = dict(marked)
-
-
-def _governing_copy(methods: dict[str, Any], pattern: str) -> dict[str, Any]:
-    """A copy of the entry that governs ``pattern``'s methods now (the most specific broader one),
-    empty when none does."""
-    found = most_specific(methods, pattern.partition("/")[0], pattern) if pattern != "*" else None
-    return copy.deepcopy(found[1]) if found is not None and isinstance(found[1], dict) else {}
 
 
 def _covers(broad: str, pattern: str) -> bool:

@@ -484,6 +484,15 @@ def most_specific(patterns: Mapping[str, _V], service: str, rpc_method: str) -> 
     return None
 
 
+def governing_entry(methods: Mapping[str, _V], pattern: str) -> _V | None:
+    """The entry that governs ``pattern``'s methods: its own, else the most specific broader one
+    (``pkg.Service/*``, then ``*``); None when none does."""
+    if pattern == "*":
+        return methods.get("*")
+    found = most_specific(methods, pattern.partition("/")[0], pattern)
+    return found[1] if found else None
+
+
 def _check_codes(codes: tuple[str, ...], path: str) -> None:
     for code in codes:
         if code not in GRPC_CODE_NAMES:

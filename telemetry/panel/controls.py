@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from telemetry.control.cluster_limits import cluster_entry
-from telemetry.governance.rules import COUNT_MAX, most_specific, validate_pattern
+from telemetry.governance.rules import COUNT_MAX, governing_entry, validate_pattern
 
 __all__ = [
     "governing_rule", "methods_of", "set_adaptive", "set_breaker", "set_cluster_limit",
@@ -215,7 +215,7 @@ def _method_rule(section: Any, pattern: str) -> tuple[dict[str, Any], dict[str, 
     section["methods"] = methods
     rule = methods.get(pattern)
     if not isinstance(rule, dict):
-        governing = _governing(methods, pattern)
+        governing = governing_entry(methods, pattern)
         rule = copy.deepcopy(governing) if isinstance(governing, dict) else {}
     else:
         rule = dict(rule)
@@ -223,19 +223,10 @@ def _method_rule(section: Any, pattern: str) -> tuple[dict[str, Any], dict[str, 
     return section, rule
 
 
-def _governing(methods: Mapping[str, Any], pattern: str) -> Any:
-    """The entry that governs ``pattern``'s methods (its own, else the most specific broader
-    one), None when none does."""
-    if pattern == "*":
-        return methods.get("*")
-    found = most_specific(methods, pattern.partition("/")[0], pattern)
-    return found[1] if found else None
-
-
 def governing_rule(section: Any, pattern: str) -> dict[str, Any]:
     """The entry of ``section`` that governs ``pattern`` now (its own, else the most specific
     broader one), empty when none does."""
-    found = _governing(methods_of(section), pattern)
+    found = governing_entry(methods_of(section), pattern)
     return found if isinstance(found, dict) else {}
 
 
@@ -252,7 +243,7 @@ def _tidy(section: dict[str, Any], pattern: str) -> dict[str, Any]:
     priority ``low``), the empty entry is what says "not here", so it stays."""
     methods = section.get("methods", {})
     if _empty(methods.get(pattern)):
-        broader = _governing({k: v for k, v in methods.items() if k != pattern}, pattern)
+        broader = governing_entry({k: v for k, v in methods.items() if k != pattern}, pattern)
         if broader is None or _empty(broader):
             del methods[pattern]
     return section

@@ -166,4 +166,5 @@ def test_the_capacity_test_runs_plots_a_b_c_recommends_and_applies(
     kv = client.get("/governance/gateway/server")
     assert kv is not None
     assert json.loads(kv.value)["methods"]["*"]["bulkhead"] == {"max_concurrent": 1, "shared": "*"}
-    assert any("applied" in t for t in texts(app.success)), texts(app.success)  # the service did
+    applied = f"1/1 instances of gateway applied revision {kv.mod_revision}"  # the service did
+    assert any(applied in t for t in texts(app.success)), texts(app.success)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from transform_checks import methods, twice
 
 from telemetry.config import ConfigError
 from telemetry.governance.rules import GovernanceRules, RuleError
@@ -40,20 +41,6 @@ PAYMENT_CLIENT = {"bulkhead": {"max_concurrent": 2}, "fallback": {"mode": "defau
 CLIENT = {"methods": {"*": STAR_CLIENT, f"{PAYMENT}/*": PAYMENT_CLIENT}}
 LIMIT_10 = {"algorithm": "token_bucket", "limit": 10}
 SERVER = {"methods": {"*": {"rate_limit": LIMIT_10}}}
-
-
-def methods(section: Any) -> dict[str, Any]:
-    assert isinstance(section, dict)
-    found = section["methods"]
-    assert isinstance(found, dict)
-    return found
-
-
-def twice(transform: Any, value: Any) -> Any:
-    """Apply ``transform`` once, check a second application changes nothing, return the value."""
-    once = transform(copy.deepcopy(value))
-    assert transform(copy.deepcopy(once)) == once
-    return once
 
 
 # -- rate limits ----------------------------------------------------------------------------------

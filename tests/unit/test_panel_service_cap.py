@@ -4,28 +4,14 @@ cap on a real server: tests/loopback/test_governance_limits.py."""
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 import pytest
+from transform_checks import methods, twice
 
 from telemetry.governance.rules import GovernanceRules
 from telemetry.panel.control_plane import validate
 from telemetry.panel.controls import set_concurrency_cap
 
 LIMIT_10 = {"algorithm": "token_bucket", "limit": 10}
-
-
-def twice(transform: Any, value: Any) -> Any:
-    """Apply ``transform`` once, check a second application changes nothing, return the value."""
-    once = transform(copy.deepcopy(value))
-    assert transform(copy.deepcopy(once)) == once
-    return once
-
-
-def methods(section: Any) -> dict[str, Any]:
-    assert isinstance(section, dict) and isinstance(section["methods"], dict)
-    return section["methods"]
 
 
 def test_a_concurrency_cap_covers_every_method_of_the_service() -> None:
